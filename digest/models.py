@@ -1,0 +1,114 @@
+"""Plain frozen data passed between the pipeline's stages."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from digest.words import normalise
+
+_ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I)
+
+
+def arxiv_base_id(raw: str | None) -> str | None:
+    """The arXiv id without version suffix (``2503.01234v2`` -> ``2503.01234``), or None."""
+    if not raw:
+        return None
+    m = _ARXIV_ID.match(raw.strip())
+    return m.group(1) if m else None
+
+
+def paper_key(arxiv_id: str | None, title: str) -> str:
+    """A paper's identity: its arXiv id without version, else ``title:`` + its normalised title."""
+    base = arxiv_base_id(arxiv_id)
+    if base:
+        return base
+    return "title:" + " ".join(normalise(title).split())
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One paper of a listing.
+
+    ``key`` is its identity (see :func:`paper_key`); ``arxiv_id`` has no version suffix.
+    """
+
+    key: str
+    title: str
+    abstract: str = ""
+    authors: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+    upvotes: int = 0
+    published: datetime | None = None
+    num_comments: int = 0
+    thumbnail: str | None = None
+    ai_summary: str | None = None
+    ai_keywords: tuple[str, ...] = ()
+    github_repo: str | None = None
+    project_page: str | None = None
+
+    @property
+    def hf_url(self) -> str | None:
+        return f"https://huggingface.co/papers/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def abs_url(self) -> str | None:
+        return f"https://arxiv.org/abs/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def pdf_url(self) -> str | None:
+        return f"https://arxiv.org/pdf/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def url(self) -> str | None:
+        """The best link for the paper: its Hugging Face page, else its project page."""
+        return self.hf_url or self.project_page or self.github_repo
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The papers of one listing date, in the source's order, without duplicates."""
+
+    date: date
+    papers: tuple[Paper, ...]
+    source: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Someone who receives digests; ``keywords`` and ``exclude`` are query strings."""
+
+    email: str
+    name: str | None = None
+    keywords: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_papers: int | None = None
+    id: int | None = None
+    status: str = "active"
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A highlighted stretch ``[start, end)`` of one field of a paper.
+
+    ``field`` is ``title``, ``abstract`` or ``author``; for ``author``, ``index`` is the
+    position of the author in :attr:`Paper.authors`.
+    """
+
+    field: str
+    start: int
+    end: int
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A paper that matched a subscriber's queries, with how well and where."""
+
+    paper: Paper
+    score: float
+    terms: tuple[str, ...] = ()
+    spans: tuple[Span, ...] = field(default_factory=tuple)
