@@ -1,0 +1,337 @@
+"""The ``digest`` command: the only place that turns errors into words and exit codes.
+
+Exit codes: 0 done; 1 the run failed (message on stderr); 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from digest import __version__
+from digest.config import Config, ConfigError, Invalid, find_config, load, normalise_address
+from digest.errors import DigestError, QueryError
+from digest.models import Subscriber
+from digest.query import validate as validate_query
+from digest.store import Store
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+T = TypeVar("T")
+
+
+def _fail(error: DigestError) -> NoReturn:
+    code = EXIT_USAGE if isinstance(error, ConfigError | QueryError) else EXIT_FAILED
+    click.echo(f"error: {error}", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+    sys.exit(code)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except DigestError as exc:
+        _fail(exc)
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return _guard(lambda: asyncio.run(coro))
+
+
+class _State:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    def config(self) -> Config:
+        if self._config is None:
+            path = find_config(self.config_path, os.environ)
+            self._config = _guard(lambda: load(path))
+        return self._config
+
+    def store(self) -> Store:
+        cfg = self.config()
+        return _guard(lambda: Store(cfg.database))
+
+
+def _parse_date(value: str | None, cfg: Config) -> date:
+    if value is None:
+        return datetime.now(cfg.zone).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _check_queries(option: str, queries: Sequence[str]) -> tuple[str, ...]:
+    for q in queries:
+        try:
+            validate_query(q)
+        except QueryError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+    return tuple(queries)
+
+
+def _check_address(value: str) -> str:
+    try:
+        return normalise_address(value)
+    except Invalid as exc:
+        raise click.BadParameter(f"{value!r}: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH",
+              help="Config file (default: $DIGEST_CONFIG, else ./config.toml).")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """paper-digest: the day's trending papers, by email and feed, to those who asked."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    ctx.obj = _State(config_path)
+
+
+@cli.command()
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Listing date (default: today in `timezone`).")
+@click.option("--dry-run", is_flag=True, help="Fetch and render, but send and record nothing.")
+@click.pass_obj
+def run(state: _State, day: str | None, dry_run: bool) -> None:
+    """Run the daily cycle for every active subscriber."""
+    from digest.pipeline import make_context
+    from digest.pipeline import run as run_pipeline
+
+    cfg = state.config()
+    the_day = _parse_date(day, cfg)
+    with state.store() as store:
+        ctx = _guard(lambda: make_context(cfg, store))
+        report = _run_async(run_pipeline(ctx, the_day, dry_run=dry_run))
+    _print_report(report)
+    if report.deferred or report.failed:
+        click.echo(f"{report.failed} failed, {report.deferred} left for the next run", err=True)
+
+
+def _print_report(report: Any) -> None:
+    mode = " (dry run: nothing sent or recorded)" if report.dry_run else ""
+    click.echo(f"{report.day}: fetched {report.fetched} papers, {report.new} new{mode}")
+    for warning in report.warnings:
+        click.echo(f"  warning: {warning}", err=True)
+    if report.fetched == 0:
+        click.echo("  the listing is empty (a weekend or holiday?): nothing to send")
+    if report.resumed:
+        click.echo(f"  resumed {report.resumed} digest(s) left pending by an earlier run")
+    for sub in report.subscribers:
+        if report.dry_run:
+            status = "would send" if sub.matched else "nothing new"
+        elif sub.sent:
+            status = "sent"
+        elif sub.error:
+            status = f"not sent: {sub.error}"
+        else:
+            status = "nothing new" if not sub.matched else "not sent"
+        click.echo(f"  {sub.email}: {sub.matched} matched, {status}")
+    if not report.dry_run:
+        click.echo(f"sent {report.sent}, failed {report.failed}, deferred {report.deferred}")
+        if report.outbox:
+            click.echo(f"emails: {report.outbox}")
+        if report.feeds:
+            click.echo(f"feeds: {', '.join(str(p) for p in report.feeds)}")
+
+
+@cli.command()
+@click.option("--to", "to", required=True, metavar="ADDRESS", help="Where to send it.")
+@click.option("--keywords", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable).")
+@click.option("--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable).")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Listing date (default: today).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the message to this .eml file instead of sending it.")
+@click.pass_obj
+def send(state: _State, to: str, keywords: tuple[str, ...], exclude: tuple[str, ...],
+         day: str | None, out: Path | None) -> None:
+    """Send one digest to any address now; no subscriber's history is touched."""
+    from digest.pipeline import make_context, send_once
+
+    address = _check_address(to)
+    kw = _check_queries("--keywords", keywords)
+    ex = _check_queries("--exclude", exclude)
+    cfg = state.config()
+    the_day = _parse_date(day, cfg)
+    with state.store() as store:
+        ctx = _guard(lambda: make_context(cfg, store))
+        count = _run_async(send_once(ctx, the_day, address, kw, ex, out=out))
+    if not count:
+        click.echo(f"{the_day}: no paper matches; nothing sent")
+    elif out:
+        click.echo(f"{the_day}: {count} papers written to {out}")
+    else:
+        click.echo(f"{the_day}: {count} papers sent to {address}")
+
+
+@cli.command()
+@click.pass_obj
+def feed(state: _State) -> None:
+    """Rebuild the feeds from the database."""
+    from digest.pipeline import make_context, write_feeds
+
+    cfg = state.config()
+    with state.store() as store:
+        ctx = _guard(lambda: make_context(cfg, store))
+        written = _guard(lambda: write_feeds(ctx))
+    for path in written:
+        click.echo(str(path))
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage subscribers (those in the config file are synced at every run)."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", help="How to greet them.")
+@click.option("--keyword", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable).")
+@click.option("--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable).")
+@click.option("--max-papers", type=click.IntRange(1, 10_000), help="Papers per email.")
+@click.pass_obj
+def subscribers_add(state: _State, email: str, name: str | None, keywords: tuple[str, ...],
+                    exclude: tuple[str, ...], max_papers: int | None) -> None:
+    """Add a subscriber (or update one with the same address)."""
+    sub = Subscriber(
+        email=_check_address(email),
+        name=name,
+        keywords=_check_queries("--keyword", keywords),
+        exclude=_check_queries("--exclude", exclude),
+        max_papers=max_papers,
+    )
+    with state.store() as store:
+        added = _guard(lambda: store.add_subscriber(sub))
+    click.echo(f"{added.email}: active")
+
+
+@subscribers.command("list")
+@click.pass_obj
+def subscribers_list(state: _State) -> None:
+    """List every subscriber with their state."""
+    with state.store() as store:
+        subs = _guard(lambda: store.subscribers())
+    if not subs:
+        click.echo("no subscribers")
+    for s in subs:
+        keywords = "; ".join(s.keywords) or "(everything)"
+        click.echo(f"{s.email}\t{s.status}\t{keywords}")
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.pass_obj
+def subscribers_show(state: _State, email: str) -> None:
+    """Show one subscriber, their queries and their recent deliveries."""
+    address = _check_address(email)
+    with state.store() as store:
+        sub = _guard(lambda: store.subscriber(address))
+        if sub is None:
+            click.echo(f"error: no subscriber {address}", err=True)
+            sys.exit(EXIT_FAILED)
+        assert sub.id is not None
+        sub_id = sub.id
+        history = _guard(lambda: store.history(sub_id))
+        total = _guard(lambda: store.sent_count(sub_id))
+    click.echo(f"email:      {sub.email}")
+    click.echo(f"name:       {sub.name or ''}")
+    click.echo(f"status:     {sub.status}")
+    click.echo(f"keywords:   {'; '.join(sub.keywords) or '(everything)'}")
+    click.echo(f"exclude:    {'; '.join(sub.exclude) or '(none)'}")
+    click.echo(f"max papers: {sub.max_papers or '(default)'}")
+    click.echo(f"papers sent: {total}")
+    for rec in history:
+        line = f"  {rec.listing_date}  {rec.status:8} {rec.papers} papers"
+        if rec.error:
+            line += f"  ({rec.error})"
+        click.echo(line)
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.pass_obj
+def subscribers_remove(state: _State, email: str) -> None:
+    """Unsubscribe someone (their history is kept, so nothing is ever resent)."""
+    address = _check_address(email)
+    with state.store() as store:
+        removed = _guard(lambda: store.remove_subscriber(address))
+    if not removed:
+        click.echo(f"error: no subscriber {address}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"{address}: unsubscribed")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect configuration."""
+
+
+@config_group.command("example")
+def config_example() -> None:
+    """Print a config file with every key, its default and its meaning."""
+    from digest.config import example_toml
+
+    click.echo(example_toml(), nl=False)
+
+
+@config_group.command("check")
+@click.pass_obj
+def config_check(state: _State) -> None:
+    """Validate the config file and say what it sets up."""
+    cfg = state.config()
+    mail = f"SMTP {cfg.smtp.host}:{cfg.smtp.port}" if cfg.smtp.host else f"outbox {cfg.mail.outbox_dir}"
+    click.echo(f"{cfg.path}: ok; {len(cfg.subscribers)} subscribers, mail via {mail}")
+
+
+@cli.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("digest-demo"), show_default=True, help="Folder for the demo.")
+def demo(folder: Path) -> None:
+    """Run the pipeline on the bundled sample listings: no network, no SMTP."""
+    from digest.demo import SAMPLE_DIR, write_demo_config
+    from digest.pipeline import make_context
+    from digest.pipeline import run as run_pipeline
+
+    folder = folder.resolve()
+    for name in ("demo.db", "demo.db-wal", "demo.db-shm"):
+        (folder / name).unlink(missing_ok=True)
+    for name in ("outbox", "public"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    config_path = write_demo_config(folder)
+    cfg = _guard(lambda: load(config_path))
+    days = sorted(date.fromisoformat(p.stem) for p in SAMPLE_DIR.glob("*.json"))
+    with Store(cfg.database) as store:
+        for day in days:
+            now = datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(hour=7)
+            ctx = _guard(lambda: make_context(cfg, store, now=now))
+            report = _run_async(run_pipeline(ctx, day))
+            _print_report(report)
+            click.echo()
+    click.echo(f"config:  {config_path}")
+    click.echo(f"emails:  {cfg.mail.outbox_dir}  (open the .eml files in a mail program)")
+    click.echo(f"feeds:   {cfg.feeds.dir / 'feed.xml'}, {cfg.feeds.dir / 'feed.atom'}")
+    click.echo(f"again:   digest --config {config_path} run --date {days[-1]}  (sends nothing twice)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``digest`` command."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="digest",
+                 standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,309 @@
+"""The keyword query language: a query string in, a tree of frozen nodes out.
+
+Grammar (``NOT``/``-`` bind tightest, then ``AND``, then ``OR``)::
+
+    query   := or EOF
+    or      := and ("OR" and)*
+    and     := unary (["AND"] unary)*            # side by side means AND
+    unary   := ("NOT" | "-") unary | FIELD unary | primary
+    primary := "(" or ")" | PHRASE | TERM
+    FIELD   := ("title" | "abstract" | "author") ":"   # any case; spaces may follow
+    PHRASE  := '"' text '"'                        # a trailing * on its last word: prefix
+    TERM    := run of characters other than space, ( ) and "   # a trailing *: prefix
+
+``AND``, ``OR`` and ``NOT`` are operators only in upper case and standing alone; a ``-``
+is ``NOT`` at the start of a term. A term or phrase stands for its words (see
+:mod:`digest.words`): one word is a :class:`Term` (or :class:`Prefix`), several are a
+:class:`Phrase`, so ``GPT-4`` and ``foo:bar`` are phrases. Sample::
+
+    parse('title:"mixture of experts" OR agent* -survey')
+    == Or((Field("title", Phrase(("mixture", "of", "experts"))),
+           And((Prefix("agent"), Not(Term("survey"))))))
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TypeAlias
+
+from digest.errors import QueryError
+from digest.words import WORD, words
+
+#: The fields a term can be restricted to; without one, a term looks in title and abstract.
+FIELDS = ("title", "abstract", "author")
+#: Deeper nesting than this is refused, so no query can exhaust the stack.
+MAX_DEPTH = 64
+
+_FIELD = re.compile(r"(title|abstract|author):", re.IGNORECASE)
+_OPERATORS = frozenset({"AND", "OR", "NOT"})
+_STOP = frozenset(' \t\n\r\f\v()"')
+_ENDS_IN_WORD = re.compile(r"[^\W_]\**$")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One folded word; also matches it with a trailing ``s``/``es`` added or removed."""
+
+    word: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """Any word starting with the folded ``stem`` (written ``stem*``)."""
+
+    stem: str
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """Two or more folded words, consecutive in one field.
+
+    The last word follows the plural rule of :class:`Term`, or is a prefix when ``prefix``.
+    """
+
+    words: tuple[str, ...]
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Node
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    operands: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    operands: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """``operand`` looks only in ``name`` (one of :data:`FIELDS`); the innermost field wins."""
+
+    name: str
+    operand: Node
+
+
+Node: TypeAlias = Term | Prefix | Phrase | Not | And | Or | Field
+Leaf: TypeAlias = Term | Prefix | Phrase
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # "(", ")", "AND", "OR", "NOT", "-", "field", "term", "phrase"
+    pos: int
+    text: str = ""
+
+
+def _leaf(query: str, raw: str, pos: int, what: str) -> Leaf:
+    """The node for the words of ``raw`` (a term or a phrase's inside)."""
+    raw = raw.rstrip()
+    prefix = raw.endswith("*") and _ENDS_IN_WORD.search(raw) is not None
+    found = words(raw.rstrip("*") if prefix else raw)
+    if not found:
+        raise QueryError(query, pos, f"{what} has no letters or digits")
+    if len(found) > 1:
+        return Phrase(tuple(found), prefix)
+    return Prefix(found[0]) if prefix else Term(found[0])
+
+
+def _tokens(query: str) -> list[_Token]:
+    out: list[_Token] = []
+    i, n = 0, len(query)
+    glued = False  # right after "-" or "field:": no operator keyword here
+    while i < n:
+        c = query[i]
+        if c.isspace():
+            i += 1
+            glued = False
+            continue
+        if c in "()":
+            out.append(_Token(c, i))
+            i += 1
+        elif c == '"':
+            end = query.find('"', i + 1)
+            if end < 0:
+                raise QueryError(query, i, "unclosed quote")
+            out.append(_Token("phrase", i, query[i + 1 : end]))
+            i = end + 1
+        else:
+            j = i
+            while j < n and query[j] not in _STOP:
+                j += 1
+            run = query[i:j]
+            field = _FIELD.match(run)
+            if run[0] == "-" and (len(run) > 1 or (j < n and query[j] in '("')):
+                out.append(_Token("-", i))
+                i += 1
+                glued = True
+                continue
+            if field:
+                out.append(_Token("field", i, field.group(1).lower()))
+                i += field.end()
+                glued = True
+                continue
+            if run in _OPERATORS and not glued:
+                out.append(_Token(run, i))
+            else:
+                out.append(_Token("term", i, run))
+            i = j
+        glued = False
+    return out
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.query = query
+        self.tokens = _tokens(query)
+        self.i = 0
+        self.depth = 0
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def fail(self, pos: int, reason: str) -> QueryError:
+        return QueryError(self.query, pos, reason)
+
+    def parse(self) -> Node:
+        if not self.tokens:
+            raise self.fail(0, "empty query")
+        node = self.or_()
+        tok = self.peek()
+        if tok is not None:  # only a stray ")" can stop the loops early
+            raise self.fail(tok.pos, "unmatched ')'")
+        return node
+
+    def or_(self) -> Node:
+        operands = [self.and_()]
+        while (tok := self.peek()) is not None and tok.kind == "OR":
+            self.i += 1
+            operands.append(self.operand_of(tok))
+        return _join(Or, operands)
+
+    def and_(self) -> Node:
+        operands = [self.unary()]
+        while (tok := self.peek()) is not None and tok.kind not in ("OR", ")"):
+            if tok.kind == "AND":
+                self.i += 1
+                operands.append(self.operand_of(tok))
+            else:
+                operands.append(self.unary())
+        return _join(And, operands)
+
+    def operand_of(self, op: _Token) -> Node:
+        """The operand after operator ``op``, or an error pointing at ``op``."""
+        tok = self.peek()
+        if tok is None or tok.kind in ("AND", "OR", ")"):
+            name = f"{op.text}:" if op.kind == "field" else op.kind
+            raise self.fail(op.pos, f"{name} must be followed by a term, phrase or group")
+        return self.unary()
+
+    def unary(self) -> Node:
+        tok = self.peek()
+        assert tok is not None  # callers check
+        if tok.kind in ("AND", "OR"):
+            raise self.fail(tok.pos, f"{tok.kind} must come between two terms")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(tok.pos, "query nested too deeply")
+        self.i += 1
+        node: Node
+        if tok.kind in ("NOT", "-"):
+            node = Not(self.operand_of(tok))
+        elif tok.kind == "field":
+            node = Field(tok.text, self.operand_of(tok))
+        elif tok.kind == "(":
+            if (nxt := self.peek()) is not None and nxt.kind == ")":
+                raise self.fail(tok.pos, "empty parentheses")
+            node = self.operand_of(tok) if nxt is None else self.or_()
+            close = self.peek()
+            if close is None or close.kind != ")":
+                raise self.fail(tok.pos, "unclosed parenthesis")
+            self.i += 1
+        elif tok.kind == ")":
+            raise self.fail(tok.pos, "unmatched ')'")
+        elif tok.kind == "phrase":
+            node = _leaf(self.query, tok.text, tok.pos, "phrase")
+        else:
+            node = _leaf(self.query, tok.text, tok.pos, "term")
+        self.depth -= 1
+        return node
+
+
+def _join(kind: type[And] | type[Or], operands: list[Node]) -> Node:
+    if len(operands) == 1:
+        return operands[0]
+    flat: list[Node] = []
+    for op in operands:
+        flat.extend(op.operands if isinstance(op, kind) else (op,))
+    return kind(tuple(flat))
+
+
+@lru_cache(maxsize=65536)
+def parse(text: str) -> Node:
+    """The tree of query ``text``; raises :class:`QueryError` (with position) when invalid.
+
+    Results are cached by text, so each distinct query is compiled once per process.
+    """
+    return _Parser(text).parse()
+
+
+def validate(text: str) -> None:
+    """Raise :class:`QueryError` when ``text`` is not a valid query."""
+    parse(text)
+
+
+def to_text(node: Node) -> str:
+    """A query string that parses back to ``node`` (canonical spelling, for display)."""
+    if isinstance(node, Term):
+        return node.word
+    if isinstance(node, Prefix):
+        return node.stem + "*"
+    if isinstance(node, Phrase):
+        return '"' + " ".join(node.words) + ("*" if node.prefix else "") + '"'
+    if isinstance(node, Not):
+        return "NOT " + _wrapped(node.operand, (And, Or))
+    if isinstance(node, Field):
+        return node.name + ":" + _wrapped(node.operand, (And, Or, Not))
+    if isinstance(node, And):
+        return " ".join(_wrapped(op, (Or,)) for op in node.operands)
+    return " OR ".join(_wrapped(op, ()) for op in node.operands)
+
+
+def _wrapped(node: Node, kinds: tuple[type, ...]) -> str:
+    text = to_text(node)
+    return f"({text})" if isinstance(node, kinds) else text
+
+
+def leaves(node: Node) -> list[Leaf]:
+    """The terms, prefixes and phrases of ``node``, in order."""
+    if isinstance(node, Term | Prefix | Phrase):
+        return [node]
+    if isinstance(node, Not | Field):
+        return leaves(node.operand)
+    return [leaf for op in node.operands for leaf in leaves(op)]
+
+
+__all__ = [
+    "FIELDS",
+    "WORD",
+    "And",
+    "Field",
+    "Leaf",
+    "Node",
+    "Not",
+    "Or",
+    "Phrase",
+    "Prefix",
+    "Term",
+    "leaves",
+    "parse",
+    "to_text",
+    "validate",
+]

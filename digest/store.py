@@ -1,0 +1,698 @@
+"""The database edge: papers, listings, subscribers and deliveries, through SQLAlchemy Core.
+
+SQLite by default, PostgreSQL with only another URL. A paper reaches a subscriber at most
+once because ``delivery_papers`` has one row per (subscriber, paper): composing a digest
+reserves its papers in the same transaction that records the pending delivery; a permanent
+failure releases them; being marked sent makes them history.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from digest.errors import StateError
+from digest.models import Listing, Paper, Subscriber
+from digest.tokens import random_token
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("arxiv_id", sa.String(64)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False, default=""),
+    sa.Column("authors", sa.Text, nullable=False, default="[]"),
+    sa.Column("upvotes", sa.Integer, nullable=False, default=0),
+    sa.Column("published", sa.DateTime(timezone=True)),
+    sa.Column("extra", sa.Text, nullable=False, default="{}"),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+listings = sa.Table(
+    "listings",
+    metadata,
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+listing_papers = sa.Table(
+    "listing_papers",
+    metadata,
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("paper_key", sa.String(512), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.Text),
+    sa.Column("keywords", sa.Text, nullable=False, default="[]"),
+    sa.Column("exclude", sa.Text, nullable=False, default="[]"),
+    sa.Column("max_papers", sa.Integer),
+    sa.Column("status", sa.String(16), nullable=False, default="active"),
+    sa.Column("status_reason", sa.String(32)),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("in_config", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("listing_date", sa.Date, nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_deliveries_status", "status"),
+    sa.Index("ix_deliveries_subscriber", "subscriber_id"),
+)
+
+delivery_papers = sa.Table(
+    "delivery_papers",
+    metadata,
+    sa.Column("delivery_id", sa.String(32), sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, nullable=False),
+    sa.Column("paper_key", sa.String(512), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("shown", sa.Boolean, nullable=False),
+    sa.PrimaryKeyConstraint("subscriber_id", "paper_key"),
+    sa.Index("ix_delivery_papers_delivery", "delivery_id"),
+)
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """A digest to record as pending: its papers in display order, those past the cap last."""
+
+    subscriber_id: int
+    listing_date: date
+    paper_keys: tuple[str, ...]
+    shown: int  # how many of paper_keys are shown; the rest are "N more"
+    id: str = ""
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A recorded digest not yet accepted by a server."""
+
+    id: str
+    subscriber: Subscriber
+    listing_date: date
+    message_id: str
+    created_at: datetime
+    paper_keys: tuple[str, ...]
+    shown: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One delivery as ``subscribers show`` prints it."""
+
+    listing_date: date
+    status: str
+    papers: int
+    created_at: datetime
+    sent_at: datetime | None
+    error: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def new_delivery_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Store:
+    """All reads and writes of paper-digest's state; raises :class:`StateError`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = sa.create_engine(url, future=True)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StateError(f"cannot open database {url}: {exc}", hint=_db_hint(url)) from exc
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _begin(self) -> Any:
+        return _Transaction(self.engine)
+
+    def _migrate(self) -> None:
+        with self._begin() as conn:
+            metadata.create_all(conn)
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+            version = row.scalar()
+            if version is None:
+                conn.execute(
+                    sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif int(version) > SCHEMA_VERSION:
+                raise StateError(
+                    f"database {self.url} has schema version {version}, newer than this "
+                    f"paper-digest ({SCHEMA_VERSION})",
+                    hint="upgrade paper-digest",
+                )
+
+    def secret(self) -> bytes:
+        """The signing secret kept in the database, made on first use."""
+        with self._begin() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == "secret")).scalar()
+            if value is None:
+                value = random_token() + random_token()
+                conn.execute(sa.insert(meta).values(key="secret", value=value))
+        return str(value).encode()
+
+    # -- listings ---------------------------------------------------------------------------
+
+    def save_listing(self, listing: Listing, fetched_at: datetime | None = None) -> None:
+        """Record the listing of a date: its papers upserted, its membership extended."""
+        fetched_at = fetched_at or _now()
+        keys = [p.key for p in listing.papers]
+        with self._begin() as conn:
+            known = set()
+            for chunk in _chunks(keys, 500):
+                known |= set(
+                    conn.execute(sa.select(papers.c.key).where(papers.c.key.in_(chunk))).scalars()
+                )
+            new_rows = [_paper_row(p, fetched_at) for p in listing.papers if p.key not in known]
+            if new_rows:
+                conn.execute(sa.insert(papers), new_rows)
+            for p in listing.papers:
+                if p.key in known:
+                    row = _paper_row(p, fetched_at)
+                    del row["first_seen"], row["key"]
+                    conn.execute(sa.update(papers).where(papers.c.key == p.key).values(**row))
+            present = set(
+                conn.execute(
+                    sa.select(listing_papers.c.paper_key).where(
+                        listing_papers.c.date == listing.date
+                    )
+                ).scalars()
+            )
+            start = len(present)
+            rows = [
+                {"date": listing.date, "paper_key": k, "position": start + i}
+                for i, k in enumerate(k for k in keys if k not in present)
+            ]
+            if rows:
+                conn.execute(sa.insert(listing_papers), rows)
+            count = start + len(rows)
+            exists = conn.execute(
+                sa.select(listings.c.date).where(listings.c.date == listing.date)
+            ).first()
+            values = {"source": listing.source, "fetched_at": fetched_at, "count": count}
+            if exists:
+                conn.execute(
+                    sa.update(listings).where(listings.c.date == listing.date).values(**values)
+                )
+            else:
+                conn.execute(sa.insert(listings).values(date=listing.date, **values))
+
+    def listing(self, day: date) -> Listing | None:
+        """The stored listing of ``day``, or None if it was never fetched."""
+        with self.engine.connect() as conn:
+            head = conn.execute(sa.select(listings).where(listings.c.date == day)).first()
+            if head is None:
+                return None
+            rows = conn.execute(
+                sa.select(papers)
+                .join(listing_papers, listing_papers.c.paper_key == papers.c.key)
+                .where(listing_papers.c.date == day)
+                .order_by(listing_papers.c.position)
+            ).mappings()
+            return Listing(date=day, papers=tuple(_paper(r) for r in rows), source=head.source)
+
+    def recent_dates(self, n: int) -> list[date]:
+        """The ``n`` most recent listing dates stored, newest first."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(listings.c.date).order_by(listings.c.date.desc()).limit(n)
+                ).scalars()
+            )
+
+    def papers_by_key(self, keys: Iterable[str]) -> dict[str, Paper]:
+        found: dict[str, Paper] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(keys), 500):
+                for r in conn.execute(sa.select(papers).where(papers.c.key.in_(chunk))).mappings():
+                    found[r["key"]] = _paper(r)
+        return found
+
+    # -- subscribers ------------------------------------------------------------------------
+
+    def sync_config_subscribers(self, subs: Sequence[Subscriber]) -> tuple[int, int, int]:
+        """Upsert the config's subscribers; deactivate config subscribers no longer listed.
+
+        Returns (added, updated, deactivated). A config subscriber who unsubscribed stays
+        unsubscribed; one removed from the config is reactivated when listed again.
+        """
+        now = _now()
+        added = updated = deactivated = 0
+        with self._begin() as conn:
+            existing = {r.email: r for r in conn.execute(sa.select(subscribers))}
+            listed = {s.email for s in subs}
+            for s in subs:
+                values = _subscriber_values(s)
+                row = existing.get(s.email)
+                if row is None:
+                    conn.execute(
+                        sa.insert(subscribers).values(
+                            **values,
+                            status="active",
+                            token=random_token(),
+                            in_config=True,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    added += 1
+                    continue
+                changes: dict[str, Any] = {}
+                if any(getattr(row, k) != v for k, v in values.items()) or not row.in_config:
+                    changes.update(values, in_config=True)
+                if row.status_reason == "config":
+                    changes.update(status="active", status_reason=None)
+                if changes:
+                    conn.execute(
+                        sa.update(subscribers)
+                        .where(subscribers.c.id == row.id)
+                        .values(**changes, updated_at=now)
+                    )
+                    updated += 1
+            for email, row in existing.items():
+                if row.in_config and email not in listed and row.status == "active":
+                    conn.execute(
+                        sa.update(subscribers)
+                        .where(subscribers.c.id == row.id)
+                        .values(status="unsubscribed", status_reason="config", updated_at=now)
+                    )
+                    deactivated += 1
+        return added, updated, deactivated
+
+    def add_subscriber(self, sub: Subscriber) -> Subscriber:
+        """Add a subscriber, or update and reactivate one with the same address."""
+        now = _now()
+        values = _subscriber_values(sub)
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(subscribers).where(subscribers.c.email == sub.email)
+            ).first()
+            if row is None:
+                conn.execute(
+                    sa.insert(subscribers).values(
+                        **values,
+                        status="active",
+                        token=random_token(),
+                        in_config=False,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            else:
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(subscribers.c.id == row.id)
+                    .values(**values, status="active", status_reason=None, updated_at=now)
+                )
+        found = self.subscriber(sub.email)
+        assert found is not None
+        return found
+
+    def subscriber(self, email: str) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
+        return _subscriber(row) if row else None
+
+    def subscribers(self, status: str | None = None) -> list[Subscriber]:
+        query = sa.select(subscribers).order_by(subscribers.c.id)
+        if status:
+            query = query.where(subscribers.c.status == status)
+        with self.engine.connect() as conn:
+            return [_subscriber(r) for r in conn.execute(query)]
+
+    def active_batches(self, size: int = 1000) -> Iterator[list[Subscriber]]:
+        """Active subscribers in id order, ``size`` at a time (memory stays flat)."""
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(subscribers)
+                    .where(subscribers.c.status == "active", subscribers.c.id > last)
+                    .order_by(subscribers.c.id)
+                    .limit(size)
+                ).all()
+            if not rows:
+                return
+            last = rows[-1].id
+            yield [_subscriber(r) for r in rows]
+
+    def remove_subscriber(self, email: str) -> bool:
+        """Mark a subscriber unsubscribed (history is kept so nothing is resent on return)."""
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.email == email)
+                .values(status="unsubscribed", status_reason="removed", updated_at=_now())
+            )
+        return bool(result.rowcount)
+
+    # -- deliveries -------------------------------------------------------------------------
+
+    def delivered_keys(self, subscriber_ids: Sequence[int], day: date) -> dict[int, set[str]]:
+        """For each subscriber, the papers of ``day``'s listing already sent or reserved."""
+        found: dict[int, set[str]] = {i: set() for i in subscriber_ids}
+        if not subscriber_ids:
+            return found
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(subscriber_ids), 900):
+                rows = conn.execute(
+                    sa.select(delivery_papers.c.subscriber_id, delivery_papers.c.paper_key)
+                    .join(listing_papers, listing_papers.c.paper_key == delivery_papers.c.paper_key)
+                    .where(listing_papers.c.date == day, delivery_papers.c.subscriber_id.in_(chunk))
+                )
+                for sid, key in rows:
+                    found[sid].add(key)
+        return found
+
+    def record_pending(
+        self, plans: Sequence[PlannedDelivery], created_at: datetime
+    ) -> list[PlannedDelivery]:
+        """Record digests as pending and reserve their papers, all in one transaction.
+
+        A plan whose papers another run reserved meanwhile is dropped (returned list omits it).
+        """
+        recorded: list[PlannedDelivery] = []
+        with self._begin() as conn:
+            for plan in plans:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            sa.insert(deliveries).values(
+                                id=plan.id,
+                                subscriber_id=plan.subscriber_id,
+                                listing_date=plan.listing_date,
+                                message_id=plan.message_id,
+                                status="pending",
+                                attempts=0,
+                                created_at=created_at,
+                            )
+                        )
+                        conn.execute(
+                            sa.insert(delivery_papers),
+                            [
+                                {
+                                    "delivery_id": plan.id,
+                                    "subscriber_id": plan.subscriber_id,
+                                    "paper_key": key,
+                                    "position": i,
+                                    "shown": i < plan.shown,
+                                }
+                                for i, key in enumerate(plan.paper_keys)
+                            ],
+                        )
+                except IntegrityError:
+                    continue
+                recorded.append(plan)
+        return recorded
+
+    def pending(self, day: date | None = None) -> list[PendingDelivery]:
+        """Deliveries recorded but not accepted by a server yet, oldest first."""
+        query = (
+            sa.select(deliveries, subscribers)
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(
+                deliveries.c.status.in_(("pending", "sending")), subscribers.c.status == "active"
+            )
+            .order_by(deliveries.c.created_at)
+        )
+        if day is not None:
+            query = query.where(deliveries.c.listing_date == day)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            result = []
+            for r in rows:
+                keys = conn.execute(
+                    sa.select(delivery_papers.c.paper_key, delivery_papers.c.shown)
+                    .where(delivery_papers.c.delivery_id == r.id)
+                    .order_by(delivery_papers.c.position)
+                ).all()
+                m = r._mapping
+                sub = _subscriber(r)
+                result.append(
+                    PendingDelivery(
+                        id=m[deliveries.c.id],
+                        subscriber=sub,
+                        listing_date=m[deliveries.c.listing_date],
+                        message_id=m[deliveries.c.message_id],
+                        created_at=_aware(m[deliveries.c.created_at]) or _now(),
+                        paper_keys=tuple(k for k, _ in keys),
+                        shown=sum(1 for _, s in keys if s),
+                        attempts=m[deliveries.c.attempts],
+                    )
+                )
+        return result
+
+    def mark_sent(self, delivery_id: str, when: datetime | None = None) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    status="sent",
+                    sent_at=when or _now(),
+                    error=None,
+                    attempts=deliveries.c.attempts + 1,
+                )
+            )
+
+    def mark_failed(self, delivery_id: str, error: str) -> None:
+        """A permanent failure: record it and release the papers for a later digest."""
+        with self._begin() as conn:
+            conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(status="failed", error=error, attempts=deliveries.c.attempts + 1)
+            )
+            conn.execute(
+                sa.delete(delivery_papers).where(delivery_papers.c.delivery_id == delivery_id)
+            )
+
+    def mark_deferred(self, delivery_id: str, error: str) -> None:
+        """A transient failure: stays pending for the next run."""
+        with self._begin() as conn:
+            conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(status="pending", error=error, attempts=deliveries.c.attempts + 1)
+            )
+
+    def history(self, subscriber_id: int, limit: int = 20) -> list[DeliveryRecord]:
+        counts = (
+            sa.select(delivery_papers.c.delivery_id, sa.func.count().label("n"))
+            .group_by(delivery_papers.c.delivery_id)
+            .subquery()
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries, counts.c.n)
+                .outerjoin(counts, counts.c.delivery_id == deliveries.c.id)
+                .where(deliveries.c.subscriber_id == subscriber_id)
+                .order_by(deliveries.c.created_at.desc())
+                .limit(limit)
+            ).all()
+        return [
+            DeliveryRecord(
+                listing_date=r.listing_date,
+                status=r.status,
+                papers=r.n or 0,
+                created_at=_aware(r.created_at) or _now(),
+                sent_at=_aware(r.sent_at),
+                error=r.error,
+            )
+            for r in rows
+        ]
+
+    def sent_count(self, subscriber_id: int) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(delivery_papers.join(deliveries))
+                    .where(
+                        delivery_papers.c.subscriber_id == subscriber_id,
+                        deliveries.c.status == "sent",
+                    )
+                ).scalar_one()
+            )
+
+
+class _Transaction:
+    """``with store._begin() as conn``: one transaction, SQLAlchemy errors as StateError."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.ctx: Any = None
+
+    def __enter__(self) -> Connection:
+        try:
+            self.ctx = self.engine.begin()
+            conn: Connection = self.ctx.__enter__()
+        except SQLAlchemyError as exc:
+            raise StateError(
+                f"cannot open database {self.engine.url!r}: {_reason(exc)}",
+                hint=_db_hint(str(self.engine.url)),
+            ) from exc
+        return conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.ctx.__exit__(exc_type, exc, tb)
+        except SQLAlchemyError as err:
+            raise StateError(f"database write failed: {_reason(err)}") from err
+        if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
+            raise StateError(f"database error: {_reason(exc)}") from exc
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]
+
+
+def _db_hint(url: str) -> str:
+    if url.startswith("postgresql"):
+        return "is the PostgreSQL server running, and is psycopg installed (pip install 'paper-digest[postgres]')?"
+    return "check the database setting and that its folder exists and is writable"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _paper_row(p: Paper, first_seen: datetime) -> dict[str, Any]:
+    extra = {
+        "num_comments": p.num_comments,
+        "thumbnail": p.thumbnail,
+        "ai_summary": p.ai_summary,
+        "ai_keywords": list(p.ai_keywords),
+        "github_repo": p.github_repo,
+        "project_page": p.project_page,
+    }
+    return {
+        "key": p.key,
+        "arxiv_id": p.arxiv_id,
+        "title": p.title,
+        "abstract": p.abstract,
+        "authors": json.dumps(list(p.authors), ensure_ascii=False),
+        "upvotes": p.upvotes,
+        "published": p.published,
+        "extra": json.dumps({k: v for k, v in extra.items() if v}, ensure_ascii=False),
+        "first_seen": first_seen,
+    }
+
+
+def _paper(r: Any) -> Paper:
+    extra = json.loads(r["extra"] or "{}")
+    return Paper(
+        key=r["key"],
+        title=r["title"],
+        abstract=r["abstract"],
+        authors=tuple(json.loads(r["authors"])),
+        arxiv_id=r["arxiv_id"],
+        upvotes=r["upvotes"],
+        published=_aware(r["published"]),
+        num_comments=extra.get("num_comments", 0),
+        thumbnail=extra.get("thumbnail"),
+        ai_summary=extra.get("ai_summary"),
+        ai_keywords=tuple(extra.get("ai_keywords", ())),
+        github_repo=extra.get("github_repo"),
+        project_page=extra.get("project_page"),
+    )
+
+
+def _subscriber_values(s: Subscriber) -> dict[str, Any]:
+    return {
+        "email": s.email,
+        "name": s.name,
+        "keywords": json.dumps(list(s.keywords), ensure_ascii=False),
+        "exclude": json.dumps(list(s.exclude), ensure_ascii=False),
+        "max_papers": s.max_papers,
+    }
+
+
+def _subscriber(r: Any) -> Subscriber:
+    m = r._mapping
+    c = subscribers.c
+    return Subscriber(
+        id=m[c.id],
+        email=m[c.email],
+        name=m[c.name],
+        keywords=tuple(json.loads(m[c.keywords])),
+        exclude=tuple(json.loads(m[c.exclude])),
+        max_papers=m[c.max_papers],
+        status=m[c.status],
+        token=m[c.token],
+    )

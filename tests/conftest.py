@@ -1,0 +1,78 @@
+"""Shared fixtures: a real SQLite file and, where a server answers, a real PostgreSQL schema."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_HOST = os.environ.get("DIGEST_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("DIGEST_TEST_PG_PORT", "5432"))
+PG_SCHEMA = f"digest_test_{os.getpid()}"
+
+
+def _postgres_answers() -> str | None:
+    """None when the test PostgreSQL server is usable, else why not."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[test]')"
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            pass
+    except OSError as exc:
+        return f"no PostgreSQL server answers at {PG_HOST}:{PG_PORT} ({exc.strerror or exc})"
+    try:
+        with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres",
+                             connect_timeout=3, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+            conn.execute(f"CREATE SCHEMA {PG_SCHEMA}")
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {PG_HOST}:{PG_PORT} refused the test database: {exc}"
+    return None
+
+
+_PG_PROBLEM: str | None | bool = False
+
+
+def _pg_problem() -> str | None:
+    global _PG_PROBLEM
+    if _PG_PROBLEM is False:
+        _PG_PROBLEM = _postgres_answers()
+    return _PG_PROBLEM  # type: ignore[return-value]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, then PostgreSQL (skipped where none answers)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'digest.db'}"
+        return
+    problem = _pg_problem()
+    if problem:
+        pytest.skip(problem)
+    import sqlalchemy as sa
+
+    from digest.store import metadata
+
+    url = (
+        f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
+        f"?options=-csearch_path%3D{PG_SCHEMA}"
+    )
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+    engine.dispose()
+    yield url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _PG_PROBLEM is None:
+        import psycopg
+
+        with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")

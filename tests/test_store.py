@@ -1,0 +1,118 @@
+"""The store on a real SQLite file and on PostgreSQL: listings, subscribers, the reservation rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from digest.errors import StateError
+from digest.models import Listing, Paper, Subscriber
+from digest.store import PlannedDelivery, Store, new_delivery_id
+
+D1 = date(2026, 3, 2)
+D2 = date(2026, 3, 3)
+NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+
+
+def paper(key: str, title: str = "", **kw: object) -> Paper:
+    return Paper(key=key, arxiv_id=key, title=title or f"Paper {key}", **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    s = Store(db_url)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_listing_round_trip_keeps_order_and_fields(store: Store) -> None:
+    p = Paper(
+        key="2603.00001", arxiv_id="2603.00001", title="Zoë’s <b>naïve</b> model",
+        abstract="Long " * 500, authors=("Zoë Müller", "李伟"), upvotes=7,
+        published=datetime(2026, 3, 1, 12, tzinfo=UTC), github_repo="https://github.com/x/y",
+        ai_keywords=("a", "b"),
+    )
+    store.save_listing(Listing(date=D1, papers=(p, paper("2603.00002")), source="test"), NOW)
+    got = store.listing(D1)
+    assert got is not None
+    assert [x.key for x in got.papers] == ["2603.00001", "2603.00002"]
+    assert got.papers[0] == p
+    assert store.listing(D2) is None
+
+
+def test_refetching_a_day_extends_it(store: Store) -> None:
+    store.save_listing(Listing(date=D1, papers=(paper("1111.00001"),)), NOW)
+    store.save_listing(
+        Listing(date=D1, papers=(paper("1111.00002"), paper("1111.00001", upvotes=9))), NOW
+    )
+    got = store.listing(D1)
+    assert got is not None
+    assert [p.key for p in got.papers] == ["1111.00001", "1111.00002"]
+    assert got.papers[0].upvotes == 9
+    assert store.recent_dates(5) == [D1]
+
+
+def test_config_sync_adds_updates_and_deactivates(store: Store) -> None:
+    a = Subscriber(email="a@example.org", keywords=("llm",))
+    b = Subscriber(email="b@example.org")
+    assert store.sync_config_subscribers([a, b]) == (2, 0, 0)
+    assert store.sync_config_subscribers([a, b]) == (0, 0, 0)
+    token = store.subscriber("a@example.org").token  # type: ignore[union-attr]
+    a2 = Subscriber(email="a@example.org", keywords=("diffusion",))
+    assert store.sync_config_subscribers([a2]) == (0, 1, 1)
+    got = store.subscriber("a@example.org")
+    assert got is not None and got.keywords == ("diffusion",) and got.token == token
+    assert store.subscriber("b@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    store.sync_config_subscribers([a2, b])
+    assert store.subscriber("b@example.org").status == "active"  # type: ignore[union-attr]
+
+
+def test_unsubscribed_config_subscriber_stays_unsubscribed(store: Store) -> None:
+    a = Subscriber(email="a@example.org")
+    store.sync_config_subscribers([a])
+    assert store.remove_subscriber("a@example.org")
+    store.sync_config_subscribers([a])
+    assert store.subscriber("a@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+
+
+def test_a_paper_is_reserved_once_per_subscriber(store: Store) -> None:
+    store.save_listing(Listing(date=D1, papers=(paper("1111.00001"), paper("1111.00002"))), NOW)
+    store.save_listing(Listing(date=D2, papers=(paper("1111.00002"), paper("1111.00003"))), NOW)
+    sub = store.add_subscriber(Subscriber(email="a@example.org"))
+    assert sub.id is not None
+    plan = PlannedDelivery(sub.id, D1, ("1111.00001", "1111.00002"), 2, new_delivery_id(), "<m1@x>")
+    assert store.record_pending([plan], NOW) == [plan]
+    assert store.delivered_keys([sub.id], D2) == {sub.id: {"1111.00002"}}
+    again = PlannedDelivery(sub.id, D2, ("1111.00002", "1111.00003"), 2, new_delivery_id(), "<m2@x>")
+    assert store.record_pending([again], NOW) == []
+    (pending,) = store.pending()
+    assert pending.paper_keys == ("1111.00001", "1111.00002")
+    store.mark_sent(pending.id)
+    assert store.pending() == []
+    assert store.sent_count(sub.id) == 2
+
+
+def test_permanent_failure_releases_papers(store: Store) -> None:
+    store.save_listing(Listing(date=D1, papers=(paper("1111.00001"),)), NOW)
+    sub = store.add_subscriber(Subscriber(email="a@example.org"))
+    assert sub.id is not None
+    plan = PlannedDelivery(sub.id, D1, ("1111.00001",), 1, new_delivery_id(), "<m1@x>")
+    store.record_pending([plan], NOW)
+    store.mark_deferred(plan.id, "451 try later")
+    assert [p.attempts for p in store.pending()] == [1]
+    store.mark_failed(plan.id, "550 no such user")
+    assert store.pending() == []
+    assert store.delivered_keys([sub.id], D1) == {sub.id: set()}
+    (record,) = store.history(sub.id)
+    assert record.status == "failed" and record.error == "550 no such user"
+
+
+def test_secret_is_stable(store: Store) -> None:
+    assert store.secret() == store.secret()
+    assert len(store.secret()) >= 32
+
+
+def test_unwritable_database_is_a_state_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(StateError):
+        Store(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
