@@ -167,7 +167,8 @@ def normalise_address(value: str) -> str:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise Invalid(f"expected an email address ({exc})") from exc
-    return str(result.normalized)
+    # Local parts are case-sensitive in theory, never in practice: one person, one row.
+    return str(result.normalized).lower()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Grammar (``NOT``/``-`` bind tightest, then ``AND``, then ``OR``)::
     primary := "(" or ")" | PHRASE | TERM
     FIELD   := ("title" | "abstract" | "author") ":"   # any case; spaces may follow
     PHRASE  := '"' text '"'                        # a trailing * on its last word: prefix
-    TERM    := run of characters other than space, ( ) and "   # a trailing *: prefix
+    TERM    := run of characters other than white space, ( ) and "   # trailing *: prefix
 
 ``AND``, ``OR`` and ``NOT`` are operators only in upper case and standing alone; a ``-``
 is ``NOT`` at the start of a term. A term or phrase stands for its words (see
@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import TypeAlias
 
 from digest.errors import QueryError
-from digest.words import WORD, words
+from digest.words import words
 
 #: The fields a term can be restricted to; without one, a term looks in title and abstract.
 FIELDS = ("title", "abstract", "author")
@@ -38,7 +38,6 @@ MAX_DEPTH = 64
 
 _FIELD = re.compile(r"(title|abstract|author):", re.IGNORECASE)
 _OPERATORS = frozenset({"AND", "OR", "NOT"})
-_STOP = frozenset(' \t\n\r\f\v()"')
 _ENDS_IN_WORD = re.compile(r"[^\W_]\**$")
 
 
@@ -134,7 +133,7 @@ def _tokens(query: str) -> list[_Token]:
             i = end + 1
         else:
             j = i
-            while j < n and query[j] not in _STOP:
+            while j < n and query[j] not in '()"' and not query[j].isspace():
                 j += 1
             run = query[i:j]
             field = _FIELD.match(run)
@@ -183,7 +182,8 @@ class _Parser:
         operands = [self.and_()]
         while (tok := self.peek()) is not None and tok.kind == "OR":
             self.i += 1
-            operands.append(self.operand_of(tok))
+            self.expect_operand(tok)
+            operands.append(self.and_())
         return _join(Or, operands)
 
     def and_(self) -> Node:
@@ -196,12 +196,16 @@ class _Parser:
                 operands.append(self.unary())
         return _join(And, operands)
 
-    def operand_of(self, op: _Token) -> Node:
-        """The operand after operator ``op``, or an error pointing at ``op``."""
+    def expect_operand(self, op: _Token) -> None:
+        """Fail, pointing at operator ``op``, unless an operand comes next."""
         tok = self.peek()
         if tok is None or tok.kind in ("AND", "OR", ")"):
             name = f"{op.text}:" if op.kind == "field" else op.kind
             raise self.fail(op.pos, f"{name} must be followed by a term, phrase or group")
+
+    def operand_of(self, op: _Token) -> Node:
+        """The unary operand after operator ``op``."""
+        self.expect_operand(op)
         return self.unary()
 
     def unary(self) -> Node:
@@ -209,6 +213,9 @@ class _Parser:
         assert tok is not None  # callers check
         if tok.kind in ("AND", "OR"):
             raise self.fail(tok.pos, f"{tok.kind} must come between two terms")
+        if tok.kind in ("phrase", "term"):
+            self.i += 1
+            return _leaf(self.query, tok.text, tok.pos, tok.kind)
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise self.fail(tok.pos, "query nested too deeply")
@@ -219,19 +226,18 @@ class _Parser:
         elif tok.kind == "field":
             node = Field(tok.text, self.operand_of(tok))
         elif tok.kind == "(":
-            if (nxt := self.peek()) is not None and nxt.kind == ")":
+            nxt = self.peek()
+            if nxt is None:
+                raise self.fail(tok.pos, "unclosed parenthesis")
+            if nxt.kind == ")":
                 raise self.fail(tok.pos, "empty parentheses")
-            node = self.operand_of(tok) if nxt is None else self.or_()
+            node = self.or_()
             close = self.peek()
             if close is None or close.kind != ")":
                 raise self.fail(tok.pos, "unclosed parenthesis")
             self.i += 1
-        elif tok.kind == ")":
-            raise self.fail(tok.pos, "unmatched ')'")
-        elif tok.kind == "phrase":
-            node = _leaf(self.query, tok.text, tok.pos, "phrase")
         else:
-            node = _leaf(self.query, tok.text, tok.pos, "term")
+            raise self.fail(tok.pos, "unmatched ')'")
         self.depth -= 1
         return node
 
@@ -292,7 +298,6 @@ def leaves(node: Node) -> list[Leaf]:
 
 __all__ = [
     "FIELDS",
-    "WORD",
     "And",
     "Field",
     "Leaf",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
+from functools import lru_cache
 
 #: A word is a run of letters and digits; everything else separates words.
 WORD = re.compile(r"[^\W_]+")
@@ -33,9 +34,25 @@ def words(text: str) -> list[str]:
 def word_spans(text: str) -> Iterator[tuple[str, int, int]]:
     """Each word of ``text`` folded, with its ``[start, end)`` in the original ``text``.
 
-    A word whose folding yields several words (rare ligatures) yields each of them
-    with the span of the original word.
+    The words are exactly :func:`words` of ``text``, also where folding joins or splits
+    characters (a decomposed ``mode\u0300le`` is one word, ``GPT™`` is ``gpttm``). A
+    word whose folding yields several words (``½``) yields each of them with the span of
+    the original character; marks that fold away stay with the word before them.
     """
-    for m in WORD.finditer(text):
-        for w in WORD.findall(fold(m.group())):
-            yield w, m.start(), m.end()
+    if text.isascii():  # the common case: folding is lower-casing, offsets unchanged
+        for m in WORD.finditer(text):
+            yield m.group().lower(), m.start(), m.end()
+        return
+    parts = [_fold_char(c) for c in text]
+    owner = [i for i, part in enumerate(parts) for _ in part]
+    for m in WORD.finditer("".join(parts)):
+        start, end = owner[m.start()], owner[m.end() - 1] + 1
+        while end < len(text) and not parts[end]:
+            end += 1
+        yield m.group(), start, end
+
+
+# Folding works character by character (NFKD decomposes each character on its own and
+# the marks that canonical reordering could move are all dropped), so a cache per
+# character gives the offsets of the folded text for free.
+_fold_char = lru_cache(maxsize=8192)(fold)
