@@ -1,0 +1,641 @@
+"""The delivery edge: hands ready-made message bytes to an SMTP server or to an outbox folder.
+
+Two senders share the :class:`Sender` protocol. Neither builds nor re-flattens a message: the
+bytes from :mod:`digest.message` reach the server exactly as given (``SMTP.sendmail``, never
+``send_message``, which would re-fold long headers). aiosmtplib errors are translated here
+into :class:`~digest.errors.DeliveryError`; the retry and error policy is in the pure
+functions :func:`backoff_delay`, :func:`reply_error` and :func:`stops_run`.
+
+Error policy of :class:`SmtpSender`, per message (an :class:`Outcome`, the run goes on):
+
+* 5xx to RCPT or DATA: failed for good (:class:`PermanentDeliveryError`, code and reply).
+* 4xx, a dropped connection, a timeout: retried on a fresh connection after an exponential
+  backoff with jitter, up to ``max_attempts`` transactions; then a transient failure that the
+  caller leaves pending for the next run. A timeout after the data was sent is ambiguous (the
+  server may have taken the message): it is retried too, so a duplicate is possible there.
+* Recipients accepted in one transaction are never sent the message again; recipients
+  refused with 4xx while others were accepted (452 too many recipients) are retried at once
+  in a new transaction.
+
+Per server (``deliver`` raises a :class:`DeliveryError` whose ``recipient`` is
+``host:port``; messages without an outcome were not sent and stay pending):
+
+* Authentication refused (535), AUTH or STARTTLS not offered when needed, an untrusted TLS
+  certificate, a 5xx greeting, or a reply meaning "authenticate first" (530) or "encryption
+  required" (538): permanent, raised at once. Every message would meet the same fate, so no
+  subscriber is marked failed for the server's or the operator's problem.
+* The sender address refused with 5xx at MAIL FROM (all but 552, message too big): raised,
+  for the same reason.
+* A server that cannot be reached (connection refused, 421 greeting, timeouts) after
+  ``max_attempts`` connection attempts: the worker gives up, deferring the message it held;
+  when the last worker gives up, the :class:`TransientDeliveryError` is raised.
+
+The password is only ever handed to aiosmtplib's ``login``; no message or log line holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import re
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+import aiosmtplib
+
+from digest.errors import (
+    ConfigError,
+    ConfigProblem,
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from digest.files import write_atomic
+
+log = logging.getLogger("digest.deliver")
+
+Security = Literal["none", "starttls", "tls"]
+SECURITY_MODES: tuple[Security, ...] = ("none", "starttls", "tls")
+
+#: Longest wait between two tries, whatever the attempt number.
+MAX_BACKOFF = 60.0
+#: Replies that concern the session, not the message (RFC 4954 §6, RFC 3207): stop the run.
+RUN_STOPPING_CODES = frozenset({530, 534, 535, 538})
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to deliver: envelope and the exact bytes to send."""
+
+    key: object  # opaque to the sender (the caller's delivery id), handed back in the Outcome
+    sender: str  # envelope MAIL FROM address
+    recipients: tuple[str, ...]
+    data: bytes
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The fate of one :class:`Outgoing`: accepted (``ok``), or why not."""
+
+    item: Outgoing
+    ok: bool
+    error: DeliveryError | None
+    attempts: int
+    reply: str | None  # the server's last reply text (for the file outbox, the file written)
+
+
+@dataclass(frozen=True)
+class DeliveryStats:
+    """Counts of one :meth:`Sender.deliver` call: accepted, failed for good, left for later."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+
+
+OnOutcome = Callable[[Outcome], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Sender(Protocol):
+    """Delivers a stream of messages, reporting each one's fate as soon as it is known."""
+
+    async def deliver(
+        self, items: AsyncIterable[Outgoing] | Iterable[Outgoing], on_outcome: OnOutcome
+    ) -> DeliveryStats:
+        """Send every item; await ``on_outcome`` once per item, right after its fate is known.
+
+        Raises :class:`DeliveryError` when the whole run cannot go on (server unreachable,
+        authentication refused, outbox not writable); items without an outcome by then were
+        not delivered.
+        """
+        ...
+
+
+# -- policy: pure functions -----------------------------------------------------------------
+
+
+def backoff_delay(attempt: int, base: float, jitter: float) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 for the first retry).
+
+    ``base·2^(attempt-1)``, capped at :data:`MAX_BACKOFF`, of which the upper half is scaled by
+    ``jitter`` (0 ≤ jitter < 1) so that workers failing together do not retry together.
+    """
+    ceiling = min(MAX_BACKOFF, base * 2.0 ** max(0, attempt - 1))
+    return ceiling / 2 + ceiling / 2 * jitter
+
+
+def reply_error(recipient: str, code: int, reply: str, reason: str) -> DeliveryError:
+    """The error for an SMTP reply: 5xx permanent, anything else worth another try."""
+    cls = PermanentDeliveryError if 500 <= code <= 599 else TransientDeliveryError
+    return cls(recipient, reason, code=code, reply=reply)
+
+
+def stops_run(stage: Literal["mail", "rcpt", "data"], code: int) -> bool:
+    """Whether a reply met while sending one message concerns every message of the run.
+
+    Authentication or encryption demands (530, 534, 535, 538), and a 5xx refusal of the
+    sender address (the same for every message) except 552, which is about this message's
+    size (RFC 1870).
+    """
+    if code in RUN_STOPPING_CODES:
+        return True
+    return stage == "mail" and 500 <= code <= 599 and code != 552
+
+
+def _stage(exc: aiosmtplib.SMTPResponseException) -> Literal["mail", "rcpt", "data"]:
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        return "mail"
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+        return "rcpt"
+    return "data"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind ``exc`` (aiosmtplib wraps handshake failures), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+async def _iterate(items: AsyncIterable[Outgoing] | Iterable[Outgoing]) -> AsyncIterator[Outgoing]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+class _Tally:
+    """Counts outcomes and passes them on."""
+
+    def __init__(self, on_outcome: OnOutcome) -> None:
+        self.on_outcome = on_outcome
+        self.sent = self.failed = self.deferred = 0
+
+    async def record(self, outcome: Outcome) -> None:
+        if outcome.ok:
+            self.sent += 1
+        elif outcome.error is not None and not outcome.error.transient:
+            self.failed += 1
+        else:
+            self.deferred += 1
+        await self.on_outcome(outcome)
+
+    def stats(self) -> DeliveryStats:
+        return DeliveryStats(sent=self.sent, failed=self.failed, deferred=self.deferred)
+
+
+# -- SMTP -----------------------------------------------------------------------------------
+
+
+class _GaveUp(Exception):
+    """A worker could not (re)connect within its attempts; carries the last error."""
+
+    def __init__(self, error: DeliveryError) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = 0  # transactions the message held had been through
+
+
+class _Connection:
+    """One worker's SMTP connection, opened on demand and reused for many messages."""
+
+    def __init__(self, sender: SmtpSender) -> None:
+        self.sender = sender
+        self.client: aiosmtplib.SMTP | None = None
+        self.used = 0
+
+    async def ready(self) -> aiosmtplib.SMTP:
+        """A live connection with room for one more message; raises _GaveUp or a stopper."""
+        s = self.sender
+        if (
+            self.client is not None
+            and self.client.is_connected
+            and self.used < s.max_per_connection
+        ):
+            return self.client
+        await self.close()
+        last: DeliveryError | None = None
+        for attempt in range(s.max_attempts):
+            if attempt:
+                await s.sleep(backoff_delay(attempt, s.backoff, s.jitter()))
+            try:
+                self.client = await s.open_connection()
+            except TransientDeliveryError as exc:
+                log.warning(
+                    "smtp connect failed server=%s attempt=%d: %s", s.label, attempt + 1, exc
+                )
+                last = exc
+                continue
+            self.used = 0
+            return self.client
+        assert last is not None
+        raise _GaveUp(last)
+
+    def drop(self) -> None:
+        """Forget the connection without a goodbye (after an error its state is unknown)."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    async def close(self) -> None:
+        """QUIT politely when the connection is still up, then close it."""
+        client, self.client = self.client, None
+        if client is None:
+            return
+        if client.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+        client.close()
+
+
+class SmtpSender:
+    """Delivers over SMTP with ``concurrency`` connections, each carrying many messages.
+
+    ``security``: "none" (plain, no credentials allowed), "starttls" (upgrade required; the
+    run fails if the server does not offer it) or "tls" (TLS from the first byte, port 465).
+    Certificates are verified against the system store unless ``tls_context`` says otherwise.
+    ``sleep`` and ``jitter`` are injected for tests. Raises :class:`ConfigError` for a
+    configuration that would send the password in clear.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: Security,
+        username: str | None,
+        password: str | None,
+        timeout: float = 30,
+        concurrency: int = 4,
+        max_per_connection: int = 200,
+        max_attempts: int = 4,
+        backoff: float = 1.0,
+        tls_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        problems: list[ConfigProblem] = []
+        if security not in SECURITY_MODES:
+            problems.append(
+                ConfigProblem(
+                    "smtp.security", f"expected one of {', '.join(SECURITY_MODES)}", security
+                )
+            )
+        if security == "none" and username:
+            problems.append(
+                ConfigProblem(
+                    "smtp.security",
+                    'is "none" but smtp.username is set: the password would travel in clear',
+                    security,
+                    hint='use "starttls" (port 587) or "tls" (port 465)',
+                )
+            )
+        if password and not username:
+            problems.append(ConfigProblem("smtp.username", "a password is set but no username"))
+        for key, value, low in (
+            ("smtp.concurrency", concurrency, 1),
+            ("smtp.max_per_connection", max_per_connection, 1),
+            ("smtp.max_attempts", max_attempts, 1),
+        ):
+            if value < low:
+                problems.append(ConfigProblem(key, f"expected at least {low}", value))
+        if timeout <= 0 or backoff < 0:
+            problems.append(ConfigProblem("smtp.timeout", "timeout must be > 0, backoff >= 0"))
+        if problems:
+            raise ConfigError(problems)
+        self.host = host
+        self.port = port
+        self.label = f"{host}:{port}"
+        self.security: Security = security
+        self.username = username or None
+        self._password = password
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.max_per_connection = max_per_connection
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        # Verified by default (hostname and chain); aiosmtplib would build the same context.
+        self.tls_context = tls_context or ssl.create_default_context()
+        self.local_hostname = local_hostname
+        self.sleep = sleep
+        self.jitter = jitter
+
+    def __repr__(self) -> str:  # never shows the password
+        return (
+            f"SmtpSender({self.label}, security={self.security!r}, username={self.username!r}, "
+            f"concurrency={self.concurrency})"
+        )
+
+    async def deliver(
+        self, items: AsyncIterable[Outgoing] | Iterable[Outgoing], on_outcome: OnOutcome
+    ) -> DeliveryStats:
+        """See :meth:`Sender.deliver`. ``on_outcome`` may be awaited from several workers."""
+        tally = _Tally(on_outcome)
+        queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=self.concurrency)
+        live = [self.concurrency]
+        failure: BaseException | None = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.concurrency):
+                    group.create_task(self._worker(queue, tally, live))
+                async for item in _iterate(items):
+                    await queue.put(item)
+                await queue.put(None)  # end marker; each worker passes it on
+        except BaseExceptionGroup as exc:
+            failure = _first_leaf(exc)
+        if failure is not None:
+            raise failure
+        return tally.stats()
+
+    async def _worker(
+        self, queue: asyncio.Queue[Outgoing | None], tally: _Tally, live: list[int]
+    ) -> None:
+        conn = _Connection(self)
+        stop: DeliveryError | None = None
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    queue.put_nowait(None)
+                    return
+                try:
+                    outcome = await self._send(conn, item)
+                except _GaveUp as exc:
+                    await tally.record(
+                        Outcome(item, False, exc.error, exc.attempts, exc.error.reply)
+                    )
+                    live[0] -= 1
+                    if live[0] == 0:
+                        stop = exc.error
+                        break
+                    log.warning("smtp worker gives up server=%s: %s", self.label, exc.error)
+                    return
+                await tally.record(outcome)
+        finally:
+            await conn.close()
+        raise stop  # the last worker gave up: the server cannot be reached
+
+    async def _send(self, conn: _Connection, item: Outgoing) -> Outcome:
+        """Try one message until every recipient is settled or the attempts run out."""
+        pending = list(item.recipients)
+        if not pending:
+            err = PermanentDeliveryError("", "the message has no recipient")
+            return Outcome(item, False, err, 0, None)
+        refused: list[DeliveryError] = []
+        last: DeliveryError | None = None
+        reply: str | None = None
+        attempts = 0
+        wait = False
+        while pending and attempts < self.max_attempts:
+            if wait:
+                await self.sleep(backoff_delay(attempts, self.backoff, self.jitter()))
+            try:
+                client = await conn.ready()
+            except _GaveUp as exc:
+                exc.attempts = attempts
+                raise
+            attempts += 1
+            conn.used += 1
+            results, reply = await self._transaction(client, item, pending)
+            accepted = [r for r, e in results.items() if e is None]
+            refused += [e for e in results.values() if e is not None and not e.transient]
+            retry = [e for e in results.values() if e is not None and e.transient]
+            pending = [r for r, e in results.items() if e is not None and e.transient]
+            if retry:
+                last = retry[-1]
+                log.warning(
+                    "smtp transient failure server=%s message_id=%s attempt=%d: %s",
+                    self.label,
+                    item.message_id,
+                    attempts,
+                    last,
+                )
+                # Part of the recipients accepted (452 too many recipients): go on at once,
+                # on the same connection. Otherwise start afresh after a pause.
+                wait = not accepted
+                if wait:
+                    conn.drop()
+        if not pending and not refused:
+            return Outcome(item, True, None, attempts, reply)
+        error = refused[0] if refused else last
+        return Outcome(item, False, error, attempts, error.reply if error else None)
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, item: Outgoing, recipients: list[str]
+    ) -> tuple[dict[str, DeliveryError | None], str | None]:
+        """One MAIL/RCPT/DATA transaction: each recipient's error (None: accepted), the reply."""
+        first = recipients[0]
+        err: DeliveryError
+        try:
+            refused, reply = await client.sendmail(item.sender, recipients, item.data)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            out: dict[str, DeliveryError | None] = {}
+            for one in exc.recipients:
+                self._check_stop("rcpt", one)
+                out[one.recipient] = reply_error(
+                    one.recipient, one.code, one.message, "the server refused the recipient"
+                )
+            return out, None
+        except aiosmtplib.SMTPResponseException as exc:
+            stage = _stage(exc)
+            self._check_stop(stage, exc)
+            reason = {
+                "mail": f"the server refused the sender {item.sender}",
+                "rcpt": "the server refused the recipient",
+                "data": "the server refused the message",
+            }[stage]
+            return {r: reply_error(r, exc.code, exc.message, reason) for r in recipients}, None
+        except aiosmtplib.SMTPTimeoutError as exc:
+            err = TransientDeliveryError(
+                first, f"no answer from {self.label} within {self.timeout:g} s ({_describe(exc)})"
+            )
+        except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:
+            err = TransientDeliveryError(
+                first, f"connection to {self.label} lost: {_describe(exc)}"
+            )
+        except aiosmtplib.SMTPNotSupported as exc:
+            err = PermanentDeliveryError(first, f"{self.label}: {_describe(exc)}")
+        except ValueError as exc:  # an address aiosmtplib refuses to put on the wire
+            err = PermanentDeliveryError(first, f"address cannot be sent: {_describe(exc)}")
+        except aiosmtplib.SMTPException as exc:
+            err = TransientDeliveryError(first, f"{self.label}: {_describe(exc)}")
+        else:
+            out = dict.fromkeys(recipients, None)
+            for rcpt, response in refused.items():
+                self._check_stop("rcpt", response)
+                out[rcpt] = reply_error(
+                    rcpt, response.code, response.message, "the server refused the recipient"
+                )
+            return out, reply
+        return dict.fromkeys(recipients, err), None
+
+    def _check_stop(
+        self,
+        stage: Literal["mail", "rcpt", "data"],
+        reply: aiosmtplib.SMTPResponseException | aiosmtplib.SMTPResponse,
+    ) -> None:
+        if stops_run(stage, reply.code):
+            what = {
+                530: "the server requires authentication (set smtp.username)",
+                534: "the server finds the authentication mechanism too weak",
+                535: "the server refused the credentials",
+                538: "the server requires encryption",
+            }.get(reply.code, "the server refuses the sender address")
+            raise PermanentDeliveryError(self.label, what, code=reply.code, reply=reply.message)
+
+    async def open_connection(self) -> aiosmtplib.SMTP:
+        """Connect, secure and authenticate one connection.
+
+        Raises :class:`TransientDeliveryError` when worth another try (no answer, 4xx) and
+        :class:`PermanentDeliveryError` when it cannot work (credentials, TLS, 5xx).
+        """
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            timeout=self.timeout,
+            use_tls=self.security == "tls",
+            # Never aiosmtplib's opportunistic STARTTLS: it would log in over a plain
+            # connection to a server that does not offer TLS. Upgrade explicitly below.
+            start_tls=False,
+            tls_context=self.tls_context,
+            local_hostname=self.local_hostname,
+        )
+        try:
+            await client.connect()
+            if self.security == "starttls":
+                await client.ehlo()
+                if not client.supports_extension("starttls"):
+                    err = PermanentDeliveryError(
+                        self.label, "the server does not offer STARTTLS; not sending credentials"
+                    )
+                    err.hint = 'use security = "tls" if the server speaks TLS from the start'
+                    raise err
+                await client.starttls()
+                await client.ehlo()  # RFC 3207 §4.2: forget what was learnt before TLS
+            if self.username is not None:
+                if not client.supports_extension("auth"):
+                    raise PermanentDeliveryError(self.label, "the server does not offer AUTH")
+                await client.login(self.username, self._password or "")
+        except DeliveryError:
+            client.close()
+            raise
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
+            raise self._connection_error(exc) from exc
+        except BaseException:
+            client.close()
+            raise
+        log.debug("smtp connected server=%s security=%s", self.label, self.security)
+        return client
+
+    def _connection_error(self, exc: aiosmtplib.SMTPException | OSError) -> DeliveryError:
+        """Translate an error met while opening a connection."""
+        err: DeliveryError
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            err = PermanentDeliveryError(
+                self.label,
+                f"authentication as {self.username!r} failed",
+                code=exc.code,
+                reply=exc.message,
+            )
+            err.hint = (
+                "check smtp.username and the password in the variable smtp.password_env names"
+            )
+        elif isinstance(tls := _ssl_error(exc), ssl.SSLCertVerificationError):
+            err = PermanentDeliveryError(
+                self.label, f"TLS certificate not trusted: {_describe(tls)}"
+            )
+            err.hint = "check that smtp.host is the name on the server's certificate"
+        elif tls is not None:
+            err = PermanentDeliveryError(self.label, f"TLS failed: {_describe(tls)}")
+            err.hint = 'check smtp.security: "tls" is for port 465, "starttls" for 587'
+        elif isinstance(exc, aiosmtplib.SMTPResponseException):
+            err = reply_error(self.label, exc.code, exc.message, "the server refused the session")
+        elif isinstance(exc, aiosmtplib.SMTPTimeoutError):
+            err = TransientDeliveryError(self.label, f"no answer within {self.timeout:g} s")
+        elif isinstance(
+            exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError | OSError
+        ):
+            err = TransientDeliveryError(self.label, f"cannot connect: {_describe(exc)}")
+        else:  # capability missing (an SMTPException without a reply): the setup cannot work
+            err = PermanentDeliveryError(self.label, _describe(exc))
+        return err
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+# -- file outbox ----------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+
+
+def outbox_name(message_id: str, when: datetime) -> str:
+    """``<UTC timestamp>-<message-id reduced to safe characters>.eml``; sorts by time."""
+    safe = _UNSAFE.sub("_", message_id.strip().strip("<>")).strip("._") or "message"
+    return f"{when.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{safe[:120]}.eml"
+
+
+class FileOutboxSender:
+    """Writes each message as an ``.eml`` file in ``directory`` (created when missing).
+
+    Each file appears whole or not at all (temp file, fsync, rename, then the folder fsynced).
+    Raises :class:`TransientDeliveryError` when the folder cannot be written (disk full).
+    """
+
+    def __init__(self, directory: Path, *, now: Callable[[], datetime] | None = None) -> None:
+        self.directory = Path(directory)
+        self.now = now or (lambda: datetime.now(UTC))
+
+    def __repr__(self) -> str:
+        return f"FileOutboxSender({str(self.directory)!r})"
+
+    async def deliver(
+        self, items: AsyncIterable[Outgoing] | Iterable[Outgoing], on_outcome: OnOutcome
+    ) -> DeliveryStats:
+        """See :meth:`Sender.deliver`; the outcome's ``reply`` is the path written."""
+        tally = _Tally(on_outcome)
+        async for item in _iterate(items):
+            path = self.directory / outbox_name(item.message_id, self.now())
+            try:
+                await asyncio.to_thread(self._write, path, item.data)
+            except OSError as exc:
+                first = item.recipients[0] if item.recipients else ""
+                raise TransientDeliveryError(
+                    first, f"cannot write {path}: {exc.strerror or exc}"
+                ) from exc
+            await tally.record(Outcome(item, True, None, 1, str(path)))
+        return tally.stats()
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        write_atomic(path, data)
+        # The rename is durable only once the folder itself is on disk.
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,677 @@
+"""Rendering one subscriber's digest email, HTML and text, from operator-overridable templates.
+
+Templates come from the operator's ``templates_dir`` first, then the bundled defaults; HTML is
+autoescaped, undefined names are errors, and each template gets one documented context object
+(:class:`SubjectContext`, :class:`DigestContext`, :class:`PaperView`). Each paper's fragments are
+rendered and CSS-inlined once per (paper, highlights, terms) and cached, so one email is mostly
+string joins; the HTML stays under Gmail's clipping size by listing lower-ranked papers compactly.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import date
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+import css_inline
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    select_autoescape,
+)
+from markupsafe import Markup, escape
+
+from digest.errors import RenderError
+from digest.message import Body, quoted_printable
+from digest.models import Match, Subscriber
+
+#: Gmail clips an HTML part over 102 KB; leave room for the transfer encoding's estimate error.
+HTML_BUDGET = 90_000
+TITLE_LIMIT = 300
+SHORT_TITLE_LIMIT = 110
+ABSTRACT_LIMIT = 600
+AUTHOR_LIMIT = 80
+KEYWORD_LIMIT = 200
+#: With more than ``AUTHORS_SHOWN + 1`` authors, the first ``AUTHORS_SHOWN`` are named.
+AUTHORS_SHOWN = 3
+_COMPACT_RESERVE = 1_000  # room for the shell's "also matching" heading once compact appears
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+#: Template names, relative to a templates folder; ``email/email.css`` is read as plain CSS.
+TEMPLATES = {
+    "subject": "email/subject.txt",
+    "digest_html": "email/digest.html",
+    "digest_text": "email/digest.txt",
+    "paper_html": "email/paper.html",
+    "paper_text": "email/paper.txt",
+    "compact_html": "email/compact.html",
+    "compact_text": "email/compact.txt",
+}
+STYLESHEET = "email/email.css"
+
+
+@dataclass(frozen=True, slots=True)
+class EmailLinks:
+    """The links of one subscriber's email, built by the caller (tokens, base URL)."""
+
+    unsubscribe_url: str
+    manage_url: str | None = None
+    feed_url: str | None = None
+    #: the full list of the day's papers, linked from "N more" (e.g. base_url/archive/DATE)
+    archive_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """A rendered digest: ``shown`` papers in full, ``compact`` listed briefly, ``more`` left
+    out by ``max_papers``. ``html_body`` and ``text_body`` are ``html`` and ``text`` already
+    encoded for :func:`digest.message.build_message`, joined from fragments encoded once."""
+
+    subject: str
+    html: str
+    text: str
+    shown: int
+    compact: int
+    more: int
+    html_body: Body
+    text_body: Body
+
+    @property
+    def html_size(self) -> int:
+        """Bytes of the HTML part once encoded: what Gmail's 102 KB clipping measures."""
+        return len(self.html_body.data)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectContext:
+    """Context of ``email/subject.txt``; the output is cleaned to one line."""
+
+    site_title: str
+    day: date
+    day_label: str  #: e.g. ``22 Nov 2026``
+    count: int  #: papers of the digest, including those past ``max_papers``
+    total_in_listing: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaperView:
+    """Context of ``email/paper.*`` (full entry) and ``email/compact.*`` (brief entry).
+
+    Text is cleaned (one line, no control characters or bidi overrides); ``*_html`` fields
+    are escaped with matched words in ``<mark class="hl">``. URLs are http(s) or None.
+    """
+
+    key: str
+    arxiv_id: str | None
+    title: str  #: at most 300 characters
+    title_html: Markup
+    short_title: str  #: at most 110 characters, for compact entries
+    url: str | None  #: the paper's page: Hugging Face, else its project page or code
+    hf_url: str | None
+    abs_url: str | None
+    pdf_url: str | None
+    code_url: str | None
+    project_url: str | None
+    authors: tuple[str, ...]  #: the authors named; ``authors_more`` are not
+    authors_html: tuple[Markup, ...]
+    authors_more: int
+    upvotes: int
+    comments: int
+    abstract: str  #: cut at a sentence end near 600 characters (else a word, then " …")
+    abstract_html: Markup
+    abstract_trimmed: bool
+    terms: tuple[str, ...]  #: the subscriber's query terms this paper matched
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContext:
+    """Context of ``email/digest.html`` and ``email/digest.txt``, the per-subscriber shell.
+
+    ``papers`` and ``compact`` hold the entries, already rendered from ``email/paper.*`` and
+    ``email/compact.*`` (HTML: already inlined): output them as they are, once each. Compact
+    HTML entries are ``<li>`` elements, for a ``<ul>`` or ``<ol>`` around them.
+    """
+
+    subject: str
+    preheader: str  #: the inbox preview line
+    site_title: str
+    base_url: str
+    day: date
+    day_label: str
+    subscriber_email: str
+    subscriber_name: str | None
+    keywords: tuple[str, ...]  #: the subscriber's queries, as written
+    exclude: tuple[str, ...]
+    total_in_listing: int
+    matched_count: int  #: papers of the digest, including those past ``max_papers``
+    shown_count: int  #: in full
+    compact_count: int  #: listed briefly to stay under the size budget
+    more_count: int  #: past ``max_papers``, only counted
+    max_papers: int | None
+    papers: Markup
+    compact: Markup
+    stylesheet: Markup  #: ``email/email.css``; put it in a ``<style>`` in the HTML head
+    unsubscribe_url: str
+    manage_url: str | None
+    feed_url: str | None
+    more_url: str | None
+
+
+def default_templates_dir() -> Path:
+    """The bundled templates: ``digest/templates`` in a wheel, else the repository's."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+def environment(templates_dir: Path | None = None) -> Environment:
+    """A Jinja environment trying ``templates_dir`` first, then the bundled templates;
+    autoescaping ``.html``/``.xml``, with undefined names raising."""
+    folders = [templates_dir] if templates_dir is not None else []
+    folders.append(default_templates_dir())
+    return Environment(
+        loader=ChoiceLoader([FileSystemLoader(folder) for folder in folders]),
+        autoescape=select_autoescape(("html", "htm", "xml"), default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+_SPACES = re.compile(r"\s+")
+_SAFE_URL = re.compile(r"https?://[!#-;=?-~]+", re.IGNORECASE)  # no space, quotes, < or >
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
+# Words whose period does not end a sentence ("et al. show", "e.g. this").
+_NOT_SENTENCE_END = frozenset(
+    {"e.g", "i.e", "al", "fig", "figs", "eq", "eqs", "vs", "cf", "etc", "approx", "resp"}
+    | {"sec", "ref", "refs", "tab", "no", "dr", "prof", "st"}
+)
+
+
+def clean(text: str) -> str:
+    """``text`` on one line: controls become spaces, bidi overrides and lone surrogates go,
+    whitespace runs become one space."""
+    return _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", text))).strip()
+
+
+def day_label(day: date) -> str:
+    """``22 Nov 2026``, the same in every locale."""
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) URL with a host and no space or quote, else None
+    (so a ``javascript:`` link from a listing never becomes a link)."""
+    if not url:
+        return None
+    url = url.strip()
+    if not _SAFE_URL.fullmatch(url):
+        return None
+    try:
+        return url if urlsplit(url).hostname else None
+    except ValueError:
+        return None
+
+
+def cut_at_word(text: str, limit: int) -> tuple[int, bool]:
+    """Where to end ``text`` to keep at most ``limit`` characters, at a word boundary when
+    one is in the second half; and whether it was cut."""
+    if len(text) <= limit:
+        return len(text), False
+    space = max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1))
+    end = space if space > limit // 2 else limit
+    return len(text[:end].rstrip()) or end, True
+
+
+def trim_abstract(text: str, limit: int = ABSTRACT_LIMIT) -> tuple[int, bool]:
+    """Where to end the abstract shown: ``(end, needs_ellipsis)``.
+
+    Whole up to ``limit`` + 10%; else after the last sentence ending by ``limit`` that keeps
+    at least 40% of it; else at the last word boundary, with an ellipsis.
+    """
+    if len(text) <= limit * 11 // 10:
+        return len(text), False
+    best = 0
+    for m in _SENTENCE_END.finditer(text, 0, limit + 1):
+        before = text[: m.start()].rsplit(None, 1)
+        word = before[-1].lower() if before else ""
+        after = text[m.end() :].lstrip()[:1]
+        single_initial = len(word) == 1 and word.isalpha()
+        if word in _NOT_SENTENCE_END or single_initial or after.islower():
+            continue
+        best = m.end()
+    if best >= limit * 2 // 5:
+        return best, False
+    return cut_at_word(text, limit)[0], True
+
+
+def _merge(text: str, spans: Iterable[tuple[int, int]], end: int) -> list[tuple[int, int]]:
+    """Spans clipped to ``[0, end)``, sorted, and merged when they overlap or only spaces
+    and hyphens lie between them (a matched phrase is one mark)."""
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted((max(0, s), min(end, e)) for s, e in spans):
+        if start >= stop:
+            continue
+        if merged and (start <= merged[-1][1] or not text[merged[-1][1] : start].strip(" -")):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def segments(text: str, spans: Iterable[tuple[int, int]], end: int) -> list[tuple[str, bool]]:
+    """``text[:end]`` as cleaned ``(piece, highlighted)`` pairs; ``spans`` index ``text``."""
+    pieces: list[tuple[str, bool]] = []
+    pos = 0
+    for start, stop in _merge(text, spans, end):
+        if start > pos:
+            pieces.append((text[pos:start], False))
+        pieces.append((text[start:stop], True))
+        pos = stop
+    if pos < end:
+        pieces.append((text[pos:end], False))
+    out: list[tuple[str, bool]] = []
+    for raw, marked in pieces:
+        piece = _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", raw)))
+        if piece.startswith(" ") and (not out or out[-1][0].endswith(" ")):
+            piece = piece.lstrip(" ")
+        if piece:
+            out.append((piece, marked))
+    if out and out[-1][0].endswith(" "):
+        out[-1] = (out[-1][0].rstrip(" "), out[-1][1])
+    return [(piece, marked) for piece, marked in out if piece]
+
+
+def to_html(pieces: Sequence[tuple[str, bool]], suffix: str = "") -> Markup:
+    """Escaped HTML of ``pieces``, highlighted ones in ``<mark class="hl">``."""
+    html = "".join(
+        f'<mark class="hl">{escape(piece)}</mark>' if marked else str(escape(piece))
+        for piece, marked in pieces
+    )
+    return Markup(html + str(escape(suffix)))
+
+
+def paper_view(match: Match) -> PaperView:
+    """The template view of one matched paper: cleaned, trimmed, highlighted."""
+    paper = match.paper
+    by_field: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for span in match.spans:
+        index = span.index if span.field == "author" else 0
+        by_field.setdefault((span.field, index), []).append((span.start, span.end))
+
+    title_end, title_cut = cut_at_word(paper.title, TITLE_LIMIT)
+    title_pieces = segments(paper.title, by_field.get(("title", 0), ()), title_end)
+    title = "".join(p for p, _ in title_pieces) + (" …" if title_cut else "")
+    short_end, short_cut = cut_at_word(title, SHORT_TITLE_LIMIT)
+    short_title = title[:short_end] + " …" if short_cut else title
+
+    abstract_end, ellipsis = trim_abstract(paper.abstract)
+    abstract_pieces = segments(paper.abstract, by_field.get(("abstract", 0), ()), abstract_end)
+    suffix = " …" if ellipsis else ""
+
+    named = paper.authors if len(paper.authors) <= AUTHORS_SHOWN + 1 else paper.authors[:3]
+    authors: list[str] = []
+    authors_html: list[Markup] = []
+    for index, name in enumerate(named):
+        end, cut = cut_at_word(name, AUTHOR_LIMIT)
+        pieces = segments(name, by_field.get(("author", index), ()), end)
+        if pieces:
+            authors.append("".join(p for p, _ in pieces) + ("…" if cut else ""))
+            authors_html.append(to_html(pieces, "…" if cut else ""))
+
+    hf_url = safe_url(paper.hf_url)
+    code_url = safe_url(paper.github_repo)
+    project_url = safe_url(paper.project_page)
+    terms = (clean(t)[:KEYWORD_LIMIT] for t in match.terms)
+    return PaperView(
+        key=paper.key,
+        arxiv_id=paper.arxiv_id,
+        title=title,
+        title_html=to_html(title_pieces, " …" if title_cut else ""),
+        short_title=short_title,
+        url=hf_url or project_url or code_url,
+        hf_url=hf_url,
+        abs_url=safe_url(paper.abs_url),
+        pdf_url=safe_url(paper.pdf_url),
+        code_url=code_url,
+        project_url=project_url,
+        authors=tuple(authors),
+        authors_html=tuple(authors_html),
+        authors_more=len(paper.authors) - len(named),
+        upvotes=paper.upvotes,
+        comments=paper.num_comments,
+        abstract="".join(p for p, _ in abstract_pieces) + suffix,
+        abstract_html=to_html(abstract_pieces, suffix),
+        abstract_trimmed=abstract_end < len(paper.abstract.rstrip()),
+        terms=tuple(dict.fromkeys(t for t in terms if t)),
+    )
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Cache(Generic[K, V]):
+    """A dict of at most ``size`` entries, dropping the oldest first (cheaper than LRU: a hit
+    costs one lookup, and a run visits subscribers grouped by query anyway)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._data: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        return self._data.get(key)
+
+    def put(self, key: K, value: V) -> V:
+        self._data[key] = value
+        if len(self._data) > self.size:
+            del self._data[next(iter(self._data))]
+        return value
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    html: str
+    text: str
+    html_qp: bytes  # ``html`` quoted-printable: joined as is into the message
+    text_qp: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Shell:
+    """A rendered shell cut at its slots: literal, slot, literal, … (literals QP-encoded)."""
+
+    parts: tuple[str, ...]
+    encoded: tuple[bytes, ...]
+    size: int
+
+
+def _as_dict(context: Any) -> dict[str, Any]:
+    return {f.name: getattr(context, f.name) for f in fields(context)}
+
+
+class Renderer:
+    """Renders digests with one set of templates; keep one per run to share its caches.
+
+    ``templates_dir`` is tried before the bundled templates. ``html_budget`` is the most
+    bytes the HTML part should take once encoded; ``cache_size`` bounds each cache (paper
+    fragments, compact fragments, inlined shells). Raises :class:`RenderError` when a
+    template is missing or broken.
+    """
+
+    def __init__(
+        self,
+        templates_dir: Path | None = None,
+        *,
+        site_title: str = "Paper Digest",
+        base_url: str = "http://localhost:8000",
+        html_budget: int = HTML_BUDGET,
+        cache_size: int = 20_000,
+    ) -> None:
+        if templates_dir is not None and not templates_dir.is_dir():
+            raise RenderError(str(templates_dir), "templates_dir is not a folder")
+        self.site_title = site_title
+        self.base_url = base_url
+        self.html_budget = html_budget
+        self.env = environment(templates_dir)
+        self._templates: dict[str, Template] = {}
+        for key, name in TEMPLATES.items():
+            try:
+                self._templates[key] = self.env.get_template(name)
+            except TemplateError as exc:
+                raise RenderError(name, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            css = self.env.loader.get_source(self.env, STYLESHEET)[0]  # type: ignore[union-attr]
+        except TemplateError as exc:
+            raise RenderError(STYLESHEET, f"{type(exc).__name__}: {exc}") from exc
+        self.stylesheet = Markup(css)
+        # Only @media rules stay in <style> (dark mode, phones); the rest goes inline.
+        self._inliner = css_inline.CSSInliner(
+            keep_style_tags=False,
+            keep_at_rules=True,
+            minify_css=True,
+            load_remote_stylesheets=False,
+        )
+        # Placeholders no listing or subscriber text can contain: fresh per renderer.
+        nonce = secrets.token_hex(8)
+        self._slot_papers = f"pdslot{nonce}papers"
+        self._slot_compact = f"pdslot{nonce}compact"
+        self._slots = re.compile(f"({self._slot_papers}|{self._slot_compact})")
+        self._mask = f"pdmask{nonce}v"
+        self._fragments: dict[str, _Cache[Hashable, _Fragment]] = {
+            kind: _Cache(cache_size) for kind in ("paper", "compact")
+        }
+        self._by_id: dict[str, _Cache[int, tuple[Match, _Fragment]]] = {
+            kind: _Cache(cache_size) for kind in ("paper", "compact")
+        }
+        self._shells: _Cache[str, str] = _Cache(min(cache_size, 2_000))
+        self._literals: _Cache[str, bytes] = _Cache(min(cache_size, 2_000))
+        self._subjects: _Cache[tuple[date, int, int], str] = _Cache(1_000)
+
+    def _render(self, key: str, context: Any) -> str:
+        template = self._templates[key]
+        try:
+            return template.render(_as_dict(context))
+        except Exception as exc:  # an operator's template can fail in any way
+            raise RenderError(TEMPLATES[key], f"{type(exc).__name__}: {exc}") from exc
+
+    def _fragment(self, match: Match, kind: str) -> _Fragment:
+        """The fragments of ``match`` (``kind`` ``paper`` or ``compact``), rendered once.
+
+        Looked up by the identity of ``match`` first (a run hands the same objects to every
+        subscriber of a query), then by its value: paper, highlight spans and terms.
+        """
+        by_id = self._by_id[kind]
+        seen = by_id.get(id(match))
+        if seen is not None and seen[0] is match:
+            return seen[1]
+        key = (match.paper, match.spans, match.terms)
+        cache = self._fragments[kind]
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache.put(key, self._make_fragment(match, kind))
+        by_id.put(id(match), (match, hit))
+        return hit
+
+    def _make_fragment(self, match: Match, kind: str) -> _Fragment:
+        view = paper_view(match)
+        try:
+            html = str(self._inliner.inline_fragment(self._render(f"{kind}_html", view), self.css))
+        except css_inline.InlineError as exc:
+            raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
+        html = html.strip() + "\n"  # line-aligned, so its QP encoding joins with others
+        text = self._render(f"{kind}_text", view).rstrip("\n") + "\n"
+        return _Fragment(html, text, quoted_printable(html), quoted_printable(text))
+
+    @property
+    def css(self) -> str:
+        return str(self.stylesheet)
+
+    def subject(self, day: date, count: int, total_in_listing: int) -> str:
+        """The subject line of a digest of ``count`` papers (from ``email/subject.txt``)."""
+        key = (day, count, total_in_listing)
+        hit = self._subjects.get(key)
+        if hit is None:
+            context = SubjectContext(self.site_title, day, day_label(day), count, total_in_listing)
+            hit = self._subjects.put(key, clean(self._render("subject", context)))
+        return hit
+
+    def _cut(self, rendered: str) -> _Shell:
+        """``rendered`` cut at the slots, each literal before a slot ending with a newline."""
+        parts = self._slots.split(rendered)
+        encoded: list[bytes] = []
+        for index, part in enumerate(parts):
+            if index % 2:
+                encoded.append(b"")
+                continue
+            if index + 1 < len(parts) and not part.endswith("\n"):
+                parts[index] = part = part + "\n"
+            qp = self._literals.get(part)
+            encoded.append(
+                qp if qp is not None else self._literals.put(part, quoted_printable(part))
+            )
+        return _Shell(tuple(parts), tuple(encoded), sum(len(e) for e in encoded))
+
+    def _html_shell(self, context: DigestContext, private: Iterable[str | None]) -> _Shell:
+        """The HTML shell rendered, inlined and cut at its slots.
+
+        Inlined shells are cached by their text with per-subscriber URLs and addresses
+        masked, so subscribers sharing queries share one inlining.
+        """
+        html = self._render("digest_html", context)
+        values = sorted({str(escape(v)) for v in private if v}, key=len, reverse=True)
+        restore: list[tuple[str, str]] = []
+        for index, value in enumerate(values):
+            # Only URLs and addresses: they cannot be tag names, attributes or CSS.
+            if ("://" in value or "@" in value) and value in html:
+                token = f"{self._mask}{index}x"
+                html = html.replace(value, token)
+                restore.append((token, value))
+        inlined = self._shells.get(html)
+        if inlined is None:
+            try:
+                inlined = self._shells.put(html, str(self._inliner.inline(html)))
+            except css_inline.InlineError as exc:
+                raise RenderError(TEMPLATES["digest_html"], f"CSS inlining failed: {exc}") from exc
+        for token, value in restore:
+            inlined = inlined.replace(token, value)
+        return self._cut(inlined)
+
+    def _assemble(
+        self, shell: _Shell, template: str, entries: dict[str, tuple[list[str], list[bytes]]]
+    ) -> tuple[str, bytes]:
+        texts: list[str] = []
+        chunks: list[bytes] = []
+        for index, part in enumerate(shell.parts):
+            if index % 2 == 0:
+                texts.append(part)
+                chunks.append(shell.encoded[index])
+            elif part in entries:
+                texts += entries[part][0]
+                chunks += entries[part][1]
+        for slot, (pieces, _) in entries.items():
+            if pieces and slot not in shell.parts:
+                name = "papers" if slot == self._slot_papers else "compact"
+                raise RenderError(
+                    template, f"does not output {{{{ {name} }}}}: papers would be lost"
+                )
+        return "".join(texts), b"".join(chunks)
+
+    def render_digest(
+        self,
+        *,
+        day: date,
+        subscriber: Subscriber,
+        matches: Sequence[Match],
+        links: EmailLinks,
+        total_in_listing: int,
+        max_papers: int | None,
+    ) -> RenderedEmail:
+        """One subscriber's email for ``day``; ``matches`` best first.
+
+        The first ``max_papers`` matches go in (None: all), the rest are counted as "N more"
+        with a link to ``links.archive_url``. The best-ranked are shown in full; when the
+        rest would push the HTML part past ``html_budget``, those are listed compactly.
+        Raises :class:`RenderError` when a template fails.
+        """
+        chosen = matches if max_papers is None else matches[: max(0, max_papers)]
+        full = [self._fragment(m, "paper") for m in chosen]
+        subject = self.subject(day, len(matches), total_in_listing)
+        titles = "; ".join(clean(m.paper.title) for m in chosen[:2])
+        count = f"{len(matches)} new paper{'' if len(matches) == 1 else 's'}"
+        context = DigestContext(
+            subject=subject,
+            preheader=(f"{count}: {titles}" if titles else count)[:150],
+            site_title=self.site_title,
+            base_url=self.base_url,
+            day=day,
+            day_label=day_label(day),
+            subscriber_email=subscriber.email,
+            subscriber_name=subscriber.name,
+            keywords=tuple(clean(q)[:KEYWORD_LIMIT] for q in subscriber.keywords),
+            exclude=tuple(clean(q)[:KEYWORD_LIMIT] for q in subscriber.exclude),
+            total_in_listing=total_in_listing,
+            matched_count=len(matches),
+            shown_count=len(chosen),
+            compact_count=0,
+            more_count=len(matches) - len(chosen),
+            max_papers=max_papers,
+            papers=Markup(self._slot_papers),
+            compact=Markup(self._slot_compact),
+            stylesheet=self.stylesheet,
+            unsubscribe_url=links.unsubscribe_url,
+            manage_url=links.manage_url,
+            feed_url=links.feed_url,
+            more_url=links.archive_url,
+        )
+        private = (subscriber.email, *(getattr(links, f.name) for f in fields(links)))
+        shell = self._html_shell(context, private)
+        in_full = len(full)
+        compact: list[_Fragment] = []
+        if shell.size + sum(len(f.html_qp) for f in full) > self.html_budget:
+            compact = [self._fragment(m, "compact") for m in chosen]
+            room = self.html_budget - shell.size - _COMPACT_RESERVE
+            in_full = _how_many_in_full(
+                [len(f.html_qp) for f in full], [len(c.html_qp) for c in compact], room
+            )
+            context = replace(context, shown_count=in_full, compact_count=len(chosen) - in_full)
+            shell = self._html_shell(context, private)
+        shown, brief = full[:in_full], compact[in_full:]
+        html, html_qp = self._assemble(
+            shell,
+            TEMPLATES["digest_html"],
+            {
+                self._slot_papers: ([f.html for f in shown], [f.html_qp for f in shown]),
+                self._slot_compact: ([c.html for c in brief], [c.html_qp for c in brief]),
+            },
+        )
+        # Full text entries are separated by a blank line.
+        papers_text = [t for f in shown for t in ("\n", f.text)][1:]
+        papers_qp = [t for f in shown for t in (b"\r\n", f.text_qp)][1:]
+        text, text_qp = self._assemble(
+            self._cut(self._render("digest_text", context)),
+            TEMPLATES["digest_text"],
+            {
+                self._slot_papers: (papers_text, papers_qp),
+                self._slot_compact: ([c.text for c in brief], [c.text_qp for c in brief]),
+            },
+        )
+        return RenderedEmail(
+            subject=subject,
+            html=html,
+            text=text,
+            shown=in_full,
+            compact=len(brief),
+            more=context.more_count,
+            html_body=Body("quoted-printable", html_qp),
+            text_body=Body("quoted-printable", text_qp),
+        )
+
+
+def _how_many_in_full(full: Sequence[int], compact: Sequence[int], room: int) -> int:
+    """The largest k such that the first k entries in full and the rest compact fit in
+    ``room`` bytes (0 when even all-compact does not fit: every paper stays in)."""
+    used = sum(compact)
+    k = 0
+    for full_size, compact_size in zip(full, compact, strict=True):
+        if used - compact_size + full_size > room:
+            break
+        used += full_size - compact_size
+        k += 1
+    return k
