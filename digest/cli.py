@@ -18,8 +18,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from digest import __version__
-from digest.config import Config, ConfigError, Invalid, find_config, load, normalise_address
-from digest.errors import DigestError, QueryError
+from digest.config import Config, Invalid, find_config, load, normalise_address
+from digest.errors import ConfigError, DigestError, QueryError
 from digest.models import Subscriber
 from digest.query import validate as validate_query
 from digest.store import Store
@@ -90,21 +90,28 @@ def _check_address(value: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="PATH",
-              help="Config file (default: $DIGEST_CONFIG, else ./config.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Config file (default: $DIGEST_CONFIG, else ./config.toml).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(__version__, prog_name="digest")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """paper-digest: the day's trending papers, by email and feed, to those who asked."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     ctx.obj = _State(config_path)
 
 
 @cli.command()
-@click.option("--date", "day", metavar="YYYY-MM-DD", help="Listing date (default: today in `timezone`).")
+@click.option(
+    "--date", "day", metavar="YYYY-MM-DD", help="Listing date (default: today in `timezone`)."
+)
 @click.option("--dry-run", is_flag=True, help="Fetch and render, but send and record nothing.")
 @click.pass_obj
 def run(state: _State, day: str | None, dry_run: bool) -> None:
@@ -119,7 +126,13 @@ def run(state: _State, day: str | None, dry_run: bool) -> None:
         report = _run_async(run_pipeline(ctx, the_day, dry_run=dry_run))
     _print_report(report)
     if report.deferred or report.failed:
-        click.echo(f"{report.failed} failed, {report.deferred} left for the next run", err=True)
+        # Some digest did not reach its reader: a failed run for cron and systemd.
+        click.echo(
+            f"error: {report.failed} digest(s) refused by the mail server,"
+            f" {report.deferred} left pending for the next run",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
 
 
 def _print_report(report: Any) -> None:
@@ -151,14 +164,28 @@ def _print_report(report: Any) -> None:
 
 @cli.command()
 @click.option("--to", "to", required=True, metavar="ADDRESS", help="Where to send it.")
-@click.option("--keywords", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable).")
-@click.option("--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable).")
+@click.option(
+    "--keywords", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable)."
+)
+@click.option(
+    "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
+)
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="Listing date (default: today).")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the message to this .eml file instead of sending it.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the message to this .eml file instead of sending it.",
+)
 @click.pass_obj
-def send(state: _State, to: str, keywords: tuple[str, ...], exclude: tuple[str, ...],
-         day: str | None, out: Path | None) -> None:
+def send(
+    state: _State,
+    to: str,
+    keywords: tuple[str, ...],
+    exclude: tuple[str, ...],
+    day: str | None,
+    out: Path | None,
+) -> None:
     """Send one digest to any address now; no subscriber's history is touched."""
     from digest.pipeline import make_context, send_once
 
@@ -200,12 +227,22 @@ def subscribers() -> None:
 @subscribers.command("add")
 @click.argument("email")
 @click.option("--name", help="How to greet them.")
-@click.option("--keyword", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable).")
-@click.option("--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable).")
+@click.option(
+    "--keyword", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable)."
+)
+@click.option(
+    "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
+)
 @click.option("--max-papers", type=click.IntRange(1, 10_000), help="Papers per email.")
 @click.pass_obj
-def subscribers_add(state: _State, email: str, name: str | None, keywords: tuple[str, ...],
-                    exclude: tuple[str, ...], max_papers: int | None) -> None:
+def subscribers_add(
+    state: _State,
+    email: str,
+    name: str | None,
+    keywords: tuple[str, ...],
+    exclude: tuple[str, ...],
+    max_papers: int | None,
+) -> None:
     """Add a subscriber (or update one with the same address)."""
     sub = Subscriber(
         email=_check_address(email),
@@ -293,13 +330,23 @@ def config_example() -> None:
 def config_check(state: _State) -> None:
     """Validate the config file and say what it sets up."""
     cfg = state.config()
-    mail = f"SMTP {cfg.smtp.host}:{cfg.smtp.port}" if cfg.smtp.host else f"outbox {cfg.mail.outbox_dir}"
+    mail = (
+        f"SMTP {cfg.smtp.host}:{cfg.smtp.port}"
+        if cfg.smtp.host
+        else f"outbox {cfg.mail.outbox_dir}"
+    )
     click.echo(f"{cfg.path}: ok; {len(cfg.subscribers)} subscribers, mail via {mail}")
 
 
 @cli.command()
-@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("digest-demo"), show_default=True, help="Folder for the demo.")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("digest-demo"),
+    show_default=True,
+    help="Folder for the demo.",
+)
 def demo(folder: Path) -> None:
     """Run the pipeline on the bundled sample listings: no network, no SMTP."""
     from digest.demo import SAMPLE_DIR, write_demo_config
@@ -317,21 +364,24 @@ def demo(folder: Path) -> None:
     with Store(cfg.database) as store:
         for day in days:
             now = datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(hour=7)
-            ctx = _guard(lambda: make_context(cfg, store, now=now))
+            ctx = _guard(lambda now=now: make_context(cfg, store, now=now))
             report = _run_async(run_pipeline(ctx, day))
             _print_report(report)
             click.echo()
     click.echo(f"config:  {config_path}")
     click.echo(f"emails:  {cfg.mail.outbox_dir}  (open the .eml files in a mail program)")
     click.echo(f"feeds:   {cfg.feeds.dir / 'feed.xml'}, {cfg.feeds.dir / 'feed.atom'}")
-    click.echo(f"again:   digest --config {config_path} run --date {days[-1]}  (sends nothing twice)")
+    click.echo(
+        f"again:   digest --config {config_path} run --date {days[-1]}  (sends nothing twice)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``digest`` command."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="digest",
-                 standalone_mode=True)
+        cli.main(
+            args=list(argv) if argv is not None else None, prog_name="digest", standalone_mode=True
+        )
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

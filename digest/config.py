@@ -127,7 +127,7 @@ def mailbox() -> Check:
 
         if not isinstance(value, str) or "\n" in value or "\r" in value:
             raise Invalid('expected "Name <address@example.org>"')
-        name, addr = parseaddr(value)
+        _, addr = parseaddr(value)
         normalise_address(addr)
         return value.strip()
 

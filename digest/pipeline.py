@@ -1,4 +1,4 @@
-"""The daily cycle, where the edges meet the pure core: fetch → diff → match → render → deliver → feeds.
+"""The daily cycle, where the edges meet the core: fetch → diff → match → render → deliver → feeds.
 
 Delivery is crash-safe: each digest is recorded as pending (its papers reserved) before any
 SMTP traffic, and marked sent right after the server accepts it. A run that dies leaves its
@@ -23,7 +23,7 @@ from digest.feeds import build_feeds
 from digest.fetch import ListingSource, make_source
 from digest.files import write_atomic
 from digest.match import DayMatcher
-from digest.message import build_message, make_message_id
+from digest.message import build_message, list_id_for, make_message_id, sender_address
 from digest.models import Listing, Match, Paper, Subscriber
 from digest.render import EmailLinks, Renderer
 from digest.store import PendingDelivery, PlannedDelivery, Store, new_delivery_id
@@ -115,7 +115,9 @@ def make_context(
             max_bytes=src.max_bytes,
         ),
         sender=sender or make_sender(config),
-        renderer=Renderer(config.templates_dir, site_title=config.feeds.title, base_url=config.base_url),
+        renderer=Renderer(
+            config.templates_dir, site_title=config.feeds.title, base_url=config.base_url
+        ),
         secret=secret,
         now=now or datetime.now(UTC),
     )
@@ -160,17 +162,17 @@ def compose(
         total_in_listing=total,
         max_papers=len(selection.shown),
     )
-    from_addr = parseaddr(cfg.mail.sender)[1]
+    from_addr = sender_address(cfg.mail.sender)
     return build_message(
         sender=cfg.mail.sender,
         to=sub.email,
         to_name=sub.name,
         subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
+        text=rendered.text_body,
+        html=rendered.html_body,
         message_id=message_id,
         date=created_at,
-        list_id=cfg.mail.list_id or f"Paper Digest <digest.{_domain(cfg.mail.sender)}>",
+        list_id=cfg.mail.list_id or list_id_for(cfg.mail.sender),
         unsubscribe_url=links.unsubscribe_url,
         unsubscribe_mailto=f"mailto:{from_addr}?subject=unsubscribe",
     )
@@ -202,35 +204,55 @@ class _Recorder:
             if self.store is not None:
                 self.store.mark_failed(str(item.key), error)
             self.report.failed += 1
-            log.warning("failed to=%s message_id=%s error=%s", item.recipients[0], item.message_id, error)
+            log.warning(
+                "failed to=%s message_id=%s error=%s", item.recipients[0], item.message_id, error
+            )
         else:
             if self.store is not None:
                 self.store.mark_deferred(str(item.key), error)
             self.report.deferred += 1
-            log.warning("deferred to=%s message_id=%s error=%s", item.recipients[0], item.message_id, error)
+            log.warning(
+                "deferred to=%s message_id=%s error=%s", item.recipients[0], item.message_id, error
+            )
 
 
 def _envelope_from(ctx: Context) -> str:
     return parseaddr(ctx.config.mail.sender)[1]
 
 
-def _resume_items(ctx: Context, pending: Sequence[PendingDelivery], report: RunReport) -> Iterable[Outgoing]:
+def _resume_items(
+    ctx: Context, pending: Sequence[PendingDelivery], report: RunReport
+) -> Iterable[Outgoing]:
     """Rebuild the messages of digests recorded earlier but not yet accepted."""
     keys = {k for p in pending for k in p.paper_keys}
     papers = ctx.store.papers_by_key(keys)
     for p in pending:
         found = [papers[k] for k in p.paper_keys if k in papers]
         matcher = DayMatcher(found)
-        ranked = {m.paper.key: m for m in matcher.select(p.subscriber.keywords, p.subscriber.exclude)}
+        ranked = {
+            m.paper.key: m for m in matcher.select(p.subscriber.keywords, p.subscriber.exclude)
+        }
         matches = [ranked.get(paper.key) or Match(paper=paper, score=0.0) for paper in found]
         selection = Selection(shown=tuple(matches[: p.shown]), more=tuple(matches[p.shown :]))
         listing = ctx.store.listing(p.listing_date)
         total = len(listing.papers) if listing else len(found)
-        data = compose(ctx, p.subscriber, p.listing_date, selection, total,
-                       message_id=p.message_id, created_at=p.created_at)
+        data = compose(
+            ctx,
+            p.subscriber,
+            p.listing_date,
+            selection,
+            total,
+            message_id=p.message_id,
+            created_at=p.created_at,
+        )
         report.resumed += 1
-        yield Outgoing(key=p.id, sender=_envelope_from(ctx), recipients=(p.subscriber.email,),
-                       data=data, message_id=p.message_id)
+        yield Outgoing(
+            key=p.id,
+            sender=_envelope_from(ctx),
+            recipients=(p.subscriber.email,),
+            data=data,
+            message_id=p.message_id,
+        )
 
 
 def _cap(ctx: Context, sub: Subscriber) -> int:
@@ -282,7 +304,9 @@ def _plan_batch(
     plans: list[tuple[Subscriber, Selection, PlannedDelivery]] = []
     for sub in batch:
         assert sub.id is not None
-        selection = select(matcher.select(sub.keywords, sub.exclude), delivered[sub.id], _cap(ctx, sub))
+        selection = select(
+            matcher.select(sub.keywords, sub.exclude), delivered[sub.id], _cap(ctx, sub)
+        )
         rep = SubscriberReport(email=sub.email, matched=len(selection.all))
         report.subscribers.append(rep)
         recorder.by_email[sub.email] = rep
@@ -299,7 +323,7 @@ def _plan_batch(
                     paper_keys=tuple(m.paper.key for m in selection.all),
                     shown=len(selection.shown),
                     id=delivery_id,
-                    message_id=make_message_id(_domain(ctx.config.mail.sender)),
+                    message_id=make_message_id(ctx.config.mail.sender),
                 ),
             )
         )
@@ -308,10 +332,24 @@ def _plan_batch(
     for sub, selection, plan in plans:
         if plan.id not in recorded:
             continue
-        data = compose(ctx, sub, listing.date, selection, len(listing.papers),
-                       message_id=plan.message_id, created_at=ctx.now)
-        out.append(Outgoing(key=plan.id, sender=_envelope_from(ctx), recipients=(sub.email,),
-                            data=data, message_id=plan.message_id))
+        data = compose(
+            ctx,
+            sub,
+            listing.date,
+            selection,
+            len(listing.papers),
+            message_id=plan.message_id,
+            created_at=ctx.now,
+        )
+        out.append(
+            Outgoing(
+                key=plan.id,
+                sender=_envelope_from(ctx),
+                recipients=(sub.email,),
+                data=data,
+                message_id=plan.message_id,
+            )
+        )
     return out
 
 
@@ -328,8 +366,15 @@ async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
         selection = select(matcher.select(sub.keywords, sub.exclude), seen, _cap(ctx, sub))
         report.subscribers.append(SubscriberReport(email=sub.email, matched=len(selection.all)))
         if selection:
-            compose(ctx, sub, listing.date, selection, len(listing.papers),
-                    message_id=make_message_id(_domain(ctx.config.mail.sender)), created_at=ctx.now)
+            compose(
+                ctx,
+                sub,
+                listing.date,
+                selection,
+                len(listing.papers),
+                message_id=make_message_id(ctx.config.mail.sender),
+                created_at=ctx.now,
+            )
 
 
 def write_feeds(ctx: Context) -> list[Path]:
@@ -409,8 +454,10 @@ async def send_once(
         return 0
     sub = Subscriber(email=to, keywords=tuple(keywords), exclude=tuple(exclude))
     selection = select(matches, set(), ctx.config.mail.max_papers)
-    message_id = make_message_id(_domain(ctx.config.mail.sender))
-    data = compose(ctx, sub, day, selection, len(listing.papers), message_id=message_id, created_at=ctx.now)
+    message_id = make_message_id(ctx.config.mail.sender)
+    data = compose(
+        ctx, sub, day, selection, len(listing.papers), message_id=message_id, created_at=ctx.now
+    )
     if out is not None:
         write_atomic(out, data)
         return len(selection.all)
@@ -419,8 +466,18 @@ async def send_once(
     async def keep(outcome: Outcome) -> None:
         outcomes.append(outcome)
 
-    await ctx.sender.deliver([Outgoing(key="manual", sender=_envelope_from(ctx), recipients=(to,),
-                                       data=data, message_id=message_id)], keep)
+    await ctx.sender.deliver(
+        [
+            Outgoing(
+                key="manual",
+                sender=_envelope_from(ctx),
+                recipients=(to,),
+                data=data,
+                message_id=message_id,
+            )
+        ],
+        keep,
+    )
     if outcomes and not outcomes[0].ok and outcomes[0].error is not None:
         raise outcomes[0].error
     return len(selection.all)

@@ -614,7 +614,10 @@ def _reason(exc: SQLAlchemyError) -> str:
 
 def _db_hint(url: str) -> str:
     if url.startswith("postgresql"):
-        return "is the PostgreSQL server running, and is psycopg installed (pip install 'paper-digest[postgres]')?"
+        return (
+            "is the PostgreSQL server running, and is psycopg installed"
+            " (pip install 'paper-digest[postgres]')?"
+        )
     return "check the database setting and that its folder exists and is writable"
 
 

@@ -152,13 +152,19 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
 
 
 def test_password_in_clear_is_refused(tmp_path: Path) -> None:
-    found = problems(tmp_path, '[smtp]\nhost = "h.example.org"\nsecurity = "none"\nusername = "u"\n')
+    found = problems(
+        tmp_path, '[smtp]\nhost = "h.example.org"\nsecurity = "none"\nusername = "u"\n'
+    )
     assert found[0].startswith('smtp.security: is "none" but smtp.username is set')
 
 
-def test_missing_password_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_password_variable_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MY_PW", raising=False)
-    cfg = load(write(tmp_path, '[smtp]\nhost = "h.example.org"\nusername = "u"\npassword_env = "MY_PW"\n'))
+    cfg = load(
+        write(tmp_path, '[smtp]\nhost = "h.example.org"\nusername = "u"\npassword_env = "MY_PW"\n')
+    )
     with pytest.raises(ConfigError, match="MY_PW is not set"):
         cfg.smtp.password()
     monkeypatch.setenv("MY_PW", "s3cret")
@@ -166,7 +172,10 @@ def test_missing_password_variable_is_named(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_duplicate_subscriber(tmp_path: Path) -> None:
-    found = problems(tmp_path, '[[subscribers]]\nemail = "a@example.org"\n[[subscribers]]\nemail = "A@example.org"\n')
+    found = problems(
+        tmp_path,
+        '[[subscribers]]\nemail = "a@example.org"\n[[subscribers]]\nemail = "A@example.org"\n',
+    )
     assert any("duplicate subscriber" in p for p in found)
 
 

@@ -1,4 +1,4 @@
-"""The store on a real SQLite file and on PostgreSQL: listings, subscribers, the reservation rule."""
+"""The store on a real SQLite file and on PostgreSQL: listings, subscribers, reservations."""
 
 from __future__ import annotations
 
@@ -28,9 +28,14 @@ def store(db_url: str) -> Store:
 
 def test_listing_round_trip_keeps_order_and_fields(store: Store) -> None:
     p = Paper(
-        key="2603.00001", arxiv_id="2603.00001", title="Zoë’s <b>naïve</b> model",
-        abstract="Long " * 500, authors=("Zoë Müller", "李伟"), upvotes=7,
-        published=datetime(2026, 3, 1, 12, tzinfo=UTC), github_repo="https://github.com/x/y",
+        key="2603.00001",
+        arxiv_id="2603.00001",
+        title="Zoë’s <b>naïve</b> model",
+        abstract="Long " * 500,
+        authors=("Zoë Müller", "李伟"),
+        upvotes=7,
+        published=datetime(2026, 3, 1, 12, tzinfo=UTC),
+        github_repo="https://github.com/x/y",
         ai_keywords=("a", "b"),
     )
     store.save_listing(Listing(date=D1, papers=(p, paper("2603.00002")), source="test"), NOW)
@@ -84,7 +89,9 @@ def test_a_paper_is_reserved_once_per_subscriber(store: Store) -> None:
     plan = PlannedDelivery(sub.id, D1, ("1111.00001", "1111.00002"), 2, new_delivery_id(), "<m1@x>")
     assert store.record_pending([plan], NOW) == [plan]
     assert store.delivered_keys([sub.id], D2) == {sub.id: {"1111.00002"}}
-    again = PlannedDelivery(sub.id, D2, ("1111.00002", "1111.00003"), 2, new_delivery_id(), "<m2@x>")
+    again = PlannedDelivery(
+        sub.id, D2, ("1111.00002", "1111.00003"), 2, new_delivery_id(), "<m2@x>"
+    )
     assert store.record_pending([again], NOW) == []
     (pending,) = store.pending()
     assert pending.paper_keys == ("1111.00001", "1111.00002")

@@ -1,0 +1,330 @@
+"""The ``digest`` command as an operator drives it: options, output, files and exit codes."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import cli
+from tests.support.listings import item, write_days
+
+DAYS = {
+    "2026-11-16": [
+        item("2511.00001", "Diffusion Agents Plan in Latent Space", "Diffusion models plan."),
+        item("2511.00002", "A Survey of Large Language Model Agents", "We survey LLM agents."),
+        item("2511.00003", "Protein Folding with Graphs", "Graph networks fold proteins."),
+    ],
+    "2026-11-17": [
+        # 00001 comes back (with a version suffix): never sent twice
+        item("2511.00001v2", "Diffusion Agents Plan in Latent Space", "Diffusion models plan."),
+        item("2511.00004", "Medical Diffusion for MRI", "Diffusion for medical imaging."),
+        item("2511.00005", "Quantized Diffusion Transformers", "We quantize diffusion models."),
+    ],
+    "2026-11-18": [],
+}
+
+
+def config_text(listings: Path, extra: str = "") -> str:
+    return f"""\
+database = "sqlite:///digest.db"
+timezone = "UTC"
+base_url = "https://digest.example.org"
+
+[source]
+kind = "file"
+path = "{listings}"
+
+[mail]
+from = "Paper Digest <digest@example.org>"
+outbox_dir = "outbox"
+
+[feeds]
+dir = "public"
+title = "Trending papers"
+
+[[subscribers]]
+email = "ada@example.org"
+name = "Ada"
+keywords = ["diffusion"]
+exclude = ["medical"]
+{extra}"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A config file over three days of listings, in its own folder."""
+    listings = write_days(tmp_path / "listings", DAYS)
+    (tmp_path / "config.toml").write_text(config_text(listings), "utf-8")
+    return tmp_path
+
+
+def digest(site: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(site / "config.toml"), *args])
+
+
+def outbox(site: Path) -> list[email.message.EmailMessage]:
+    files = sorted((site / "outbox").glob("*.eml")) if (site / "outbox").is_dir() else []
+    return [
+        email.message_from_bytes(f.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for f in files
+    ]
+
+
+def test_run_sends_new_matching_papers_once_and_a_rerun_sends_nothing(site: Path) -> None:
+    first = digest(site, "run", "--date", "2026-11-16")
+    assert first.exit_code == 0, first.output
+    assert "fetched 3 papers, 3 new" in first.stdout
+    assert "ada@example.org: 1 matched, sent" in first.stdout
+    mails = outbox(site)
+    assert len(mails) == 1
+    assert mails[0]["To"] == "Ada <ada@example.org>"
+    assert "Diffusion Agents Plan in Latent Space" in mails[0].get_body(("plain",)).get_content()
+
+    again = digest(site, "run", "--date", "2026-11-16")
+    assert again.exit_code == 0, again.output
+    assert "ada@example.org: 0 matched, nothing new" in again.stdout
+    assert len(outbox(site)) == 1
+
+    second = digest(site, "run", "--date", "2026-11-17")
+    assert second.exit_code == 0, second.output
+    mails = outbox(site)
+    assert len(mails) == 2
+    text = mails[1].get_body(("plain",)).get_content()
+    assert "Quantized Diffusion Transformers" in text
+    assert "Latent Space" not in text  # sent on the 16th
+    assert "MRI" not in text  # excluded
+
+
+def test_empty_listing_is_normal_and_says_so(site: Path) -> None:
+    result = digest(site, "run", "--date", "2026-11-18")
+    assert result.exit_code == 0, result.output
+    assert "empty" in result.stdout
+    assert outbox(site) == []
+
+
+def test_dry_run_renders_but_sends_and_records_nothing(site: Path) -> None:
+    dry = digest(site, "run", "--date", "2026-11-16", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "dry run" in dry.stdout
+    assert "ada@example.org: 1 matched, would send" in dry.stdout
+    assert outbox(site) == []
+    real = digest(site, "run", "--date", "2026-11-16")
+    assert "ada@example.org: 1 matched, sent" in real.stdout
+    assert len(outbox(site)) == 1
+
+
+def test_run_writes_feeds_that_parse(site: Path) -> None:
+    digest(site, "run", "--date", "2026-11-16")
+    digest(site, "run", "--date", "2026-11-17")
+    for name in ("feed.xml", "feed.atom"):
+        parsed = feedparser.parse((site / "public" / name).read_bytes())
+        assert not parsed.bozo, parsed.get("bozo_exception")
+        assert len(parsed.entries) == 5  # 00001 appears once
+    private = sorted((site / "public" / "feeds").glob("*.atom"))
+    assert len(private) == 1
+    parsed = feedparser.parse(private[0].read_bytes())
+    titles = {e.title for e in parsed.entries}
+    assert titles == {"Diffusion Agents Plan in Latent Space", "Quantized Diffusion Transformers"}
+    rebuilt = digest(site, "feed")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "feed.atom" in rebuilt.stdout
+
+
+def test_send_out_writes_a_file_and_touches_no_history(site: Path) -> None:
+    out = site / "one.eml"
+    result = digest(
+        site,
+        "send",
+        "--to",
+        "Grace@Example.org",
+        "--keywords",
+        "diffusion",
+        "--keywords",
+        "survey",
+        "--date",
+        "2026-11-16",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 papers written" in result.stdout
+    message = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "grace@example.org"
+    assert message["Message-ID"] and message["Date"]
+    # ada's history is untouched: her digest still goes out
+    run = digest(site, "run", "--date", "2026-11-16")
+    assert "ada@example.org: 1 matched, sent" in run.stdout
+
+
+def test_send_with_exclude_and_nothing_matching(site: Path) -> None:
+    result = digest(
+        site,
+        "send",
+        "--to",
+        "grace@example.org",
+        "--keywords",
+        "diffusion",
+        "--exclude",
+        "diffusion",
+        "--date",
+        "2026-11-17",
+    )
+    assert result.exit_code == 0, result.output
+    assert "nothing sent" in result.stdout
+    assert outbox(site) == []
+
+
+def test_send_delivers_through_the_configured_sender(site: Path) -> None:
+    result = digest(site, "send", "--to", "grace@example.org", "--date", "2026-11-17")
+    assert result.exit_code == 0, result.output
+    mails = outbox(site)
+    assert len(mails) == 1 and mails[0]["To"] == "grace@example.org"
+
+
+def test_subscribers_add_list_show_remove(site: Path) -> None:
+    added = digest(
+        site,
+        "subscribers",
+        "add",
+        "grace@example.org",
+        "--name",
+        "Grace Müller",
+        "--keyword",
+        '"mixture of experts"',
+        "--keyword",
+        "title:quantiz*",
+        "--exclude",
+        "medical",
+        "--max-papers",
+        "5",
+    )
+    assert added.exit_code == 0, added.output
+    listed = digest(site, "subscribers", "list")
+    assert listed.exit_code == 0
+    assert "grace@example.org" in listed.stdout and "active" in listed.stdout
+    shown = digest(site, "subscribers", "show", "grace@example.org")
+    assert shown.exit_code == 0
+    assert "Grace Müller" in shown.stdout and "title:quantiz*" in shown.stdout
+    assert "max papers: 5" in shown.stdout
+
+    run = digest(site, "run", "--date", "2026-11-17")
+    assert "grace@example.org: 1 matched, sent" in run.stdout
+    shown = digest(site, "subscribers", "show", "grace@example.org")
+    assert "2026-11-17" in shown.stdout and "sent" in shown.stdout
+
+    removed = digest(site, "subscribers", "remove", "grace@example.org")
+    assert removed.exit_code == 0
+    listed = digest(site, "subscribers", "list")
+    assert "unsubscribed" in listed.stdout
+    missing = digest(site, "subscribers", "show", "nobody@example.org")
+    assert missing.exit_code == 1
+    assert "no subscriber nobody@example.org" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["subscribers", "add", "not-an-address"], "not-an-address"),
+        (["subscribers", "add", "x@example.org", "--keyword", '"unbalanced'], "unbalanced"),
+        (["subscribers", "add", "x@example.org", "--exclude", "a AND"], "--exclude"),
+        (["send", "--to", "x@example.org", "--keywords", "(a OR b"], "--keywords"),
+        (["run", "--date", "2026-13-01"], "YYYY-MM-DD"),
+        (["run", "--bogus"], "--bogus"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_clear_message(
+    site: Path, args: list[str], message: str
+) -> None:
+    result = digest(site, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_config_errors_exit_2_naming_the_key(tmp_path: Path) -> None:
+    listings = write_days(tmp_path / "listings", DAYS)
+    bad = config_text(listings).replace("[feeds]", "[feeds]\ndayz = 3") + 'max_papers = "many"\n'
+    (tmp_path / "config.toml").write_text(bad, "utf-8")
+    result = digest(tmp_path, "run", "--date", "2026-11-16")
+    assert result.exit_code == 2
+    assert "feeds.dayz" in result.stderr and "feeds.days" in result.stderr  # a suggestion
+    assert "max_papers" in result.stderr and "many" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.toml"), "run"])
+    assert result.exit_code == 2
+    assert "nope.toml" in result.stderr
+
+
+def test_a_failing_source_exits_1_and_records_nothing(site: Path) -> None:
+    text = (site / "config.toml").read_text("utf-8")
+    (site / "config.toml").write_text(text.replace("listings", "no-such-folder"), "utf-8")
+    result = digest(site, "run", "--date", "2026-11-16")
+    assert result.exit_code == 1
+    assert "no-such-folder" in result.stderr
+    assert "Traceback" not in result.output
+    assert outbox(site) == []
+
+
+def test_broken_listing_file_exits_1_naming_it(site: Path) -> None:
+    (site / "listings" / "2026-11-19.json").write_text("<!DOCTYPE html><html>oops", "utf-8")
+    result = digest(site, "run", "--date", "2026-11-19")
+    assert result.exit_code == 1
+    assert "2026-11-19.json" in result.stderr
+    listed = digest(site, "run", "--date", "2026-11-16")
+    assert "sent" in listed.stdout  # nothing of the broken run was recorded
+
+
+def test_config_example_and_check(site: Path) -> None:
+    example = CliRunner().invoke(cli, ["config", "example"])
+    assert example.exit_code == 0 and "[smtp]" in example.stdout
+    check = digest(site, "config", "check")
+    assert check.exit_code == 0, check.output
+    assert "1 subscribers" in check.stdout and "outbox" in check.stdout
+
+
+def test_demo_shows_a_digest_and_a_feed(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    emails = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    assert emails, result.output
+    assert str(tmp_path / "demo" / "outbox") in result.stdout
+    for name in ("feed.xml", "feed.atom"):
+        parsed = feedparser.parse((tmp_path / "demo" / "public" / name).read_bytes())
+        assert not parsed.bozo and parsed.entries
+    again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo")])
+    assert again.exit_code == 0  # a second demo starts afresh
+    assert len(sorted((tmp_path / "demo" / "outbox").glob("*.eml"))) == len(emails)
+
+
+def test_python_m_digest_and_environment_config(site: Path) -> None:
+    env = {**os.environ, "DIGEST_CONFIG": str(site / "config.toml")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "digest", "run", "--date", "2026-11-16"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=site,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "sent 1" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(site / "missing.toml"), "run"],
+        capture_output=True,
+        text=True,
+        cwd=site,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "missing.toml" in proc.stderr and "Traceback" not in proc.stderr
