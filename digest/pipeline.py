@@ -32,6 +32,8 @@ log = logging.getLogger("digest.pipeline")
 
 SECRET_ENV = "DIGEST_SECRET"
 BATCH = 1000
+_TOKEN_SLOT = "pd-token-slot-7f3c9a"  # stands for a subscriber's feed token in shared builds
+_TOKEN_SLOT_B = _TOKEN_SLOT.encode("ascii")
 
 
 @dataclass
@@ -397,7 +399,8 @@ def write_feeds(ctx: Context) -> list[Path]:
         entries,
         title=cfg.feeds.title,
         link=base + "/",
-        feed_url=base + "/feed.atom",
+        rss_url=base + "/feed.xml",
+        atom_url=base + "/feed.atom",
         description=f"{cfg.feeds.title}: the papers of the last {cfg.feeds.days} listing days",
         updated=ctx.now,
     )
@@ -420,13 +423,16 @@ def write_feeds(ctx: Context) -> list[Path]:
                     subset,
                     title=f"{cfg.feeds.title}: your papers",
                     link=base + "/",
-                    feed_url=f"{base}/feeds/{sub.token}.atom",
+                    rss_url=f"{base}/feeds/{_TOKEN_SLOT}.xml",
+                    atom_url=f"{base}/feeds/{_TOKEN_SLOT}.atom",
                     description="Papers matching your keywords",
                     updated=ctx.now,
                 )
+            # One build per distinct query pair; each copy gets its own token in its links.
             rss_bytes, atom_bytes = built[signature]
-            write_atomic(private / f"{sub.token}.xml", rss_bytes)
-            write_atomic(private / f"{sub.token}.atom", atom_bytes)
+            token = sub.token.encode("ascii")
+            write_atomic(private / f"{sub.token}.xml", rss_bytes.replace(_TOKEN_SLOT_B, token))
+            write_atomic(private / f"{sub.token}.atom", atom_bytes.replace(_TOKEN_SLOT_B, token))
             keep.add(sub.token)
     if private.is_dir():
         for stale in private.iterdir():
