@@ -67,7 +67,7 @@ def load_document(body: bytes, url: str) -> list[Any]:
     except json.JSONDecodeError as exc:
         if text.lstrip()[:1] in ("[", "{"):
             reason = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            if exc.pos >= len(text.rstrip()):
+            if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
                 reason += " (the response looks truncated)"
         else:
             reason = f"expected a JSON list of papers, got {_describe(body)}"
