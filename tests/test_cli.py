@@ -128,6 +128,7 @@ def test_run_writes_feeds_that_parse(site: Path) -> None:
         parsed = feedparser.parse((site / "public" / name).read_bytes())
         assert not parsed.bozo, parsed.get("bozo_exception")
         assert len(parsed.entries) == 5  # 00001 appears once
+        assert (site / "public" / name).stat().st_mode & 0o044  # the web server can read it
     private = sorted((site / "public" / "feeds").glob("*.atom"))
     assert len(private) == 1
     parsed = feedparser.parse(private[0].read_bytes())
