@@ -12,6 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -364,7 +365,7 @@ def demo(folder: Path) -> None:
     with Store(cfg.database) as store:
         for day in days:
             now = datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(hour=7)
-            ctx = _guard(lambda now=now: make_context(cfg, store, now=now))
+            ctx = _guard(partial(make_context, cfg, store, now=now))
             report = _run_async(run_pipeline(ctx, day))
             _print_report(report)
             click.echo()

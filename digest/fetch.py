@@ -153,7 +153,9 @@ class HttpSource:
                 else:
                     url = None
         unique = dedupe(papers, warnings)
-        return Listing(date=day, papers=tuple(unique), source=_public(self.url), warnings=tuple(warnings))
+        return Listing(
+            date=day, papers=tuple(unique), source=_public(self.url), warnings=tuple(warnings)
+        )
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> tuple[list[object], str | None]:
         """One page's JSON list and its next link, with retries."""
@@ -194,8 +196,11 @@ class HttpSource:
         """The body, refusing one over ``max_bytes`` (or stopping quietly at ``limit``)."""
         declared = response.headers.get("content-length", "")
         if limit is None and declared.isdigit() and int(declared) > self.max_bytes:
-            raise SourceError(url, f"response of {int(declared):,} bytes is over the limit of "
-                              f"{self.max_bytes:,} (source.max_bytes)")
+            raise SourceError(
+                url,
+                f"response of {int(declared):,} bytes is over the limit of "
+                f"{self.max_bytes:,} (source.max_bytes)",
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
@@ -204,8 +209,11 @@ class HttpSource:
             if limit is not None and size >= limit:
                 break
             if size > self.max_bytes:
-                raise SourceError(url, f"response larger than the limit of {self.max_bytes:,} "
-                                  "bytes (source.max_bytes)")
+                raise SourceError(
+                    url,
+                    f"response larger than the limit of {self.max_bytes:,} "
+                    "bytes (source.max_bytes)",
+                )
         return b"".join(chunks)
 
 
@@ -233,13 +241,18 @@ class FileSource:
         if self.path.is_dir():
             file = self.path / f"{day.isoformat()}.json"
             if not file.exists():
-                return Listing(date=day, papers=(), source=str(file),
-                               warnings=(f"no listing file {file}: taken as an empty day",))
+                return Listing(
+                    date=day,
+                    papers=(),
+                    source=str(file),
+                    warnings=(f"no listing file {file}: taken as an empty day",),
+                )
         elif self.path.exists():
             file = self.path
         else:
-            raise SourceError(str(self.path), "no such file or folder",
-                              hint="check source.path in the config")
+            raise SourceError(
+                str(self.path), "no such file or folder", hint="check source.path in the config"
+            )
         try:
             body = file.read_bytes()
         except OSError as exc:
@@ -252,13 +265,18 @@ class FileSource:
 
 
 def make_source(
-    kind: str, url_or_path: str, *, timeout: float = 30.0, max_retries: int = 4,
+    kind: str,
+    url_or_path: str,
+    *,
+    timeout: float = 30.0,
+    max_retries: int = 4,
     max_bytes: int = 20_000_000,
 ) -> ListingSource:
     """The source for config ``source.kind``: ``huggingface`` (HTTP) or ``file``."""
     if kind == "huggingface":
-        return HttpSource(url_or_path, timeout=timeout, max_retries=max_retries,
-                          max_bytes=max_bytes)
+        return HttpSource(
+            url_or_path, timeout=timeout, max_retries=max_retries, max_bytes=max_bytes
+        )
     if kind == "file":
         return FileSource(Path(url_or_path))
     raise ValueError(f"unknown source kind {kind!r}")

@@ -8,7 +8,9 @@ from datetime import date, datetime
 
 from digest.words import normalise
 
-_ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I)
+_ARXIV_ID = re.compile(
+    r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I
+)
 
 
 def arxiv_base_id(raw: str | None) -> str | None:

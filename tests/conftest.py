@@ -26,8 +26,11 @@ def _postgres_answers() -> str | None:
     except OSError as exc:
         return f"no PostgreSQL server answers at {PG_HOST}:{PG_PORT} ({exc.strerror or exc})"
     try:
-        with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres",
-                             connect_timeout=3, autocommit=True) as conn:
+        with psycopg.connect(
+            f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres",
+            connect_timeout=3,
+            autocommit=True,
+        ) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
             conn.execute(f"CREATE SCHEMA {PG_SCHEMA}")
     except psycopg.Error as exc:
@@ -35,7 +38,7 @@ def _postgres_answers() -> str | None:
     return None
 
 
-_PG_PROBLEM: str | None | bool = False
+_PG_PROBLEM: str | bool | None = False
 
 
 def _pg_problem() -> str | None:
@@ -73,6 +76,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _PG_PROBLEM is None:
         import psycopg
 
-        with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres", autocommit=True
+        ) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")

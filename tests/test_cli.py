@@ -256,7 +256,7 @@ def test_config_errors_exit_2_naming_the_key(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(bad, "utf-8")
     result = digest(tmp_path, "run", "--date", "2026-11-16")
     assert result.exit_code == 2
-    assert "feeds.dayz" in result.stderr and "did you mean \"days\"" in result.stderr
+    assert "feeds.dayz" in result.stderr and 'did you mean "days"' in result.stderr
     assert "max_papers" in result.stderr and "many" in result.stderr
     assert "Traceback" not in result.output
 

@@ -182,7 +182,7 @@ async def test_an_oversized_response_is_refused(server: ListingServer) -> None:
 
 
 async def test_the_same_paper_on_two_pages_is_kept_once() -> None:
-    day = papers(100) + [item("2511.00005v2", "Again"), item("2511.99999", "Last")]
+    day = [*papers(100), item("2511.00005v2", "Again"), item("2511.99999", "Last")]
     with ListingServer({"2026-11-18": day}, today=TODAY) as s:
         http, _ = source(s)
         listing = await http.fetch(DAY)
@@ -228,14 +228,17 @@ async def test_file_source_single_file_and_errors(tmp_path: Path) -> None:
         await FileSource(tmp_path / "missing").fetch(DAY)
     broken = tmp_path / "broken.json"
     broken.write_text("<html>", "utf-8")
-    with pytest.raises(SourceError, match="broken.json"):
+    with pytest.raises(SourceError, match=r"broken\.json"):
         await FileSource(broken).fetch(DAY)
 
 
 def test_make_source() -> None:
-    assert isinstance(make_source("huggingface", "http://h/api", timeout=1, max_retries=0,
-                                  max_bytes=10), HttpSource)
-    assert isinstance(make_source("file", "/tmp", timeout=1, max_retries=0, max_bytes=10),
-                      FileSource)
+    assert isinstance(
+        make_source("huggingface", "http://h/api", timeout=1, max_retries=0, max_bytes=10),
+        HttpSource,
+    )
+    assert isinstance(
+        make_source("file", "/tmp", timeout=1, max_retries=0, max_bytes=10), FileSource
+    )
     with pytest.raises(ValueError, match="rss"):
         make_source("rss", "x", timeout=1, max_retries=0, max_bytes=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -23,9 +24,15 @@ def parse(elements: list[Any]) -> tuple[list[Any], list[str]]:
 
 def test_a_full_element() -> None:
     element = item(
-        "2511.04217v2", "  Diffusion\n Agents  ", "First line\nsame paragraph.\n\nSecond one.",
-        authors=("Zoë Ångström", "Łukasz Wójcik"), upvotes=42, githubRepo="https://github.com/x/y",
-        projectPage="https://x.example/p", ai_summary="Short.", ai_keywords=["diffusion", "agents"],
+        "2511.04217v2",
+        "  Diffusion\n Agents  ",
+        "First line\nsame paragraph.\n\nSecond one.",
+        authors=("Zoë Ångström", "Łukasz Wójcik"),
+        upvotes=42,
+        githubRepo="https://github.com/x/y",
+        projectPage="https://x.example/p",
+        ai_summary="Short.",
+        ai_keywords=["diffusion", "agents"],
     )
     element["numComments"] = 3
     (paper,), warnings = parse([element])
@@ -151,12 +158,27 @@ def test_dedupe_keeps_the_first_and_warns() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["paper", "id", "title", "summary", "authors", "upvotes", "name",
-                         "publishedAt", "githubRepo", "ai_keywords", "numComments"]),
-        children,
-        max_size=6,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "paper",
+                    "id",
+                    "title",
+                    "summary",
+                    "authors",
+                    "upvotes",
+                    "name",
+                    "publishedAt",
+                    "githubRepo",
+                    "ai_keywords",
+                    "numComments",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
     ),
     max_leaves=20,
 )
@@ -164,7 +186,7 @@ json_values = st.recursive(
 
 @given(st.lists(json_values, max_size=5))
 def test_any_json_list_gives_papers_or_warnings(elements: list[Any]) -> None:
-    papers, warnings = parse_page(json.dumps(elements).encode(), URL)
+    papers, _warnings = parse_page(json.dumps(elements).encode(), URL)
     assert len(papers) <= len(elements)
     for paper in papers:
         assert paper.title and paper.key
@@ -172,7 +194,5 @@ def test_any_json_list_gives_papers_or_warnings(elements: list[Any]) -> None:
 
 @given(st.binary(max_size=200))
 def test_any_bytes_give_a_result_or_a_source_error(body: bytes) -> None:
-    try:
+    with contextlib.suppress(SourceError):
         parse_page(body, URL)
-    except SourceError:
-        pass

@@ -212,7 +212,13 @@ def test_list_id_for_sender() -> None:
 
 
 def test_recipients_that_cannot_be_written_are_refused() -> None:
-    for bad in ("ada", "ada@", "a b@example.org", "ada@example.org>\r\nBcc: x@y", "añа@example.org"):
+    for bad in (
+        "ada",
+        "ada@",
+        "a b@example.org",
+        "ada@example.org>\r\nBcc: x@y",
+        "añа@example.org",
+    ):
         with pytest.raises(PermanentDeliveryError) as error:
             build(to=bad)
         assert error.value.recipient == bad

@@ -259,9 +259,7 @@ def test_bidi_overrides_controls_and_line_breaks_are_removed(renderer: Renderer)
 
 
 def test_very_long_strings_are_cut(renderer: Renderer) -> None:
-    paper = make_paper(
-        title="word " * 200, abstract="x" * 50_000, authors=("A" * 5_000,) * 40
-    )
+    paper = make_paper(title="word " * 200, abstract="x" * 50_000, authors=("A" * 5_000,) * 40)
     view = paper_view(make_match(paper))
     assert len(view.title) <= render.TITLE_LIMIT + 2 and view.title.endswith(" …")
     assert len(view.abstract) <= render.ABSTRACT_LIMIT + 2 and view.abstract_trimmed
@@ -316,7 +314,8 @@ def test_highlight_marks_spans_escaped_and_merged() -> None:
     text = "a <b>, large-language model & more"
     pieces = segments(text, [(2, 5), (7, 12), (13, 21), (15, 17), (40, 50)], len(text))
     assert to_html(pieces) == Markup(
-        'a <mark class="hl">&lt;b&gt;</mark>, <mark class="hl">large-language</mark> model &amp; more'
+        'a <mark class="hl">&lt;b&gt;</mark>, <mark class="hl">large-language</mark>'
+        " model &amp; more"
     )
 
 
@@ -425,7 +424,11 @@ def test_golden_email(renderer: Renderer) -> None:
         github_repo=None,
         upvotes=1,
     )
-    matches = [make_match(make_paper(1, upvotes=42)), make_match(hostile), make_match(make_paper(2))]
+    matches = [
+        make_match(make_paper(1, upvotes=42)),
+        make_match(hostile),
+        make_match(make_paper(2)),
+    ]
     out = digest_of(renderer, matches, max_papers=2)
     check_golden("email.html", out.html)
     check_golden("email.txt", out.text)

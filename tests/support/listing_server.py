@@ -107,10 +107,10 @@ class ListingServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with server._lock:
                     server.requests.append(self.path)
                 fault = server._next_fault()
@@ -156,7 +156,9 @@ class ListingServer:
                     headers["Link"] = f'<{PATH}?{more}>; rel="next"'
                 body = json.dumps(chunk, ensure_ascii=False).encode("utf-8")
                 if padding:
-                    body = body[:-1] + b" " * padding + b"]" if chunk else b"[" + b" " * padding + b"]"
+                    body = (
+                        body[:-1] + b" " * padding + b"]" if chunk else b"[" + b" " * padding + b"]"
+                    )
                 self._send(200, body, headers)
 
             def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
