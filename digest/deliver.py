@@ -259,12 +259,14 @@ class _Connection:
     async def close(self) -> None:
         """QUIT politely when the connection is still up, then close it."""
         client, self.client = self.client, None
-        if client is None:
-            return
-        if client.is_connected:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await client.quit()
-        client.close()
+        if client is not None:
+            if client.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    await client.quit()
+            client.close()
+        # A closed transport lets go of its socket on the next loop turn (also one dropped
+        # earlier by drop()); give it that turn before the caller's loop may end.
+        await asyncio.sleep(0)
 
 
 class SmtpSender:

@@ -80,3 +80,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres", autocommit=True
         ) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+
+
+# A real aiosmtpd server for any test that asks for ``smtp_server`` (see tests/support/smtpd.py).
+from tests.support.smtpd import smtp_server  # noqa: E402, F401

@@ -21,7 +21,7 @@ from digest.match import DayMatcher
 from digest.sources.huggingface import parse_page
 from digest.store import deliveries, delivery_papers, subscribers
 from tests.support.listing_server import ListingServer
-from tests.support.smtpd import SmtpServer, smtp_server  # noqa: F401  (fixture)
+from tests.support.smtpd import SmtpServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "listings"
 MANIFEST = json.loads((FIXTURES / "MANIFEST.json").read_text("utf-8"))
@@ -99,7 +99,7 @@ def test_five_overlapping_days(
     tmp_path: Path,
     db_url: str,
     listing_server: ListingServer,
-    smtp_server: Callable[..., SmtpServer],  # noqa: F811
+    smtp_server: Callable[..., SmtpServer],
 ) -> None:
     smtp = smtp_server()
     config = write_config(tmp_path, db_url, listing_server.url, smtp)
