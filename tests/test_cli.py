@@ -122,6 +122,17 @@ def test_dry_run_renders_but_sends_and_records_nothing(site: Path) -> None:
 
 
 def test_run_writes_feeds_that_parse(site: Path) -> None:
+    same = digest(
+        site,
+        "subscribers",
+        "add",
+        "twin@example.org",
+        "--keyword",
+        "diffusion",
+        "--exclude",
+        "medical",
+    )
+    assert same.exit_code == 0, same.output
     digest(site, "run", "--date", "2026-11-16")
     digest(site, "run", "--date", "2026-11-17")
     for name in ("feed.xml", "feed.atom"):
@@ -130,10 +141,18 @@ def test_run_writes_feeds_that_parse(site: Path) -> None:
         assert len(parsed.entries) == 5  # 00001 appears once
         assert (site / "public" / name).stat().st_mode & 0o044  # the web server can read it
     private = sorted((site / "public" / "feeds").glob("*.atom"))
-    assert len(private) == 1
-    parsed = feedparser.parse(private[0].read_bytes())
-    titles = {e.title for e in parsed.entries}
-    assert titles == {"Diffusion Agents Plan in Latent Space", "Quantized Diffusion Transformers"}
+    assert len(private) == 2  # the same queries, each with a feed of its own
+    for path, other in zip(private, reversed(private), strict=True):
+        data = path.read_bytes()
+        assert f"/feeds/{path.stem}.atom".encode() in data
+        assert other.stem.encode() not in data
+        parsed = feedparser.parse(data)
+        assert not parsed.bozo
+        titles = {e.title for e in parsed.entries}
+        assert titles == {
+            "Diffusion Agents Plan in Latent Space",
+            "Quantized Diffusion Transformers",
+        }
     rebuilt = digest(site, "feed")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "feed.atom" in rebuilt.stdout
