@@ -152,6 +152,15 @@ def queries() -> Check:
     return check
 
 
+def default_security(port: int, username: str | None) -> str:
+    """The SMTP security mode when none is set: what the port and AUTH call for."""
+    if port == 465:
+        return "tls"
+    if port == 587 or username:
+        return "starttls"
+    return "none"
+
+
 def optional(check: Check) -> Check:
     def inner(value: Any) -> Any:
         return None if value is None else check(value)
@@ -277,9 +286,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp.port", integer(1, 65535), 587, "SMTP port (25, 465 for tls, 587 for starttls)"),
     Setting(
         "smtp.security",
-        choice("none", "starttls", "tls"),
-        "starttls",
-        '"none" | "starttls" | "tls"; with a username, TLS is mandatory',
+        optional(choice("none", "starttls", "tls")),
+        None,
+        '"none" | "starttls" | "tls"; unset: "tls" on port 465, "starttls" on 587 or with a'
+        ' username, else "none". With a username, TLS is mandatory',
+        example="starttls",
     ),
     Setting(
         "smtp.username",
@@ -577,7 +588,8 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
         smtp=SmtpConfig(
             host=values["smtp.host"],
             port=values["smtp.port"],
-            security=values["smtp.security"],
+            security=values["smtp.security"]
+            or default_security(values["smtp.port"], values.get("smtp.username")),
             username=values["smtp.username"],
             password_env=values["smtp.password_env"],
             timeout=values["smtp.timeout"],

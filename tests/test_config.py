@@ -209,3 +209,22 @@ def test_example_documents_every_key_and_loads(tmp_path: Path) -> None:
     assert set(data["subscribers"][0]) == {s.key for s in SUBSCRIBER_SETTINGS}
     parse(tomllib.loads(text), base=tmp_path)
     parse(data, base=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("smtp", "security"),
+    [
+        ('host = "mx"\nport = 465', "tls"),
+        ('host = "mx"\nport = 587', "starttls"),
+        ('host = "mx"\nport = 2525', "none"),
+        ('host = "mx"\nport = 25\nusername = "u"', "starttls"),
+        ('host = "mx"\nport = 25\nsecurity = "tls"', "tls"),
+    ],
+)
+def test_smtp_security_follows_the_port_unless_set(
+    tmp_path: Path, smtp: str, security: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "pw")
+    path = tmp_path / "config.toml"
+    path.write_text(f"[smtp]\n{smtp}\n", "utf-8")
+    assert load(path).smtp.security == security
