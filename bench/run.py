@@ -1,0 +1,338 @@
+"""The 100k-subscriber benchmark: our `digest run` beside smtp-source and a naive baseline.
+
+    python bench/run.py                       # 10,000 and 100,000 subscribers, 500 papers
+    python bench/run.py --subscribers 2000    # a quick look
+
+Needs Postfix's smtp-sink and smtp-source (Debian package ``postfix``; only those two
+binaries are started, no mail system). Prints one table per subscriber count. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DAY = date(2026, 11, 18)
+CONCURRENCY = 16
+
+# Shared by many: what a community list looks like (a few queries most people pick).
+POPULAR = [
+    "LLM",
+    '"diffusion model"',
+    "agent*",
+    '"large language model"',
+    "quantiz*",
+    '"mixture of experts"',
+    "title:diffusion",
+    '"reinforcement learning"',
+    "speech",
+    "protein",
+    'RAG OR "retrieval-augmented"',
+    '"vision-language"',
+    "robot* manipulation",
+    "GPT-4",
+    "survey",
+]
+EXCLUDES = ["medical", "survey", "title:benchmark", '"position paper"']
+
+
+# -- the case ----------------------------------------------------------------------------------
+
+
+def make_listing(folder: Path, papers: int, seed: int = 1) -> Path:
+    """``papers`` invented papers (150-300 word abstracts) as the day's listing file."""
+    from tests.fixtures.make_listings import GENERAL_TOPICS, Maker
+
+    elements: list[dict[str, Any]] = []
+    chunk = 0
+    while len(elements) < papers:
+        # The phrase banks give each generator a few dozen titles per topic: use many.
+        maker = Maker(seed * 1000 + chunk, (10_000 + chunk * 1000, 11_000 + chunk * 1000), clean=True)
+        chunk += 1
+        for _ in range(min(40, papers - len(elements))):
+            topic = maker.rng.choice(GENERAL_TOPICS)
+            try:
+                draft = maker.draft(DAY.isoformat(), topic, most_authors=12)
+            except RuntimeError:
+                break
+            elements.append(draft.element())
+    unique = elements
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{DAY.isoformat()}.json"
+    path.write_text(json.dumps(unique), "utf-8")
+    return path
+
+
+def long_tail_query(rng: random.Random, vocab: list[str], titles: list[list[str]]) -> str:
+    """A query few people share: phrases, fields, NOT and OR over the day's words."""
+    shape = rng.random()
+    word = rng.choice(vocab)
+    if shape < 0.25:
+        t = rng.choice(titles)
+        i = rng.randrange(max(1, len(t) - 1))
+        return '"' + " ".join(t[i : i + 2]) + '"'
+    if shape < 0.45:
+        return f"{rng.choice(['title', 'abstract'])}:{word}"
+    if shape < 0.65:
+        return f"{word} OR {rng.choice(vocab)}"
+    if shape < 0.8:
+        return f"{word} {rng.choice(vocab)} -{rng.choice(vocab)}"
+    if shape < 0.9:
+        return f"({word} OR {rng.choice(vocab)}) AND NOT {rng.choice(vocab)}"
+    return word[: max(4, len(word) - 2)] + "*"
+
+
+def make_subscribers(n: int, listing: Path, seed: int = 2) -> list[dict[str, Any]]:
+    """``n`` subscribers: 10% everything, most sharing popular queries, a long unique tail."""
+    from digest.words import words
+
+    rng = random.Random(seed)
+    items = json.loads(listing.read_text("utf-8"))
+    titles = [words(e["paper"]["title"]) for e in items]
+    vocab = sorted({w for t in titles for w in t if len(w) > 4 and not w.isdigit()})
+    subs = []
+    for i in range(n):
+        r = rng.random()
+        if r < 0.10:
+            keywords: list[str] = []
+        elif r < 0.65:
+            keywords = rng.sample(POPULAR, rng.randint(1, 3))
+        else:
+            keywords = [long_tail_query(rng, vocab, titles) for _ in range(rng.randint(1, 2))]
+            if rng.random() < 0.5:
+                keywords.append(rng.choice(POPULAR))
+        exclude = [rng.choice(EXCLUDES)] if rng.random() < 0.2 else []
+        subs.append(
+            {"email": f"reader{i}@bench.example.org", "keywords": keywords, "exclude": exclude}
+        )
+    return subs
+
+
+def load_subscribers(db_url: str, subs: list[dict[str, Any]]) -> None:
+    """Insert the subscribers straight into a fresh database, in big batches."""
+    import sqlalchemy as sa
+
+    from digest import tokens
+    from digest.store import Store, subscribers
+
+    now = datetime.now(UTC)
+    with Store(db_url) as store, store.engine.begin() as conn:
+        for start in range(0, len(subs), 10_000):
+            conn.execute(
+                sa.insert(subscribers),
+                [
+                    {
+                        "email": s["email"],
+                        "name": None,
+                        "keywords": json.dumps(s["keywords"]),
+                        "exclude": json.dumps(s["exclude"]),
+                        "max_papers": None,
+                        "status": "active",
+                        "token": tokens.random_token(),
+                        "in_config": False,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for s in subs[start : start + 10_000]
+                ],
+            )
+
+
+# -- tools -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Sink:
+    """Postfix's smtp-sink on loopback, discarding everything."""
+
+    def __init__(self) -> None:
+        exe = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [exe, "-u", "nobody", f"127.0.0.1:{self.port}", "1024"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("smtp-sink did not start (install Debian's postfix package)")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, str]:
+    """Run ``argv``; wall seconds, the child's own peak RSS (MB), stdout, stderr."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])}... failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return wall, usage.ru_maxrss // 1024, stdout, stderr
+
+
+# -- the measurements --------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: float
+    messages: int
+    rss_mb: int | None = None
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+def measure(n: int, papers: int, work: Path, naive_sample: int) -> list[Row]:
+    folder = work / f"n{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    listing = make_listing(folder / "listings", papers)
+    subs = make_subscribers(n, listing)
+    db = folder / "digest.db"
+    db_url = f"sqlite:///{db}"
+    load_subscribers(db_url, subs)
+    (folder / "subs.json").write_text(json.dumps(subs), "utf-8")
+
+    sink = Sink()
+    try:
+        config = folder / "config.toml"
+        config.write_text(
+            f"""database = "{db_url}"
+base_url = "https://digest.example.org"
+[source]
+kind = "file"
+path = "{listing.parent}"
+[mail]
+from = "Paper Digest <digest@bench.example.org>"
+[smtp]
+host = "127.0.0.1"
+port = {sink.port}
+security = "none"
+concurrency = {CONCURRENCY}
+[feeds]
+dir = "{folder / "public"}"
+""",
+            "utf-8",
+        )
+        py = sys.executable
+        # Stages in isolation, in a child of their own (its peak memory is its own).
+        _, stage_rss, out, _ = run_child(
+            [py, str(Path(__file__).parent / "stages.py"), str(listing), str(folder / "subs.json")]
+        )
+        stages = json.loads(out)
+        # The whole run, as an operator starts it.
+        wall, rss, out, err = run_child(
+            [py, "-m", "digest", "--config", str(config), "run", "--date", DAY.isoformat()]
+        )
+        sent = int(out.rsplit("sent ", 1)[1].split(",", 1)[0])
+        size = stages["avg_size"]
+        rows = [
+            Row("query compilation", stages["compile"], stages["queries"], None,
+                f"{stages['queries']:,} distinct queries"),
+            Row("matching", stages["match"], n, None, f"{n:,} subscribers x {papers} papers"),
+            Row("rendering", stages["render"], stages["digests"], None),
+            Row("message bytes", stages["build"], stages["digests"], None,
+                f"avg {size / 1024:.1f} KB"),
+            Row("stages together", stages["total"], stages["digests"], stage_rss),
+            Row("digest run (all, SMTP)", wall, sent, rss, "fetch+match+render+send+record+feeds"),
+        ]
+        # (a) the physical limit: smtp-source, same count and size, same sink.
+        src = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+        swall, _, _, _ = run_child(
+            [src, "-s", str(CONCURRENCY), "-m", str(sent), "-l", str(int(size)),
+             "-f", "digest@bench.example.org", "-t", "reader@bench.example.org",
+             f"127.0.0.1:{sink.port}"]
+        )
+        rows.append(Row("(a) smtp-source", swall, sent, None, "physical limit"))
+        # (b) the naive baseline on a sample, extrapolated.
+        k = min(naive_sample, n)
+        nwall, nrss, out, _ = run_child(
+            [py, str(Path(__file__).parent / "naive.py"), str(listing), str(folder / "subs.json"),
+             str(k), str(sink.port)]
+        )
+        naive = json.loads(out)
+        rows.append(Row("(b) naive baseline", naive["seconds"], naive["messages"], nrss,
+                        f"first {k:,} subscribers; full run ~{n / max(naive['rate'], 1e-9):,.0f} s"))
+        return rows
+    finally:
+        sink.stop()
+
+
+def table(n: int, rows: list[Row]) -> str:
+    ours = next(r for r in rows if r.name.startswith("digest run"))
+    limit = next(r for r in rows if r.name.startswith("(a)"))
+    naive = next(r for r in rows if r.name.startswith("(b)"))
+    lines = [
+        f"\n{n:,} subscribers",
+        f"{'stage':<26}{'seconds':>10}{'items':>10}{'per s':>10}{'peak RSS':>10}  note",
+    ]
+    for r in rows:
+        rss = f"{r.rss_mb} MB" if r.rss_mb else ""
+        lines.append(
+            f"{r.name:<26}{r.seconds:>10.2f}{r.messages:>10,}{r.rate:>10,.0f}{rss:>10}  {r.note}"
+        )
+    lines.append(
+        f"ours / (a) smtp-source: {ours.rate / limit.rate:.0%}   "
+        f"ours / (b) naive: {ours.rate / naive.rate:.1f}x"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subscribers", default="10000,100000")
+    parser.add_argument("--papers", type=int, default=500)
+    parser.add_argument("--naive-sample", type=int, default=1000)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "digest-bench")
+    args = parser.parse_args()
+    results = {}
+    for n in (int(x) for x in args.subscribers.split(",")):
+        rows = measure(n, args.papers, args.work, args.naive_sample)
+        results[n] = rows
+        print(table(n, rows), flush=True)
+    counts = sorted(results)
+    if len(counts) > 1:
+        a, b = counts[0], counts[-1]
+        ta = next(r for r in results[a] if r.name.startswith("digest run")).seconds
+        tb = next(r for r in results[b] if r.name.startswith("digest run")).seconds
+        print(f"\n{a:,} -> {b:,} subscribers: time x{tb / ta:.1f} (x{b / a:.0f} subscribers)")
+
+
+if __name__ == "__main__":
+    main()

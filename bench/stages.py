@@ -1,0 +1,90 @@
+"""The pipeline's pure stages timed one by one, for bench/run.py; prints JSON.
+
+    python bench/stages.py LISTING.json SUBSCRIBERS.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from digest import query  # noqa: E402
+from digest.diff import select  # noqa: E402
+from digest.match import DayMatcher  # noqa: E402
+from digest.message import build_message, make_message_id  # noqa: E402
+from digest.models import Subscriber  # noqa: E402
+from digest.render import EmailLinks, Renderer  # noqa: E402
+from digest.sources.huggingface import dedupe, parse_page  # noqa: E402
+
+SENDER = "Paper Digest <digest@bench.example.org>"
+DAY = date(2026, 11, 18)
+
+
+def main() -> None:
+    listing, subs_file = Path(sys.argv[1]), Path(sys.argv[2])
+    found, warnings = parse_page(listing.read_bytes(), str(listing))
+    papers = dedupe(found, warnings)
+    subs = [
+        Subscriber(email=s["email"], keywords=tuple(s["keywords"]), exclude=tuple(s["exclude"]),
+                   id=i, token=f"tok{i}")
+        for i, s in enumerate(json.loads(subs_file.read_text("utf-8")))
+    ]
+    begin = time.perf_counter()
+
+    distinct = {q for s in subs for q in (*s.keywords, *s.exclude)}
+    start = time.perf_counter()
+    for q in distinct:
+        query.parse(q)
+    compile_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    matcher = DayMatcher(papers)
+    matched = [matcher.select(s.keywords, s.exclude) for s in subs]
+    match_s = time.perf_counter() - start
+
+    renderer = Renderer(site_title="Trending papers", base_url="https://digest.example.org")
+    render_s = build_s = 0.0
+    digests = total_size = 0
+    now = datetime.now(UTC)
+    for sub, matches in zip(subs, matched, strict=True):
+        if not matches:
+            continue
+        t0 = time.perf_counter()
+        selection = select(matches, set(), 30)
+        links = EmailLinks(
+            unsubscribe_url=f"https://digest.example.org/unsubscribe?token={sub.token}",
+            manage_url=f"https://digest.example.org/manage?token={sub.token}",
+            feed_url=f"https://digest.example.org/feeds/{sub.token}.atom",
+            archive_url=f"https://digest.example.org/archive/{DAY}",
+        )
+        rendered = renderer.render_digest(day=DAY, subscriber=sub, matches=selection.all,
+                                          links=links, total_in_listing=len(papers),
+                                          max_papers=len(selection.shown))
+        t1 = time.perf_counter()
+        data = build_message(
+            sender=SENDER, to=sub.email, to_name=sub.name, subject=rendered.subject,
+            text=rendered.text_body, html=rendered.html_body,
+            message_id=make_message_id(SENDER), date=now,
+            list_id="Paper Digest <digest.bench.example.org>",
+            unsubscribe_url=links.unsubscribe_url,
+            unsubscribe_mailto="mailto:digest@bench.example.org?subject=unsubscribe",
+        )
+        t2 = time.perf_counter()
+        render_s += t1 - t0
+        build_s += t2 - t1
+        digests += 1
+        total_size += len(data)
+    print(json.dumps({
+        "queries": len(distinct), "compile": compile_s, "match": match_s, "render": render_s,
+        "build": build_s, "digests": digests, "avg_size": total_size / max(digests, 1),
+        "total": time.perf_counter() - begin,
+    }))
+
+
+if __name__ == "__main__":
+    main()
