@@ -8,7 +8,8 @@ whole feed unreadable.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from urllib.parse import quote, urlsplit
 
@@ -60,6 +61,114 @@ def newest_first(entries: Iterable[tuple[date, Paper]], link: str) -> list[tuple
     return unique
 
 
+@dataclass(frozen=True, slots=True)
+class FeedMeta:
+    """What differs between two feeds of the same papers: their own title, links and id."""
+
+    title: str
+    link: str  #: the site
+    rss_url: str | None  #: where the RSS file is served (None: no self link)
+    atom_url: str | None  #: where the Atom file is served (None: no self link)
+    description: str
+    feed_id: str | None = None  #: the Atom id; default ``atom_url``, else ``link``
+
+
+_ATOM_ENTRY = re.compile(rb"^  <entry>.*?^  </entry>\n", re.S | re.M)
+_RSS_ITEM = re.compile(rb"^    <item>.*?^    </item>\n", re.S | re.M)
+
+
+class FeedSet:
+    """The entries of a set of papers rendered once, assembled into any number of feeds.
+
+    feedgen renders every paper once (RSS item and Atom entry); a feed of any subset is then
+    its shell (also feedgen's, cached per :class:`FeedMeta`) with the chosen fragments
+    spliced in. Markup in text is escaped, so an entry's closing tag can only be its own.
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[tuple[date, Paper]],
+        *,
+        link: str,
+        updated: datetime,
+        tz: tzinfo = UTC,
+    ) -> None:
+        if updated.tzinfo is None or updated.utcoffset() is None:
+            raise ValueError("updated must be timezone-aware")
+        self.updated = updated
+        self.entries = newest_first(entries, link)
+        self.keys = [paper.key for _, paper in self.entries]
+        fg = self._generator(FeedMeta("all", link, None, None, "all"))
+        for day, paper in self.entries:
+            _add_entry(fg, day, paper, link, tz)
+        self._atom = _ATOM_ENTRY.findall(fg.atom_str(pretty=True)) if self.entries else []
+        self._rss = _RSS_ITEM.findall(fg.rss_str(pretty=True)) if self.entries else []
+        if len(self._atom) != len(self.entries) or len(self._rss) != len(self.entries):
+            raise RuntimeError("feedgen output did not split into one fragment per paper")
+        self._shells: dict[FeedMeta, tuple[bytes, bytes, bytes, bytes]] = {}
+
+    def _generator(self, meta: FeedMeta) -> FeedGenerator:
+        fg = FeedGenerator()
+        fg.load_extension("dc", atom=False, rss=True)
+        fg.id(meta.feed_id or meta.atom_url or meta.link)
+        fg.title(xml_text(meta.title) or "Papers")
+        fg.subtitle(xml_text(meta.description) or xml_text(meta.title) or "Papers")
+        # feedgen gives RSS the last link added: the site, not the feed itself.
+        if meta.atom_url:
+            fg.link(href=meta.atom_url, rel="self")
+        fg.link(href=meta.link, rel="alternate")
+        fg.language("en")
+        fg.generator(GENERATOR)
+        fg.updated(self.updated)
+        fg.lastBuildDate(self.updated)
+        return fg
+
+    def _shell(self, meta: FeedMeta) -> tuple[bytes, bytes, bytes, bytes]:
+        """(rss head, rss tail, atom head, atom tail) of an empty feed described by ``meta``."""
+        shell = self._shells.get(meta)
+        if shell is None:
+            fg = self._generator(meta)
+            atom = fg.atom_str(pretty=True)
+            if meta.rss_url:
+                fg.link(href=meta.rss_url, rel="self", replace=True)
+                fg.link(href=meta.link, rel="alternate")
+            rss = fg.rss_str(pretty=True)
+            rss_at = rss.rindex(b"  </channel>")
+            atom_at = atom.rindex(b"</feed>")
+            shell = (rss[:rss_at], rss[rss_at:], atom[:atom_at], atom[atom_at:])
+            self._shells[meta] = shell
+        return shell
+
+    def build(self, meta: FeedMeta, keys: Collection[str] | None = None) -> tuple[bytes, bytes]:
+        """``(rss, atom)`` with the papers whose key is in ``keys`` (None: all), newest first."""
+        rss_head, rss_tail, atom_head, atom_tail = self._shell(meta)
+        chosen: Sequence[int]
+        if keys is None:
+            chosen = range(len(self.keys))
+        else:
+            chosen = [i for i, key in enumerate(self.keys) if key in keys]
+        rss = b"".join([rss_head, *(self._rss[i] for i in chosen), rss_tail])
+        atom = b"".join([atom_head, *(self._atom[i] for i in chosen), atom_tail])
+        return rss, atom
+
+
+def _add_entry(fg: FeedGenerator, day: date, paper: Paper, link: str, tz: tzinfo) -> None:
+    when = datetime.combine(day, time(0), tzinfo=tz)
+    entry = fg.add_entry(order="append")
+    guid = paper_id(paper, link)
+    entry.id(guid)
+    entry.guid(guid, permalink=guid.startswith("http"))
+    entry.title(xml_text(paper.title) or paper.key)
+    entry.link(href=_url(paper.url) or link, rel="alternate")
+    authors = [name for name in (xml_text(a) for a in paper.authors) if name]
+    if authors:
+        entry.author([{"name": name} for name in authors])
+        entry.dc.dc_creator(", ".join(authors))
+    entry.summary(xml_text(paper.abstract) or xml_text(paper.title) or paper.key)
+    entry.published(when)
+    entry.updated(when)
+
+
 def build_feeds(
     entries: Iterable[tuple[date, Paper]],
     *,
@@ -78,39 +187,8 @@ def build_feeds(
     (Atom ``<author><name>``, RSS ``<dc:creator>`` since RSS ``<author>`` must be an email
     address), the listing date at midnight in ``tz``, and the abstract. ``link`` is the
     site, ``rss_url``/``atom_url`` where the feeds are served; ``updated`` must be
-    timezone-aware. Output is deterministic for the same input.
+    timezone-aware. Output is deterministic for the same input. For many feeds over the
+    same papers, use :class:`FeedSet`.
     """
-    if updated.tzinfo is None or updated.utcoffset() is None:
-        raise ValueError("updated must be timezone-aware")
-    fg = FeedGenerator()
-    fg.load_extension("dc", atom=False, rss=True)
-    fg.id(atom_url)
-    fg.title(xml_text(title) or "Papers")
-    fg.subtitle(xml_text(description) or xml_text(title) or "Papers")
-    # feedgen gives RSS the last link added: the site, not the feed itself.
-    fg.link(href=atom_url, rel="self")
-    fg.link(href=link, rel="alternate")
-    fg.language("en")
-    fg.generator(GENERATOR)
-    fg.updated(updated)
-    fg.lastBuildDate(updated)
-    for day, paper in newest_first(entries, link):
-        when = datetime.combine(day, time(0), tzinfo=tz)
-        entry = fg.add_entry(order="append")
-        guid = paper_id(paper, link)
-        entry.id(guid)
-        entry.guid(guid, permalink=guid.startswith("http"))
-        entry.title(xml_text(paper.title) or paper.key)
-        entry.link(href=_url(paper.url) or link, rel="alternate")
-        authors = [name for name in (xml_text(a) for a in paper.authors) if name]
-        if authors:
-            entry.author([{"name": name} for name in authors])
-            entry.dc.dc_creator(", ".join(authors))
-        entry.summary(xml_text(paper.abstract) or xml_text(paper.title) or paper.key)
-        entry.published(when)
-        entry.updated(when)
-    atom = fg.atom_str(pretty=True)
-    fg.link(href=rss_url, rel="self", replace=True)
-    fg.link(href=link, rel="alternate")
-    rss = fg.rss_str(pretty=True)
-    return bytes(rss), bytes(atom)
+    feeds = FeedSet(entries, link=link, updated=updated, tz=tz)
+    return feeds.build(FeedMeta(title, link, rss_url, atom_url, description))

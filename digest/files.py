@@ -19,10 +19,12 @@ def _umask() -> int:
 _MODE = 0o666 & ~_umask()
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never a part.
 
     The file gets ``mode`` (default: what the umask allows, as for any new file).
+    ``durable=False`` skips the fsync, for files that are rebuilt anyway (feeds): after a
+    power cut such a file may be empty, never half of two versions.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -31,9 +33,26 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def link_atomic(path: Path, target: str) -> bool:
+    """Make ``path`` a symbolic link to ``target`` (relative to its folder), replacing what
+    was there in one step; returns False when it already pointed there."""
+    try:
+        if os.readlink(path) == target:
+            return False
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.lnk")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+    return True

@@ -19,12 +19,12 @@ from digest import tokens
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Outcome, Outgoing, Sender, SmtpSender
 from digest.diff import Selection, select
-from digest.feeds import build_feeds
 from digest.fetch import ListingSource, make_source
 from digest.files import write_atomic
 from digest.match import DayMatcher
 from digest.message import build_message, list_id_for, make_message_id, sender_address
-from digest.models import Listing, Match, Paper, Subscriber
+from digest.models import Listing, Match, Subscriber
+from digest.publish import publish_feeds
 from digest.render import EmailLinks, Renderer
 from digest.store import PendingDelivery, PlannedDelivery, Store, new_delivery_id
 
@@ -32,8 +32,6 @@ log = logging.getLogger("digest.pipeline")
 
 SECRET_ENV = "DIGEST_SECRET"
 BATCH = 1000
-_TOKEN_SLOT = "pd-token-slot-7f3c9a"  # stands for a subscriber's feed token in shared builds
-_TOKEN_SLOT_B = _TOKEN_SLOT.encode("ascii")
 
 
 @dataclass
@@ -381,64 +379,7 @@ async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
 
 def write_feeds(ctx: Context) -> list[Path]:
     """Rebuild the public feeds and every active subscriber's private pair."""
-    cfg = ctx.config
-    dates = ctx.store.recent_dates(cfg.feeds.days)
-    entries: list[tuple[date, Paper]] = []
-    seen: set[str] = set()
-    for day in dates:  # newest first; a paper listed on several dates appears once, at its newest
-        listing = ctx.store.listing(day)
-        if listing is None:
-            continue
-        for paper in listing.papers:
-            if paper.key not in seen:
-                seen.add(paper.key)
-                entries.append((day, paper))
-    base = cfg.base_url
-    out_dir = cfg.feeds.dir
-    rss, atom = build_feeds(
-        entries,
-        title=cfg.feeds.title,
-        link=base + "/",
-        rss_url=base + "/feed.xml",
-        atom_url=base + "/feed.atom",
-        description=f"{cfg.feeds.title}: the papers of the last {cfg.feeds.days} listing days",
-        updated=ctx.now,
-    )
-    written = [out_dir / "feed.xml", out_dir / "feed.atom"]
-    write_atomic(written[0], rss)
-    write_atomic(written[1], atom)
-
-    matcher = DayMatcher([p for _, p in entries])
-    day_of = {p.key: d for d, p in entries}
-    built: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[bytes, bytes]] = {}
-    private = out_dir / "feeds"
-    keep: set[str] = set()
-    for batch in ctx.store.active_batches(BATCH):
-        for sub in batch:
-            signature = (sub.keywords, sub.exclude)
-            if signature not in built:
-                chosen = {m.paper.key for m in matcher.select(sub.keywords, sub.exclude)}
-                subset = [(day_of[p.key], p) for _, p in entries if p.key in chosen]
-                built[signature] = build_feeds(
-                    subset,
-                    title=f"{cfg.feeds.title}: your papers",
-                    link=base + "/",
-                    rss_url=f"{base}/feeds/{_TOKEN_SLOT}.xml",
-                    atom_url=f"{base}/feeds/{_TOKEN_SLOT}.atom",
-                    description="Papers matching your keywords",
-                    updated=ctx.now,
-                )
-            # One build per distinct query pair; each copy gets its own token in its links.
-            rss_bytes, atom_bytes = built[signature]
-            token = sub.token.encode("ascii")
-            write_atomic(private / f"{sub.token}.xml", rss_bytes.replace(_TOKEN_SLOT_B, token))
-            write_atomic(private / f"{sub.token}.atom", atom_bytes.replace(_TOKEN_SLOT_B, token))
-            keep.add(sub.token)
-    if private.is_dir():
-        for stale in private.iterdir():
-            if stale.suffix in (".xml", ".atom") and stale.stem not in keep:
-                stale.unlink()
-    return written
+    return publish_feeds(ctx.config, ctx.store, ctx.now, BATCH)
 
 
 async def send_once(
