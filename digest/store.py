@@ -434,36 +434,25 @@ class Store:
         """Record digests as pending and reserve their papers, all in one transaction.
 
         A plan whose papers another run reserved meanwhile is dropped (returned list omits it).
+        The whole batch goes in with two multi-row inserts; only when one of them collides
+        with another run's reservation is the batch redone plan by plan to find which.
         """
+        if not plans:
+            return []
+        try:
+            with self._begin() as conn:
+                conn.execute(sa.insert(deliveries), [_delivery_row(p, created_at) for p in plans])
+                conn.execute(sa.insert(delivery_papers), [r for p in plans for r in _paper_rows(p)])
+            return list(plans)
+        except IntegrityError:
+            pass  # another run reserved some of these papers: find out which plans are left
         recorded: list[PlannedDelivery] = []
         with self._begin() as conn:
             for plan in plans:
                 try:
                     with conn.begin_nested():
-                        conn.execute(
-                            sa.insert(deliveries).values(
-                                id=plan.id,
-                                subscriber_id=plan.subscriber_id,
-                                listing_date=plan.listing_date,
-                                message_id=plan.message_id,
-                                status="pending",
-                                attempts=0,
-                                created_at=created_at,
-                            )
-                        )
-                        conn.execute(
-                            sa.insert(delivery_papers),
-                            [
-                                {
-                                    "delivery_id": plan.id,
-                                    "subscriber_id": plan.subscriber_id,
-                                    "paper_key": key,
-                                    "position": i,
-                                    "shown": i < plan.shown,
-                                }
-                                for i, key in enumerate(plan.paper_keys)
-                            ],
-                        )
+                        conn.execute(sa.insert(deliveries).values(_delivery_row(plan, created_at)))
+                        conn.execute(sa.insert(delivery_papers), _paper_rows(plan))
                 except IntegrityError:
                     continue
                 recorded.append(plan)
@@ -674,6 +663,31 @@ def _paper(r: Any) -> Paper:
         github_repo=extra.get("github_repo"),
         project_page=extra.get("project_page"),
     )
+
+
+def _delivery_row(plan: PlannedDelivery, created_at: datetime) -> dict[str, Any]:
+    return {
+        "id": plan.id,
+        "subscriber_id": plan.subscriber_id,
+        "listing_date": plan.listing_date,
+        "message_id": plan.message_id,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": created_at,
+    }
+
+
+def _paper_rows(plan: PlannedDelivery) -> list[dict[str, Any]]:
+    return [
+        {
+            "delivery_id": plan.id,
+            "subscriber_id": plan.subscriber_id,
+            "paper_key": key,
+            "position": i,
+            "shown": i < plan.shown,
+        }
+        for i, key in enumerate(plan.paper_keys)
+    ]
 
 
 def _subscriber_values(s: Subscriber) -> dict[str, Any]:
