@@ -329,6 +329,12 @@ SETTINGS: tuple[Setting, ...] = (
         14,
         "the feeds hold the papers of this many most recent listing dates stored",
     ),
+    Setting(
+        "feeds.private_max_entries",
+        integer(1, 10_000),
+        100,
+        "a subscriber's private feed holds at most this many of their newest papers",
+    ),
 )
 
 #: Every key of one ``[[subscribers]]`` entry.
@@ -417,6 +423,7 @@ class FeedsConfig:
     dir: Path
     title: str
     days: int
+    private_max_entries: int = 100
 
 
 @dataclass(frozen=True)
@@ -601,6 +608,7 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
             dir=_as_path(base, values["feeds.dir"]),
             title=values["feeds.title"],
             days=values["feeds.days"],
+            private_max_entries=values["feeds.private_max_entries"],
         ),
         subscribers=tuple(subscribers),
     )

@@ -139,14 +139,19 @@ class FeedSet:
             self._shells[meta] = shell
         return shell
 
-    def build(self, meta: FeedMeta, keys: Collection[str] | None = None) -> tuple[bytes, bytes]:
-        """``(rss, atom)`` with the papers whose key is in ``keys`` (None: all), newest first."""
+    def build(
+        self, meta: FeedMeta, keys: Collection[str] | None = None, limit: int | None = None
+    ) -> tuple[bytes, bytes]:
+        """``(rss, atom)`` with the papers whose key is in ``keys`` (None: all), newest first,
+        at most ``limit`` of them."""
         rss_head, rss_tail, atom_head, atom_tail = self._shell(meta)
         chosen: Sequence[int]
         if keys is None:
             chosen = range(len(self.keys))
         else:
             chosen = [i for i, key in enumerate(self.keys) if key in keys]
+        if limit is not None:
+            chosen = chosen[:limit]
         rss = b"".join([rss_head, *(self._rss[i] for i in chosen), rss_tail])
         atom = b"".join([atom_head, *(self._atom[i] for i in chosen), atom_tail])
         return rss, atom

@@ -4,6 +4,7 @@
 dates. A private feed depends only on its subscriber's queries, so each distinct pair of
 ``keywords`` and ``exclude`` is written once, as ``feeds/shared/<hash>.xml|.atom``, and
 ``feeds/<token>.xml|.atom`` is a symbolic link to it, changed only when the queries change.
+A private feed holds the newest ``feeds.private_max_entries`` of its matching papers.
 A hundred thousand subscribers then cost one file per distinct query set, not two each.
 """
 
@@ -92,7 +93,7 @@ def publish_feeds(config: Config, store: Store, now: datetime, batch: int = 1000
                     description=f"Papers matching {about}"[:500],
                     feed_id=f"tag:{host},2026:feed/{name}",
                 )
-                rss, atom = feeds.build(meta, keys)
+                rss, atom = feeds.build(meta, keys, config.feeds.private_max_entries)
                 write_atomic(shared / f"{name}.xml", rss, durable=False)
                 write_atomic(shared / f"{name}.atom", atom, durable=False)
                 written.add(name)

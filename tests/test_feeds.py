@@ -125,3 +125,18 @@ def test_updated_must_be_aware() -> None:
             description="d",
             updated=datetime(2026, 1, 1),
         )
+
+
+def test_a_feed_set_builds_subsets_newest_first_and_capped() -> None:
+    from digest.feeds import FeedMeta, FeedSet
+
+    papers = [(D1, paper(f"2511.0000{i}", f"Paper {i}")) for i in range(5)]
+    papers.append((D2, paper("2511.00009", "Newest")))
+    feeds = FeedSet(papers, link="https://x.example/", updated=UPDATED)
+    meta = FeedMeta("Yours", "https://x.example/", None, None, "Mine", feed_id="tag:x,2026:f")
+    rss, atom = feeds.build(meta, {"2511.00009", "2511.00001", "2511.00003"}, limit=2)
+    for data in (rss, atom):
+        parsed = feedparser.parse(data)
+        assert not parsed.bozo
+        assert [e.title for e in parsed.entries] == ["Newest", "Paper 1"]
+    assert feedparser.parse(atom).feed.id == "tag:x,2026:f"
