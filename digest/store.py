@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -174,6 +174,12 @@ class Store:
             raise StateError(f"cannot open database {url}: {exc}", hint=_db_hint(url)) from exc
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sql_deliveries, self._bind_deliveries = _driver_insert(
+            self.engine, deliveries, DELIVERY_COLUMNS
+        )
+        self._sql_papers, self._bind_papers = _driver_insert(
+            self.engine, delivery_papers, PAPER_COLUMNS
+        )
         self._migrate()
 
     def close(self) -> None:
@@ -441,8 +447,16 @@ class Store:
             return []
         try:
             with self._begin() as conn:
-                conn.execute(sa.insert(deliveries), [_delivery_row(p, created_at) for p in plans])
-                conn.execute(sa.insert(delivery_papers), [r for p in plans for r in _paper_rows(p)])
+                # Straight to the driver: SQLAlchemy's per-row parameter processing cost more
+                # than the inserts themselves (30 rows per digest, 100,000 digests a day).
+                conn.exec_driver_sql(
+                    self._sql_deliveries,
+                    [self._bind_deliveries(_delivery_tuple(p, created_at)) for p in plans],
+                )
+                conn.exec_driver_sql(
+                    self._sql_papers,
+                    [self._bind_papers(row) for p in plans for row in _paper_tuples(p)],
+                )
             return list(plans)
         except IntegrityError:
             pass  # another run reserved some of these papers: find out which plans are left
@@ -675,6 +689,58 @@ def _delivery_row(plan: PlannedDelivery, created_at: datetime) -> dict[str, Any]
         "attempts": 0,
         "created_at": created_at,
     }
+
+
+DELIVERY_COLUMNS = (
+    "id",
+    "subscriber_id",
+    "listing_date",
+    "message_id",
+    "status",
+    "attempts",
+    "created_at",
+)
+PAPER_COLUMNS = ("delivery_id", "subscriber_id", "paper_key", "position", "shown")
+
+
+def _driver_insert(
+    engine: Engine, table: sa.Table, columns: Sequence[str]
+) -> tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
+    """An INSERT in the driver's own parameter style, and a function converting one row's
+    values as SQLAlchemy would (dates on SQLite, booleans...)."""
+    dialect = engine.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    procs = [table.c[name].type.bind_processor(dialect) for name in columns]
+    if not any(procs):
+        return sql, lambda row: row
+
+    def bind(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(p(v) if p else v for p, v in zip(procs, row, strict=True))
+
+    return sql, bind
+
+
+def _delivery_tuple(plan: PlannedDelivery, created_at: datetime) -> tuple[Any, ...]:
+    return (
+        plan.id,
+        plan.subscriber_id,
+        plan.listing_date,
+        plan.message_id,
+        "pending",
+        0,
+        created_at,
+    )
+
+
+def _paper_tuples(plan: PlannedDelivery) -> list[tuple[Any, ...]]:
+    return [
+        (plan.id, plan.subscriber_id, key, i, i < plan.shown)
+        for i, key in enumerate(plan.paper_keys)
+    ]
 
 
 def _paper_rows(plan: PlannedDelivery) -> list[dict[str, Any]]:
