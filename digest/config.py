@@ -277,6 +277,25 @@ SETTINGS: tuple[Setting, ...] = (
         "default per-email cap for subscribers that set none",
     ),
     Setting(
+        "mail.max_hard_bounces",
+        integer(1, 1000),
+        3,
+        "after this many permanent failures in a row a subscriber is suspended",
+    ),
+    Setting(
+        "mail.admin",
+        optional(address()),
+        None,
+        "operator address for alerts about failing runs; never a subscriber's",
+        example="ops@example.org",
+    ),
+    Setting(
+        "mail.alert_after",
+        integer(1, 1000),
+        3,
+        "alert mail.admin after this many failed runs in a row (and once more on recovery)",
+    ),
+    Setting(
         "smtp.host",
         optional(text()),
         None,
@@ -386,6 +405,9 @@ class MailConfig:
     outbox_dir: Path
     list_id: str | None
     max_papers: int
+    max_hard_bounces: int = 3
+    admin: str | None = None
+    alert_after: int = 3
 
 
 @dataclass(frozen=True)
@@ -591,6 +613,9 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
             outbox_dir=_as_path(base, values["mail.outbox_dir"]),
             list_id=values["mail.list_id"],
             max_papers=values["mail.max_papers"],
+            max_hard_bounces=values["mail.max_hard_bounces"],
+            admin=values["mail.admin"],
+            alert_after=values["mail.alert_after"],
         ),
         smtp=SmtpConfig(
             host=values["smtp.host"],

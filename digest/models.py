@@ -90,6 +90,8 @@ class Subscriber:
     id: int | None = None
     status: str = "active"
     token: str = ""
+    status_reason: str | None = None  # why not active: "removed", "config", "bounced"...
+    hard_bounces: int = 0  # permanent failures in a row (reset by a success)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ AUTHOR_LIMIT = 80
 KEYWORD_LIMIT = 200
 #: With more than ``AUTHORS_SHOWN + 1`` authors, the first ``AUTHORS_SHOWN`` are named.
 AUTHORS_SHOWN = 3
+_MARK = '<mark class="hl">'  # how to_html opens a highlight
 _COMPACT_RESERVE = 1_000  # room for the shell's "also matching" heading once compact appears
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -457,6 +458,17 @@ class Renderer:
         self._fragments: dict[str, _Cache[Hashable, _Fragment]] = {
             kind: _Cache(cache_size) for kind in ("paper", "compact")
         }
+        self._slot_title = f"pdslot{nonce}title"
+        self._slot_abstract = f"pdslot{nonce}abstract"
+        self._slot_author = f"pdslot{nonce}author"
+        self._parts: dict[str, _Cache[Hashable, tuple[str, str, bytes]]] = {
+            kind: _Cache(cache_size) for kind in ("paper", "compact")
+        }
+        try:
+            probe = str(self._inliner.inline_fragment(f"{_MARK}x</mark>", self.css))
+        except css_inline.InlineError as exc:
+            raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
+        self._mark_open = probe[: probe.index("x</mark>")] if "x</mark>" in probe else _MARK
         self._by_id: dict[str, _Cache[int, tuple[Match, _Fragment]]] = {
             kind: _Cache(cache_size) for kind in ("paper", "compact")
         }
@@ -490,14 +502,40 @@ class Renderer:
         return hit
 
     def _make_fragment(self, match: Match, kind: str) -> _Fragment:
+        """One entry's HTML and text. What does not depend on the highlights (the template
+        rendered and CSS-inlined, the text entry) is made once per (paper, terms); each set
+        of highlights only fills the title, abstract and author slots of that HTML."""
         view = paper_view(match)
-        try:
-            html = str(self._inliner.inline_fragment(self._render(f"{kind}_html", view), self.css))
-        except css_inline.InlineError as exc:
-            raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
-        html = html.strip() + "\n"  # line-aligned, so its QP encoding joins with others
-        text = self._render(f"{kind}_text", view).rstrip("\n") + "\n"
-        return _Fragment(html, text, quoted_printable(html), quoted_printable(text))
+        parts = self._parts[kind]
+        key = (match.paper, match.terms)
+        hit = parts.get(key)
+        if hit is None:
+            slotted = replace(
+                view,
+                title_html=Markup(self._slot_title),
+                abstract_html=Markup(self._slot_abstract),
+                authors_html=tuple(
+                    Markup(f"{self._slot_author}{i}z") for i in range(len(view.authors_html))
+                ),
+            )
+            try:
+                inlined = self._inliner.inline_fragment(
+                    self._render(f"{kind}_html", slotted), self.css
+                )
+            except css_inline.InlineError as exc:
+                raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
+            text = self._render(f"{kind}_text", view).rstrip("\n") + "\n"
+            hit = parts.put(key, (str(inlined).strip() + "\n", text, quoted_printable(text)))
+        shell, text, text_qp = hit
+        html = shell.replace(self._slot_title, self._marked(view.title_html))
+        html = html.replace(self._slot_abstract, self._marked(view.abstract_html))
+        for i, author in enumerate(view.authors_html):
+            html = html.replace(f"{self._slot_author}{i}z", self._marked(author))
+        return _Fragment(html, text, quoted_printable(html), text_qp)
+
+    def _marked(self, html: Markup) -> str:
+        """Highlighted HTML with the highlight's inlined style (``.hl`` in the stylesheet)."""
+        return str(html).replace(_MARK, self._mark_open)
 
     @property
     def css(self) -> str:

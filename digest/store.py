@@ -23,7 +23,8 @@ from digest.errors import StateError
 from digest.models import Listing, Paper, Subscriber
 from digest.tokens import random_token
 
-SCHEMA_VERSION = 1
+#: 2: deliveries.claimed_by/claimed_at (the sending claim), subscribers.hard_bounces, runs.
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -78,6 +79,7 @@ subscribers = sa.Table(
     sa.Column("status_reason", sa.String(32)),
     sa.Column("token", sa.String(64), nullable=False, unique=True),
     sa.Column("in_config", sa.Boolean, nullable=False, default=False),
+    sa.Column("hard_bounces", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -94,6 +96,8 @@ deliveries = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("claimed_by", sa.Integer),  # runs.id of the run sending it (status "sending")
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
     sa.Index("ix_deliveries_status", "status"),
     sa.Index("ix_deliveries_subscriber", "subscriber_id"),
 )
@@ -109,6 +113,29 @@ delivery_papers = sa.Table(
     sa.PrimaryKeyConstraint("subscriber_id", "paper_key"),
     sa.Index("ix_delivery_papers_delivery", "delivery_id"),
 )
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.String(16), nullable=False),  # running, ok, empty, failed
+    sa.Column("error", sa.Text),
+    sa.Column("fetched", sa.Integer, nullable=False, default=0),
+    sa.Column("sent", sa.Integer, nullable=False, default=0),
+    sa.Column("failed", sa.Integer, nullable=False, default=0),
+    sa.Column("deferred", sa.Integer, nullable=False, default=0),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+)
+
+#: Columns added after version 1, by table: created by ALTER TABLE on an older database.
+_ADDED_COLUMNS = {
+    "subscribers": ("hard_bounces",),
+    "deliveries": ("claimed_by", "claimed_at"),
+}
 
 
 @dataclass(frozen=True)
@@ -135,6 +162,34 @@ class PendingDelivery:
     paper_keys: tuple[str, ...]
     shown: int
     attempts: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery in state ``sending`` and what is known of the run that claimed it."""
+
+    delivery_id: str
+    run_id: int | None
+    claimed_at: datetime | None
+    run_host: str | None  # None: no such run recorded
+    run_pid: int | None
+    run_finished: bool
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One recorded ``digest run`` (or fetch attempt), newest first from :meth:`Store.runs`."""
+
+    id: int
+    day: date
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str  # running, ok, empty, failed
+    error: str | None
+    fetched: int
+    sent: int
+    failed: int
+    deferred: int
 
 
 @dataclass(frozen=True)
@@ -171,7 +226,9 @@ class Store:
         try:
             self.engine: Engine = sa.create_engine(url, future=True)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StateError(f"cannot open database {url}: {exc}", hint=_db_hint(url)) from exc
+            raise StateError(
+                f"cannot open database {_safe_url(url)}: {exc}", hint=_db_hint(url)
+            ) from exc
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sql_deliveries, self._bind_deliveries = _driver_insert(
@@ -207,9 +264,16 @@ class Store:
                 )
             elif int(version) > SCHEMA_VERSION:
                 raise StateError(
-                    f"database {self.url} has schema version {version}, newer than this "
-                    f"paper-digest ({SCHEMA_VERSION})",
+                    f"database {_safe_url(self.url)} has schema version {version}, newer than"
+                    f" this paper-digest ({SCHEMA_VERSION})",
                     hint="upgrade paper-digest",
+                )
+            elif int(version) < SCHEMA_VERSION:
+                _add_columns(conn)
+                conn.execute(
+                    sa.update(meta)
+                    .where(meta.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
                 )
 
     def secret(self) -> bytes:
@@ -473,13 +537,15 @@ class Store:
         return recorded
 
     def pending(self, day: date | None = None) -> list[PendingDelivery]:
-        """Deliveries recorded but not accepted by a server yet, oldest first."""
+        """Deliveries recorded and not claimed by any run (status pending), oldest first.
+
+        Those of subscribers no longer active are left alone. A run must still
+        :meth:`claim` each one before sending it: another run may be resuming them too.
+        """
         query = (
             sa.select(deliveries, subscribers)
             .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-            .where(
-                deliveries.c.status.in_(("pending", "sending")), subscribers.c.status == "active"
-            )
+            .where(deliveries.c.status == "pending", subscribers.c.status == "active")
             .order_by(deliveries.c.created_at)
         )
         if day is not None:
@@ -509,7 +575,75 @@ class Store:
                 )
         return result
 
+    def claim(self, delivery_id: str, run_id: int, when: datetime) -> bool:
+        """pending → sending, for run ``run_id``: True when this run now owns the delivery.
+
+        One conditional UPDATE: of two runs claiming the same row, exactly one sees a row
+        changed (on SQLite the write lock, on PostgreSQL the row lock, orders them).
+        """
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+                .values(status="sending", claimed_by=run_id, claimed_at=when)
+            )
+        return bool(result.rowcount == 1)
+
+    def claims(self) -> list[Claim]:
+        """Every delivery in state ``sending``, with what is known of its claiming run."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    deliveries.c.id,
+                    deliveries.c.claimed_by,
+                    deliveries.c.claimed_at,
+                    runs.c.host,
+                    runs.c.pid,
+                    runs.c.finished_at,
+                )
+                .outerjoin(runs, runs.c.id == deliveries.c.claimed_by)
+                .where(deliveries.c.status == "sending")
+            ).all()
+        return [
+            Claim(
+                delivery_id=r.id,
+                run_id=r.claimed_by,
+                claimed_at=_aware(r.claimed_at),
+                run_host=r.host,
+                run_pid=r.pid,
+                run_finished=r.finished_at is not None,
+            )
+            for r in rows
+        ]
+
+    def requeue(self, claim: Claim) -> bool:
+        """sending → pending, only if ``claim`` still holds (no one else moved it since)."""
+        cond = (
+            deliveries.c.claimed_by.is_(None)
+            if claim.run_id is None
+            else deliveries.c.claimed_by == claim.run_id
+        )
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == claim.delivery_id, deliveries.c.status == "sending", cond)
+                .values(status="pending", claimed_by=None, claimed_at=None)
+            )
+        return bool(result.rowcount == 1)
+
+    def release_claims(self, run_id: int) -> int:
+        """Put back to pending what run ``run_id`` claimed but never handed over (it stops)."""
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.status == "sending", deliveries.c.claimed_by == run_id)
+                .values(status="pending", claimed_by=None, claimed_at=None)
+            )
+        return int(result.rowcount)
+
     def mark_sent(self, delivery_id: str, when: datetime | None = None) -> None:
+        """Accepted by the server: the delivery is sent (its papers become history) and its
+        subscriber's run of hard bounces ends, in one transaction."""
         with self._begin() as conn:
             conn.execute(
                 sa.update(deliveries)
@@ -521,9 +655,23 @@ class Store:
                     attempts=deliveries.c.attempts + 1,
                 )
             )
+            conn.execute(
+                sa.update(subscribers)
+                .where(
+                    subscribers.c.id == _subscriber_of(delivery_id), subscribers.c.hard_bounces > 0
+                )
+                .values(hard_bounces=0)
+            )
 
-    def mark_failed(self, delivery_id: str, error: str) -> None:
-        """A permanent failure: record it and release the papers for a later digest."""
+    def mark_failed(
+        self, delivery_id: str, error: str, *, max_hard_bounces: int | None = None
+    ) -> bool:
+        """A permanent failure: record it and release the papers for a later digest.
+
+        It counts as one more hard bounce of the subscriber; at ``max_hard_bounces`` in a
+        row they are suspended (status ``suspended``, reason ``bounced``). Returns True when
+        this failure suspended them.
+        """
         with self._begin() as conn:
             conn.execute(
                 sa.update(deliveries)
@@ -533,15 +681,128 @@ class Store:
             conn.execute(
                 sa.delete(delivery_papers).where(delivery_papers.c.delivery_id == delivery_id)
             )
+            owner = subscribers.c.id == _subscriber_of(delivery_id)
+            conn.execute(
+                sa.update(subscribers)
+                .where(owner)
+                .values(hard_bounces=subscribers.c.hard_bounces + 1)
+            )
+            if max_hard_bounces is None:
+                return False
+            result = conn.execute(
+                sa.update(subscribers)
+                .where(
+                    owner,
+                    subscribers.c.status == "active",
+                    subscribers.c.hard_bounces >= max_hard_bounces,
+                )
+                .values(status="suspended", status_reason="bounced", updated_at=_now())
+            )
+        return bool(result.rowcount == 1)
 
     def mark_deferred(self, delivery_id: str, error: str) -> None:
-        """A transient failure: stays pending for the next run."""
+        """A transient failure: back to pending (unclaimed) for the next run."""
         with self._begin() as conn:
             conn.execute(
                 sa.update(deliveries)
                 .where(deliveries.c.id == delivery_id)
-                .values(status="pending", error=error, attempts=deliveries.c.attempts + 1)
+                .values(
+                    status="pending",
+                    error=error,
+                    attempts=deliveries.c.attempts + 1,
+                    claimed_by=None,
+                    claimed_at=None,
+                )
             )
+
+    def delivery_counts(self) -> dict[str, int]:
+        """How many deliveries are in each status (pending, sending, sent, failed)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status)
+            ).all()
+        return {status: int(n) for status, n in rows}
+
+    # -- runs and alerts --------------------------------------------------------------------
+
+    def start_run(self, day: date, started_at: datetime, host: str, pid: int) -> int:
+        """Record a run as started (outcome ``running``); returns its id."""
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.insert(runs)
+                .values(day=day, started_at=started_at, outcome="running", host=host, pid=pid)
+                .returning(runs.c.id)
+            )
+            return int(result.scalar_one())
+
+    def finish_run(
+        self,
+        run_id: int,
+        finished_at: datetime,
+        outcome: str,
+        *,
+        error: str | None = None,
+        fetched: int = 0,
+        sent: int = 0,
+        failed: int = 0,
+        deferred: int = 0,
+    ) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    finished_at=finished_at,
+                    outcome=outcome,
+                    error=error,
+                    fetched=fetched,
+                    sent=sent,
+                    failed=failed,
+                    deferred=deferred,
+                )
+            )
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        """The most recent runs, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
+        return [
+            RunRecord(
+                id=r.id,
+                day=r.day,
+                started_at=_aware(r.started_at) or _now(),
+                finished_at=_aware(r.finished_at),
+                outcome=r.outcome,
+                error=r.error,
+                fetched=r.fetched,
+                sent=r.sent,
+                failed=r.failed,
+                deferred=r.deferred,
+            )
+            for r in rows
+        ]
+
+    def swap_meta(self, key: str, old: str | None, new: str) -> bool:
+        """Set ``key`` to ``new`` only if it is ``old`` now (None: absent); True if done.
+
+        A compare-and-swap, so that of two runs only one acts on a change (one alert).
+        """
+        try:
+            with self._begin() as conn:
+                if old is None:
+                    conn.execute(sa.insert(meta).values(key=key, value=new))
+                    return True
+                result = conn.execute(
+                    sa.update(meta).where(meta.c.key == key, meta.c.value == old).values(value=new)
+                )
+                return bool(result.rowcount == 1)
+        except IntegrityError:
+            return False
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+        return None if value is None else str(value)
 
     def history(self, subscriber_id: int, limit: int = 20) -> list[DeliveryRecord]:
         counts = (
@@ -608,6 +869,37 @@ class _Transaction:
             raise StateError(f"database write failed: {_reason(err)}") from err
         if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
             raise StateError(f"database error: {_reason(exc)}") from exc
+
+
+def _subscriber_of(delivery_id: str) -> Any:
+    return (
+        sa.select(deliveries.c.subscriber_id)
+        .where(deliveries.c.id == delivery_id)
+        .scalar_subquery()
+    )
+
+
+def _add_columns(conn: Connection) -> None:
+    """Upgrade an older database in place: ALTER TABLE for each column it lacks."""
+    inspector = sa.inspect(conn)
+    for name, added in _ADDED_COLUMNS.items():
+        table = metadata.tables[name]
+        present = {c["name"] for c in inspector.get_columns(name)}
+        for column in (table.c[c] for c in added if c not in present):
+            ddl = f"{column.name} {column.type.compile(dialect=conn.dialect)}"
+            if column.server_default is not None:
+                ddl += f" NOT NULL DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+            if conn.dialect.name == "postgresql":
+                ddl = "IF NOT EXISTS " + ddl  # two runs upgrading at once
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {ddl}")
+
+
+def _safe_url(url: str) -> str:
+    """The database URL with any password masked, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "<database URL>"
 
 
 def _reason(exc: SQLAlchemyError) -> str:
@@ -778,4 +1070,6 @@ def _subscriber(r: Any) -> Subscriber:
         max_papers=m[c.max_papers],
         status=m[c.status],
         token=m[c.token],
+        status_reason=m[c.status_reason],
+        hard_bounces=m[c.hard_bounces],
     )
