@@ -461,7 +461,9 @@ class Renderer:
         self._slot_title = f"pdslot{nonce}title"
         self._slot_abstract = f"pdslot{nonce}abstract"
         self._slot_author = f"pdslot{nonce}author"
-        self._parts: dict[str, _Cache[Hashable, tuple[str, str, bytes]]] = {
+        self._slot_terms = f"pdslot{nonce}terms"
+        self._terms_slottable = {"paper": True, "compact": True}
+        self._parts: dict[str, _Cache[Hashable, tuple[str, str]]] = {
             kind: _Cache(cache_size) for kind in ("paper", "compact")
         }
         try:
@@ -507,9 +509,12 @@ class Renderer:
         of highlights only fills the title, abstract and author slots of that HTML."""
         view = paper_view(match)
         parts = self._parts[kind]
-        key = (match.paper, match.terms)
+        # Terms go in a slot too, when the templates only ever print them joined by ", ".
+        slot_terms = self._terms_slottable[kind] and bool(view.terms)
+        key = (match.paper, bool(view.terms)) if slot_terms else (match.paper, view.terms)
         hit = parts.get(key)
         if hit is None:
+            pair = (f"{self._slot_terms}1z", f"{self._slot_terms}2z")
             slotted = replace(
                 view,
                 title_html=Markup(self._slot_title),
@@ -517,6 +522,7 @@ class Renderer:
                 authors_html=tuple(
                     Markup(f"{self._slot_author}{i}z") for i in range(len(view.authors_html))
                 ),
+                terms=pair if slot_terms else view.terms,
             )
             try:
                 inlined = self._inliner.inline_fragment(
@@ -524,14 +530,27 @@ class Renderer:
                 )
             except css_inline.InlineError as exc:
                 raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
-            text = self._render(f"{kind}_text", view).rstrip("\n") + "\n"
-            hit = parts.put(key, (str(inlined).strip() + "\n", text, quoted_printable(text)))
-        shell, text, text_qp = hit
+            shell = str(inlined).strip() + "\n"
+            text = self._render(f"{kind}_text", slotted).rstrip("\n") + "\n"
+            if slot_terms:
+                joined = f"{pair[0]}, {pair[1]}"
+                if all(t.count(pair[0]) == t.count(joined) for t in (shell, text)):
+                    shell = shell.replace(joined, self._slot_terms)
+                    text = text.replace(joined, self._slot_terms)
+                else:  # a template that lists terms its own way: render per set of terms
+                    self._terms_slottable[kind] = False
+                    return self._make_fragment(match, kind)
+            hit = parts.put(key, (shell, text))
+        shell, text = hit
         html = shell.replace(self._slot_title, self._marked(view.title_html))
         html = html.replace(self._slot_abstract, self._marked(view.abstract_html))
         for i, author in enumerate(view.authors_html):
             html = html.replace(f"{self._slot_author}{i}z", self._marked(author))
-        return _Fragment(html, text, quoted_printable(html), text_qp)
+        if slot_terms:
+            terms = ", ".join(view.terms)
+            html = html.replace(self._slot_terms, str(escape(terms)))
+            text = text.replace(self._slot_terms, terms)
+        return _Fragment(html, text, quoted_printable(html), quoted_printable(text))
 
     def _marked(self, html: Markup) -> str:
         """Highlighted HTML with the highlight's inlined style (``.hl`` in the stylesheet)."""

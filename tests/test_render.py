@@ -169,6 +169,34 @@ def test_operator_templates_override_one_file(tmp_path: Path) -> None:
     assert "Diffusion" in out.html  # the rest still from the bundled templates
 
 
+def test_highlights_and_terms_fill_slots_of_one_render_per_paper(renderer: Renderer) -> None:
+    paper = make_paper(7)
+    one = digest_of(renderer, [make_match(paper, "diffusion")])
+    two = digest_of(renderer, [make_match(paper, "agents")])
+    assert '<mark class="hl" style="background-color:#fef08a">Agents</mark>' in two.html
+    assert "Matched: agents" in two.html and "Matched: agents" in two.text
+    assert "Matched: diffusion" in one.html and "pdslot" not in one.html + two.html
+    hostile = Match(paper=paper, score=1.0, terms=("<b>x</b>", "y & z"))
+    out = digest_of(renderer, [hostile])
+    assert "Matched: &lt;b&gt;x&lt;/b&gt;, y &amp; z" in out.html
+    assert "Matched: <b>x</b>, y & z" in out.text
+
+
+def test_an_operator_template_listing_terms_its_own_way(tmp_path: Path) -> None:
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "paper.html").write_text(
+        "<div>{{ title_html }}{% for t in terms %}<i>{{ t }}</i>{% endfor %}</div>\n"
+    )
+    mine = Renderer(tmp_path)
+    paper = make_paper(8)
+    match = Match(
+        paper=paper, score=1.0, terms=("diffusion", "agents"), spans=spans_of(paper, "diffusion")
+    )
+    out = digest_of(mine, [match])
+    assert "<i>diffusion</i><i>agents</i>" in out.html
+    assert "pdslot" not in out.html
+
+
 def test_operator_template_errors_are_render_errors(tmp_path: Path) -> None:
     (tmp_path / "email").mkdir()
     (tmp_path / "email" / "paper.txt").write_text("{% if %}")
