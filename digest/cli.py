@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -24,6 +24,9 @@ from digest.errors import ConfigError, DigestError, QueryError
 from digest.models import Subscriber
 from digest.query import validate as validate_query
 from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest.status import Status
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -143,6 +146,8 @@ def _print_report(report: Any) -> None:
         click.echo(f"  warning: {warning}", err=True)
     if report.fetched == 0:
         click.echo("  the listing is empty (a weekend or holiday?): nothing to send")
+    if report.requeued:
+        click.echo(f"  re-queued {report.requeued} digest(s) held by a run that died")
     if report.resumed:
         click.echo(f"  resumed {report.resumed} digest(s) left pending by an earlier run")
     for sub in report.subscribers:
@@ -157,6 +162,8 @@ def _print_report(report: Any) -> None:
         click.echo(f"  {sub.email}: {sub.matched} matched, {status}")
     if not report.dry_run:
         click.echo(f"sent {report.sent}, failed {report.failed}, deferred {report.deferred}")
+        for address in report.suspended:
+            click.echo(f"  {address}: suspended after repeated permanent failures")
         if report.outbox:
             click.echo(f"emails: {report.outbox}")
         if report.feeds:
@@ -220,6 +227,60 @@ def feed(state: _State) -> None:
         click.echo(str(path))
 
 
+@cli.command()
+@click.pass_obj
+def status(state: _State) -> None:
+    """Show the last run, the delivery queue and suspended subscribers."""
+    from digest.status import status as read_status
+
+    with state.store() as store:
+        st = _guard(lambda: read_status(store))
+    for line in status_lines(st):
+        click.echo(line)
+
+
+def _at(moment: datetime | None) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "?"
+
+
+def status_lines(st: Status) -> list[str]:
+    """``digest status`` as lines of ``label: text``; see the README for the format."""
+    lines = []
+    last = st.last
+    if last is None:
+        lines.append("last run:   none recorded yet")
+    else:
+        lines.append(
+            f"last run:   {_at(last.started_at)} for {last.day}: {last.outcome}"
+            f" (fetched {last.fetched}, sent {last.sent}, failed {last.failed},"
+            f" deferred {last.deferred})"
+        )
+    for r in st.running:
+        lines.append(f"running:    since {_at(r.started_at)} for {r.day} (run {r.id})")
+    if st.failing:
+        first, latest = st.failing[-1], st.failing[0]
+        what = "fetch failing" if latest.stage == "fetch" else "delivery failing"
+        lines.append(
+            f"listing:    {what} since {_at(first.started_at)}"
+            f" ({len(st.failing)} failed run(s) in a row): {latest.error or 'unknown error'}"
+        )
+    elif last is not None and last.outcome == "empty":
+        lines.append("listing:    listing empty (weekend or holiday?)")
+    elif last is not None:
+        lines.append(f"listing:    ok, {last.fetched} papers")
+    counts = st.deliveries
+    lines.append(
+        f"deliveries: pending {counts.get('pending', 0)}, sending {counts.get('sending', 0)},"
+        f" failed {counts.get('failed', 0)}, sent {counts.get('sent', 0)}"
+    )
+    lines.append(f"suspended:  {len(st.suspended)}")
+    for sub in st.suspended:
+        lines.append(f"  {sub.email}  {_status_text(sub)}")
+    if st.alerting:
+        lines.append("alert:      the admin was told runs are failing")
+    return lines
+
+
 @cli.group()
 def subscribers() -> None:
     """Manage subscribers (those in the config file are synced at every run)."""
@@ -267,7 +328,16 @@ def subscribers_list(state: _State) -> None:
         click.echo("no subscribers")
     for s in subs:
         keywords = "; ".join(s.keywords) or "(everything)"
-        click.echo(f"{s.email}\t{s.status}\t{keywords}")
+        click.echo(f"{s.email}\t{_status_text(s)}\t{keywords}")
+
+
+def _status_text(sub: Subscriber) -> str:
+    """``active``, ``unsubscribed (removed)``, ``suspended (bounced: 3 in a row)``..."""
+    if sub.status == "active":
+        return "active"
+    if sub.status_reason == "bounced":
+        return f"{sub.status} (bounced: {sub.hard_bounces} in a row)"
+    return f"{sub.status} ({sub.status_reason})" if sub.status_reason else sub.status
 
 
 @subscribers.command("show")
@@ -287,7 +357,7 @@ def subscribers_show(state: _State, email: str) -> None:
         total = _guard(lambda: store.sent_count(sub_id))
     click.echo(f"email:      {sub.email}")
     click.echo(f"name:       {sub.name or ''}")
-    click.echo(f"status:     {sub.status}")
+    click.echo(f"status:     {_status_text(sub)}")
     click.echo(f"keywords:   {'; '.join(sub.keywords) or '(everything)'}")
     click.echo(f"exclude:    {'; '.join(sub.exclude) or '(none)'}")
     click.echo(f"max papers: {sub.max_papers or '(default)'}")

@@ -3,15 +3,30 @@
 Delivery is crash-safe: each digest is recorded as pending (its papers reserved) before any
 SMTP traffic, and marked sent right after the server accepts it. A run that dies leaves its
 pending digests to the next run, which sends them first.
+
+A delivery moves pending → sending → sent | failed. Right before a message is handed to the
+sender, the run *claims* it (``Store.claim``: one conditional UPDATE, pending → sending with
+the run's id), so two runs resuming the same pending digests never both send one. A run
+gives back what it claimed but did not hand over when it stops; a claim left by a run that
+died (SIGKILL, power cut) is re-queued by the next run once :func:`stale_claim` says that run
+is gone. The only duplicate window: a message the server had accepted when its run died,
+before ``mark_sent`` recorded it; it is sent again, with the same Message-ID. At most the
+messages in flight at that instant are affected: one per connection (``smtp.concurrency``);
+claimed messages still queued were not sent, and go out once.
+
+Every run is recorded in the ``runs`` table (what ``digest status`` reads) and may alert the
+admin (:mod:`digest.status`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -19,6 +34,7 @@ from digest import tokens
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Outcome, Outgoing, Sender, SmtpSender
 from digest.diff import Selection, select
+from digest.errors import DigestError
 from digest.fetch import ListingSource, make_source
 from digest.files import write_atomic
 from digest.match import DayMatcher
@@ -26,12 +42,22 @@ from digest.message import build_message, list_id_for, make_message_id, sender_a
 from digest.models import Listing, Match, Subscriber
 from digest.publish import publish_feeds
 from digest.render import EmailLinks, Renderer
-from digest.store import PendingDelivery, PlannedDelivery, Store, new_delivery_id
+from digest.status import alert_admin
+from digest.store import (
+    Claim,
+    PendingDelivery,
+    PlannedDelivery,
+    Store,
+    new_delivery_id,
+)
 
 log = logging.getLogger("digest.pipeline")
 
 SECRET_ENV = "DIGEST_SECRET"
 BATCH = 1000
+#: A claim by a run on another host (whose process cannot be checked) is taken back after
+#: this long: far more than one message can spend queued and sent (attempts × timeouts).
+CLAIM_LEASE = timedelta(hours=6)
 
 
 @dataclass
@@ -52,6 +78,9 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     subscribers: list[SubscriberReport] = field(default_factory=list)
     resumed: int = 0
+    requeued: int = 0
+    suspended: list[str] = field(default_factory=list)
+    run_id: int | None = None
     sent: int = 0
     failed: int = 0
     deferred: int = 0
@@ -181,9 +210,12 @@ def compose(
 class _Recorder:
     """Marks each delivery's fate in the store as soon as it is known."""
 
-    def __init__(self, store: Store | None, report: RunReport) -> None:
+    def __init__(
+        self, store: Store | None, report: RunReport, max_hard_bounces: int | None = None
+    ) -> None:
         self.store = store
         self.report = report
+        self.max_hard_bounces = max_hard_bounces
         self.by_email: dict[str, SubscriberReport] = {}
 
     async def __call__(self, outcome: Outcome) -> None:
@@ -201,12 +233,22 @@ class _Recorder:
         if rep:
             rep.error = error
         if outcome.error is not None and not outcome.error.transient:
+            suspended = False
             if self.store is not None:
-                self.store.mark_failed(str(item.key), error)
+                suspended = self.store.mark_failed(
+                    str(item.key), error, max_hard_bounces=self.max_hard_bounces
+                )
             self.report.failed += 1
             log.warning(
                 "failed to=%s message_id=%s error=%s", item.recipients[0], item.message_id, error
             )
+            if suspended:
+                self.report.suspended.append(item.recipients[0])
+                log.warning(
+                    "suspended to=%s after %s permanent failures in a row",
+                    item.recipients[0],
+                    self.max_hard_bounces,
+                )
         else:
             if self.store is not None:
                 self.store.mark_deferred(str(item.key), error)
@@ -221,12 +263,17 @@ def _envelope_from(ctx: Context) -> str:
 
 
 def _resume_items(
-    ctx: Context, pending: Sequence[PendingDelivery], report: RunReport
+    ctx: Context, pending: Sequence[PendingDelivery], report: RunReport, claim: _Claimer
 ) -> Iterable[Outgoing]:
-    """Rebuild the messages of digests recorded earlier but not yet accepted."""
+    """Rebuild the messages of digests recorded earlier but not yet accepted.
+
+    Each is claimed first; one another run claimed meanwhile is skipped.
+    """
     keys = {k for p in pending for k in p.paper_keys}
     papers = ctx.store.papers_by_key(keys)
     for p in pending:
+        if not claim(p.id, p.subscriber.email, p.message_id):
+            continue
         found = [papers[k] for k in p.paper_keys if k in papers]
         matcher = DayMatcher(found)
         ranked = {
@@ -259,36 +306,183 @@ def _cap(ctx: Context, sub: Subscriber) -> int:
     return sub.max_papers or ctx.config.mail.max_papers
 
 
+# -- claims: pure policy, then the I/O ------------------------------------------------------
+
+
+_Claimer = Callable[[str, str, str], bool]
+HOST = socket.gethostname()
+
+
+def stale_claim(
+    claim: Claim,
+    now: datetime,
+    host: str,
+    alive: Callable[[int], bool],
+    lease: timedelta = CLAIM_LEASE,
+) -> bool:
+    """Whether a delivery stuck in ``sending`` may be re-queued: the run holding it is gone.
+
+    Gone means: that run recorded its end (it stops by giving back its claims, so this one
+    escaped), or no such run is recorded, or it ran on ``host`` and its process is not
+    ``alive`` (killed), or the claim is older than ``lease`` (a run on another host, whose
+    process cannot be checked, or a pid reused since).
+    """
+    if claim.run_host is None or claim.run_finished:
+        return True
+    if claim.run_host == host and claim.run_pid is not None and not alive(claim.run_pid):
+        return True
+    return claim.claimed_at is None or now - claim.claimed_at > lease
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (signal 0 checks without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def requeue_stale(ctx: Context, *, host: str = HOST) -> int:
+    """Put back to pending the deliveries claimed by runs that died; returns how many."""
+    count = 0
+    for claim in ctx.store.claims():
+        if stale_claim(claim, ctx.now, host, pid_alive) and ctx.store.requeue(claim):
+            log.warning(
+                "requeued delivery=%s claimed by run %s, which is gone",
+                claim.delivery_id,
+                claim.run_id,
+            )
+            count += 1
+    return count
+
+
+def run_outcome(report: RunReport) -> str:
+    """``failed`` when digests were left pending, ``empty`` for an empty listing, else ``ok``.
+
+    A digest refused for good (5xx) is the recipient's problem, not the run's: still ``ok``.
+    """
+    if report.deferred:
+        return "failed"
+    return "empty" if report.fetched == 0 else "ok"
+
+
 async def run(ctx: Context, day: date, *, dry_run: bool = False) -> RunReport:
-    """The whole daily cycle for ``day``; raises SourceError before recording anything."""
+    """The whole daily cycle for ``day``, recorded in the ``runs`` table (a dry run is not).
+
+    Raises SourceError (nothing recorded but the failed run), DeliveryError or StateError.
+    """
     report = RunReport(day=day, dry_run=dry_run)
-    listing = await ctx.source.fetch(day)
+    if dry_run:
+        listing = await ctx.source.fetch(day)
+        _fetched(ctx, listing, report)
+        await _dry_run(ctx, listing, report)
+        return report
+
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return ctx.now + timedelta(seconds=time.monotonic() - started)
+
+    run_id = ctx.store.start_run(day, ctx.now, HOST, os.getpid())
+    report.run_id = run_id
+    stage: str | None = "fetch"
+    error: str | None = None
+    interrupted = False
+    try:
+        listing = await ctx.source.fetch(day)
+        stage = "deliver"
+        await _deliver(ctx, listing, report, run_id, clock)
+        stage = None
+        return report
+    except Exception as exc:
+        error = str(exc) or type(exc).__name__
+        raise
+    except BaseException:  # Ctrl-C, cancelled: recorded, but no reason to alert anyone
+        error, interrupted = "interrupted", True
+        raise
+    finally:
+        await _finish(ctx, report, run_id, clock(), stage, error, alert=not interrupted)
+
+
+def _fetched(ctx: Context, listing: Listing, report: RunReport) -> None:
     report.fetched = len(listing.papers)
     report.warnings = list(listing.warnings)
     known = ctx.store.papers_by_key(p.key for p in listing.papers)
     report.new = sum(1 for p in listing.papers if p.key not in known)
-    if dry_run:
-        await _dry_run(ctx, listing, report)
-        return report
 
+
+async def _deliver(
+    ctx: Context,
+    listing: Listing,
+    report: RunReport,
+    run_id: int,
+    clock: Callable[[], datetime],
+) -> None:
+    _fetched(ctx, listing, report)
     ctx.store.save_listing(listing, ctx.now)
     ctx.store.sync_config_subscribers(ctx.config.subscribers)
-    recorder = _Recorder(ctx.store, report)
+    recorder = _Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
+    report.requeued = requeue_stale(ctx)
     pending = ctx.store.pending()
     matcher = DayMatcher(listing.papers)
 
+    def claim(delivery_id: str, to: str, message_id: str) -> bool:
+        if ctx.store.claim(delivery_id, run_id, clock()):
+            return True
+        log.info("skipped to=%s message_id=%s: claimed by another run", to, message_id)
+        return False
+
     async def items() -> AsyncIterator[Outgoing]:
-        for item in _resume_items(ctx, pending, report):
+        for item in _resume_items(ctx, pending, report, claim):
             yield item
         for batch in ctx.store.active_batches(BATCH):
             for outgoing in _plan_batch(ctx, batch, listing, matcher, report, recorder):
-                yield outgoing
+                if claim(str(outgoing.key), outgoing.recipients[0], outgoing.message_id):
+                    yield outgoing
 
     if isinstance(ctx.sender, FileOutboxSender):
         report.outbox = ctx.config.mail.outbox_dir
     await ctx.sender.deliver(items(), recorder)
     report.feeds = write_feeds(ctx)
-    return report
+
+
+async def _finish(
+    ctx: Context,
+    report: RunReport,
+    run_id: int,
+    finished: datetime,
+    stage: str | None,
+    error: str | None,
+    *,
+    alert: bool = True,
+) -> None:
+    """Give back unsent claims, record the run's end, alert the admin: never raises."""
+    outcome = "failed" if error is not None else run_outcome(report)
+    if outcome == "failed" and stage is None:
+        stage = "deliver"
+        error = f"{report.deferred} digest(s) left pending"
+    try:
+        released = ctx.store.release_claims(run_id)
+        if released:
+            log.info("released %s unsent digest(s) for the next run", released)
+        ctx.store.finish_run(
+            run_id,
+            finished,
+            outcome,
+            stage=stage,
+            error=error,
+            fetched=report.fetched,
+            sent=report.sent,
+            failed=report.failed,
+            deferred=report.deferred,
+        )
+        if alert:
+            await alert_admin(ctx.config, ctx.store, ctx.sender, ctx.now, outcome, error)
+    except DigestError as exc:  # the run's own error, if any, matters more
+        log.error("cannot record the end of run %s: %s", run_id, exc)
 
 
 def _plan_batch(

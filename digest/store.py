@@ -122,6 +122,7 @@ runs = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("outcome", sa.String(16), nullable=False),  # running, ok, empty, failed
+    sa.Column("stage", sa.String(16)),  # where a failed run stopped: fetch, deliver
     sa.Column("error", sa.Text),
     sa.Column("fetched", sa.Integer, nullable=False, default=0),
     sa.Column("sent", sa.Integer, nullable=False, default=0),
@@ -185,6 +186,7 @@ class RunRecord:
     started_at: datetime
     finished_at: datetime | None
     outcome: str  # running, ok, empty, failed
+    stage: str | None  # where a failed run stopped: "fetch", "deliver"
     error: str | None
     fetched: int
     sent: int
@@ -234,9 +236,7 @@ class Store:
         self._sql_deliveries, self._bind_deliveries = _driver_insert(
             self.engine, deliveries, DELIVERY_COLUMNS
         )
-        self._sql_papers, self._bind_papers = _driver_insert(
-            self.engine, delivery_papers, PAPER_COLUMNS
-        )
+        self._sql_papers, _ = _driver_insert(self.engine, delivery_papers, PAPER_COLUMNS)
         self._migrate()
 
     def close(self) -> None:
@@ -278,18 +278,27 @@ class Store:
 
     def secret(self) -> bytes:
         """The signing secret kept in the database, made on first use."""
-        with self._begin() as conn:
-            value = conn.execute(sa.select(meta.c.value).where(meta.c.key == "secret")).scalar()
-            if value is None:
-                value = random_token() + random_token()
-                conn.execute(sa.insert(meta).values(key="secret", value=value))
-        return str(value).encode()
+        made = random_token() + random_token()
+        if not self.swap_meta("secret", None, made):  # another run made it first: use theirs
+            made = self.get_meta("secret") or made
+        return made.encode()
 
     # -- listings ---------------------------------------------------------------------------
 
     def save_listing(self, listing: Listing, fetched_at: datetime | None = None) -> None:
-        """Record the listing of a date: its papers upserted, its membership extended."""
-        fetched_at = fetched_at or _now()
+        """Record the listing of a date: its papers upserted, its membership extended.
+
+        Two runs saving the same listing at once collide on its keys; the one that loses
+        does it again, finding the papers there (an update).
+        """
+        for attempt in range(3):
+            try:
+                return self._save_listing(listing, fetched_at or _now())
+            except IntegrityError as exc:
+                if attempt == 2:
+                    raise StateError(f"cannot save the listing: {_reason(exc)}") from exc
+
+    def _save_listing(self, listing: Listing, fetched_at: datetime) -> None:
         keys = [p.key for p in listing.papers]
         with self._begin() as conn:
             known = set()
@@ -368,8 +377,18 @@ class Store:
         """Upsert the config's subscribers; deactivate config subscribers no longer listed.
 
         Returns (added, updated, deactivated). A config subscriber who unsubscribed stays
-        unsubscribed; one removed from the config is reactivated when listed again.
+        unsubscribed; one removed from the config is reactivated when listed again. Of two
+        runs adding the same new subscribers at once, the one that loses does it again.
         """
+        for attempt in range(3):
+            try:
+                return self._sync_config_subscribers(subs)
+            except IntegrityError as exc:
+                if attempt == 2:
+                    raise StateError(f"cannot save the subscribers: {_reason(exc)}") from exc
+        raise AssertionError("unreachable")
+
+    def _sync_config_subscribers(self, subs: Sequence[Subscriber]) -> tuple[int, int, int]:
         now = _now()
         added = updated = deactivated = 0
         with self._begin() as conn:
@@ -436,7 +455,13 @@ class Store:
                 conn.execute(
                     sa.update(subscribers)
                     .where(subscribers.c.id == row.id)
-                    .values(**values, status="active", status_reason=None, updated_at=now)
+                    .values(
+                        **values,
+                        status="active",
+                        status_reason=None,
+                        hard_bounces=0,
+                        updated_at=now,
+                    )
                 )
         found = self.subscriber(sub.email)
         assert found is not None
@@ -519,7 +544,7 @@ class Store:
                 )
                 conn.exec_driver_sql(
                     self._sql_papers,
-                    [self._bind_papers(row) for p in plans for row in _paper_tuples(p)],
+                    [row for p in plans for row in _paper_tuples(p)],  # plain ints, text, bools
                 )
             return list(plans)
         except IntegrityError:
@@ -741,6 +766,7 @@ class Store:
         finished_at: datetime,
         outcome: str,
         *,
+        stage: str | None = None,
         error: str | None = None,
         fetched: int = 0,
         sent: int = 0,
@@ -754,6 +780,7 @@ class Store:
                 .values(
                     finished_at=finished_at,
                     outcome=outcome,
+                    stage=stage,
                     error=error,
                     fetched=fetched,
                     sent=sent,
@@ -773,6 +800,7 @@ class Store:
                 started_at=_aware(r.started_at) or _now(),
                 finished_at=_aware(r.finished_at),
                 outcome=r.outcome,
+                stage=r.stage,
                 error=r.error,
                 fetched=r.fetched,
                 sent=r.sent,
