@@ -8,6 +8,7 @@ subscriber's papers only combines cached per-query results.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -121,7 +122,11 @@ class PaperHit:
         )
 
 
-_MERGED_CACHE = 250_000
+_MERGED_CACHE = 50_000
+#: Query results kept at once: popular queries stay (least recently used go first), so
+#: memory does not grow with the long tail of queries only one subscriber has.
+_RESULT_CACHE = 4_096
+_LEAF_CACHE = 16_384
 _NO_HIT = PaperHit(0.0, frozenset(), (), (), ())
 
 
@@ -175,8 +180,8 @@ class DayMatcher:
         for rank, number in enumerate(order):
             self._rank[number] = rank
         self._everything = {n: Match(papers[n], 0.0) for n in order}
-        self._results: dict[str, QueryResult] = {}
-        self._leaf_cache: dict[tuple[Leaf, frozenset[str]], _Hits] = {}
+        self._results: OrderedDict[str, QueryResult] = OrderedDict()
+        self._leaf_cache: OrderedDict[tuple[Leaf, frozenset[str]], _Hits] = OrderedDict()
         # Papers hit by several queries, merged once per (paper number, *queries).
         self._merged: dict[tuple[object, ...], Match] = {}
 
@@ -185,6 +190,10 @@ class DayMatcher:
         result = self._results.get(query)
         if result is None:
             result = self._results[query] = self._evaluate(query)
+            if len(self._results) > _RESULT_CACHE:
+                self._results.popitem(last=False)
+        else:
+            self._results.move_to_end(query)
         return result
 
     def select(self, keywords: Sequence[str], exclude: Sequence[str] = ()) -> list[Match]:
@@ -277,6 +286,10 @@ class DayMatcher:
         cached = self._leaf_cache.get(key)
         if cached is None:
             cached = self._leaf_cache[key] = self._leaf(node, fields)
+            if len(self._leaf_cache) > _LEAF_CACHE:
+                self._leaf_cache.popitem(last=False)
+        else:
+            self._leaf_cache.move_to_end(key)
         return cached
 
     def _words(self, last: Term | Prefix) -> list[str]:

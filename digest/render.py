@@ -423,7 +423,7 @@ class Renderer:
         site_title: str = "Paper Digest",
         base_url: str = "http://localhost:8000",
         html_budget: int = HTML_BUDGET,
-        cache_size: int = 20_000,
+        cache_size: int = 5_000,
     ) -> None:
         if templates_dir is not None and not templates_dir.is_dir():
             raise RenderError(str(templates_dir), "templates_dir is not a folder")
