@@ -133,7 +133,7 @@ def test_hidden_authors_keep_their_names_and_nameless_ones_go() -> None:
         (b'{"error": "Invalid date"}', "got a JSON object: 'Invalid date'"),
         (b"null", "got a JSON null"),
         (b"", "empty body"),
-        (b"\xff\xfe[]", "not UTF-8"),
+        (b"\xff\xfe[]", "expected a JSON list"),
         (b"[1, 2", "invalid JSON"),
     ],
 )
@@ -142,6 +142,13 @@ def test_documents_of_the_wrong_shape_are_refused(body: bytes, reason: str) -> N
         parse_page(body, URL)
     assert reason in str(caught.value)
     assert URL in str(caught.value)
+
+
+def test_invalid_utf8_inside_a_listing_is_replaced_not_fatal() -> None:
+    body = json.dumps([item("2511.00008", "Caf\u00e9 models", "ok")]).encode()
+    body = body.replace(b"ok", b"bad \xff byte")
+    (paper,), _ = parse_page(body, URL)
+    assert paper.abstract == "bad \ufffd byte"
 
 
 def test_an_empty_list_is_a_normal_empty_day() -> None:

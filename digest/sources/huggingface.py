@@ -60,8 +60,9 @@ def load_document(body: bytes, url: str) -> list[Any]:
     """The JSON list of a response body; raises :class:`SourceError` for anything else."""
     try:
         text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SourceError(url, f"the response is not UTF-8 (byte {exc.start})") from exc
+    except UnicodeDecodeError:
+        # A stray bad byte in one abstract must not cost the whole day: it becomes U+FFFD.
+        text = body.decode("utf-8", "replace")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
