@@ -36,6 +36,7 @@ The password is only ever handed to aiosmtplib's ``login``; no message or log li
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -44,7 +45,7 @@ import re
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -167,10 +168,12 @@ def _describe(exc: BaseException) -> str:
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
     """The TLS error behind ``exc`` (aiosmtplib wraps handshake failures), if any."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
         if isinstance(seen, ssl.SSLError):
             return seen
-        seen = seen.__cause__
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
     return None
 
 
@@ -275,7 +278,9 @@ class SmtpSender:
     ``security``: "none" (plain, no credentials allowed), "starttls" (upgrade required; the
     run fails if the server does not offer it) or "tls" (TLS from the first byte, port 465).
     Certificates are verified against the system store unless ``tls_context`` says otherwise.
-    ``sleep`` and ``jitter`` are injected for tests. Raises :class:`ConfigError` for a
+    Retries wait :func:`backoff_delay` with ``backoff`` seconds as the first ceiling; a
+    connection carries at most ``max_per_connection`` messages. ``sleep`` and ``jitter`` are
+    injected for tests. Raises :class:`ConfigError` for a
     configuration that would send the password in clear.
     """
 
@@ -322,8 +327,10 @@ class SmtpSender:
         ):
             if value < low:
                 problems.append(ConfigProblem(key, f"expected at least {low}", value))
-        if timeout <= 0 or backoff < 0:
-            problems.append(ConfigProblem("smtp.timeout", "timeout must be > 0, backoff >= 0"))
+        if timeout <= 0:
+            problems.append(ConfigProblem("smtp.timeout", "expected more than 0 seconds", timeout))
+        if backoff < 0:
+            problems.append(ConfigProblem("smtp.backoff", "expected at least 0 seconds", backoff))
         if problems:
             raise ConfigError(problems)
         self.host = host
@@ -470,7 +477,9 @@ class SmtpSender:
             return {r: reply_error(r, exc.code, exc.message, reason) for r in recipients}, None
         except aiosmtplib.SMTPTimeoutError as exc:
             err = TransientDeliveryError(
-                first, f"no answer from {self.label} within {self.timeout:g} s ({_describe(exc)})"
+                first,
+                f"timed out: no answer from {self.label} within {self.timeout:g} s"
+                f" ({_describe(exc)})",
             )
         except (aiosmtplib.SMTPServerDisconnected, OSError) as exc:
             err = TransientDeliveryError(
@@ -525,8 +534,12 @@ class SmtpSender:
         )
         try:
             await client.connect()
-            if self.security == "starttls":
+            # connect() says EHLO only when it upgrades or logs in itself, which it must not;
+            # without EHLO no extension is known (AUTH over implicit TLS would look missing).
+            # A plain session without AUTH leaves it to sendmail, which falls back to HELO.
+            if self.security == "starttls" or self.username is not None:
                 await client.ehlo()
+            if self.security == "starttls":
                 if not client.supports_extension("starttls"):
                     err = PermanentDeliveryError(
                         self.label, "the server does not offer STARTTLS; not sending credentials"
@@ -551,6 +564,18 @@ class SmtpSender:
         log.debug("smtp connected server=%s security=%s", self.label, self.security)
         return client
 
+    def _redact(self, text: str) -> str:
+        """``text`` (a server's reply to AUTH) without the password, plain or base64, should
+        a server echo what it was sent."""
+        if not self._password:
+            return text
+        user = (self.username or "").encode()
+        password = self._password.encode()
+        forms = [password, b"\0" + user + b"\0" + password]  # AUTH PLAIN sends the second
+        for secret in [self._password, *(base64.b64encode(f).decode() for f in forms)]:
+            text = text.replace(secret, "***")
+        return text
+
     def _connection_error(self, exc: aiosmtplib.SMTPException | OSError) -> DeliveryError:
         """Translate an error met while opening a connection."""
         err: DeliveryError
@@ -559,23 +584,28 @@ class SmtpSender:
                 self.label,
                 f"authentication as {self.username!r} failed",
                 code=exc.code,
-                reply=exc.message,
+                reply=self._redact(exc.message),
             )
             err.hint = (
                 "check smtp.username and the password in the variable smtp.password_env names"
             )
         elif isinstance(tls := _ssl_error(exc), ssl.SSLCertVerificationError):
             err = PermanentDeliveryError(
-                self.label, f"TLS certificate not trusted: {_describe(tls)}"
+                self.label, f"TLS certificate verification failed: {_describe(tls)}"
             )
-            err.hint = "check that smtp.host is the name on the server's certificate"
+            err.hint = (
+                "check that smtp.host is the name on the server's certificate and that its"
+                " authority is trusted by this system"
+            )
         elif tls is not None:
             err = PermanentDeliveryError(self.label, f"TLS failed: {_describe(tls)}")
             err.hint = 'check smtp.security: "tls" is for port 465, "starttls" for 587'
         elif isinstance(exc, aiosmtplib.SMTPResponseException):
             err = reply_error(self.label, exc.code, exc.message, "the server refused the session")
         elif isinstance(exc, aiosmtplib.SMTPTimeoutError):
-            err = TransientDeliveryError(self.label, f"no answer within {self.timeout:g} s")
+            err = TransientDeliveryError(
+                self.label, f"timed out: no answer within {self.timeout:g} s"
+            )
         elif isinstance(
             exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError | OSError
         ):
@@ -596,7 +626,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 
 def outbox_name(message_id: str, when: datetime) -> str:
-    """``<UTC timestamp>-<message-id reduced to safe characters>.eml``; sorts by time."""
+    """``<UTC timestamp to the microsecond>-<message-id reduced to safe characters>.eml``:
+    names sort by time of writing."""
     safe = _UNSAFE.sub("_", message_id.strip().strip("<>")).strip("._") or "message"
     return f"{when.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{safe[:120]}.eml"
 
@@ -605,12 +636,26 @@ class FileOutboxSender:
     """Writes each message as an ``.eml`` file in ``directory`` (created when missing).
 
     Each file appears whole or not at all (temp file, fsync, rename, then the folder fsynced).
+    Names (:func:`outbox_name`) sort in the order of writing and never repeat within one
+    sender, even when ``now`` stands still: each file's time is at least a microsecond
+    after the previous one's, and a name already taken moves on by one more.
     Raises :class:`TransientDeliveryError` when the folder cannot be written (disk full).
     """
 
     def __init__(self, directory: Path, *, now: Callable[[], datetime] | None = None) -> None:
         self.directory = Path(directory)
         self.now = now or (lambda: datetime.now(UTC))
+        self._last: datetime | None = None
+
+    def _path(self, message_id: str) -> Path:
+        when = self.now().astimezone(UTC)
+        while True:
+            if self._last is not None and when <= self._last:
+                when = self._last + timedelta(microseconds=1)
+            self._last = when
+            path = self.directory / outbox_name(message_id, when)
+            if not path.exists():
+                return path
 
     def __repr__(self) -> str:
         return f"FileOutboxSender({str(self.directory)!r})"
@@ -621,7 +666,7 @@ class FileOutboxSender:
         """See :meth:`Sender.deliver`; the outcome's ``reply`` is the path written."""
         tally = _Tally(on_outcome)
         async for item in _iterate(items):
-            path = self.directory / outbox_name(item.message_id, self.now())
+            path = self._path(item.message_id)
             try:
                 await asyncio.to_thread(self._write, path, item.data)
             except OSError as exc:

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from feedgen.feed import FeedGenerator
 
-from digest.models import Paper
+from digest.models import Paper, arxiv_base_id
 
 GENERATOR = "paper-digest"
 
@@ -34,18 +34,31 @@ def xml_text(text: str) -> str:
 
 
 def _url(url: str | None) -> str | None:
+    """``url`` when it is http(s) and safe to put in an href as it is, else None
+    (``javascript:``, ``data:``, relative or malformed links are never emitted)."""
     if url and _SAFE_URL.fullmatch(url.strip()):
         return url.strip()
     return None
 
 
+def paper_link(paper: Paper, link: str) -> str:
+    """Where an entry points: the paper's Hugging Face page, else its project page, else its
+    code, the first of them that is a safe http(s) URL; else the feed's own ``link``."""
+    for candidate in (paper.hf_url, paper.project_page, paper.github_repo):
+        if url := _url(candidate):
+            return url
+    return link
+
+
 def paper_id(paper: Paper, link: str) -> str:
-    """A paper's stable guid/id: its arXiv abs URL, else a ``tag:`` URI (RFC 4151) from its
-    key in the authority of the feed's ``link`` (``tag:example.org,2024:paper/title:…``)."""
-    if paper.arxiv_id and (url := _url(paper.abs_url)):
+    """A paper's stable guid/id: its arXiv abs URL without version (a new version is the
+    same entry), else a ``tag:`` URI (RFC 4151) from its key in the authority of the feed's
+    ``link`` (``tag:example.org,2024:paper/title:…``)."""
+    base = arxiv_base_id(paper.arxiv_id)
+    if base and (url := _url(f"https://arxiv.org/abs/{base}")):
         return url
     host = urlsplit(link).hostname or "localhost"
-    return f"tag:{host},2024:paper/{quote(paper.key, safe=':-._~')}"
+    return f"tag:{host},2024:paper/{quote(paper.key, safe=':-._~', errors='surrogatepass')}"
 
 
 def newest_first(entries: Iterable[tuple[date, Paper]], link: str) -> list[tuple[date, Paper]]:
@@ -112,6 +125,9 @@ class FeedSet:
         fg.load_extension("dc", atom=False, rss=True)
         fg.id(meta.feed_id or meta.atom_url or meta.link)
         fg.title(xml_text(meta.title) or "Papers")
+        # RFC 4287 §4.1.1: a feed needs an author unless every entry has one; a paper
+        # listed without authors would otherwise make the Atom feed invalid.
+        fg.author({"name": xml_text(meta.title) or "Papers"})
         fg.subtitle(xml_text(meta.description) or xml_text(meta.title) or "Papers")
         # feedgen gives RSS the last link added: the site, not the feed itself.
         if meta.atom_url:
@@ -163,13 +179,13 @@ def _add_entry(fg: FeedGenerator, day: date, paper: Paper, link: str, tz: tzinfo
     guid = paper_id(paper, link)
     entry.id(guid)
     entry.guid(guid, permalink=guid.startswith("http"))
-    entry.title(xml_text(paper.title) or paper.key)
-    entry.link(href=_url(paper.url) or link, rel="alternate")
+    entry.title(xml_text(paper.title) or xml_text(paper.key))
+    entry.link(href=paper_link(paper, link), rel="alternate")
     authors = [name for name in (xml_text(a) for a in paper.authors) if name]
     if authors:
         entry.author([{"name": name} for name in authors])
         entry.dc.dc_creator(", ".join(authors))
-    entry.summary(xml_text(paper.abstract) or xml_text(paper.title) or paper.key)
+    entry.summary(xml_text(paper.abstract) or xml_text(paper.title) or xml_text(paper.key))
     entry.published(when)
     entry.updated(when)
 
@@ -187,13 +203,14 @@ def build_feeds(
 ) -> tuple[bytes, bytes]:
     """The RSS 2.0 and the Atom feed of ``entries`` (listing date, paper): ``(rss, atom)``.
 
-    Items are newest listing date first and each paper appears once (see
-    :func:`newest_first`); each has its guid/id (:func:`paper_id`), title, link, authors
+    Items are newest listing date first, in listing order within a date, and each paper
+    appears once, at its newest listing date (see :func:`newest_first`). Each has its
+    guid/id (:func:`paper_id`), title, link (:func:`paper_link`, http(s) only), authors
     (Atom ``<author><name>``, RSS ``<dc:creator>`` since RSS ``<author>`` must be an email
-    address), the listing date at midnight in ``tz``, and the abstract. ``link`` is the
-    site, ``rss_url``/``atom_url`` where the feeds are served; ``updated`` must be
-    timezone-aware. Output is deterministic for the same input. For many feeds over the
-    same papers, use :class:`FeedSet`.
+    address), the listing date at midnight in ``tz``, and the abstract; text is cleaned by
+    :func:`xml_text`. ``link`` is the site, ``rss_url``/``atom_url`` where the feeds are
+    served; ``updated`` must be timezone-aware (else ValueError). Output is deterministic
+    for the same input. For many feeds over the same papers, use :class:`FeedSet`.
     """
     feeds = FeedSet(entries, link=link, updated=updated, tz=tz)
     return feeds.build(FeedMeta(title, link, rss_url, atom_url, description))

@@ -1,14 +1,32 @@
-"""Delivery against a real aiosmtpd server that misbehaves on demand, and the file outbox."""
+"""Delivery against a real aiosmtpd server that misbehaves on demand, and the file outbox.
+
+Each SMTP test starts its own server (``smtp_server``, tests/support/smtpd.py) with the fault
+it is about; backoff sleeps are recorded, not slept, so the file runs in seconds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+import base64
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from digest.deliver import FileOutboxSender, Outcome, Outgoing, SmtpSender
+from digest.deliver import (
+    MAX_BACKOFF,
+    DeliveryStats,
+    FileOutboxSender,
+    Outcome,
+    Outgoing,
+    Sender,
+    SmtpSender,
+    backoff_delay,
+    outbox_name,
+    reply_error,
+    stops_run,
+)
 from digest.errors import (
     ConfigError,
     DeliveryError,
@@ -20,6 +38,7 @@ from tests.support.smtpd import SmtpServer
 
 FROM = "Paper Digest <digest@example.org>"
 LONG_URL = "https://digest.example.org/unsubscribe?token=" + "A1b2C3d4" * 12
+USER, PASSWORD = "digest", "s3cret-Pw!"
 Server = Callable[..., SmtpServer]
 
 
@@ -31,7 +50,7 @@ def outgoing(i: int, to: str | None = None) -> Outgoing:
         to=address,
         to_name=f"Reader Nº{i}",
         subject=f"Trending papers for 22 Nov 2026: {i} new papers",
-        text=f"Hello {i}\n",
+        text=f"Hello {i}\n.\n..leading dots survive dot-stuffing\n",
         html=f"<p>Hello {i}</p>",
         message_id=message_id,
         date=datetime(2026, 11, 22, 7, tzinfo=UTC),
@@ -42,7 +61,20 @@ def outgoing(i: int, to: str | None = None) -> Outgoing:
     return Outgoing(f"d{i}", "digest@example.org", (address,), data, message_id)
 
 
+def header_line(data: bytes, name: str) -> bytes:
+    """The raw (possibly folded) header field ``name`` of a message, as bytes."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    start = head.lower().index(b"\r\n" + name.lower().encode() + b":") + 2
+    end = start
+    while True:
+        end = head.find(b"\r\n", end + 1)
+        if end == -1 or head[end + 2 : end + 3] not in (b" ", b"\t"):
+            return head[start:] if end == -1 else head[start:end]
+
+
 class Sleeps:
+    """The sender's ``sleep``: records each backoff instead of waiting."""
+
     def __init__(self) -> None:
         self.delays: list[float] = []
 
@@ -60,187 +92,532 @@ def sender(server: SmtpServer, **options: object) -> SmtpSender:
         "max_attempts": 3,
         "backoff": 0.01,
         "sleep": Sleeps(),
+        "jitter": lambda: 0.5,
     }
     settings.update(options)
     return SmtpSender(server.host, server.port, **settings)  # type: ignore[arg-type]
 
 
-async def deliver(smtp: SmtpSender, items: list[Outgoing]) -> dict[object, Outcome]:
-    outcomes: dict[object, Outcome] = {}
+def tls_sender(server: SmtpServer, security: str, **options: object) -> SmtpSender:
+    return sender(server, security=security, tls_context=server.client_tls_context(), **options)
+
+
+class Outcomes(dict[object, Outcome]):
+    """What ``on_outcome`` was given, by item key, and the stats ``deliver`` returned."""
+
+    stats: DeliveryStats | None = None
+
+
+async def deliver(smtp: Sender, items: list[Outgoing]) -> Outcomes:
+    outcomes = Outcomes()
 
     async def keep(outcome: Outcome) -> None:
         assert outcome.item.key not in outcomes, "one outcome per message"
         outcomes[outcome.item.key] = outcome
 
-    await smtp.deliver(items, keep)
+    outcomes.stats = await smtp.deliver(items, keep)
     return outcomes
+
+
+async def deliver_expecting(
+    smtp: Sender, items: list[Outgoing], error: type[DeliveryError]
+) -> tuple[DeliveryError, Outcomes]:
+    """Deliver, expecting the run to stop with ``error``; also the outcomes reported before."""
+    outcomes = Outcomes()
+
+    async def keep(outcome: Outcome) -> None:
+        outcomes[outcome.item.key] = outcome
+
+    with pytest.raises(error) as caught:
+        await smtp.deliver(items, keep)
+    return caught.value, outcomes
+
+
+def verbs(server: SmtpServer) -> list[str]:
+    return [c.verb for c in server.commands]
+
+
+# -- plain delivery -------------------------------------------------------------------------
 
 
 async def test_many_messages_over_few_connections_byte_exact(smtp_server: Server) -> None:
     server = smtp_server()
     items = [outgoing(i) for i in range(12)]
     outcomes = await deliver(sender(server, concurrency=2), items)
-    assert all(o.ok for o in outcomes.values()) and len(outcomes) == 12
-    assert len(server.messages) == 12
-    assert len(server.sessions) <= 2
+    assert outcomes.stats == DeliveryStats(sent=12, failed=0, deferred=0)
+    assert all(o.ok and o.error is None and o.attempts == 1 for o in outcomes.values())
+    assert len(outcomes) == len(server.messages) == 12
+    assert server.connections <= 2
     by_rcpt = {m.rcpt_tos[0]: m for m in server.messages}
     for item in items:
         got = by_rcpt[item.recipients[0]]
-        assert got.data == item.data  # nothing re-folded or re-encoded on the way
-        assert got.mail_from == "digest@example.org"
-    header = by_rcpt["reader0@example.org"].header_line("List-Unsubscribe")
-    assert LONG_URL.encode() in header and b"=?" not in header
+        assert got.data == item.data  # nothing re-folded, re-encoded or dot-stuffed wrongly
+        assert got.mail_from == "digest@example.org" and not got.tls
+    # The long List-Unsubscribe header arrives exactly as build_message folded it.
+    sent = header_line(items[0].data, "List-Unsubscribe")
+    assert b"\r\n " in sent and LONG_URL.encode() in sent
+    assert by_rcpt["reader0@example.org"].header_line("List-Unsubscribe") == sent
+    assert outcomes["d0"].reply is not None and "OK" in outcomes["d0"].reply
 
 
-async def test_starttls_and_auth(smtp_server: Server) -> None:
-    server = smtp_server(starttls=True, auth=("digest", "s3cret-pw"))
-    smtp = sender(
-        server,
-        security="starttls",
-        username="digest",
-        password="s3cret-pw",
-        tls_context=server.client_tls_context(),
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_connections_are_bounded_by_concurrency(
+    smtp_server: Server, concurrency: int
+) -> None:
+    server = smtp_server()
+    outcomes = await deliver(
+        sender(server, concurrency=concurrency), [outgoing(i) for i in range(10)]
     )
-    assert "s3cret-pw" not in repr(smtp)
-    outcomes = await deliver(smtp, [outgoing(1), outgoing(2)])
-    assert all(o.ok for o in outcomes.values())
-    assert all(m.tls and m.auth_user == "digest" for m in server.messages)
+    assert outcomes.stats == DeliveryStats(sent=10)
+    assert 1 <= server.connections <= concurrency
+    assert verbs(server).count("EHLO") == server.connections  # one session each, reused
+
+
+async def test_a_connection_carries_at_most_max_per_connection(smtp_server: Server) -> None:
+    server = smtp_server()
+    smtp = sender(server, concurrency=1, max_per_connection=2)
+    outcomes = await deliver(smtp, [outgoing(i) for i in range(5)])
+    assert outcomes.stats == DeliveryStats(sent=5)
+    assert server.connections == 3 and verbs(server).count("QUIT") == 3
+
+
+async def test_an_outcome_comes_only_after_the_server_has_the_message(
+    smtp_server: Server,
+) -> None:
+    server = smtp_server()
+    seen: list[bool] = []
+
+    async def check(outcome: Outcome) -> None:
+        seen.append(outcome.item.data in {m.data for m in server.messages})
+
+    await sender(server).deliver([outgoing(i) for i in range(4)], check)
+    assert seen == [True] * 4
+
+
+async def test_items_may_come_from_an_async_iterator(smtp_server: Server) -> None:
+    server = smtp_server()
+
+    async def produce() -> AsyncIterator[Outgoing]:
+        for i in range(3):
+            yield outgoing(i)
+
+    stats = await sender(server).deliver(produce(), _ignore)
+    assert stats == DeliveryStats(sent=3) and len(server.messages) == 3
+
+
+async def _ignore(outcome: Outcome) -> None:
+    pass
+
+
+async def test_nothing_to_send_opens_no_connection(smtp_server: Server) -> None:
+    server = smtp_server()
+    outcomes = await deliver(sender(server), [])
+    assert outcomes.stats == DeliveryStats() and server.connections == 0
+
+
+# -- TLS and authentication -----------------------------------------------------------------
+
+
+async def test_starttls(smtp_server: Server) -> None:
+    server = smtp_server(starttls=True)
+    outcomes = await deliver(tls_sender(server, "starttls"), [outgoing(1), outgoing(2)])
+    assert outcomes.stats == DeliveryStats(sent=2)
+    assert all(m.tls for m in server.messages)
+    assert all(c.tls for c in server.commands if c.verb == "MAIL")
+    first = [c.verb for c in server.commands if c.session == 1]
+    assert first[:3] == ["EHLO", "STARTTLS", "EHLO"]  # RFC 3207 §4.2: EHLO again after TLS
 
 
 async def test_implicit_tls(smtp_server: Server) -> None:
     server = smtp_server(implicit_tls=True)
-    smtp = sender(server, security="tls", tls_context=server.client_tls_context())
-    outcomes = await deliver(smtp, [outgoing(1)])
+    outcomes = await deliver(tls_sender(server, "tls"), [outgoing(1)])
     assert outcomes["d1"].ok and server.messages[0].tls
+    assert "STARTTLS" not in verbs(server)
 
 
-async def test_an_untrusted_certificate_is_refused(smtp_server: Server) -> None:
-    server = smtp_server(starttls=True)
-    smtp = sender(server, security="starttls")  # the system store does not know the test CA
-    with pytest.raises(DeliveryError) as caught:
-        await deliver(smtp, [outgoing(1)])
-    assert "certificate" in str(caught.value).lower()
-    assert server.messages == []
+async def test_auth_over_starttls(smtp_server: Server) -> None:
+    server = smtp_server(starttls=True, auth=(USER, PASSWORD))
+    smtp = tls_sender(server, "starttls", username=USER, password=PASSWORD)
+    outcomes = await deliver(smtp, [outgoing(1), outgoing(2)])
+    assert outcomes.stats == DeliveryStats(sent=2)
+    assert all(m.tls and m.auth_user == USER for m in server.messages)
+    auth = [c for c in server.commands if c.verb == "AUTH"]
+    assert auth and all(c.tls for c in auth)  # the password never crossed in clear
+    assert server.auth_attempts == [(USER, True)] * server.connections
 
 
-async def test_starttls_required_but_not_offered(smtp_server: Server) -> None:
-    server = smtp_server()
-    smtp = sender(server, security="starttls", username="digest", password="pw")
-    with pytest.raises(DeliveryError, match="STARTTLS"):
-        await deliver(smtp, [outgoing(1)])
-    assert not any(c.verb == "AUTH" for c in server.commands)
-    assert server.messages == []
+async def test_auth_over_implicit_tls(smtp_server: Server) -> None:
+    server = smtp_server(implicit_tls=True, auth=(USER, PASSWORD))
+    smtp = tls_sender(server, "tls", username=USER, password=PASSWORD, concurrency=1)
+    outcomes = await deliver(smtp, [outgoing(1)])
+    assert outcomes["d1"].ok and server.messages[0].auth_user == USER
 
 
-def test_credentials_without_tls_are_refused_at_once() -> None:
-    with pytest.raises(ConfigError, match="in clear"):
-        SmtpSender("127.0.0.1", 25, security="none", username="digest", password="pw")
-
-
-async def test_auth_refused_stops_the_run_without_marking_anyone(smtp_server: Server) -> None:
-    server = smtp_server(starttls=True, auth=("digest", "right"))
-    smtp = sender(
-        server,
-        security="starttls",
-        username="digest",
-        password="wrong-pw",
-        tls_context=server.client_tls_context(),
+async def test_auth_refused_stops_the_run_and_sends_nothing(
+    smtp_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = smtp_server(starttls=True, auth=(USER, "right"))
+    smtp = tls_sender(server, "starttls", username=USER, password=PASSWORD)
+    error, outcomes = await deliver_expecting(
+        smtp, [outgoing(1), outgoing(2)], PermanentDeliveryError
     )
-    with pytest.raises(PermanentDeliveryError) as caught:
-        await deliver(smtp, [outgoing(1), outgoing(2)])
-    assert "535" in str(caught.value) or caught.value.code == 535
-    assert "wrong-pw" not in str(caught.value)
-    assert server.messages == []
+    assert error.code == 535 and "authentication as 'digest' failed" in str(error)
+    assert error.hint and "smtp.username" in error.hint
+    assert outcomes == {}  # nobody marked failed for the operator's mistake: all stay pending
+    assert server.messages == [] and "MAIL" not in verbs(server)
+    assert server.auth_attempts and not any(ok for _, ok in server.auth_attempts)
+    _assert_no_password(PASSWORD, str(error), repr(error), error.hint, repr(smtp))
+    _assert_no_password(PASSWORD, *_own_log_lines(caplog))
 
 
-async def test_421_greeting_once_is_retried(smtp_server: Server) -> None:
-    server = smtp_server(greeting="421 4.3.2 Too busy", times=1)
-    outcomes = await deliver(sender(server, concurrency=1), [outgoing(1)])
-    assert outcomes["d1"].ok and len(server.messages) == 1
+async def test_the_password_stays_out_of_logs_on_success(
+    smtp_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = smtp_server(starttls=True, auth=(USER, PASSWORD), data_reply="451 4.3.0 Later")
+    smtp = tls_sender(server, "starttls", username=USER, password=PASSWORD)
+    outcomes = await deliver(smtp, [outgoing(1)])
+    assert outcomes.stats == DeliveryStats(deferred=1)
+    assert _own_log_lines(caplog)  # the retries were logged...
+    _assert_no_password(
+        PASSWORD, *_own_log_lines(caplog), repr(smtp), repr(list(outcomes.values()))
+    )
 
 
-async def test_451_on_data_once_is_retried_and_delivered_once(smtp_server: Server) -> None:
-    server = smtp_server(data_reply="451 4.3.0 Try again later", times=1)
-    outcomes = await deliver(sender(server, concurrency=1), [outgoing(1)])
-    assert outcomes["d1"].ok and outcomes["d1"].attempts == 2
-    assert [m.rcpt_tos for m in server.messages] == [("reader1@example.org",)]
+def test_a_reply_echoing_the_password_is_redacted() -> None:
+    smtp = SmtpSender("mx.example.org", 587, security="starttls", username=USER, password=PASSWORD)
+    plain = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+    redacted = smtp._redact(f"5.7.8 bad {PASSWORD} or {plain}")
+    _assert_no_password(PASSWORD, redacted)
+    assert "5.7.8 bad" in redacted
 
 
-async def test_451_always_is_deferred_after_max_attempts(smtp_server: Server) -> None:
-    server = smtp_server(data_reply="451 4.3.0 Try again later")
-    sleeps = Sleeps()
-    outcomes = await deliver(sender(server, concurrency=1, sleep=sleeps), [outgoing(1)])
-    outcome = outcomes["d1"]
-    assert not outcome.ok and isinstance(outcome.error, TransientDeliveryError)
-    assert outcome.attempts == 3 and len(sleeps.delays) == 2
-    assert sleeps.delays[1] > sleeps.delays[0]
-    assert server.messages == []
+def _own_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Log lines of the client side (the test server's own debug log is its business)."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith(("digest", "aiosmtplib"))]
+
+
+def _assert_no_password(password: str, *texts: str | None) -> None:
+    forms = [password, base64.b64encode(password.encode()).decode()]
+    forms.append(base64.b64encode(f"\0{USER}\0{password}".encode()).decode())
+    for text in texts:
+        assert text is not None
+        for form in forms:
+            assert form not in text
+
+
+@pytest.mark.parametrize(
+    ("username", "password"), [(USER, PASSWORD), (USER, None), (None, PASSWORD)]
+)
+def test_credentials_without_tls_are_refused_at_construction(
+    username: str | None, password: str | None
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        SmtpSender("127.0.0.1", 25, security="none", username=username, password=password)
+    assert "smtp." in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+    if username:
+        assert "in clear" in str(caught.value) and "starttls" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"security": "ssl"}, "smtp.security"),
+        ({"concurrency": 0}, "smtp.concurrency"),
+        ({"max_attempts": 0}, "smtp.max_attempts"),
+        ({"timeout": 0}, "smtp.timeout"),
+        ({"backoff": -1}, "smtp.backoff"),
+    ],
+)
+def test_unusable_settings_are_refused_at_construction(
+    options: dict[str, object], key: str
+) -> None:
+    settings: dict[str, object] = {"security": "none", "username": None, "password": None}
+    settings.update(options)
+    with pytest.raises(ConfigError) as caught:
+        SmtpSender("127.0.0.1", 25, **settings)  # type: ignore[arg-type]
+    assert [p.key for p in caught.value.problems] == [key]
+
+
+@pytest.mark.parametrize("credentials", [True, False])
+async def test_starttls_required_but_not_offered(smtp_server: Server, credentials: bool) -> None:
+    # The server offers AUTH in clear: aiosmtplib's opportunistic mode would log in there.
+    server = smtp_server(auth=(USER, PASSWORD), auth_require_tls=False)
+    login = {"username": USER, "password": PASSWORD} if credentials else {}
+    smtp = sender(server, security="starttls", **login)
+    error, outcomes = await deliver_expecting(smtp, [outgoing(1)], PermanentDeliveryError)
+    assert "does not offer STARTTLS" in str(error) and error.hint
+    assert outcomes == {} and server.messages == []
+    assert "AUTH" not in verbs(server) and server.auth_attempts == []
+    assert server.connections == 1  # permanent: not retried
+
+
+@pytest.mark.parametrize(
+    ("security", "option"), [("starttls", "starttls"), ("tls", "implicit_tls")]
+)
+async def test_an_untrusted_certificate_is_refused(
+    smtp_server: Server, security: str, option: str
+) -> None:
+    server = smtp_server(**{option: True, "auth": (USER, PASSWORD)})
+    # No tls_context: the system store does not know the test CA, so verification fails.
+    smtp = sender(server, security=security, username=USER, password=PASSWORD)
+    error, outcomes = await deliver_expecting(smtp, [outgoing(1)], PermanentDeliveryError)
+    assert "TLS certificate verification failed" in str(error)
+    assert error.hint and "certificate" in error.hint
+    assert outcomes == {} and server.messages == []
+    assert "AUTH" not in verbs(server) and server.auth_attempts == []
+
+
+# -- the server refuses ---------------------------------------------------------------------
 
 
 async def test_550_for_one_recipient_fails_only_that_one(smtp_server: Server) -> None:
     server = smtp_server(rcpt_replies={"bob@example.org": "550 5.1.1 No such user here"})
     items = [outgoing(1), outgoing(2, "bob@example.org"), outgoing(3)]
     outcomes = await deliver(sender(server), items)
+    assert outcomes.stats == DeliveryStats(sent=2, failed=1, deferred=0)
     assert outcomes["d1"].ok and outcomes["d3"].ok
     bob = outcomes["d2"]
     assert not bob.ok and isinstance(bob.error, PermanentDeliveryError)
-    assert bob.error.code == 550 and "No such user" in str(bob.error)
-    assert {m.rcpt_tos[0] for m in server.messages} == {
+    assert bob.error.code == 550 and bob.error.recipient == "bob@example.org"
+    assert bob.error.reply == bob.reply == "5.1.1 No such user here"
+    assert "No such user here" in str(bob.error) and bob.attempts == 1
+    assert sorted(m.rcpt_tos[0] for m in server.messages) == [
         "reader1@example.org",
         "reader3@example.org",
-    }
+    ]
+
+
+async def test_552_message_too_big_fails_that_message_only(smtp_server: Server) -> None:
+    server = smtp_server(data_reply="552 5.3.4 Message too big", times=1)
+    outcomes = await deliver(sender(server, concurrency=1), [outgoing(1), outgoing(2)])
+    assert outcomes.stats == DeliveryStats(sent=1, failed=1)
+    assert outcomes["d1"].error is not None and outcomes["d1"].error.code == 552
+    assert outcomes["d2"].ok and server.connections == 1  # the session went on
+
+
+async def test_a_refused_sender_address_stops_the_run(smtp_server: Server) -> None:
+    server = smtp_server(mail_reply="550 5.7.1 Sender not allowed")
+    error, outcomes = await deliver_expecting(
+        sender(server), [outgoing(1), outgoing(2)], PermanentDeliveryError
+    )
+    assert error.code == 550 and "refuses the sender" in str(error)
+    assert outcomes == {} and server.messages == []
+
+
+async def test_authentication_required_stops_the_run(smtp_server: Server) -> None:
+    server = smtp_server(rcpt_replies={"reader1@example.org": "530 5.7.0 Authentication required"})
+    error, outcomes = await deliver_expecting(
+        sender(server, concurrency=1), [outgoing(1)], PermanentDeliveryError
+    )
+    assert error.code == 530 and "requires authentication" in str(error)
+    assert outcomes == {}
+
+
+async def test_a_554_greeting_stops_the_run_at_once(smtp_server: Server) -> None:
+    server = smtp_server(greeting="554 5.3.2 No service")
+    error, outcomes = await deliver_expecting(
+        sender(server, concurrency=1), [outgoing(1)], PermanentDeliveryError
+    )
+    assert error.code == 554 and outcomes == {} and server.connections == 1
+
+
+async def test_an_address_that_cannot_be_sent_fails_that_message(smtp_server: Server) -> None:
+    server = smtp_server()
+    bad = outgoing(2)
+    bad = Outgoing(bad.key, bad.sender, ("a b@example.org",), bad.data, bad.message_id)
+    empty = Outgoing("d3", bad.sender, (), bad.data, bad.message_id)
+    outcomes = await deliver(sender(server, concurrency=1), [outgoing(1), bad, empty])
+    assert outcomes.stats == DeliveryStats(sent=1, failed=2)
+    assert isinstance(outcomes["d2"].error, PermanentDeliveryError)
+    assert isinstance(outcomes["d3"].error, PermanentDeliveryError)
+    assert [m.rcpt_tos for m in server.messages] == [("reader1@example.org",)]
+
+
+# -- transient failures ---------------------------------------------------------------------
+
+
+async def test_421_greeting_once_is_retried(smtp_server: Server) -> None:
+    server = smtp_server(greeting="421 4.3.2 Too busy", times=1)
+    sleeps = Sleeps()
+    outcomes = await deliver(sender(server, concurrency=1, sleep=sleeps), [outgoing(1)])
+    assert outcomes["d1"].ok and len(server.messages) == 1
+    assert server.connections == 2 and sleeps.delays == [backoff_delay(1, 0.01, 0.5)]
+
+
+async def test_421_greeting_always_defers_and_stops_the_run(smtp_server: Server) -> None:
+    server = smtp_server(greeting="421 4.3.2 Too busy")
+    error, outcomes = await deliver_expecting(
+        sender(server, concurrency=1), [outgoing(1), outgoing(2)], TransientDeliveryError
+    )
+    assert error.code == 421 and server.connections == 3  # max_attempts connections
+    # The message the worker held is deferred; the one still queued has no outcome.
+    assert list(outcomes) == ["d1"] and not outcomes["d1"].ok
+    assert isinstance(outcomes["d1"].error, TransientDeliveryError)
+
+
+async def test_451_on_data_once_is_retried_and_delivered_once(smtp_server: Server) -> None:
+    server = smtp_server(data_reply="451 4.3.0 Try again later", times=1)
+    outcomes = await deliver(sender(server, concurrency=1), [outgoing(1)])
+    assert outcomes["d1"].ok and outcomes["d1"].attempts == 2
+    assert outcomes.stats == DeliveryStats(sent=1)
+    assert [m.rcpt_tos for m in server.messages] == [("reader1@example.org",)]
+
+
+async def test_451_always_is_deferred_after_max_attempts(smtp_server: Server) -> None:
+    server = smtp_server(data_reply="451 4.3.0 Try again later")
+    sleeps = Sleeps()
+    smtp = sender(server, concurrency=1, sleep=sleeps, max_attempts=4, jitter=lambda: 0.0)
+    outcomes = await deliver(smtp, [outgoing(1), outgoing(2)])
+    assert outcomes.stats == DeliveryStats(sent=0, failed=0, deferred=2)
+    outcome = outcomes["d1"]
+    assert not outcome.ok and isinstance(outcome.error, TransientDeliveryError)
+    assert outcome.error.code == 451 and outcome.reply == "4.3.0 Try again later"
+    assert outcome.attempts == 4 and verbs(server).count("DATA") == 8
+    assert sleeps.delays[:3] == [0.005, 0.01, 0.02]  # exponential, jitter 0 → lower half
+    assert server.messages == []
 
 
 async def test_452_too_many_recipients_is_split(smtp_server: Server) -> None:
     server = smtp_server(max_recipients=1)
     item = outgoing(1)
-    item = Outgoing(item.key, item.sender, ("a@example.org", "b@example.org"), item.data, "<x@y>")
-    outcomes = await deliver(sender(server, concurrency=1), [item])
-    assert outcomes["d1"].ok
-    assert sorted(r for m in server.messages for r in m.rcpt_tos) == [
-        "a@example.org",
-        "b@example.org",
-    ]
+    rcpts = ("a@example.org", "b@example.org", "c@example.org")
+    item = Outgoing(item.key, item.sender, rcpts, item.data, item.message_id)
+    sleeps = Sleeps()
+    outcomes = await deliver(sender(server, concurrency=1, sleep=sleeps), [item])
+    assert outcomes["d1"].ok and outcomes["d1"].attempts == 3
+    assert [m.rcpt_tos for m in server.messages] == [(r,) for r in rcpts]  # each exactly once
+    assert sleeps.delays == [] and server.connections == 1  # at once, same connection
 
 
 async def test_a_connection_dropped_mid_data_is_retried(smtp_server: Server) -> None:
     server = smtp_server(drop="mid-data", times=1)
     outcomes = await deliver(sender(server, concurrency=1), [outgoing(1), outgoing(2)])
-    assert all(o.ok for o in outcomes.values())
+    assert outcomes.stats == DeliveryStats(sent=2)
+    assert outcomes["d1"].attempts == 2 and server.connections == 2
     assert sorted(m.rcpt_tos[0] for m in server.messages) == [
         "reader1@example.org",
         "reader2@example.org",
     ]
 
 
+async def test_a_drop_after_the_data_is_retried_at_the_risk_of_a_duplicate(
+    smtp_server: Server,
+) -> None:
+    # The server took the message but never said so: the client cannot tell (see deliver.py).
+    server = smtp_server(drop="before-reply", times=1)
+    outcomes = await deliver(sender(server, concurrency=1), [outgoing(1)])
+    assert outcomes["d1"].ok and outcomes["d1"].attempts == 2
+    assert [m.rcpt_tos for m in server.messages] == [("reader1@example.org",)] * 2
+
+
 async def test_a_stalling_server_times_out_and_is_deferred(smtp_server: Server) -> None:
     server = smtp_server(stall_on="DATA", stall=3)
-    smtp = sender(server, concurrency=1, timeout=0.3, max_attempts=1)
+    smtp = sender(server, concurrency=1, timeout=0.5, max_attempts=1)
     outcomes = await deliver(smtp, [outgoing(1)])
+    assert outcomes.stats == DeliveryStats(deferred=1)
     outcome = outcomes["d1"]
     assert not outcome.ok and isinstance(outcome.error, TransientDeliveryError)
-    assert "0.3 s" in str(outcome.error)
+    assert "timed out" in str(outcome.error) and "0.5 s" in str(outcome.error)
+
+
+async def test_a_server_that_never_greets_is_a_transient_run_error(smtp_server: Server) -> None:
+    server = smtp_server(stall_on="greeting", stall=3)
+    smtp = sender(server, concurrency=1, timeout=0.3, max_attempts=1)
+    error, outcomes = await deliver_expecting(smtp, [outgoing(1)], TransientDeliveryError)
+    assert "timed out" in str(error) and outcomes["d1"].error is error
 
 
 async def test_an_unreachable_server_is_a_transient_run_error(smtp_server: Server) -> None:
     server = smtp_server()
     server.stop()
-    with pytest.raises(TransientDeliveryError):
-        await deliver(sender(server, concurrency=1, max_attempts=2), [outgoing(1)])
+    error, _ = await deliver_expecting(
+        sender(server, concurrency=1, max_attempts=2), [outgoing(1)], TransientDeliveryError
+    )
+    assert "cannot connect" in str(error) and error.recipient == f"{server.host}:{server.port}"
+
+
+# -- policy ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attempt", "jitter", "delay"),
+    [(1, 0.0, 0.5), (1, 0.999, 0.9995), (2, 0.0, 1.0), (3, 0.5, 3.0), (30, 0.0, MAX_BACKOFF / 2)],
+)
+def test_backoff_delay(attempt: int, jitter: float, delay: float) -> None:
+    assert backoff_delay(attempt, 1.0, jitter) == pytest.approx(delay)
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "stops"),
+    [
+        ("mail", 550, True),
+        ("mail", 552, False),
+        ("mail", 451, False),
+        ("rcpt", 550, False),
+        ("rcpt", 530, True),
+        ("data", 554, False),
+        ("data", 535, True),
+    ],
+)
+def test_stops_run(stage: str, code: int, stops: bool) -> None:
+    assert stops_run(stage, code) is stops  # type: ignore[arg-type]
+
+
+def test_reply_error_is_permanent_for_5xx_only() -> None:
+    assert not reply_error("a@b.c", 550, "no", "why").transient
+    assert reply_error("a@b.c", 451, "later", "why").transient
+    assert reply_error("a@b.c", 421, "bye", "why").code == 421
+
+
+def test_repr_shows_no_password() -> None:
+    smtp = SmtpSender("mx.example.org", 465, security="tls", username=USER, password=PASSWORD)
+    assert PASSWORD not in repr(smtp) and "mx.example.org:465" in repr(smtp)
+
+
+# -- file outbox ----------------------------------------------------------------------------
 
 
 async def test_file_outbox_writes_whole_files(tmp_path: Path) -> None:
     outbox = FileOutboxSender(tmp_path / "outbox")
     items = [outgoing(i) for i in range(3)]
-    outcomes = await deliver(outbox, items)  # type: ignore[arg-type]
+    outcomes = await deliver(outbox, items)
+    assert outcomes.stats == DeliveryStats(sent=3)
     files = sorted((tmp_path / "outbox").glob("*.eml"))
     assert len(files) == 3 and all(o.ok for o in outcomes.values())
-    assert {f.read_bytes() for f in files} == {i.data for i in items}
-    assert not list((tmp_path / "outbox").glob(".*"))  # no temp files left
+    assert [f.read_bytes() for f in files] == [i.data for i in items]  # sorted = written
+    assert {o.reply for o in outcomes.values()} == {str(f) for f in files}
+    assert sorted((tmp_path / "outbox").iterdir()) == files  # no temp file left behind
+
+
+async def test_file_outbox_names_are_unique_and_sorted_even_with_a_frozen_clock(
+    tmp_path: Path,
+) -> None:
+    frozen = datetime(2026, 11, 22, 7, tzinfo=UTC)
+    item = outgoing(1)
+    twice = [item, Outgoing("again", item.sender, item.recipients, b"second\r\n", item.message_id)]
+    await deliver(FileOutboxSender(tmp_path, now=lambda: frozen), [*twice, outgoing(2)])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 3 and names[0] == outbox_name(item.message_id, frozen)
+    assert (tmp_path / names[1]).read_bytes() == b"second\r\n"
+    # A second sender (the next run) with the same clock does not overwrite them either.
+    await deliver(FileOutboxSender(tmp_path, now=lambda: frozen), [item])
+    assert len(list(tmp_path.iterdir())) == 4
+
+
+def test_outbox_name() -> None:
+    when = datetime(2026, 11, 22, 8, 30, tzinfo=UTC) + timedelta(microseconds=7)
+    name = outbox_name("<2026-11-22.7/../x y@example.org>", when)
+    assert name == "20261122T083000000007Z-2026-11-22.7_.._x_y@example.org.eml"
+    assert "/" not in outbox_name("<../../etc/passwd>", when)
 
 
 async def test_file_outbox_that_cannot_be_written(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(TransientDeliveryError, match="cannot write"):
-        await deliver(FileOutboxSender(blocker / "outbox"), [outgoing(1)])  # type: ignore[arg-type]
+    error, outcomes = await deliver_expecting(
+        FileOutboxSender(blocker / "outbox"), [outgoing(1)], TransientDeliveryError
+    )
+    assert "cannot write" in str(error) and outcomes == {}

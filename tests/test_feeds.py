@@ -2,141 +2,317 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from digest.feeds import build_feeds, paper_id, xml_text
+from digest.feeds import FeedMeta, FeedSet, build_feeds, paper_id, paper_link, xml_text
 from digest.models import Paper, paper_key
 
+GOLDEN = Path(__file__).parent / "golden"
 UPDATED = datetime(2026, 11, 20, 7, tzinfo=UTC)
+SITE = "https://digest.example.org/"
+D1, D2, D3 = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
+ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-def paper(arxiv_id: str | None, title: str, abstract: str = "An abstract.", **kw: object) -> Paper:
+def paper(arxiv_id: str | None, title: str, abstract: str = "An abstract.", **kw: Any) -> Paper:
     return Paper(
         key=paper_key(arxiv_id, title), title=title, abstract=abstract, arxiv_id=arxiv_id, **kw
-    )  # type: ignore[arg-type]
-
-
-def feeds(entries: list[tuple[date, Paper]]) -> tuple[feedparser.FeedParserDict, ...]:
-    rss, atom = build_feeds(
-        entries,
-        title="Trending papers",
-        link="https://digest.example.org/",
-        rss_url="https://digest.example.org/feed.xml",
-        atom_url="https://digest.example.org/feed.atom",
-        description="The papers of the last days",
-        updated=UPDATED,
     )
-    parsed = (feedparser.parse(rss), feedparser.parse(atom))
-    for p in parsed:
-        assert not p.bozo, p.get("bozo_exception")
+
+
+def build(entries: list[tuple[date, Paper]], **changes: Any) -> tuple[bytes, bytes]:
+    options: dict[str, Any] = {
+        "title": "Trending papers",
+        "link": SITE,
+        "rss_url": SITE + "feed.xml",
+        "atom_url": SITE + "feed.atom",
+        "description": "The papers of the last days",
+        "updated": UPDATED,
+    }
+    options.update(changes)
+    return build_feeds(entries, **options)
+
+
+def parse(data: bytes) -> feedparser.FeedParserDict:
+    parsed = feedparser.parse(data)
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
     return parsed
 
 
-D1, D2 = date(2026, 11, 18), date(2026, 11, 19)
+def feeds(entries: list[tuple[date, Paper]]) -> tuple[feedparser.FeedParserDict, ...]:
+    """Both feeds of ``entries``, parsed, each checked to be well-formed (``bozo == 0``)."""
+    rss, atom = build(entries)
+    return parse(rss), parse(atom)
 
 
-def test_entries_newest_first_each_once_with_stable_ids() -> None:
-    a = paper("2511.00001", "Older paper", authors=("Zoë Ångström", "Bo Li"))
-    b = paper("2511.00002", "Newer paper")
-    rss, atom = feeds([(D1, a), (D1, b), (D2, b)])
+def rss_titles(data: bytes) -> list[str | None]:
+    """Item titles exactly as the XML holds them (feedparser would sanitise them as HTML)."""
+    return [item.findtext("title") for item in ElementTree.fromstring(data).iter("item")]
+
+
+def atom_titles(data: bytes) -> list[str | None]:
+    return [e.findtext(f"{ATOM}title") for e in ElementTree.fromstring(data).iter(f"{ATOM}entry")]
+
+
+def check_golden(name: str, actual: bytes) -> None:
+    """Compare with ``tests/golden/NAME``; ``UPDATE_GOLDEN=1`` rewrites it on purpose."""
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(actual)
+    assert path.read_bytes() == actual, (
+        f"{name} differs from its golden file; if the change is intended, run with UPDATE_GOLDEN=1"
+    )
+
+
+# -- order, identity, fields ----------------------------------------------------------------
+
+
+def test_entries_newest_date_first_then_listing_order() -> None:
+    a, b, c, d = (paper(f"2511.0000{i}", f"Paper {name}") for i, name in enumerate("abcd", 1))
+    rss, atom = feeds([(D1, a), (D1, b), (D3, c), (D2, d)])
     for parsed in (rss, atom):
-        assert [e.title for e in parsed.entries] == ["Newer paper", "Older paper"]
-        assert [e.id for e in parsed.entries] == [
-            "https://arxiv.org/abs/2511.00002",
-            "https://arxiv.org/abs/2511.00001",
-        ]
-        assert parsed.entries[0].link == "https://huggingface.co/papers/2511.00002"
-    assert atom.entries[1].authors[0]["name"] == "Zoë Ångström"
-    assert "Zoë Ångström" in rss.entries[1].author
+        assert [e.title for e in parsed.entries] == ["Paper c", "Paper d", "Paper a", "Paper b"]
+
+
+def test_a_paper_listed_on_two_dates_appears_once_at_its_newest() -> None:
+    old = paper("2511.00001", "Old title", upvotes=3)
+    new = paper("2511.00001", "Revised title", upvotes=40)
+    other = paper("2511.00002", "Other")
+    rss, atom = feeds([(D1, old), (D1, other), (D2, new)])
+    for parsed in (rss, atom):
+        assert [e.title for e in parsed.entries] == ["Revised title", "Other"]
     assert atom.entries[0].published_parsed[:3] == (2026, 11, 19)
+
+
+def test_fields_of_an_entry() -> None:
+    p = paper(
+        "2511.00001",
+        "Diffusion Agents",
+        "We study agents.",
+        authors=("Zoë Ångström", "李 雷", "Bo Li"),
+    )
+    (rss, atom) = feeds([(D2, p)])
+    for parsed in (rss, atom):
+        (entry,) = parsed.entries
+        assert entry.id == "https://arxiv.org/abs/2511.00001"
+        assert entry.link == "https://huggingface.co/papers/2511.00001"
+        assert entry.summary == "We study agents."
+        assert entry.published_parsed[:6] == (2026, 11, 19, 0, 0, 0)
+    assert [a["name"] for a in atom.entries[0].authors] == ["Zoë Ångström", "李 雷", "Bo Li"]
+    assert rss.entries[0].author == "Zoë Ångström, 李 雷, Bo Li"  # from dc:creator
+    assert atom.feed.updated_parsed[:4] == (2026, 11, 20, 7)
+
+
+def test_rss_has_no_author_element_since_it_must_be_an_email_address() -> None:
+    rss, atom = build([(D1, paper("2511.00001", "T", authors=("Ada Okafor",)))])
+    assert b'<guid isPermaLink="true">https://arxiv.org/abs/2511.00001</guid>' in rss
+    assert b"<author>" not in rss and b"<dc:creator>Ada Okafor</dc:creator>" in rss
+    assert b"<name>Ada Okafor</name>" in atom
+
+
+def test_the_atom_feed_has_an_author_for_papers_without_one() -> None:
+    # RFC 4287 §4.1.1: without a feed-level author, an entry without one is invalid.
+    _, atom = feeds([(D1, paper("2511.00001", "Nobody wrote this"))])
+    assert atom.feed.author_detail["name"] == "Trending papers"
+    assert "authors" not in atom.entries[0] or atom.entries[0].authors == atom.feed.authors
+
+
+def test_ids_are_stable_across_builds_and_edits() -> None:
+    p = paper("2511.00001v2", "A paper")
+    q = paper(None, "A paper without an arXiv id")
+    first = [e.id for e in feeds([(D1, p), (D1, q)])[1].entries]
+    edited = Paper(
+        key=p.key, title="A paper, revised", abstract="New.", arxiv_id=p.arxiv_id, upvotes=99
+    )
+    edited_q = Paper(key=q.key, title=q.title.upper(), abstract="Other", upvotes=5)
+    extra = paper("2511.00009", "Newcomer")
+    rss, atom = feeds([(D2, extra), (D2, edited), (D2, edited_q)])
+    assert [e.id for e in atom.entries][1:] == first == [e.id for e in rss.entries][1:]
+    assert first[0] == "https://arxiv.org/abs/2511.00001"  # no version: the same paper
+
+
+def test_a_paper_without_arxiv_id_gets_a_tag_uri() -> None:
+    p = paper(None, "Naïve Bayes Is All You Need", project_page="https://nb.example/")
+    guid = paper_id(p, SITE)
+    assert guid.startswith("tag:digest.example.org,2024:paper/title:")
+    assert guid.isascii() and " " not in guid
+    assert paper_id(p, SITE) == paper_id(paper(None, "naive  bayes is all you need"), SITE)
+    rss, atom = feeds([(D1, p)])
+    assert atom.entries[0].id == rss.entries[0].id == guid
+    assert f'<guid isPermaLink="false">{guid}</guid>'.encode() in build([(D1, p)])[0]
+    assert rss.entries[0].link == atom.entries[0].link == "https://nb.example/"
 
 
 def test_the_same_input_gives_the_same_bytes() -> None:
     entries = [(D1, paper("2511.00001", "A")), (D2, paper(None, "No id at all"))]
-    one = build_feeds(
-        entries,
-        title="t",
-        link="https://x.example/",
-        rss_url="https://x.example/r",
-        atom_url="https://x.example/a",
-        description="d",
-        updated=UPDATED,
-    )
-    two = build_feeds(
-        entries,
-        title="t",
-        link="https://x.example/",
-        rss_url="https://x.example/r",
-        atom_url="https://x.example/a",
-        description="d",
-        updated=UPDATED,
-    )
-    assert one == two
+    assert build(entries) == build(list(entries))
 
 
-def test_hostile_text_is_cleaned_and_escaped() -> None:
-    nasty = paper(
-        "2511.00003",
-        "<script>alert(1)</script> & <b>bold</b>\r\nBcc: x@evil.example\u202e\x01",
-        "Control \x00\x08\x0b\x1f\ufffe characters\ud800 and a tab\there.",
-        project_page="javascript:alert(1)",
-        authors=("Ada\x07 Okafor",),
-    )
-    rss, atom = feeds([(D1, nasty)])
-    for parsed in (rss, atom):
-        (entry,) = parsed.entries
-        assert "\u202e" not in entry.title and "\x01" not in entry.title
-        assert "javascript" not in str(entry.get("links"))
-        assert "Control" in entry.summary and "\x00" not in entry.summary
-    assert atom.entries[0].title.startswith("<script>alert(1)</script>")  # text, not markup
-
-
-def test_a_paper_without_arxiv_id_gets_a_tag_uri() -> None:
-    p = paper(None, "Naïve Bayes Is All You Need")
-    assert paper_id(p, "https://digest.example.org/").startswith("tag:digest.example.org,")
-    rss, atom = feeds([(D1, p)])
-    assert atom.entries[0].id == rss.entries[0].id == paper_id(p, "https://digest.example.org/")
+def test_updated_must_be_aware() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        build([], updated=datetime(2026, 1, 1))
 
 
 def test_an_empty_feed_is_still_valid() -> None:
     rss, atom = feeds([])
-    assert rss.entries == [] and atom.feed.title == "Trending papers"
+    assert rss.entries == [] and atom.entries == []
+    assert rss.feed.title == atom.feed.title == "Trending papers"
+    assert atom.feed.id == SITE + "feed.atom"
+
+
+# -- hostile text and links -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "shown"),
+    [
+        ("<script>alert(1)</script>", "<script>alert(1)</script>"),
+        ("<b>bold</b> &amp; &lt;", "<b>bold</b> &amp; &lt;"),
+        ("Line one\r\nBcc: x@evil.example", "Line one Bcc: x@evil.example"),
+        ("abc\u202edcba\u2066x\u2069", "abc dcba x"),
+        ("ctrl\x00\x01\x08\x0b\x0c\x1b\x7f\x9bend", "ctrl end"),
+        ("lone \ud800 surrogate \udfff", "lone surrogate"),
+        ("non-characters \ufffe\uffff", "non-characters"),
+        ("]]> <![CDATA[ x ]]>", "]]> <![CDATA[ x ]]>"),
+        ("Ünïcödé — 数学 — 🧪", "Ünïcödé — 数学 — 🧪"),
+    ],
+)
+def test_nasty_titles_come_out_as_clean_text(title: str, shown: str) -> None:
+    p = paper("2511.00003", title, abstract=title + " abstract", authors=(title,))
+    rss, atom = build([(D1, p)])
+    parse(rss), parse(atom)  # both still well-formed
+    assert rss_titles(rss) == atom_titles(atom) == [shown]
+    assert parse(atom).entries[0].title == shown  # Atom title is text: markup shown, not run
+    assert b"<script" not in rss + atom  # escaped, never an element
+
+
+def test_a_bad_abstract_does_not_spoil_the_others() -> None:
+    bad = paper("2511.00001", "Bad", "\x00\x1b[31m\ud83d broken \ufffe")
+    good = paper("2511.00002", "Good", "Fine.")
+    rss, atom = feeds([(D1, bad), (D1, good)])
+    for parsed in (rss, atom):
+        assert [e.summary for e in parsed.entries] == ["[31m broken", "Fine."]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        " javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:x",
+        "//evil.example/",
+        'https://ok.example/"onmouseover="x',
+        "https://ok.example/<script>",
+    ],
+)
+def test_unsafe_links_are_never_emitted(url: str) -> None:
+    p = paper(None, "Project", project_page=url, github_repo=url)
+    rss, atom = build([(D1, p)])
+    for data in (rss, atom):
+        parsed = parse(data)
+        assert parsed.entries[0].link == SITE
+        assert b"javascript" not in data.lower() and b"data:" not in data
+    assert paper_link(p, SITE) == SITE
+
+
+def test_the_first_safe_link_wins() -> None:
+    p = paper(None, "P", project_page="javascript:x", github_repo="https://github.com/a/b")
+    assert paper_link(p, SITE) == "https://github.com/a/b"
+    assert paper_link(paper("2511.00001", "P"), SITE) == "https://huggingface.co/papers/2511.00001"
 
 
 @pytest.mark.parametrize(
     ("raw", "clean"),
-    [("a\x00b", "a b"), ("  two\n lines ", "two lines"), ("bidi\u202eend", "bidi end")],
+    [
+        ("a\x00b", "a b"),
+        ("  two\n lines ", "two lines"),
+        ("bidi\u202eend", "bidi end"),
+        ("tab\there", "tab here"),
+        ("\ud800", ""),
+        ("keep \u00e9 and \U0001f9ea", "keep \u00e9 and \U0001f9ea"),
+    ],
 )
 def test_xml_text(raw: str, clean: str) -> None:
     assert xml_text(raw) == clean
 
 
-def test_updated_must_be_aware() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
-        build_feeds(
-            [],
-            title="t",
-            link="https://x/",
-            rss_url="https://x/r",
-            atom_url="https://x/a",
-            description="d",
-            updated=datetime(2026, 1, 1),
-        )
+NASTY = ["\ud800", "\udfff", "\ufffe", "\uffff", "\x00", "\x1b", "\x7f", "\x85", "\x9b"]
+NASTY += ["\u202e", "\u2066", "\r", "\n", "\t", "<", ">", "&", "]]>", "\u2028", '"', "'"]
+texts = st.lists(st.one_of(st.characters(), st.sampled_from(NASTY)), max_size=30).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    title=texts,
+    abstract=texts,
+    authors=st.lists(texts, max_size=3),
+    arxiv_id=st.sampled_from([None, "2511.00001"]),
+)
+def test_any_text_makes_valid_feeds(
+    title: str, abstract: str, authors: list[str], arxiv_id: str | None
+) -> None:
+    p = paper(arxiv_id, title, abstract, authors=tuple(authors))
+    rss, atom = build([(D1, p)])
+    parse(rss), parse(atom)
+    assert rss_titles(rss) == atom_titles(atom) == [xml_text(title) or xml_text(p.key)]
+    assert parse(rss).entries[0].id == parse(atom).entries[0].id == paper_id(p, SITE)
+
+
+# -- golden and feed sets -------------------------------------------------------------------
+
+
+def test_golden_feeds() -> None:
+    entries = [
+        (
+            D1,
+            paper(
+                "2511.00001",
+                "Diffusion Agents Plan in Latent Space",
+                "We study how diffusion agents plan.",
+                authors=("Ada Okafor", "Zoë Ångström"),
+            ),
+        ),
+        (
+            D1,
+            paper(None, "A <b>Paper</b> & No arXiv id", project_page="https://p.example/x?a=1&b=2"),
+        ),
+        (D2, paper("2511.00002", "Newest\u202e paper\x00", "Ab\x1bstract.", authors=("李 雷",))),
+    ]
+    rss, atom = build(entries)
+    parse(rss), parse(atom)
+    check_golden("feed.rss.xml", rss)
+    check_golden("feed.atom.xml", atom)
 
 
 def test_a_feed_set_builds_subsets_newest_first_and_capped() -> None:
-    from digest.feeds import FeedMeta, FeedSet
-
     papers = [(D1, paper(f"2511.0000{i}", f"Paper {i}")) for i in range(5)]
     papers.append((D2, paper("2511.00009", "Newest")))
-    feeds = FeedSet(papers, link="https://x.example/", updated=UPDATED)
-    meta = FeedMeta("Yours", "https://x.example/", None, None, "Mine", feed_id="tag:x,2026:f")
-    rss, atom = feeds.build(meta, {"2511.00009", "2511.00001", "2511.00003"}, limit=2)
+    feed_set = FeedSet(papers, link=SITE, updated=UPDATED)
+    meta = FeedMeta("Yours", SITE, None, None, "Mine", feed_id="tag:x,2026:f")
+    rss, atom = feed_set.build(meta, {"2511.00009", "2511.00001", "2511.00003"}, limit=2)
     for data in (rss, atom):
-        parsed = feedparser.parse(data)
-        assert not parsed.bozo
-        assert [e.title for e in parsed.entries] == ["Newest", "Paper 1"]
-    assert feedparser.parse(atom).feed.id == "tag:x,2026:f"
+        assert [e.title for e in parse(data).entries] == ["Newest", "Paper 1"]
+    assert parse(atom).feed.id == "tag:x,2026:f"
+    # The whole set through the same shell equals build_feeds' output.
+    whole = FeedMeta("T", SITE, SITE + "r", SITE + "a", "D")
+    assert feed_set.build(whole) == build_feeds(
+        papers,
+        title="T",
+        link=SITE,
+        rss_url=SITE + "r",
+        atom_url=SITE + "a",
+        description="D",
+        updated=UPDATED,
+    )
