@@ -1,18 +1,25 @@
 """Getting a day's listing: the Hugging Face API over HTTP, or JSON files on disk.
 
 The I/O edge of the pipeline. Every failure leaves as :class:`SourceError` naming the URL
-or file; parsing is :mod:`digest.sources.huggingface`'s job.
+(without secrets) or the file; httpx errors are translated here, ``raise … from exc``.
+Parsing is :mod:`digest.sources.huggingface`'s job; the retry and paging policy are the
+pure functions at the top (:func:`retryable`, :func:`retry_after_seconds`,
+:func:`backoff_delay`, :func:`next_link`, :func:`page_url`, :func:`public_url`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
+from functools import cache
 from pathlib import Path
-from typing import Protocol
+from ssl import SSLContext
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -22,199 +29,130 @@ from digest.errors import SourceError
 from digest.models import Listing, Paper
 from digest.sources.huggingface import dedupe, load_document, parse_items
 
-PAGE_SIZE = 100  # the API's maximum
+#: The kinds ``source.kind`` accepts (the config declares the same choice).
+SOURCE_KINDS = ("huggingface", "file")
+PAGE_SIZE = 100  # the API's maximum ``limit``
 MAX_PAGES = 50  # 5,000 papers: far past any real day; guards against a server that loops
-MAX_RETRY_AFTER = 300.0  # seconds; a longer wait fails the run instead of hanging it
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 300.0  # seconds; a server asking for longer fails the run instead
+MAX_BACKOFF = 60.0  # our own waits between attempts never exceed this
+DEFAULT_MAX_BYTES = 20_000_000
+_EXCERPT_BYTES = 4_000  # read of an error response's body, for the message
+_SECRET_PARAMS = frozenset(
+    {"token", "access_token", "api_key", "apikey", "key", "secret", "password", "sig", "signature"}
+)
 
 
 class ListingSource(Protocol):
-    """Where listings come from: ``fetch(day)`` gives that date's papers."""
+    """Where listings come from: ``fetch(day)`` gives that date's papers or a SourceError."""
 
     async def fetch(self, day: date) -> Listing: ...
 
 
-def _today_utc() -> date:
-    return datetime.now(UTC).date()
+# -- policy: pure functions ------------------------------------------------------------------
 
 
-def retry_delay(attempt: int, backoff: float, retry_after: str | None, now: datetime) -> float:
-    """Seconds to wait before retry ``attempt`` (1-based): the server's ``Retry-After`` when
-    given (seconds or an HTTP date), else exponential backoff with jitter."""
-    if retry_after:
-        value = retry_after.strip()
-        if value.isdigit():
-            return float(value)
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            pass
-        else:
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            return max(0.0, (when - now).total_seconds())
-    base: float = backoff * 2 ** (attempt - 1)
-    return base + random.uniform(0, base / 2)
+def retryable(status: int) -> bool:
+    """Whether an HTTP status is worth another attempt: 429 and every 5xx."""
+    return status == 429 or 500 <= status <= 599
 
 
-def next_link(link_header: str | None, base: str) -> str | None:
-    """The ``rel="next"`` target of a ``Link`` header, resolved against ``base``."""
-    if not link_header:
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """The wait a ``Retry-After`` header asks for (RFC 9110 §10.2.3), or None without one.
+
+    ``value`` is seconds (``"120"``) or an HTTP date, measured from ``now`` (the response's
+    own ``Date`` when it has one, so the two clocks need not agree). A date past is 0.
+    """
+    if not value or not value.strip():
         return None
-    for part in link_header.split(","):
-        target, _, params = part.partition(";")
-        target = target.strip()
-        if not (target.startswith("<") and target.endswith(">")):
-            continue
-        rels = [p.strip() for p in params.split(";")]
-        if any(p.replace(" ", "").lower() in ('rel="next"', "rel=next") for p in rels):
-            return str(httpx.URL(base).join(target[1:-1]))
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_delay(attempt: int, backoff: float, jitter: float = 0.0) -> float:
+    """Seconds before retry ``attempt`` (1-based): ``backoff`` doubled each time, plus up to
+    half again as jitter (``jitter`` in [0, 1)), at most :data:`MAX_BACKOFF`."""
+    base = min(backoff * 2.0 ** min(attempt - 1, 30), MAX_BACKOFF)
+    return min(base * (1.0 + jitter / 2.0), MAX_BACKOFF)
+
+
+_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*(?:[^;,"]|"[^"]*")*)*)')
+_LINK_PARAM = re.compile(r';\s*([^\s=;,]+)\s*(?:=\s*("[^"]*"|[^;,]*))?')
+
+
+def next_link(header: str | None, base: str) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header (RFC 8288), resolved against ``base``.
+
+    ``next_link('</api?p=2>; rel="next"', "https://h/api?p=1")`` is ``"https://h/api?p=2"``.
+    """
+    if not header:
+        return None
+    for match in _LINK.finditer(header):
+        for name, value in _LINK_PARAM.findall(match.group(2)):
+            if name.lower() == "rel" and "next" in value.strip().strip('"').lower().split():
+                try:
+                    return str(httpx.URL(base).join(match.group(1).strip()))
+                except httpx.InvalidURL:
+                    return None
     return None
 
 
-def _page_url(url: str, day: date, page: int, limit: int) -> str:
+def page_url(url: str, day: date, page: int, limit: int) -> str:
+    """``url`` asking for one page of ``day``: ``?date=YYYY-MM-DD&limit=N&p=P`` (0-based).
+
+    Other query parameters of ``url`` are kept.
+    """
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("date", "limit", "p")]
     query += [("date", day.isoformat()), ("limit", str(limit)), ("p", str(page))]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _public(url: str) -> str:
-    """``url`` without user info, safe for messages."""
+def public_url(url: str) -> str:
+    """``url`` safe for messages and logs: no user or password, secret-looking parameters
+    (``token``, ``api_key``, ...) masked."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host + (f":{port}" if port else "")
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
+            masked = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
+            query = urlencode(masked, safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-class HttpSource:
-    """The Hugging Face daily papers API (``GET url?date=D&limit=100&p=N``), all pages.
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
 
-    Retries timeouts, connection errors, 5xx and 429 (honouring ``Retry-After``) up to
-    ``max_retries`` times with exponential backoff. A date in the future is clamped to today
-    in UTC (the API answers 400 for it); the listing then carries that date.
-    """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 30.0,
-        max_retries: int = 4,
-        backoff: float = 1.0,
-        max_bytes: int = 20_000_000,
-        page_size: int = PAGE_SIZE,
-        transport: httpx.AsyncBaseTransport | None = None,
-        today: Callable[[], date] = _today_utc,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.url = url
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_bytes = max_bytes
-        self.page_size = page_size
-        self.transport = transport
-        self.today = today
-        self.sleep = sleep
-
-    def __repr__(self) -> str:
-        return f"HttpSource({_public(self.url)!r})"
-
-    async def fetch(self, day: date) -> Listing:
-        warnings: list[str] = []
-        today = self.today()
-        if day > today:
-            warnings.append(f"{day} is in the future; fetched today's listing ({today}) instead")
-            day = today
-        papers: list[Paper] = []
-        headers = {"User-Agent": f"paper-digest/{__version__}", "Accept": "application/json"}
-        async with httpx.AsyncClient(
-            timeout=self.timeout, headers=headers, follow_redirects=True, transport=self.transport
-        ) as client:
-            url: str | None = _page_url(self.url, day, 0, self.page_size)
-            seen_urls: set[str] = set()
-            page = 0
-            while url is not None:
-                if url in seen_urls or page >= MAX_PAGES:
-                    raise SourceError(
-                        _public(url), f"the listing did not end after {page} pages; giving up"
-                    )
-                seen_urls.add(url)
-                items, link = await self._get(client, url)
-                found, notes = parse_items(items, first_index=page * self.page_size)
-                papers.extend(found)
-                warnings.extend(f"page {page}: {n}" if page else n for n in notes)
-                page += 1
-                if link is not None:
-                    url = link
-                elif len(items) >= self.page_size:
-                    url = _page_url(self.url, day, page, self.page_size)
-                else:
-                    url = None
-        unique = dedupe(papers, warnings)
-        return Listing(
-            date=day, papers=tuple(unique), source=_public(self.url), warnings=tuple(warnings)
-        )
-
-    async def _get(self, client: httpx.AsyncClient, url: str) -> tuple[list[object], str | None]:
-        """One page's JSON list and its next link, with retries."""
-        shown = _public(url)
-        attempt = 0
-        while True:
-            attempt += 1
-            retry_after: str | None = None
-            try:
-                async with client.stream("GET", url) as response:
-                    if response.status_code == 200:
-                        body = await self._read(response, shown)
-                        link = next_link(response.headers.get("link"), str(response.url))
-                        return load_document(body, shown), link
-                    excerpt = (await self._read(response, shown, limit=2_000))[:200]
-                    status = response.status_code
-                    retry_after = response.headers.get("retry-after")
-                reason = f"HTTP {status}"
-                text = excerpt.decode("utf-8", "replace").strip()
-                if text:
-                    reason += f": {' '.join(text.split())[:160]}"
-                if status not in RETRY_STATUS:
-                    raise SourceError(shown, reason, hint=_hint(status))
-            except httpx.TimeoutException as exc:
-                reason = f"no answer within {self.timeout:g} s ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                reason = f"connection failed: {exc or type(exc).__name__}"
-            except httpx.HTTPError as exc:
-                raise SourceError(shown, f"HTTP error: {exc}") from exc
-            if attempt > self.max_retries:
-                raise SourceError(shown, f"{reason} (after {attempt} attempts)")
-            delay = retry_delay(attempt, self.backoff, retry_after, datetime.now(UTC))
-            if delay > MAX_RETRY_AFTER:
-                raise SourceError(shown, f"{reason}; the server asks to wait {delay:.0f} s")
-            await self.sleep(delay)
-
-    async def _read(self, response: httpx.Response, url: str, limit: int | None = None) -> bytes:
-        """The body, refusing one over ``max_bytes`` (or stopping quietly at ``limit``)."""
-        declared = response.headers.get("content-length", "")
-        if limit is None and declared.isdigit() and int(declared) > self.max_bytes:
-            raise SourceError(
-                url,
-                f"response of {int(declared):,} bytes is over the limit of "
-                f"{self.max_bytes:,} (source.max_bytes)",
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if limit is not None and size >= limit:
-                break
-            if size > self.max_bytes:
-                raise SourceError(
-                    url,
-                    f"response larger than the limit of {self.max_bytes:,} "
-                    "bytes (source.max_bytes)",
-                )
-        return b"".join(chunks)
+def excerpt(body: bytes, size: int = 160) -> str:
+    """A short one-line text of an error response: its JSON ``error``, or its text without
+    HTML tags, cut to ``size`` characters."""
+    text = body.decode("utf-8", "replace")
+    try:
+        document: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        text = document["error"]
+    else:
+        text = _TAGS.sub(" ", text)
+    line = " ".join(text.split())
+    return line if len(line) <= size else line[: size - 1] + "…"
 
 
 def _hint(status: int) -> str | None:
@@ -227,9 +165,225 @@ def _hint(status: int) -> str | None:
     return None
 
 
+def _today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+@cache
+def _tls_context() -> SSLContext:
+    # httpx builds a fresh one (reading the CA bundle: ~40 ms) per client unless given one.
+    return httpx.create_ssl_context()
+
+
+# -- the HTTP source -------------------------------------------------------------------------
+
+
+class HttpSource:
+    """The Hugging Face daily papers API: ``GET url?date=D&limit=100&p=N``, every page.
+
+    Pages are followed while one comes back full or with a ``Link: <…>; rel="next"``
+    header (preferred when present), at most ``max_pages``; an empty or short page without
+    a next link ends the listing. Timeouts, connection errors, 5xx and 429 are retried up to
+    ``max_retries`` times with exponential backoff and jitter, or after the server's
+    ``Retry-After`` (one longer than ``max_retry_after`` fails at once). Other 4xx fail at
+    once with the status and an excerpt of the body. A body over ``max_bytes`` is refused.
+
+    A date after today (in UTC, by ``today``) is clamped to today, since the API answers
+    400 for it: the listing then carries today's date and a warning says so.
+
+    ``transport`` and ``sleep`` are seams for tests (an ``httpx.MockTransport``, a sleep
+    that records its delays).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 4,
+        backoff: float = 1.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        today: Callable[[], date] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        page_size: int = PAGE_SIZE,
+        max_pages: int = MAX_PAGES,
+        max_retry_after: float = MAX_RETRY_AFTER,
+    ) -> None:
+        if page_size < 1 or max_pages < 1 or max_retries < 0 or max_bytes < 1:
+            raise ValueError("page_size, max_pages and max_bytes must be >= 1, max_retries >= 0")
+        self.url = url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_bytes = max_bytes
+        self.transport = transport
+        self.today = today or _today_utc
+        self.sleep = sleep or asyncio.sleep
+        self.page_size = page_size
+        self.max_pages = max_pages
+        self.max_retry_after = max_retry_after
+
+    def __repr__(self) -> str:
+        return f"HttpSource({public_url(self.url)!r})"
+
+    async def fetch(self, day: date) -> Listing:
+        """Every paper of ``day`` (clamped to today), deduplicated; raises SourceError."""
+        warnings: list[str] = []
+        today = self.today()
+        if day > today:
+            warnings.append(
+                f"{day} is in the future (today is {today} in UTC); fetched {today} instead"
+            )
+            day = today
+        papers: list[Paper] = []
+        async with self._client() as client:
+            url = page_url(self.url, day, 0, self.page_size)
+            fetched: set[str] = set()
+            count = 0
+            for page in range(self.max_pages):
+                if url in fetched:
+                    raise SourceError(
+                        public_url(url),
+                        "the next-page link points back to a page already fetched; giving up",
+                    )
+                fetched.add(url)
+                body, link = await self._get(client, url)
+                items, notes = load_document(body, public_url(url))
+                found, skipped = parse_items(items, first_index=count)
+                count += len(items)
+                papers.extend(found)
+                warnings.extend(f"page {page}: {n}" for n in notes)
+                warnings.extend(skipped)
+                if not items:
+                    break
+                if link is not None:
+                    url = link
+                elif len(items) >= self.page_size:
+                    url = page_url(self.url, day, page + 1, self.page_size)
+                else:
+                    break
+            else:
+                raise SourceError(
+                    public_url(url),
+                    f"the listing did not end after {self.max_pages} pages ({count} items);"
+                    " giving up",
+                )
+        unique = dedupe(papers, warnings)
+        return Listing(
+            date=day, papers=tuple(unique), source=public_url(self.url), warnings=tuple(warnings)
+        )
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=self.timeout,
+            headers={"User-Agent": f"paper-digest/{__version__}", "Accept": "application/json"},
+            follow_redirects=True,
+            transport=self.transport,
+            verify=_tls_context() if self.transport is None else True,
+        )
+
+    async def _get(self, client: httpx.AsyncClient, url: str) -> tuple[bytes, str | None]:
+        """One page's body and its next link, retrying what is worth retrying."""
+        shown = public_url(url)
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: str | None = None
+            server_now: datetime | None = None
+            cause: BaseException | None = None
+            try:
+                async with client.stream("GET", url) as response:
+                    if response.is_success:
+                        body = await self._read(response, shown)
+                        return body, next_link(response.headers.get("link"), str(response.url))
+                    status = response.status_code
+                    text = excerpt(await self._read(response, shown, limit=_EXCERPT_BYTES))
+                    retry_after = response.headers.get("retry-after")
+                    server_now = _http_date(response.headers.get("date"))
+                reason = f"HTTP {status} {response.reason_phrase}".rstrip()
+                if text:
+                    reason += f": {text}"
+                if not retryable(status):
+                    raise SourceError(shown, reason, hint=_hint(status))
+            except httpx.TimeoutException as exc:
+                reason, cause = f"no answer within {self.timeout:g} s ({type(exc).__name__})", exc
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                reason, cause = f"connection failed: {exc or type(exc).__name__}", exc
+            except httpx.HTTPError as exc:  # redirect loop, unsupported scheme, bad encoding...
+                raise SourceError(shown, f"{type(exc).__name__}: {exc}") from exc
+            except httpx.InvalidURL as exc:
+                raise SourceError(shown, f"invalid URL: {exc}") from exc
+            if attempt > self.max_retries:
+                raise SourceError(
+                    shown,
+                    f"{reason} (gave up after {_attempts(attempt)})",
+                    hint="the listing server is failing; the next run tries again",
+                ) from cause
+            wait = retry_after_seconds(retry_after, server_now or datetime.now(UTC))
+            if wait is not None and wait > self.max_retry_after:
+                raise SourceError(
+                    shown,
+                    f"{reason}; the server asks to wait {wait:.0f} s, more than the"
+                    f" {self.max_retry_after:.0f} s this run waits",
+                ) from cause
+            if wait is None:
+                wait = backoff_delay(attempt, self.backoff, random.random())
+            await self.sleep(wait)
+
+    async def _read(self, response: httpx.Response, url: str, limit: int | None = None) -> bytes:
+        """The (decoded) body, refusing one over ``max_bytes``; with ``limit``, at most
+        about ``limit`` bytes of it, quietly."""
+        declared = response.headers.get("content-length", "")
+        if limit is None and declared.isascii() and declared.isdigit():
+            size = int(declared)
+            if size > self.max_bytes:
+                raise SourceError(
+                    url,
+                    f"the response is {size:,} bytes, over the limit of {self.max_bytes:,}",
+                    hint="raise source.max_bytes if the listing really is that large",
+                )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if limit is not None and size >= limit:
+                break
+            if size > self.max_bytes:
+                raise SourceError(
+                    url,
+                    f"the response is over the limit of {self.max_bytes:,} bytes",
+                    hint="raise source.max_bytes if the listing really is that large",
+                )
+        return b"".join(chunks)
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+# -- the file source -------------------------------------------------------------------------
+
+
 class FileSource:
-    """Listings in the API's JSON format on disk: a folder of ``YYYY-MM-DD.json`` files (a
-    missing day is an empty listing, like a weekend) or one file used for every date."""
+    """Listings in the API's JSON format on disk, for ``digest demo``, tests and mirrors.
+
+    ``path`` is a folder of ``YYYY-MM-DD.json`` files (a day without its file is an empty
+    listing, like a weekend, with a warning) or one ``.json`` file served for every date. A
+    ``path`` that does not exist, an unreadable file or one not in the format raise
+    :class:`SourceError` naming the file. Dates are not clamped.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -245,7 +399,7 @@ class FileSource:
                     date=day,
                     papers=(),
                     source=str(file),
-                    warnings=(f"no listing file {file}: taken as an empty day",),
+                    warnings=(f"no file {file.name} in {self.path}: an empty listing",),
                 )
         elif self.path.exists():
             file = self.path
@@ -257,26 +411,22 @@ class FileSource:
             body = file.read_bytes()
         except OSError as exc:
             raise SourceError(str(file), f"cannot read: {exc.strerror or exc}") from exc
-        warnings: list[str] = []
-        found, notes = parse_items(load_document(body, str(file)))
+        items, warnings = load_document(body, str(file))
+        found, notes = parse_items(items)
         warnings.extend(notes)
         papers = dedupe(found, warnings)
         return Listing(date=day, papers=tuple(papers), source=str(file), warnings=tuple(warnings))
 
 
 def make_source(
-    kind: str,
-    url_or_path: str,
-    *,
-    timeout: float = 30.0,
-    max_retries: int = 4,
-    max_bytes: int = 20_000_000,
+    kind: str, url_or_path: str, *, timeout: float, max_retries: int, max_bytes: int
 ) -> ListingSource:
-    """The source for config ``source.kind``: ``huggingface`` (HTTP) or ``file``."""
+    """The source for config ``source.kind``: ``huggingface`` (:class:`HttpSource` on the
+    URL) or ``file`` (:class:`FileSource` on the path); anything else is a ValueError."""
     if kind == "huggingface":
         return HttpSource(
             url_or_path, timeout=timeout, max_retries=max_retries, max_bytes=max_bytes
         )
     if kind == "file":
         return FileSource(Path(url_or_path))
-    raise ValueError(f"unknown source kind {kind!r}")
+    raise ValueError(f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")

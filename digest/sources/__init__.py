@@ -1,0 +1,1 @@
+"""Listing formats, parsed: pure functions from bytes to papers (no I/O here)."""
