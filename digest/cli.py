@@ -10,20 +10,21 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
 
-from digest import __version__
+from digest import __version__, roster
 from digest.config import Config, Invalid, find_config, load, normalise_address
-from digest.errors import ConfigError, DigestError, QueryError
+from digest.errors import ConfigError, DigestError, QueryError, RosterError
+from digest.files import open_atomic
 from digest.models import Subscriber
 from digest.query import validate as validate_query
-from digest.store import Store
+from digest.store import ImportCounts, Store
 
 if TYPE_CHECKING:
     from digest.status import Status
@@ -34,7 +35,8 @@ T = TypeVar("T")
 
 
 def _fail(error: DigestError) -> NoReturn:
-    code = EXIT_USAGE if isinstance(error, ConfigError | QueryError) else EXIT_FAILED
+    usage = isinstance(error, ConfigError | QueryError | RosterError)
+    code = EXIT_USAGE if usage else EXIT_FAILED
     click.echo(f"error: {error}", err=True)
     if error.hint:
         click.echo(f"hint: {error.hint}", err=True)
@@ -381,6 +383,109 @@ def subscribers_remove(state: _State, email: str) -> None:
         click.echo(f"error: no subscriber {address}", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"{address}: unsubscribed")
+
+
+@subscribers.command("import")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(roster.FORMATS),
+    help="csv or jsonl (default: from FILE's extension: .csv, .jsonl, .ndjson).",
+)
+@click.pass_obj
+def subscribers_import(state: _State, file: str, fmt: str | None) -> None:
+    """Add or update subscribers from a CSV or JSON Lines file (FILE - reads stdin).
+
+    Columns: email (required), name, keywords, exclude (queries separated by ";"),
+    max_papers; status is ignored. A known address is updated, never duplicated, and no
+    one unsubscribed or suspended is reactivated. Bad rows are reported with their line
+    and skipped; of two rows with one address, the later wins.
+
+    Exit codes: 0 every row imported; 1 some rows rejected (the others imported);
+    2 the file cannot be read, its header is wrong, or its format is unknown.
+    """
+    source = "<stdin>" if file == "-" else file
+    kind = fmt or (None if file == "-" else roster.format_for(file))
+    if kind is None:
+        raise click.UsageError(f"cannot tell the format of {source}: give --format csv|jsonl")
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        _fail(RosterError(source, f"cannot read it: {exc.strerror or exc}"))
+    read = _guard(lambda: roster.read(roster.decode(data, source), kind, source))
+    notes: list[roster.RowError | roster.Duplicate] = [*read.errors, *read.duplicates]
+    for note in sorted(notes, key=lambda n: n.line):
+        prefix = "warning: " if isinstance(note, roster.Duplicate) else ""
+        click.echo(prefix + str(note), err=True)
+    counts = ImportCounts()
+    if read.subscribers:
+        with state.store() as store:
+            counts = _guard(lambda: store.import_subscribers(read.subscribers))
+    click.echo(
+        f"{source}: added {counts.added}, updated {counts.updated}, unchanged {counts.unchanged},"
+        f" kept unsubscribed {counts.kept_unsubscribed}, rejected {read.rejected}"
+    )
+    if read.rejected:
+        sys.exit(EXIT_FAILED)
+
+
+@subscribers.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(roster.FORMATS),
+    help="csv or jsonl (default: from --out's extension, else csv).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write this file (it appears complete, or not at all) instead of stdout.",
+)
+@click.pass_obj
+def subscribers_export(state: _State, fmt: str | None, out: Path | None) -> None:
+    """Write every subscriber, with their status, as CSV or JSON Lines.
+
+    `digest subscribers import` reads the file back (ignoring status). Tokens are not
+    exported: they are the private feed addresses.
+    """
+    kind = fmt or (roster.format_for(out.name) if out else None) or "csv"
+    with state.store() as store:
+        subs = store.iter_subscribers()
+        if out is None:
+            _guard(lambda: _export(sys.stdout.buffer, subs, kind))
+            return
+        try:
+            with open_atomic(out) as fh:
+                count = _guard(lambda: _export(fh, subs, kind))
+        except OSError as exc:
+            click.echo(f"error: cannot write {out}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_FAILED)
+    click.echo(f"{out}: {count} subscribers")
+
+
+def _export(stream: BinaryIO, subs: Iterable[Subscriber], kind: str) -> int:
+    """Write ``subs`` to ``stream`` a thousand lines at a time; returns how many."""
+    count = 0
+
+    def counted() -> Iterator[Subscriber]:
+        nonlocal count
+        for sub in subs:
+            problem = roster.export_problem(sub, kind)
+            if problem:
+                click.echo(f"warning: {problem}; use --format jsonl", err=True)
+            count += 1
+            yield sub
+
+    pending: list[str] = []
+    for line in roster.export_lines(counted(), kind):
+        pending.append(line)
+        if len(pending) >= 1000:
+            stream.write("".join(pending).encode())
+            pending.clear()
+    stream.write("".join(pending).encode())
+    stream.flush()
+    return count
 
 
 @cli.group("config")

@@ -10,7 +10,8 @@
     ├── DeliveryError          a message could not be delivered (recipient, code, reply)
     │   ├── TransientDeliveryError   try again later (4xx, dropped connection, timeout)
     │   └── PermanentDeliveryError   the server refused for good (5xx)
-    └── StateError             the database cannot be read or written
+    ├── StateError             the database cannot be read or written
+    └── RosterError            a subscriber file is unreadable or its header wrong (source, line)
 
 Only ``cli`` (and later ``web``) turns these into words for people and exit codes.
 """
@@ -134,3 +135,17 @@ class PermanentDeliveryError(DeliveryError):
 
 class StateError(DigestError):
     """The database cannot be opened, read or written."""
+
+
+class RosterError(DigestError):
+    """A subscriber file as a whole is unusable: unreadable, not UTF-8, a wrong header.
+
+    (A bad row is not an error of this kind: it is reported and the rest imported.)
+    """
+
+    def __init__(self, source: str, reason: str, *, line: int | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.line = line
+        where = f"{source}: line {line}" if line is not None else source
+        super().__init__(f"{where}: {reason}")

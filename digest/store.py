@@ -206,6 +206,24 @@ class DeliveryRecord:
     error: str | None
 
 
+@dataclass(frozen=True)
+class ImportCounts:
+    """What :meth:`Store.import_subscribers` did with each subscriber it was given."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_unsubscribed: int = 0  # known, not active (unsubscribed or suspended): left so
+
+    def __add__(self, other: ImportCounts) -> ImportCounts:
+        return ImportCounts(
+            self.added + other.added,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            self.kept_unsubscribed + other.kept_unsubscribed,
+        )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -504,6 +522,103 @@ class Store:
                 .values(status="unsubscribed", status_reason="removed", updated_at=_now())
             )
         return bool(result.rowcount)
+
+    def import_subscribers(
+        self, subs: Sequence[Subscriber], *, batch: int = 5000, now: datetime | None = None
+    ) -> ImportCounts:
+        """Upsert ``subs`` by (normalised) address, one transaction per ``batch`` of them.
+
+        A new address is added, active, with a fresh token. A known one keeps its id, token,
+        status and bounce count; its name, queries and max_papers are updated when they
+        differ. Someone unsubscribed or suspended stays so (counted ``kept_unsubscribed``,
+        fields updated all the same): an import never reactivates anyone. Of one address
+        given twice in a batch, the last wins. Each batch takes three statements: one
+        SELECT of the known addresses, one executemany INSERT, one executemany UPDATE.
+        """
+        when = now or _now()
+        total = ImportCounts()
+        for chunk in _chunks(subs, batch):
+            for attempt in range(3):
+                try:
+                    total += self._import_batch(chunk, when)
+                    break
+                except IntegrityError as exc:  # another import added some of them meanwhile
+                    if attempt == 2:
+                        raise StateError(f"cannot import subscribers: {_reason(exc)}") from exc
+        return total
+
+    def _import_batch(self, chunk: Sequence[Subscriber], now: datetime) -> ImportCounts:
+        c = subscribers.c
+        given = {s.email: s for s in chunk}
+        added = updated = unchanged = kept = 0
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        with self._begin() as conn:
+            known = {
+                r.email: r
+                for r in conn.execute(
+                    sa.select(
+                        c.id, c.email, c.name, c.keywords, c.exclude, c.max_papers, c.status
+                    ).where(_one_of(conn, c.email, list(given)))
+                )
+            }
+            for email, sub in given.items():
+                values = _subscriber_values(sub)
+                row = known.get(email)
+                if row is None:
+                    inserts.append(
+                        {
+                            **values,
+                            "status": "active",
+                            "token": random_token(),
+                            "in_config": False,
+                            "hard_bounces": 0,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+                    added += 1
+                    continue
+                if row.status != "active":
+                    kept += 1
+                if all(getattr(row, k) == v for k, v in values.items()):
+                    unchanged += row.status == "active"
+                    continue
+                updated += row.status == "active"
+                updates.append({"b_" + k: v for k, v in values.items() if k != "email"})
+                updates[-1].update(b_id=row.id, b_updated_at=now)
+            if inserts:
+                conn.execute(sa.insert(subscribers), inserts)
+            if updates:
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(c.id == sa.bindparam("b_id"))
+                    .values(
+                        {
+                            name: sa.bindparam("b_" + name)
+                            for name in ("name", "keywords", "exclude", "max_papers", "updated_at")
+                        }
+                    ),
+                    updates,
+                )
+        return ImportCounts(added, updated, unchanged, kept)
+
+    def iter_subscribers(self, batch: int = 1000) -> Iterator[Subscriber]:
+        """Every subscriber, whatever their status, in id order, read ``batch`` rows at a
+        time: memory stays flat however many there are."""
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(subscribers)
+                    .where(subscribers.c.id > last)
+                    .order_by(subscribers.c.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            last = rows[-1].id
+            yield from (_subscriber(r) for r in rows)
 
     # -- deliveries -------------------------------------------------------------------------
 
@@ -897,6 +1012,16 @@ class _Transaction:
             raise StateError(f"database write failed: {_reason(err)}") from err
         if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
             raise StateError(f"database error: {_reason(exc)}") from exc
+
+
+def _one_of(conn: Connection, column: Any, values: list[str]) -> Any:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(array)``: one parameter instead
+    of thousands, which psycopg would parse anew each time (0.15 s per 5,000)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam("one_of", values, type_=ARRAY(sa.String)))
+    return column.in_(values)
 
 
 def _subscriber_of(delivery_id: str) -> Any:

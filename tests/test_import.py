@@ -1,0 +1,218 @@
+"""``digest subscribers import`` and ``export`` on SQLite and PostgreSQL, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from digest.cli import cli
+from digest.models import Subscriber
+from digest.store import ImportCounts, Store, subscribers
+
+HEADER = "email,name,keywords,exclude,max_papers\n"
+
+
+@pytest.fixture
+def site(tmp_path: Path, db_url: str) -> Path:
+    (tmp_path / "config.toml").write_text(f'database = "{db_url}"\n', "utf-8")
+    return tmp_path
+
+
+def digest(site: Path, *args: str, input: str | bytes | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(site / "config.toml"), *args], input=input)
+
+
+def write(site: Path, name: str, text: str) -> str:
+    path = site / name
+    path.write_text(text, "utf-8")
+    return str(path)
+
+
+def people(n: int, start: int = 0, keyword: str = "diffusion") -> str:
+    return HEADER + "".join(
+        f'user{i}@example.org,"User {i}, Jr.",{keyword};llm agent*,survey,{i % 50 + 1}\n'
+        for i in range(start, start + n)
+    )
+
+
+def stored(site: Path, db_url: str) -> dict[str, Subscriber]:
+    with Store(db_url) as store:
+        return {s.email: s for s in store.subscribers()}
+
+
+def test_import_adds_everyone_and_says_so(site: Path, db_url: str) -> None:
+    result = digest(site, "subscribers", "import", write(site, "p.csv", people(2000)))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(
+        "p.csv: added 2000, updated 0, unchanged 0, kept unsubscribed 0, rejected 0\n"
+    )
+    assert result.stderr == ""
+    subs = stored(site, db_url)
+    assert len(subs) == 2000
+    ada = subs["user7@example.org"]
+    assert (ada.name, ada.keywords, ada.exclude, ada.max_papers, ada.status) == (
+        "User 7, Jr.",
+        ("diffusion", "llm agent*"),
+        ("survey",),
+        8,
+        "active",
+    )
+    assert len({s.token for s in subs.values()}) == 2000
+
+
+def test_reimport_updates_and_never_duplicates(site: Path, db_url: str) -> None:
+    digest(site, "subscribers", "import", write(site, "a.csv", people(300)))
+    before = stored(site, db_url)
+    # 100 changed, 100 the same, 100 new
+    text = people(100, 0, keyword="protein") + people(200, 100).removeprefix(HEADER)
+    text += people(100, 300).removeprefix(HEADER)
+    result = digest(site, "subscribers", "import", write(site, "b.csv", text))
+    assert result.exit_code == 0, result.output
+    assert "added 100, updated 100, unchanged 200, kept unsubscribed 0, rejected 0" in (
+        result.stdout
+    )
+    after = stored(site, db_url)
+    assert len(after) == 400
+    assert after["user5@example.org"].keywords == ("protein", "llm agent*")
+    for email, old in before.items():
+        assert (after[email].id, after[email].token) == (old.id, old.token)
+
+
+def test_unsubscribed_and_suspended_people_stay_so(site: Path, db_url: str) -> None:
+    digest(site, "subscribers", "import", write(site, "a.csv", people(3)))
+    assert digest(site, "subscribers", "remove", "user0@example.org").exit_code == 0
+    with Store(db_url) as store, store.engine.begin() as conn:
+        conn.execute(
+            sa.update(subscribers)
+            .where(subscribers.c.email == "user1@example.org")
+            .values(status="suspended", status_reason="bounced", hard_bounces=3)
+        )
+    result = digest(site, "subscribers", "import", write(site, "b.csv", people(3, 0, "x")))
+    assert result.exit_code == 0, result.output
+    assert "added 0, updated 1, unchanged 0, kept unsubscribed 2, rejected 0" in result.stdout
+    subs = stored(site, db_url)
+    assert [subs[f"user{i}@example.org"].status for i in range(3)] == [
+        "unsubscribed",
+        "suspended",
+        "active",
+    ]
+    assert subs["user1@example.org"].hard_bounces == 3
+    assert subs["user0@example.org"].keywords == ("x", "llm agent*")  # fields still updated
+
+
+def test_some_rows_rejected_exit_1_and_the_rest_imported(site: Path, db_url: str) -> None:
+    text = (
+        people(5) + "nobody,N,,,\n" + "z@example.org,Z,(a OR b,,\n" + "user1@example.org,Again,,,\n"
+    )
+    result = digest(site, "subscribers", "import", write(site, "p.csv", text))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        'line 7: email: "nobody": expected an email address'
+        " (An email address must have an @-sign.)",
+        'line 8: keywords: "(a OR b": unclosed parenthesis at 0',
+        "warning: line 9: user1@example.org also on line 3; the later line wins",
+    ]
+    assert "added 5, updated 0, unchanged 0, kept unsubscribed 0, rejected 2" in result.stdout
+    subs = stored(site, db_url)
+    assert len(subs) == 5 and subs["user1@example.org"].name == "Again"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("p.csv", b"emial,name\na@example.org,A\n", 'unknown column(s) "emial"'),
+        ("p.csv", b"name\nA\n", "no email column"),
+        ("p.csv", b"", "no header line"),
+        ("p.csv", b"email\n\xff@example.org\n", "line 2: not UTF-8 text"),
+        ("p.txt", b"email\n", "cannot tell the format of"),
+    ],
+)
+def test_unusable_file_exit_2_and_nothing_imported(
+    site: Path, db_url: str, name: str, content: bytes, message: str
+) -> None:
+    (site / name).write_bytes(content)
+    result = digest(site, "subscribers", "import", str(site / name))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert stored(site, db_url) == {}
+
+
+def test_missing_file_exit_2(site: Path) -> None:
+    result = digest(site, "subscribers", "import", str(site / "nope.csv"))
+    assert result.exit_code == 2
+    assert "nope.csv: cannot read it: No such file or directory" in result.stderr
+
+
+def test_stdin_needs_a_format_and_reads_jsonl(site: Path, db_url: str) -> None:
+    lines = json.dumps({"email": "ada@example.org", "keywords": ["a;b", "c"]}) + "\n"
+    assert digest(site, "subscribers", "import", "-", input=lines).exit_code == 2
+    result = digest(site, "subscribers", "import", "-", "--format", "jsonl", input=lines)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("<stdin>: added 1,")
+    assert stored(site, db_url)["ada@example.org"].keywords == ("a;b", "c")
+
+
+def test_export_round_trips_through_import(site: Path, db_url: str) -> None:
+    digest(site, "subscribers", "import", write(site, "p.csv", people(1500)))
+    digest(site, "subscribers", "remove", "user3@example.org")
+    before = stored(site, db_url)
+    exported = digest(site, "subscribers", "export")
+    assert exported.exit_code == 0, exported.output
+    lines = exported.stdout.splitlines()
+    assert lines[0] == "email,name,keywords,exclude,max_papers,status"
+    assert lines[1] == 'user0@example.org,"User 0, Jr.",diffusion;llm agent*,survey,1,active'
+    assert lines[4].endswith(",unsubscribed") and len(lines) == 1501
+    again = digest(site, "subscribers", "import", "-", "--format", "csv", input=exported.stdout)
+    assert "added 0, updated 0, unchanged 1499, kept unsubscribed 1, rejected 0" in again.stdout
+    assert stored(site, db_url) == before
+
+
+def test_export_jsonl_to_a_file_and_into_another_database(
+    site: Path, db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    digest(site, "subscribers", "import", write(site, "p.csv", people(40)))
+    digest(site, "subscribers", "add", "semi@example.org", "--keyword", "a;b")
+    out = site / "out" / "all.jsonl"
+    result = digest(site, "subscribers", "export", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{out}: 41 subscribers\n"
+    rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert rows[0] == {
+        "email": "user0@example.org",
+        "name": "User 0, Jr.",
+        "keywords": ["diffusion", "llm agent*"],
+        "exclude": ["survey"],
+        "max_papers": 1,
+        "status": "active",
+    }
+    other = tmp_path_factory.mktemp("other")
+    (other / "config.toml").write_text('database = "sqlite:///other.db"\n', "utf-8")
+    assert digest(other, "subscribers", "import", str(out)).exit_code == 0
+    with Store(f"sqlite:///{other / 'other.db'}") as store:
+        copied = [
+            (s.email, s.name, s.keywords, s.exclude, s.max_papers) for s in store.subscribers()
+        ]
+    original = stored(site, db_url).values()
+    assert copied == [(s.email, s.name, s.keywords, s.exclude, s.max_papers) for s in original]
+
+
+def test_csv_export_warns_about_a_query_it_cannot_carry(site: Path) -> None:
+    digest(site, "subscribers", "add", "semi@example.org", "--keyword", "a;b")
+    result = digest(site, "subscribers", "export")
+    assert result.exit_code == 0
+    assert "warning: semi@example.org: the query 'a;b' has a ';'" in result.stderr
+
+
+def test_store_import_in_batches_counts_and_dedups(db_url: str) -> None:
+    subs = [Subscriber(email=f"u{i}@example.org", name=f"U{i}") for i in range(23)]
+    with Store(db_url) as store:
+        assert store.import_subscribers(subs, batch=5) == ImportCounts(added=23)
+        changed = [*subs[:5], Subscriber(email="u3@example.org", name="New"), *subs[5:]]
+        counts = store.import_subscribers(changed, batch=7)
+        assert counts == ImportCounts(updated=1, unchanged=22)
+        assert [s.email for s in store.iter_subscribers(batch=4)] == [s.email for s in subs]
+        assert store.subscriber("u3@example.org").name == "New"  # type: ignore[union-attr]
