@@ -256,7 +256,7 @@ class _Connection:
     def drop(self) -> None:
         """Forget the connection without a goodbye (after an error its state is unknown)."""
         if self.client is not None:
-            self.client.close()
+            _abort(self.client)
             self.client = None
 
     async def close(self) -> None:
@@ -266,7 +266,7 @@ class _Connection:
             if client.is_connected:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                     await client.quit()
-            client.close()
+            _abort(client)
         # A closed transport lets go of its socket on the next loop turn (also one dropped
         # earlier by drop()); give it that turn before the caller's loop may end.
         await asyncio.sleep(0)
@@ -553,10 +553,10 @@ class SmtpSender:
                     raise PermanentDeliveryError(self.label, "the server does not offer AUTH")
                 await client.login(self.username, self._password or "")
         except DeliveryError:
-            client.close()
+            await _close(client)
             raise
         except (aiosmtplib.SMTPException, OSError) as exc:
-            client.close()
+            await _close(client)
             raise self._connection_error(exc) from exc
         except BaseException:
             client.close()
@@ -623,6 +623,21 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 # -- file outbox ----------------------------------------------------------------------------
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+
+
+def _abort(client: aiosmtplib.SMTP) -> None:
+    """Close at once, without a goodbye and without flushing: a transport merely "closing"
+    could outlive the event loop (and warn about an unclosed socket)."""
+    transport = client.transport
+    client.close()
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+
+
+async def _close(client: aiosmtplib.SMTP) -> None:
+    """:func:`_abort`, then give the loop the turn in which the socket is released."""
+    _abort(client)
+    await asyncio.sleep(0)
 
 
 def outbox_name(message_id: str, when: datetime) -> str:
