@@ -271,18 +271,23 @@ def _resume_items(
     """
     keys = {k for p in pending for k in p.paper_keys}
     papers = ctx.store.papers_by_key(keys)
+    # One matcher and one listing per date, shared by every digest of that date: a restart
+    # after a crash may have to resume most of a day's digests.
+    by_date: dict[date, tuple[DayMatcher, int]] = {}
     for p in pending:
         if not claim(p.id, p.subscriber.email, p.message_id):
             continue
         found = [papers[k] for k in p.paper_keys if k in papers]
-        matcher = DayMatcher(found)
+        if p.listing_date not in by_date:
+            listing = ctx.store.listing(p.listing_date)
+            day_papers = listing.papers if listing else tuple(found)
+            by_date[p.listing_date] = (DayMatcher(day_papers), len(day_papers))
+        matcher, total = by_date[p.listing_date]
         ranked = {
             m.paper.key: m for m in matcher.select(p.subscriber.keywords, p.subscriber.exclude)
         }
         matches = [ranked.get(paper.key) or Match(paper=paper, score=0.0) for paper in found]
         selection = Selection(shown=tuple(matches[: p.shown]), more=tuple(matches[p.shown :]))
-        listing = ctx.store.listing(p.listing_date)
-        total = len(listing.papers) if listing else len(found)
         data = compose(
             ctx,
             p.subscriber,

@@ -1006,12 +1006,17 @@ class _Transaction:
         return conn
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        where = _safe_url(str(self.engine.url))
         try:
             self.ctx.__exit__(exc_type, exc, tb)
         except SQLAlchemyError as err:
-            raise StateError(f"database write failed: {_reason(err)}") from err
+            reason = _reason(err)
+            raise StateError(
+                f"database {where}: write failed: {reason}", hint=_hint_for(where, reason)
+            ) from err
         if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
-            raise StateError(f"database error: {_reason(exc)}") from exc
+            reason = _reason(exc)
+            raise StateError(f"database {where}: {reason}", hint=_hint_for(where, reason)) from exc
 
 
 def _one_of(conn: Connection, column: Any, values: list[str]) -> Any:
@@ -1058,6 +1063,14 @@ def _safe_url(url: str) -> str:
 def _reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     return str(orig or exc).splitlines()[0]
+
+
+def _hint_for(url: str, reason: str) -> str:
+    if "locked" in reason:
+        return "another process holds a lock on the database; run again once it has finished"
+    if "disk" in reason or "full" in reason:
+        return "free some disk space where the database lives, then run again"
+    return _db_hint(url)
 
 
 def _db_hint(url: str) -> str:
