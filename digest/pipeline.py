@@ -27,7 +27,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parseaddr
 from pathlib import Path
 
 from digest import tokens
@@ -165,11 +164,6 @@ def links_for(ctx: Context, sub: Subscriber, day: date) -> EmailLinks:
     )
 
 
-def _domain(sender: str) -> str:
-    addr = parseaddr(sender)[1]
-    return addr.rpartition("@")[2] or "localhost"
-
-
 def compose(
     ctx: Context,
     sub: Subscriber,
@@ -259,7 +253,7 @@ class _Recorder:
 
 
 def _envelope_from(ctx: Context) -> str:
-    return parseaddr(ctx.config.mail.sender)[1]
+    return sender_address(ctx.config.mail.sender)
 
 
 def _resume_items(
