@@ -21,6 +21,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from digest.errors import ConfigError, ConfigProblem, QueryError
 from digest.models import Subscriber
 from digest.query import validate as validate_query
+from digest.schedule import (
+    Schedule,
+    ScheduleError,
+    check_days,
+    check_frequency,
+    check_weekday,
+    parse_send_at,
+)
 
 CONFIG_ENV = "DIGEST_CONFIG"
 DEFAULT_CONFIG = "config.toml"
@@ -150,6 +158,22 @@ def queries() -> Check:
         return tuple(value)
 
     return check
+
+
+def schedule_field(convert: Callable[[Any], Any]) -> Check:
+    """A check built from one of :mod:`digest.schedule`'s validators."""
+
+    def check(value: Any) -> Any:
+        try:
+            return convert(value)
+        except ScheduleError as exc:
+            raise Invalid(exc.message) from exc
+
+    return check
+
+
+def time_of_day() -> Check:
+    return schedule_field(lambda v: parse_send_at(v).strftime("%H:%M"))
 
 
 def default_security(port: int, username: str | None) -> str:
@@ -339,6 +363,62 @@ SETTINGS: tuple[Setting, ...] = (
         "verify the server's certificate (turn off only for a test server)",
     ),
     Setting(
+        "schedule.send_at",
+        time_of_day(),
+        "08:00",
+        'default send time ("HH:MM", in the subscriber\'s zone, else `timezone`)',
+    ),
+    Setting(
+        "schedule.frequency",
+        schedule_field(check_frequency),
+        "daily",
+        'default frequency: "daily" or "weekly"',
+    ),
+    Setting(
+        "schedule.weekday",
+        schedule_field(check_weekday),
+        "mon",
+        'default day of weekly digests: "mon" .. "sun"',
+    ),
+    Setting(
+        "schedule.lookback_days",
+        integer(0, 14),
+        1,
+        "each scheduled send fetches today's listing and this many days before it again",
+    ),
+    Setting(
+        "schedule.catch_up_days",
+        integer(1, 60),
+        7,
+        "after downtime, one catch-up digest covers at most this many listing dates",
+    ),
+    Setting("web.host", text(), "127.0.0.1", "address `digest serve` listens on (0.0.0.0: all)"),
+    Setting("web.port", integer(1, 65535), 8000, "port `digest serve` listens on"),
+    Setting(
+        "web.confirm_hours",
+        integer(1, 24 * 30),
+        72,
+        "a confirmation link expires after this many hours",
+    ),
+    Setting(
+        "web.subscribe_limit_ip",
+        integer(1, 100_000),
+        10,
+        "subscribe attempts per client address per hour",
+    ),
+    Setting(
+        "web.subscribe_limit_email",
+        integer(1, 1000),
+        3,
+        "subscribe attempts (confirmation emails) per email address per hour",
+    ),
+    Setting(
+        "web.shutdown_timeout",
+        number(1, 600),
+        30.0,
+        "on SIGTERM, seconds to let the SMTP transactions in flight finish",
+    ),
+    Setting(
         "feeds.dir", text(), "public", "where feed.xml, feed.atom and feeds/ are written", path=True
     ),
     Setting("feeds.title", text(), "Trending papers", "title of the public feeds"),
@@ -383,10 +463,45 @@ SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
         'papers per email; the rest summarised as "N more" with a link',
         example=30,
     ),
+    Setting(
+        "send_at",
+        optional(time_of_day()),
+        None,
+        "their send time; default schedule.send_at",
+        example="07:30",
+    ),
+    Setting(
+        "timezone",
+        optional(zone()),
+        None,
+        "their IANA time zone; default the top-level timezone",
+        example="Europe/Berlin",
+    ),
+    Setting(
+        "frequency",
+        optional(schedule_field(check_frequency)),
+        None,
+        '"daily" or "weekly"; default schedule.frequency',
+        example="daily",
+    ),
+    Setting(
+        "weekday",
+        optional(schedule_field(check_weekday)),
+        None,
+        "day of a weekly digest; default schedule.weekday",
+        example="mon",
+    ),
+    Setting(
+        "days",
+        optional(schedule_field(check_days)),
+        None,
+        "daily digests only on these days; default every day",
+        example=["mon", "tue", "wed", "thu", "fri"],
+    ),
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}
-SECTIONS = ("source", "mail", "smtp", "feeds")
+SECTIONS = ("source", "mail", "smtp", "schedule", "web", "feeds")
 
 
 @dataclass(frozen=True)
@@ -441,6 +556,25 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    send_at: str = "08:00"
+    frequency: str = "daily"
+    weekday: str = "mon"
+    lookback_days: int = 1
+    catch_up_days: int = 7
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    confirm_hours: int = 72
+    subscribe_limit_ip: int = 10
+    subscribe_limit_email: int = 3
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class FeedsConfig:
     dir: Path
     title: str
@@ -462,6 +596,18 @@ class Config:
     smtp: SmtpConfig
     feeds: FeedsConfig
     subscribers: tuple[Subscriber, ...]
+    schedule: ScheduleConfig = ScheduleConfig()
+    web: WebConfig = WebConfig()
+
+    def schedule_of(self, sub: Subscriber) -> Schedule:
+        """A subscriber's schedule, with this configuration's defaults filled in."""
+        return Schedule.make(
+            send_at=sub.send_at or self.schedule.send_at,
+            timezone=sub.timezone or self.timezone,
+            frequency=sub.frequency or self.schedule.frequency,
+            weekday=sub.weekday or self.schedule.weekday,
+            days=list(sub.days) if sub.days else None,
+        )
 
     @property
     def zone(self) -> ZoneInfo:
@@ -578,6 +724,11 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
                 keywords=tuple(sub["keywords"]),
                 exclude=tuple(sub["exclude"]),
                 max_papers=sub["max_papers"],
+                send_at=sub["send_at"],
+                timezone=sub["timezone"],
+                frequency=sub["frequency"],
+                weekday=sub["weekday"],
+                days=sub["days"],
             )
         )
 
@@ -636,6 +787,21 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
             private_max_entries=values["feeds.private_max_entries"],
         ),
         subscribers=tuple(subscribers),
+        schedule=ScheduleConfig(
+            send_at=values["schedule.send_at"],
+            frequency=values["schedule.frequency"],
+            weekday=values["schedule.weekday"],
+            lookback_days=values["schedule.lookback_days"],
+            catch_up_days=values["schedule.catch_up_days"],
+        ),
+        web=WebConfig(
+            host=values["web.host"],
+            port=values["web.port"],
+            confirm_hours=values["web.confirm_hours"],
+            subscribe_limit_ip=values["web.subscribe_limit_ip"],
+            subscribe_limit_email=values["web.subscribe_limit_email"],
+            shutdown_timeout=values["web.shutdown_timeout"],
+        ),
     )
 
 

@@ -78,9 +78,17 @@ class Listing:
     warnings: tuple[str, ...] = ()
 
 
+#: A subscriber's states: ``pending`` (subscribed on the web, not confirmed yet), ``active``,
+#: ``paused`` (by themselves), ``unsubscribed``, ``suspended`` (too many hard bounces).
+STATES = ("pending", "active", "paused", "unsubscribed", "suspended")
+
+
 @dataclass(frozen=True, slots=True)
 class Subscriber:
-    """Someone who receives digests; ``keywords`` and ``exclude`` are query strings."""
+    """Someone who receives digests; ``keywords`` and ``exclude`` are query strings.
+
+    ``status`` is one of :data:`STATES`; only ``active`` subscribers get digests.
+    """
 
     email: str
     name: str | None = None
@@ -92,6 +100,14 @@ class Subscriber:
     token: str = ""
     status_reason: str | None = None  # why not active: "removed", "config", "bounced"...
     hard_bounces: int = 0  # permanent failures in a row (reset by a success)
+    # The schedule; None: the configuration's default ([schedule] and ``timezone``).
+    send_at: str | None = None  # "HH:MM" in ``timezone``
+    timezone: str | None = None  # IANA name
+    frequency: str | None = None  # "daily" | "weekly"
+    weekday: str | None = None  # for weekly: "mon".."sun"
+    days: tuple[str, ...] | None = None  # for daily: only these weekdays
+    next_send_at: datetime | None = None  # UTC; None: not scheduled yet
+    covered_until: date | None = None  # newest listing date of the last scheduled digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,9 @@ from digest.models import Listing, Paper, Subscriber
 from digest.tokens import random_token
 
 #: 2: deliveries.claimed_by/claimed_at (the sending claim), subscribers.hard_bounces, runs.
-SCHEMA_VERSION = 2
+#: 3: subscribers' schedule (send_at, timezone, frequency, weekday, days, next_send_at,
+#: covered_until) and confirmed_at.
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -82,6 +84,15 @@ subscribers = sa.Table(
     sa.Column("hard_bounces", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("send_at", sa.String(5)),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("frequency", sa.String(8)),
+    sa.Column("weekday", sa.String(3)),
+    sa.Column("days", sa.String(32)),
+    sa.Column("next_send_at", sa.DateTime(timezone=True)),
+    sa.Column("covered_until", sa.Date),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_subscribers_due", "status", "next_send_at"),
 )
 
 deliveries = sa.Table(
@@ -134,7 +145,17 @@ runs = sa.Table(
 
 #: Columns added after version 1, by table: created by ALTER TABLE on an older database.
 _ADDED_COLUMNS = {
-    "subscribers": ("hard_bounces",),
+    "subscribers": (
+        "hard_bounces",
+        "send_at",
+        "timezone",
+        "frequency",
+        "weekday",
+        "days",
+        "next_send_at",
+        "covered_until",
+        "confirmed_at",
+    ),
     "deliveries": ("claimed_by", "claimed_at"),
 }
 
@@ -288,6 +309,8 @@ class Store:
                 )
             elif int(version) < SCHEMA_VERSION:
                 _add_columns(conn)
+                for index in subscribers.indexes:
+                    index.create(conn, checkfirst=True)
                 conn.execute(
                     sa.update(meta)
                     .where(meta.c.key == "schema_version")
@@ -413,7 +436,7 @@ class Store:
             existing = {r.email: r for r in conn.execute(sa.select(subscribers))}
             listed = {s.email for s in subs}
             for s in subs:
-                values = _subscriber_values(s)
+                values = {**_subscriber_values(s), **_schedule_values(s)}
                 row = existing.get(s.email)
                 if row is None:
                     conn.execute(
@@ -431,6 +454,8 @@ class Store:
                 changes: dict[str, Any] = {}
                 if any(getattr(row, k) != v for k, v in values.items()) or not row.in_config:
                     changes.update(values, in_config=True)
+                if any(getattr(row, k) != v for k, v in _schedule_values(s).items()):
+                    changes.update(next_send_at=None)  # the scheduler places them again
                 if row.status_reason == "config":
                     changes.update(status="active", status_reason=None)
                 if changes:
@@ -453,7 +478,7 @@ class Store:
     def add_subscriber(self, sub: Subscriber) -> Subscriber:
         """Add a subscriber, or update and reactivate one with the same address."""
         now = _now()
-        values = _subscriber_values(sub)
+        values = {**_subscriber_values(sub), **_schedule_values(sub), "next_send_at": None}
         with self._begin() as conn:
             row = conn.execute(
                 sa.select(subscribers).where(subscribers.c.email == sub.email)
@@ -488,6 +513,19 @@ class Store:
     def subscriber(self, email: str) -> Subscriber | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
+        return _subscriber(row) if row else None
+
+    def subscriber_by_id(self, subscriber_id: int) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(subscribers).where(subscribers.c.id == subscriber_id)
+            ).first()
+        return _subscriber(row) if row else None
+
+    def subscriber_by_token(self, token: str) -> Subscriber | None:
+        """The subscriber whose private feed token is ``token`` (compared by the database)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.token == token)).first()
         return _subscriber(row) if row else None
 
     def subscribers(self, status: str | None = None) -> list[Subscriber]:
@@ -620,19 +658,179 @@ class Store:
             last = rows[-1].id
             yield from (_subscriber(r) for r in rows)
 
+    # -- the web: double opt-in, preferences, leaving -----------------------------------------
+
+    def request_subscription(self, sub: Subscriber) -> tuple[Subscriber, str]:
+        """Record a subscription asked for on the web; returns (row, what it was before).
+
+        New, unconfirmed, unsubscribed or suspended addresses become ``pending`` with the
+        preferences given (confirming proves the address works). An ``active`` or ``paused``
+        subscriber is left exactly as is: a stranger must not change someone's queries.
+        The second value is ``"new"`` or the previous status.
+        """
+        now = _now()
+        values = {**_subscriber_values(sub), **_schedule_values(sub)}
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(subscribers).where(subscribers.c.email == sub.email)
+            ).first()
+            before = "new" if row is None else str(row.status)
+            if row is None:
+                conn.execute(
+                    sa.insert(subscribers).values(
+                        **values,
+                        status="pending",
+                        token=random_token(),
+                        in_config=False,
+                        hard_bounces=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            elif row.status in ("pending", "unsubscribed", "suspended"):
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(subscribers.c.id == row.id)
+                    .values(
+                        **values,
+                        status="pending",
+                        status_reason=None,
+                        next_send_at=None,
+                        updated_at=now,
+                    )
+                )
+        found = self.subscriber(sub.email)
+        assert found is not None
+        return found, before
+
+    def confirm(self, subscriber_id: int, email: str, when: datetime) -> Subscriber | None:
+        """Activate a pending subscriber (idempotent for an active one); None if the link no
+        longer fits (another address, unsubscribed since, paused...)."""
+        c = subscribers.c
+        with self._begin() as conn:
+            conn.execute(
+                sa.update(subscribers)
+                .where(c.id == subscriber_id, c.email == email, c.status == "pending")
+                .values(
+                    status="active",
+                    status_reason=None,
+                    hard_bounces=0,
+                    confirmed_at=when,
+                    next_send_at=None,
+                    updated_at=when,
+                )
+            )
+        found = self.subscriber_by_id(subscriber_id)
+        if found is None or found.email != email or found.status != "active":
+            return None
+        return found
+
+    def update_preferences(self, subscriber_id: int, sub: Subscriber) -> Subscriber | None:
+        """Replace one subscriber's queries and schedule (from the manage page); the
+        scheduler places them again. None if there is no such subscriber."""
+        values = _subscriber_values(sub)
+        del values["email"]
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.id == subscriber_id)
+                .values(**values, **_schedule_values(sub), next_send_at=None, updated_at=_now())
+            )
+        return self.subscriber_by_id(subscriber_id) if result.rowcount else None
+
+    def set_status(
+        self, subscriber_id: int, status: str, reason: str | None, *, only_from: Sequence[str]
+    ) -> bool:
+        """Move a subscriber to ``status`` if it is now in one of ``only_from``."""
+        c = subscribers.c
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.update(subscribers)
+                .where(c.id == subscriber_id, c.status.in_(list(only_from)))
+                .values(status=status, status_reason=reason, next_send_at=None, updated_at=_now())
+            )
+        return bool(result.rowcount)
+
+    # -- the schedule -----------------------------------------------------------------------
+
+    def unscheduled(self, limit: int = 1000) -> list[Subscriber]:
+        """Active subscribers with no next send time yet (new, confirmed, edited)."""
+        c = subscribers.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(subscribers)
+                .where(c.status == "active", c.next_send_at.is_(None))
+                .order_by(c.id)
+                .limit(limit)
+            ).all()
+        return [_subscriber(r) for r in rows]
+
+    def due(self, now: datetime, limit: int = 1000, after_id: int = 0) -> list[Subscriber]:
+        """Active subscribers whose next send time has come, by id, ``limit`` at a time."""
+        c = subscribers.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(subscribers)
+                .where(c.status == "active", c.next_send_at <= now, c.id > after_id)
+                .order_by(c.id)
+                .limit(limit)
+            ).all()
+        return [_subscriber(r) for r in rows]
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest next send time of any active subscriber."""
+        c = subscribers.c
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(c.next_send_at)).where(c.status == "active")
+            ).scalar()
+        return _aware(value)
+
+    def set_next_sends(
+        self, marks: Sequence[tuple[int, datetime, date | None]], *, only_if_due: datetime | None
+    ) -> None:
+        """For each (id, next_send_at, covered_until): store the next send; covered_until
+        None keeps the old one. With ``only_if_due``, a row whose next send time moved past
+        it meanwhile (edited on the manage page) is left alone."""
+        if not marks:
+            return
+        c = subscribers.c
+        query = sa.update(subscribers).where(c.id == sa.bindparam("b_id"))
+        if only_if_due is not None:
+            query = query.where(c.next_send_at <= only_if_due)
+        else:
+            query = query.where(c.next_send_at.is_(None))
+        query = query.values(
+            next_send_at=sa.bindparam("b_next", type_=sa.DateTime(timezone=True)),
+            covered_until=sa.func.coalesce(
+                sa.bindparam("b_covered", type_=sa.Date), c.covered_until
+            ),
+        )
+        rows = [{"b_id": i, "b_next": n, "b_covered": cov} for i, n, cov in marks]
+        with self._begin() as conn:
+            for chunk in _chunks(rows, 5000):
+                conn.execute(query, list(chunk))
+
     # -- deliveries -------------------------------------------------------------------------
 
-    def delivered_keys(self, subscriber_ids: Sequence[int], day: date) -> dict[int, set[str]]:
-        """For each subscriber, the papers of ``day``'s listing already sent or reserved."""
+    def delivered_keys(
+        self, subscriber_ids: Sequence[int], day: date | Sequence[date]
+    ) -> dict[int, set[str]]:
+        """For each subscriber, the papers of ``day``'s listing (or of any of several
+        days') already sent or reserved."""
         found: dict[int, set[str]] = {i: set() for i in subscriber_ids}
         if not subscriber_ids:
             return found
+        days = [day] if isinstance(day, date) else list(day)
         with self.engine.connect() as conn:
             for chunk in _chunks(list(subscriber_ids), 900):
                 rows = conn.execute(
                     sa.select(delivery_papers.c.subscriber_id, delivery_papers.c.paper_key)
                     .join(listing_papers, listing_papers.c.paper_key == delivery_papers.c.paper_key)
-                    .where(listing_papers.c.date == day, delivery_papers.c.subscriber_id.in_(chunk))
+                    .where(
+                        listing_papers.c.date.in_(days), delivery_papers.c.subscriber_id.in_(chunk)
+                    )
+                    .distinct()
                 )
                 for sid, key in rows:
                     found[sid].add(key)
@@ -1224,10 +1422,28 @@ def _subscriber_values(s: Subscriber) -> dict[str, Any]:
     }
 
 
+def _schedule_values(s: Subscriber) -> dict[str, Any]:
+    return {
+        "send_at": s.send_at,
+        "timezone": s.timezone,
+        "frequency": s.frequency,
+        "weekday": s.weekday,
+        "days": ",".join(s.days) if s.days is not None else None,
+    }
+
+
 def _subscriber(r: Any) -> Subscriber:
     m = r._mapping
     c = subscribers.c
+    days = m[c.days]
     return Subscriber(
+        send_at=m[c.send_at],
+        timezone=m[c.timezone],
+        frequency=m[c.frequency],
+        weekday=m[c.weekday],
+        days=tuple(d for d in days.split(",") if d) if days is not None else None,
+        next_send_at=_aware(m[c.next_send_at]),
+        covered_until=m[c.covered_until],
         id=m[c.id],
         email=m[c.email],
         name=m[c.name],

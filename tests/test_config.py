@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from digest.config import (
+    SECTIONS,
     SETTINGS,
     SUBSCRIBER_SETTINGS,
     example_toml,
@@ -204,7 +205,7 @@ def test_example_documents_every_key_and_loads(tmp_path: Path) -> None:
     )
     data = tomllib.loads(uncommented)
     keys = {k for k in data if not isinstance(data[k], dict | list)}
-    keys |= {f"{s}.{k}" for s in ("source", "mail", "smtp", "feeds") for k in data.get(s, {})}
+    keys |= {f"{s}.{k}" for s in SECTIONS for k in data.get(s, {})}
     assert keys == {s.key for s in SETTINGS}
     assert set(data["subscribers"][0]) == {s.key for s in SUBSCRIBER_SETTINGS}
     parse(tomllib.loads(text), base=tmp_path)
