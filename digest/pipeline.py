@@ -101,6 +101,26 @@ class Context:
     now: datetime
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The papers one group of digests is chosen from: one listing, or several merged.
+
+    ``day`` is the date the digests are recorded and labelled under; ``dates`` are the
+    listing dates whose papers the subscriber may already have had; ``since`` the oldest
+    of them when the digest covers several (None: one day).
+    """
+
+    day: date
+    dates: tuple[date, ...]
+    matcher: DayMatcher
+    total: int
+    since: date | None = None
+
+    @classmethod
+    def of(cls, listing: Listing) -> Pool:
+        return cls(listing.date, (listing.date,), DayMatcher(listing.papers), len(listing.papers))
+
+
 def make_sender(config: Config) -> Sender:
     """SMTP when ``smtp.host`` is set, else ``.eml`` files in ``mail.outbox_dir``."""
     smtp = config.smtp
@@ -173,6 +193,7 @@ def compose(
     *,
     message_id: str,
     created_at: datetime,
+    since: date | None = None,
 ) -> bytes:
     """The message bytes of one subscriber's digest."""
     cfg = ctx.config
@@ -184,6 +205,7 @@ def compose(
         links=links,
         total_in_listing=total,
         max_papers=len(selection.shown),
+        since=since,
     )
     from_addr = sender_address(cfg.mail.sender)
     return build_message(
@@ -426,7 +448,7 @@ async def _deliver(
     recorder = _Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
     report.requeued = requeue_stale(ctx)
     pending = ctx.store.pending()
-    matcher = DayMatcher(listing.papers)
+    pool = Pool.of(listing)
 
     def claim(delivery_id: str, to: str, message_id: str) -> bool:
         if ctx.store.claim(delivery_id, run_id, clock()):
@@ -438,7 +460,7 @@ async def _deliver(
         for item in _resume_items(ctx, pending, report, claim):
             yield item
         for batch in ctx.store.active_batches(BATCH):
-            for outgoing in _plan_batch(ctx, batch, listing, matcher, report, recorder):
+            for outgoing in plan_batch(ctx, batch, lambda _: pool, report, recorder):
                 if claim(str(outgoing.key), outgoing.recipients[0], outgoing.message_id):
                     yield outgoing
 
@@ -484,21 +506,25 @@ async def _finish(
         log.error("cannot record the end of run %s: %s", run_id, exc)
 
 
-def _plan_batch(
+def plan_batch(
     ctx: Context,
     batch: Sequence[Subscriber],
-    listing: Listing,
-    matcher: DayMatcher,
+    pool_of: Callable[[Subscriber], Pool],
     report: RunReport,
     recorder: _Recorder,
 ) -> list[Outgoing]:
     """Record one batch of digests as pending, then build their messages."""
-    delivered = ctx.store.delivered_keys([s.id for s in batch if s.id is not None], listing.date)
-    plans: list[tuple[Subscriber, Selection, PlannedDelivery]] = []
+    pools = {id(p): p for p in map(pool_of, batch)}
+    delivered: dict[int, set[str]] = {}
+    for pool in pools.values():
+        ids = [s.id for s in batch if s.id is not None and pool_of(s) is pool]
+        delivered.update(ctx.store.delivered_keys(ids, pool.dates))
+    plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]] = []
     for sub in batch:
         assert sub.id is not None
+        pool = pool_of(sub)
         selection = select(
-            matcher.select(sub.keywords, sub.exclude), delivered[sub.id], _cap(ctx, sub)
+            pool.matcher.select(sub.keywords, sub.exclude), delivered[sub.id], _cap(ctx, sub)
         )
         rep = SubscriberReport(email=sub.email, matched=len(selection.all))
         report.subscribers.append(rep)
@@ -512,27 +538,29 @@ def _plan_batch(
                 selection,
                 PlannedDelivery(
                     subscriber_id=sub.id,
-                    listing_date=listing.date,
+                    listing_date=pool.day,
                     paper_keys=tuple(m.paper.key for m in selection.all),
                     shown=len(selection.shown),
                     id=delivery_id,
                     message_id=make_message_id(ctx.config.mail.sender),
                 ),
+                pool,
             )
         )
-    recorded = {p.id for p in ctx.store.record_pending([p for _, _, p in plans], ctx.now)}
+    recorded = {p.id for p in ctx.store.record_pending([p for _, _, p, _ in plans], ctx.now)}
     out: list[Outgoing] = []
-    for sub, selection, plan in plans:
+    for sub, selection, plan, pool in plans:
         if plan.id not in recorded:
             continue
         data = compose(
             ctx,
             sub,
-            listing.date,
+            pool.day,
             selection,
-            len(listing.papers),
+            pool.total,
             message_id=plan.message_id,
             created_at=ctx.now,
+            since=pool.since,
         )
         out.append(
             Outgoing(

@@ -213,6 +213,18 @@ def day_label(day: date) -> str:
     return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
+def period_label(since: date | None, day: date) -> str:
+    """``22 Nov 2026``, or for a digest covering several listing dates ``19–22 Nov 2026``,
+    ``28 Nov – 3 Dec 2026``, ``29 Dec 2026 – 2 Jan 2027``."""
+    if since is None or since >= day:
+        return day_label(day)
+    if since.year != day.year:
+        return f"{day_label(since)} – {day_label(day)}"
+    if since.month != day.month:
+        return f"{since.day} {_MONTHS[since.month - 1]} – {day_label(day)}"
+    return f"{since.day}–{day_label(day)}"
+
+
 def safe_url(url: str | None) -> str | None:
     """``url`` if it is an absolute http(s) URL with a host and no space or quote, else None
     (so a ``javascript:`` link from a listing never becomes a link)."""
@@ -476,7 +488,7 @@ class Renderer:
         }
         self._shells: _Cache[str, str] = _Cache(min(cache_size, 2_000))
         self._literals: _Cache[str, bytes] = _Cache(min(cache_size, 2_000))
-        self._subjects: _Cache[tuple[date, int, int], str] = _Cache(1_000)
+        self._subjects: _Cache[tuple[date, int, int, date | None], str] = _Cache(1_000)
 
     def _render(self, key: str, context: Any) -> str:
         template = self._templates[key]
@@ -560,12 +572,15 @@ class Renderer:
     def css(self) -> str:
         return str(self.stylesheet)
 
-    def subject(self, day: date, count: int, total_in_listing: int) -> str:
+    def subject(
+        self, day: date, count: int, total_in_listing: int, since: date | None = None
+    ) -> str:
         """The subject line of a digest of ``count`` papers (from ``email/subject.txt``)."""
-        key = (day, count, total_in_listing)
+        key = (day, count, total_in_listing, since)
         hit = self._subjects.get(key)
         if hit is None:
-            context = SubjectContext(self.site_title, day, day_label(day), count, total_in_listing)
+            label = period_label(since, day)
+            context = SubjectContext(self.site_title, day, label, count, total_in_listing)
             hit = self._subjects.put(key, clean(self._render("subject", context)))
         return hit
 
@@ -639,8 +654,12 @@ class Renderer:
         links: EmailLinks,
         total_in_listing: int,
         max_papers: int | None,
+        since: date | None = None,
     ) -> RenderedEmail:
         """One subscriber's email for ``day``; ``matches`` best first.
+
+        ``since``: the oldest listing date a scheduled digest covers (catch-up, weekly);
+        the labels then name the period.
 
         The first ``max_papers`` matches go in (None: all), the rest are counted as "N more"
         with a link to ``links.archive_url``. The best-ranked are shown in full; when the
@@ -649,7 +668,7 @@ class Renderer:
         """
         chosen = matches if max_papers is None else matches[: max(0, max_papers)]
         full = [self._fragment(m, "paper") for m in chosen]
-        subject = self.subject(day, len(matches), total_in_listing)
+        subject = self.subject(day, len(matches), total_in_listing, since)
         titles = "; ".join(clean(m.paper.title) for m in chosen[:2])
         count = f"{len(matches)} new paper{'' if len(matches) == 1 else 's'}"
         context = DigestContext(
@@ -658,7 +677,7 @@ class Renderer:
             site_title=self.site_title,
             base_url=self.base_url,
             day=day,
-            day_label=day_label(day),
+            day_label=period_label(since, day),
             subscriber_email=subscriber.email,
             subscriber_name=subscriber.name,
             keywords=tuple(clean(q)[:KEYWORD_LIMIT] for q in subscriber.keywords),

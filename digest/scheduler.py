@@ -1,0 +1,380 @@
+"""Scheduled sends: each subscriber's digest at their own hour, one fetch per pass.
+
+:func:`send_due` is one pass at an instant: it places newly active subscribers on their
+schedule (their first send is the next one: starting never sends by itself), fetches the
+listings the due subscribers need once (today's and ``lookback_days`` before it; after
+downtime, every date since their last digest, at most ``catch_up_days``), and sends each of
+them one digest of what is new and matching, through the same crash-safe outbox as
+``digest run``. A subscriber who missed several sends gets one catch-up digest; the
+``delivery_papers`` history makes a second send of a paper impossible.
+
+:class:`Service` runs passes every minute with APScheduler's ``AsyncIOScheduler`` in the web
+app's event loop, rebuilds feeds when something changed, and stops cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from digest.deliver import FileOutboxSender, Outgoing
+from digest.errors import DigestError, SourceError
+from digest.match import DayMatcher
+from digest.models import Listing, Paper, Subscriber
+from digest.pipeline import (
+    BATCH,
+    HOST,
+    Context,
+    Pool,
+    RunReport,
+    _finish,
+    _Recorder,
+    _resume_items,
+    plan_batch,
+    requeue_stale,
+    write_feeds,
+)
+from digest.schedule import Schedule, ScheduleError, next_send, window
+
+log = logging.getLogger("digest.scheduler")
+
+
+@dataclass
+class PassReport(RunReport):
+    """What one scheduled pass did."""
+
+    due: int = 0
+    placed: int = 0
+    dates: list[date] = field(default_factory=list)
+    stopped: bool = False
+
+
+def schedule_of(ctx: Context, sub: Subscriber) -> Schedule:
+    """The subscriber's schedule; a stored value that no longer validates (edited by hand
+    in the database) falls back to the configuration's default, with a warning."""
+    try:
+        return ctx.config.schedule_of(sub)
+    except ScheduleError as exc:
+        log.warning("subscriber=%s has an invalid schedule (%s): using the default", sub.email, exc)
+        return ctx.config.schedule_of(Subscriber(email=sub.email))
+
+
+def place_new(ctx: Context, now: datetime) -> int:
+    """Give every active subscriber without one their next send time (never ``now``)."""
+    placed = 0
+    while batch := ctx.store.unscheduled(BATCH):
+        marks = [(s.id, next_send(schedule_of(ctx, s), now), None) for s in batch]
+        ctx.store.set_next_sends(
+            [(i, n, c) for i, n, c in marks if i is not None], only_if_due=None
+        )
+        placed += len(batch)
+    return placed
+
+
+def today_of(ctx: Context, now: datetime) -> date:
+    """The listing date "today" names: the date in the configured zone."""
+    return now.astimezone(ctx.config.zone).date()
+
+
+def dates_for(ctx: Context, sub: Subscriber, today: date) -> tuple[date, ...]:
+    """The listing dates one subscriber's digest looks at now, newest first."""
+    cfg = ctx.config.schedule
+    return tuple(
+        window(
+            sub.covered_until,
+            today,
+            period_days=schedule_of(ctx, sub).period().days,
+            lookback_days=cfg.lookback_days,
+            max_days=cfg.catch_up_days,
+        )
+    )
+
+
+def merged(listings: dict[date, Listing], dates: tuple[date, ...]) -> tuple[Paper, ...]:
+    """The papers of several listings, newest date first, each paper once."""
+    seen: set[str] = set()
+    out: list[Paper] = []
+    for day in dates:
+        listing = listings.get(day)
+        for paper in listing.papers if listing else ():
+            if paper.key not in seen:
+                seen.add(paper.key)
+                out.append(paper)
+    return tuple(out)
+
+
+async def fetch_dates(
+    ctx: Context, dates: set[date], today: date, report: PassReport
+) -> dict[date, Listing]:
+    """Fetch each date once and store it. Today's failure fails the pass (SourceError);
+    an older date's failure falls back to what is stored, with a warning."""
+    found: dict[date, Listing] = {}
+    for day in sorted(dates, reverse=True):
+        try:
+            listing = await ctx.source.fetch(day)
+        except SourceError as exc:
+            if day == today:
+                raise
+            stored = ctx.store.listing(day)
+            report.warnings.append(f"{day}: {exc}; using the stored listing")
+            if stored is not None:
+                found[day] = stored
+            continue
+        known = ctx.store.papers_by_key(p.key for p in listing.papers)
+        report.new += sum(1 for p in listing.papers if p.key not in known)
+        report.fetched += len(listing.papers)
+        report.warnings.extend(listing.warnings)
+        ctx.store.save_listing(listing, ctx.now)
+        found[day] = ctx.store.listing(day) or listing  # with papers added on earlier fetches
+    return found
+
+
+async def send_due(ctx: Context, *, should_stop: Callable[[], bool] = lambda: False) -> PassReport:
+    """One scheduled pass at ``ctx.now``; see the module docstring.
+
+    Recorded in the ``runs`` table only when someone was due. Raises SourceError when
+    today's listing cannot be fetched (the due subscribers stay due), StateError.
+    """
+    now = ctx.now
+    today = today_of(ctx, now)
+    report = PassReport(day=today)
+    ctx.store.sync_config_subscribers(ctx.config.subscribers)
+    report.placed = place_new(ctx, now)
+    first = ctx.store.due(now, BATCH)
+    if not first and not ctx.store.pending():
+        return report
+
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    run_id = ctx.store.start_run(today, now, HOST, os.getpid())
+    report.run_id = run_id
+    stage: str | None = "fetch"
+    error: str | None = None
+    interrupted = False
+    try:
+        windows: dict[int, tuple[date, ...]] = {}
+        after = 0
+        batch = first
+        while batch:  # first pass over the due: which dates are needed
+            for sub in batch:
+                assert sub.id is not None
+                windows[sub.id] = dates_for(ctx, sub, today)
+            after = batch[-1].id or after
+            batch = ctx.store.due(now, BATCH, after)
+        report.due = len(windows)
+        needed = {d for dates in windows.values() for d in dates}
+        report.dates = sorted(needed, reverse=True)
+        listings = await fetch_dates(ctx, needed, today, report) if needed else {}
+        stage = "deliver"
+        await _deliver_due(ctx, listings, windows, today, report, run_id, clock, should_stop)
+        stage = None
+        return report
+    except Exception as exc:
+        error = str(exc) or type(exc).__name__
+        raise
+    except BaseException:
+        error, interrupted = "interrupted", True
+        raise
+    finally:
+        await _finish(ctx, report, run_id, clock(), stage, error, alert=not interrupted)
+
+
+async def _deliver_due(
+    ctx: Context,
+    listings: dict[date, Listing],
+    windows: dict[int, tuple[date, ...]],
+    today: date,
+    report: PassReport,
+    run_id: int,
+    clock: Callable[[], datetime],
+    should_stop: Callable[[], bool],
+) -> None:
+    now = ctx.now
+    recorder = _Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
+    report.requeued = requeue_stale(ctx)
+    pending = ctx.store.pending()
+    pools: dict[tuple[date, ...], Pool] = {}
+
+    def pool_of(sub: Subscriber) -> Pool:
+        assert sub.id is not None
+        dates = windows.get(sub.id) or dates_for(ctx, sub, today)
+        pool = pools.get(dates)
+        if pool is None:
+            papers = merged(listings, dates)
+            since = dates[-1] if len(dates) > 1 else None
+            pool = pools[dates] = Pool(today, dates, DayMatcher(papers), len(papers), since)
+        return pool
+
+    def claim(delivery_id: str, to: str, message_id: str) -> bool:
+        if ctx.store.claim(delivery_id, run_id, clock()):
+            return True
+        log.info("skipped to=%s message_id=%s: claimed by another run", to, message_id)
+        return False
+
+    async def items() -> AsyncIterator[Outgoing]:
+        for item in _resume_items(ctx, pending, report, claim):
+            if should_stop():
+                report.stopped = True
+                return
+            yield item
+        after = 0
+        while batch := ctx.store.due(now, BATCH, after):
+            if should_stop():
+                report.stopped = True
+                return
+            after = batch[-1].id or after
+            # Subscribers who became due after the first pass (just confirmed) wait for the
+            # next pass, when the listings they need have been fetched.
+            batch = [s for s in batch if s.id in windows]
+            outgoing = plan_batch(ctx, batch, pool_of, report, recorder)
+            # Their digests are recorded as pending: move them on to their next send.
+            ctx.store.set_next_sends(
+                [
+                    (s.id, next_send(schedule_of(ctx, s), now), today)
+                    for s in batch
+                    if s.id is not None
+                ],
+                only_if_due=now,
+            )
+            for item in outgoing:
+                if should_stop():  # recorded as pending: the next pass sends them
+                    report.stopped = True
+                    return
+                if claim(str(item.key), item.recipients[0], item.message_id):
+                    yield item
+
+    if isinstance(ctx.sender, FileOutboxSender):
+        report.outbox = ctx.config.mail.outbox_dir
+    await ctx.sender.deliver(items(), recorder)
+    if report.new or report.placed:
+        report.feeds = write_feeds(ctx)
+
+
+def next_sends(ctx: Context, now: datetime) -> list[tuple[Subscriber, Schedule, datetime]]:
+    """Every active subscriber's next send (stored, else computed from ``now``), soonest
+    first."""
+    out: list[tuple[Subscriber, Schedule, datetime]] = []
+    for batch in ctx.store.active_batches(BATCH):
+        for sub in batch:
+            sched = schedule_of(ctx, sub)
+            out.append((sub, sched, sub.next_send_at or next_send(sched, now)))
+    out.sort(key=lambda t: (t[2], t[0].email))
+    return out
+
+
+class Service:
+    """The long-running side of ``digest serve``: a pass every minute, one at a time.
+
+    ``make_context(now)`` builds the context of a pass (so the clock is injectable).
+    """
+
+    def __init__(self, make_context: Callable[[datetime], Context], *, tick_seconds: int = 60):
+        self.make_context = make_context
+        self.tick_seconds = tick_seconds
+        self.scheduler: object | None = None
+        self.running = False
+        self.stopping = False
+        self.last_error: str | None = None
+        self.feeds_dirty = False
+        self._busy = asyncio.Lock()
+        self._current: asyncio.Task[None] | None = None
+        self._retry_at: datetime | None = None
+        self._failures = 0
+
+    def start(self) -> None:
+        """Start APScheduler in the running event loop: a pass at once, then every minute."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.tick,
+            IntervalTrigger(seconds=self.tick_seconds, timezone=UTC),
+            id="tick",
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        self.running = True
+
+    async def tick(self, now: datetime | None = None) -> PassReport | None:
+        """One pass (skipped while another runs, or while backing off after a failure)."""
+        if self.stopping or self._busy.locked():
+            return None
+        now = now or datetime.now(UTC)
+        if self._retry_at is not None and now < self._retry_at:
+            return None
+        async with self._busy:
+            self._current = asyncio.current_task()
+            try:
+                return await self._pass(now)
+            finally:
+                self._current = None
+
+    async def _pass(self, now: datetime) -> PassReport | None:
+        ctx = self.make_context(now)
+        try:
+            report = await send_due(ctx, should_stop=lambda: self.stopping)
+        except DigestError as exc:
+            self._back_off(now, str(exc))
+            return None
+        if report.deferred:
+            self._back_off(now, f"{report.deferred} digest(s) left pending")
+        else:
+            self._failures, self._retry_at, self.last_error = 0, None, None
+        if report.run_id is not None:
+            log.info(
+                "pass: due=%s dates=%s fetched=%s new=%s sent=%s failed=%s deferred=%s",
+                report.due,
+                ",".join(d.isoformat() for d in report.dates),
+                report.fetched,
+                report.new,
+                report.sent,
+                report.failed,
+                report.deferred,
+            )
+        if self.feeds_dirty and not report.feeds:
+            write_feeds(ctx)
+        self.feeds_dirty = False
+        return report
+
+    def _back_off(self, now: datetime, error: str) -> None:
+        """Wait 2, 4, 8 ... 30 minutes before the next pass: a failing source or server is
+        not hammered every minute, and the admin alert counts real attempts."""
+        self._failures += 1
+        minutes = min(30, 2 ** min(self._failures, 5))
+        self._retry_at = now + timedelta(minutes=minutes)
+        self.last_error = error
+        log.error("scheduled pass failed: %s; next attempt in %s min", error, minutes)
+
+    async def stop(self, timeout: float) -> None:
+        """Take no new work, let the pass in flight finish its SMTP transactions (at most
+        ``timeout`` seconds, then cancel it: its claims are given back), stop APScheduler."""
+        self.stopping = True
+        scheduler = self.scheduler
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)  # type: ignore[attr-defined]
+        self.running = False
+        current = self._current
+        if current is not None and not current.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(current), timeout)
+            except TimeoutError:
+                log.warning("the pass in flight did not finish in %ss: cancelling it", timeout)
+                current.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await current
+            except Exception:  # its error was logged by the pass
+                pass
