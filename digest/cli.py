@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
@@ -213,6 +214,103 @@ def send(
         click.echo(f"{the_day}: {count} papers written to {out}")
     else:
         click.echo(f"{the_day}: {count} papers sent to {address}")
+
+
+@cli.command()
+@click.option("--host", metavar="H", help="Address to listen on (default: web.host).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), metavar="P", help="Port (default: web.port)."
+)
+@click.pass_obj
+def serve(state: _State, host: str | None, port: int | None) -> None:
+    """Run the scheduler and the web app (subscribe, confirm, manage, feeds) until stopped."""
+    import uvicorn
+
+    from digest.pipeline import SECRET_ENV, make_context
+    from digest.scheduler import Service
+    from digest.web import create_app
+
+    secret = os.environ.get(SECRET_ENV, "")
+    if len(secret) < 16:
+        click.echo(
+            f"error: {SECRET_ENV} is {'too short' if secret else 'not set'}: digest serve signs "
+            "the confirm, manage and unsubscribe links with it\n"
+            f"  hint: make one with  export {SECRET_ENV}=$(python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')  and keep it: changing it breaks the links "
+            "in emails already sent",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+    cfg = state.config()
+    store = state.store()
+    base = _guard(lambda: make_context(cfg, store))
+    service = Service(lambda now: replace(base, now=now))
+    app = create_app(lambda: base, service, secret.encode())
+    the_host, the_port = host or cfg.web.host, port or cfg.web.port
+    click.echo(f"serving {cfg.base_url} on http://{the_host}:{the_port} (Ctrl-C to stop)", err=True)
+    level = logging.getLogger().getEffectiveLevel()
+    uvicorn.run(
+        app,
+        host=the_host,
+        port=the_port,
+        log_level="info" if level <= logging.INFO else "warning",
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(cfg.web.shutdown_timeout) + 5,
+    )
+    store.close()
+
+
+@cli.command()
+@click.pass_obj
+def schedule(state: _State) -> None:
+    """Print every active subscriber's next send time, in their zone and in UTC."""
+    from digest.scheduler import next_sends
+
+    cfg = state.config()
+    now = datetime.now(UTC)
+    with state.store() as store:
+        rows = _guard(lambda: next_sends(cfg, store, now))
+    if not rows:
+        click.echo("no active subscribers")
+        return
+    for sub, sched, when in rows:
+        local = when.astimezone(sched.zone)
+        late = "  (due now: catch-up)" if when <= now else ""
+        click.echo(
+            f"{sub.email}\t{local:%Y-%m-%d %H:%M %Z} ({sched.timezone})\t"
+            f"{when:%Y-%m-%d %H:%M} UTC\t{sched.describe()}{late}"
+        )
+
+
+@cli.command()
+@click.option(
+    "--keywords", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable)."
+)
+@click.option(
+    "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
+)
+@click.option(
+    "--days", type=click.IntRange(1, 365), default=1, show_default=True,
+    help="How many of the most recent stored listing dates to look at.",
+)  # fmt: skip
+@click.pass_obj
+def preview(state: _State, keywords: tuple[str, ...], exclude: tuple[str, ...], days: int) -> None:
+    """Show which papers of the last stored days a query would have brought (changes nothing)."""
+    from digest.preview import Previewer
+
+    kw = _check_queries("--keywords", keywords)
+    ex = _check_queries("--exclude", exclude)
+    with state.store() as store:
+        found = _guard(lambda: Previewer(store).preview(kw, ex, days))
+    if not found:
+        click.echo("no listing stored yet: run `digest run` (or `digest serve`) first")
+        return
+    for day in found:
+        click.echo(f"{day.day}: {len(day.matches)} of {day.total} papers")
+        for m in day.matches:
+            ident = m.paper.arxiv_id or m.paper.key
+            terms = f"  [{', '.join(m.terms)}]" if m.terms else ""
+            click.echo(f"  {ident}  {' '.join(m.paper.title.split())}{terms}")
 
 
 @cli.command()

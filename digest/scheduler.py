@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from digest.config import Config
 from digest.deliver import FileOutboxSender, Outgoing
 from digest.errors import DigestError, SourceError
 from digest.match import DayMatcher
@@ -41,6 +42,7 @@ from digest.pipeline import (
     write_feeds,
 )
 from digest.schedule import Schedule, ScheduleError, next_send, window
+from digest.store import Store
 
 log = logging.getLogger("digest.scheduler")
 
@@ -55,21 +57,21 @@ class PassReport(RunReport):
     stopped: bool = False
 
 
-def schedule_of(ctx: Context, sub: Subscriber) -> Schedule:
+def schedule_of(config: Config, sub: Subscriber) -> Schedule:
     """The subscriber's schedule; a stored value that no longer validates (edited by hand
     in the database) falls back to the configuration's default, with a warning."""
     try:
-        return ctx.config.schedule_of(sub)
+        return config.schedule_of(sub)
     except ScheduleError as exc:
         log.warning("subscriber=%s has an invalid schedule (%s): using the default", sub.email, exc)
-        return ctx.config.schedule_of(Subscriber(email=sub.email))
+        return config.schedule_of(Subscriber(email=sub.email))
 
 
 def place_new(ctx: Context, now: datetime) -> int:
     """Give every active subscriber without one their next send time (never ``now``)."""
     placed = 0
     while batch := ctx.store.unscheduled(BATCH):
-        marks = [(s.id, next_send(schedule_of(ctx, s), now), None) for s in batch]
+        marks = [(s.id, next_send(schedule_of(ctx.config, s), now), None) for s in batch]
         ctx.store.set_next_sends(
             [(i, n, c) for i, n, c in marks if i is not None], only_if_due=None
         )
@@ -89,7 +91,7 @@ def dates_for(ctx: Context, sub: Subscriber, today: date) -> tuple[date, ...]:
         window(
             sub.covered_until,
             today,
-            period_days=schedule_of(ctx, sub).period().days,
+            period_days=schedule_of(ctx.config, sub).period().days,
             lookback_days=cfg.lookback_days,
             max_days=cfg.catch_up_days,
         )
@@ -239,7 +241,7 @@ async def _deliver_due(
             # Their digests are recorded as pending: move them on to their next send.
             ctx.store.set_next_sends(
                 [
-                    (s.id, next_send(schedule_of(ctx, s), now), today)
+                    (s.id, next_send(schedule_of(ctx.config, s), now), today)
                     for s in batch
                     if s.id is not None
                 ],
@@ -259,13 +261,15 @@ async def _deliver_due(
         report.feeds = write_feeds(ctx)
 
 
-def next_sends(ctx: Context, now: datetime) -> list[tuple[Subscriber, Schedule, datetime]]:
+def next_sends(
+    config: Config, store: Store, now: datetime
+) -> list[tuple[Subscriber, Schedule, datetime]]:
     """Every active subscriber's next send (stored, else computed from ``now``), soonest
     first."""
     out: list[tuple[Subscriber, Schedule, datetime]] = []
-    for batch in ctx.store.active_batches(BATCH):
+    for batch in store.active_batches(BATCH):
         for sub in batch:
-            sched = schedule_of(ctx, sub)
+            sched = schedule_of(config, sub)
             out.append((sub, sched, sub.next_send_at or next_send(sched, now)))
     out.sort(key=lambda t: (t[2], t[0].email))
     return out

@@ -300,7 +300,7 @@ async def test_starting_never_sends_by_itself(world: Callable[..., World]) -> No
         w.add(f"new{i}@example.org", send_at="06:00")
     report = await w.at(datetime(2026, 11, 11, 15, 0, tzinfo=UTC))
     assert report.placed == 3 and report.due == 0 and w.sent == []
-    nxt = {s.email: t for s, _, t in next_sends(make_context(w.config, w.store), datetime.now(UTC))}
+    nxt = {s.email: t for s, _, t in next_sends(w.config, w.store, datetime.now(UTC))}
     assert set(nxt.values()) == {datetime(2026, 11, 12, 6, 0, tzinfo=UTC)}
 
 
