@@ -244,7 +244,7 @@ def serve(state: _State, host: str | None, port: int | None) -> None:
     cfg = state.config()
     store = state.store()
     base = _guard(lambda: make_context(cfg, store))
-    service = Service(lambda now: replace(base, now=now))
+    service = Service(lambda now: replace(base, now=now), tick_seconds=cfg.schedule.check_every)
     app = create_app(lambda: base, service, secret.encode())
     the_host, the_port = host or cfg.web.host, port or cfg.web.port
     click.echo(f"serving {cfg.base_url} on http://{the_host}:{the_port} (Ctrl-C to stop)", err=True)

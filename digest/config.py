@@ -392,6 +392,12 @@ SETTINGS: tuple[Setting, ...] = (
         7,
         "after downtime, one catch-up digest covers at most this many listing dates",
     ),
+    Setting(
+        "schedule.check_every",
+        integer(1, 3600),
+        60,
+        "seconds between two looks for subscribers whose send time has come",
+    ),
     Setting("web.host", text(), "127.0.0.1", "address `digest serve` listens on (0.0.0.0: all)"),
     Setting("web.port", integer(1, 65535), 8000, "port `digest serve` listens on"),
     Setting(
@@ -562,6 +568,7 @@ class ScheduleConfig:
     weekday: str = "mon"
     lookback_days: int = 1
     catch_up_days: int = 7
+    check_every: int = 60
 
 
 @dataclass(frozen=True)
@@ -793,6 +800,7 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
             weekday=values["schedule.weekday"],
             lookback_days=values["schedule.lookback_days"],
             catch_up_days=values["schedule.catch_up_days"],
+            check_every=values["schedule.check_every"],
         ),
         web=WebConfig(
             host=values["web.host"],

@@ -300,9 +300,12 @@ class Service:
         from apscheduler.triggers.interval import IntervalTrigger
 
         scheduler = AsyncIOScheduler(timezone=UTC)
+        # Ticks on round instants (every minute at :00), so an 08:00 send leaves at 08:00:00.
+        step = self.tick_seconds
+        aligned = datetime.fromtimestamp(-(-time.time() // step) * step, UTC)
         scheduler.add_job(
             self.tick,
-            IntervalTrigger(seconds=self.tick_seconds, timezone=UTC),
+            IntervalTrigger(seconds=step, start_date=aligned, timezone=UTC),
             id="tick",
             next_run_time=datetime.now(UTC),
             max_instances=1,
