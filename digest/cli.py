@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -249,6 +250,13 @@ def serve(state: _State, host: str | None, port: int | None) -> None:
     the_host, the_port = host or cfg.web.host, port or cfg.web.port
     click.echo(f"serving {cfg.base_url} on http://{the_host}:{the_port} (Ctrl-C to stop)", err=True)
     level = logging.getLogger().getEffectiveLevel()
+    if level > logging.DEBUG:  # a line per tick otherwise: our own pass log says what matters
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # uvicorn handles SIGTERM/SIGINT (graceful shutdown: the service finishes what is in
+    # flight), then re-raises the signal with the handler it found: make that one a no-op
+    # so that a clean stop exits 0, as systemd and Docker expect.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     uvicorn.run(
         app,
         host=the_host,

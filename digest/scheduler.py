@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Outgoing
@@ -370,12 +371,13 @@ class Service:
         """Take no new work, let the pass in flight finish its SMTP transactions (at most
         ``timeout`` seconds, then cancel it: its claims are given back), stop APScheduler."""
         self.stopping = True
-        scheduler = self.scheduler
+        scheduler: Any = self.scheduler
         if scheduler is not None:
-            scheduler.shutdown(wait=False)  # type: ignore[attr-defined]
+            scheduler.pause()  # no new pass; shutting it down now would cancel this one
         self.running = False
         current = self._current
         if current is not None and not current.done():
+            log.info("stopping: letting the messages in flight finish (at most %ss)", timeout)
             try:
                 await asyncio.wait_for(asyncio.shield(current), timeout)
             except TimeoutError:
@@ -385,3 +387,5 @@ class Service:
                     await current
             except Exception:  # its error was logged by the pass
                 pass
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)

@@ -1,0 +1,491 @@
+"""The web app in-process (httpx over ASGI) with a real SQLite file and a real SMTP server:
+subscribe with double opt-in, confirm, manage, one-click unsubscribe, feeds with conditional
+GET, the archive, the preview, CSRF, rate limits, forged and expired tokens, escaping."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from digest import tokens
+from digest.config import load
+from digest.models import Subscriber
+from digest.pipeline import Context, make_context, write_feeds
+from digest.scheduler import Service
+from digest.store import Store
+from digest.web import CSRF_COOKIE, RateLimiter, create_app, not_modified
+from tests.support.listings import item, write_days
+from tests.support.smtpd import SmtpServer
+
+SECRET = b"test-secret-0123456789abcdef"
+DAY = date(2026, 11, 16)
+HOSTILE = '<script>alert("x")</script> Diffusion & <b>Bold</b> \u202eevil'
+
+
+class App:
+    """The app, its store, its SMTP server and an HTTP client with a cookie jar."""
+
+    def __init__(
+        self, ctx: Context, service: Service, client: httpx.AsyncClient, server: SmtpServer
+    ):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.service = service
+        self.client = client
+        self.server = server
+
+    async def csrf(self) -> str:
+        page = await self.client.get("/")
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found, page.text
+        return found.group(1)
+
+    async def subscribe(self, email: str, **fields: Any) -> httpx.Response:
+        data = {
+            "csrf": await self.csrf(),
+            "email": email,
+            "keywords": "diffusion",
+            "exclude": "",
+            "send_at": "08:00",
+            "timezone": "Europe/Paris",
+            "frequency": "daily",
+            "weekday": "mon",
+            **fields,
+        }
+        return await self.client.post("/subscribe", data=data)
+
+    def mails_to(self, email: str) -> list[Any]:
+        return [m.message for m in self.server.messages if email in m.rcpt_tos]
+
+    def confirm_url(self, email: str) -> str:
+        text = self.mails_to(email)[-1].get_body(("plain",)).get_content()
+        found = re.search(r"http://testserver(/confirm\?token=\S+)", text)
+        assert found, text
+        return found.group(1)
+
+    def link(self, purpose: str, sub: Subscriber) -> str:
+        return f"/{purpose}?token={tokens.sign(SECRET, purpose, str(sub.id))}"
+
+
+@pytest.fixture
+async def app(tmp_path: Path, smtp_server: Callable[..., SmtpServer]) -> AsyncIterator[App]:
+    server = smtp_server()
+    write_days(
+        tmp_path / "listings",
+        {
+            DAY.isoformat(): [
+                item("2611.00001", "Diffusion models for proteins", "We study diffusion."),
+                item("2611.00002", "A survey of robots", "Robots everywhere."),
+                item("2611.00003", HOSTILE, "javascript:alert(1) in an abstract"),
+            ]
+        },
+    )
+    (tmp_path / "config.toml").write_text(
+        f"""
+base_url = "http://testserver"
+timezone = "UTC"
+[source]
+kind = "file"
+path = "listings"
+[smtp]
+host = "{server.host}"
+port = {server.port}
+[feeds]
+title = "Test Papers"
+""",
+        "utf-8",
+    )
+    config = load(tmp_path / "config.toml")
+    store = Store(config.database)
+    ctx = make_context(config, store, now=datetime(2026, 11, 16, 7, tzinfo=UTC))
+    listing = await ctx.source.fetch(DAY)
+    store.save_listing(listing)
+    write_feeds(ctx)
+    service = Service(lambda now: replace(ctx, now=now))
+    web_app = create_app(lambda: ctx, service, SECRET, start_service=False)
+    transport = httpx.ASGITransport(app=web_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield App(ctx, service, client, server)
+    store.close()
+
+
+# -- subscribe ------------------------------------------------------------------------------
+
+
+async def test_the_subscribe_page_sets_a_csrf_cookie_and_safe_headers(app: App) -> None:
+    page = await app.client.get("/")
+    assert page.status_code == 200
+    assert 'name="email"' in page.text and 'name="keywords"' in page.text
+    assert 'data-guess="1"' in page.text  # the browser's zone replaces the default
+    assert CSRF_COOKIE in page.cookies
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    script = await app.client.get("/static/subscribe.js")
+    assert "resolvedOptions().timeZone" in script.text
+
+
+async def test_subscribing_sends_one_confirmation_and_records_a_pending_subscriber(
+    app: App,
+) -> None:
+    page = await app.subscribe("Ada@Example.org", keywords='diffusion\n"language model"')
+    assert page.status_code == 200
+    assert "Check your inbox" in page.text
+    sub = app.store.subscriber("ada@example.org")
+    assert sub is not None and sub.status == "pending"
+    assert sub.keywords == ("diffusion", '"language model"')
+    assert (sub.send_at, sub.timezone) == ("08:00", "Europe/Paris")
+    [mail] = app.mails_to("ada@example.org")
+    assert mail["Subject"].startswith("Confirm your subscription")
+    assert "List-Unsubscribe" in mail
+    assert "/confirm?token=" in mail.get_body(("plain",)).get_content()
+
+
+async def test_the_page_never_reveals_an_existing_subscription(app: App) -> None:
+    first = await app.subscribe("ada@example.org")
+    await app.client.get(app.confirm_url("ada@example.org"))
+    again = await app.subscribe("ada@example.org", keywords="robots")
+    fresh = await app.subscribe("bo@example.org")
+
+    def body(r: httpx.Response) -> str:
+        return re.sub(r"\S+@example\.org", "ADDRESS", r.text)
+
+    assert body(first) == body(again) == body(fresh)
+    sub = app.store.subscriber("ada@example.org")
+    assert sub is not None and sub.status == "active"
+    assert sub.keywords == ("diffusion",)  # a stranger cannot change someone's queries
+    last = app.mails_to("ada@example.org")[-1]
+    assert "already subscribed" in last["Subject"]
+    assert "/manage?token=" in last.get_body(("plain",)).get_content()
+
+
+async def test_a_post_without_the_csrf_token_is_refused(app: App) -> None:
+    for csrf in ("", "forged.token", tokens.sign(b"other secret", "csrf", "x")):
+        page = await app.client.post(
+            "/subscribe",
+            data={"csrf": csrf, "email": "eve@example.org", "send_at": "08:00", "timezone": "UTC"},
+        )
+        assert page.status_code == 400
+        assert "This form expired" in page.text
+    assert app.store.subscriber("eve@example.org") is None
+    assert app.server.messages == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"email": "not an address"}, "expected an email address"),
+        ({"keywords": "diffusion AND"}, "at character"),
+        ({"keywords": '"unclosed phrase'}, "at character"),
+        ({"send_at": "25:00"}, "HH:MM"),
+        ({"timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({"frequency": "hourly"}, '"daily" or "weekly"'),
+        ({"weekday": "someday"}, "expected one of mon"),
+        ({"keywords": "\n".join(f"q{i}" for i in range(30))}, "at most 20 queries"),
+    ],
+)
+async def test_bad_input_is_shown_on_the_form_and_nothing_is_stored(
+    app: App, fields: dict[str, str], message: str
+) -> None:
+    page = await app.subscribe(fields.pop("email", "ada@example.org"), **fields)
+    assert page.status_code == 400
+    assert message in page.text.replace("&#34;", '"').replace("&quot;", '"')
+    assert app.store.subscribers() == []
+    assert app.server.messages == []
+
+
+async def test_what_was_typed_is_escaped_when_shown_again(app: App) -> None:
+    page = await app.subscribe("ada@example.org", keywords="<script>alert(1)</script> AND")
+    assert page.status_code == 400
+    assert "<script>alert(1)" not in page.text
+    assert "&lt;script&gt;alert(1)" in page.text
+
+
+async def test_subscribe_attempts_are_limited_per_address(app: App) -> None:
+    codes = [(await app.subscribe("ada@example.org")).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = await app.subscribe("ada@example.org")
+    assert int(limited.headers["retry-after"]) > 0
+    assert len(app.mails_to("ada@example.org")) == 3
+
+
+async def test_subscribe_attempts_are_limited_per_client(app: App) -> None:
+    codes = [(await app.subscribe(f"r{i}@example.org")).status_code for i in range(11)]
+    assert codes == [200] * 10 + [429]
+    assert "Too many attempts" in (await app.subscribe("x@example.org")).text
+
+
+def test_the_rate_limiter_forgets_after_its_window() -> None:
+    limiter = RateLimiter(2, window=10)
+    assert limiter.allow("k", 0) == 0 and limiter.allow("k", 1) == 0
+    assert limiter.allow("k", 2) == pytest.approx(8)
+    assert limiter.allow("k", 10.5) == 0
+
+
+# -- confirm --------------------------------------------------------------------------------
+
+
+async def test_confirming_activates_once_and_schedules_no_immediate_send(app: App) -> None:
+    await app.subscribe("ada@example.org")
+    url = app.confirm_url("ada@example.org")
+    page = await app.client.get(url)
+    assert page.status_code == 200 and "subscribed" in page.text
+    sub = app.store.subscriber("ada@example.org")
+    assert sub is not None and sub.status == "active"
+    assert f"/feeds/{sub.token}.atom" in page.text
+    assert (await app.client.get(url)).status_code == 200  # clicking twice is harmless
+    assert app.service.feeds_dirty
+
+
+async def test_forged_and_foreign_tokens_get_a_clear_page(app: App) -> None:
+    await app.subscribe("ada@example.org")
+    good = app.confirm_url("ada@example.org")
+    sub = app.store.subscriber("ada@example.org")
+    assert sub is not None
+    for url in (
+        good[:-3] + "AAA",
+        "/confirm?token=",
+        "/confirm",
+        "/confirm?token=%00%ff",
+        app.link("unsubscribe", sub).replace("/unsubscribe", "/confirm"),
+    ):
+        page = await app.client.get(url)
+        assert page.status_code == 400, url
+        assert "not valid" in page.text
+        assert "Traceback" not in page.text
+    assert app.store.subscriber("ada@example.org") == sub
+
+
+async def test_an_expired_confirmation_link_says_so(app: App) -> None:
+    await app.subscribe("ada@example.org")
+    sub = app.store.subscriber("ada@example.org")
+    assert sub is not None
+
+    class Yesterday(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 73 * 3600
+
+    old = URLSafeTimedSerializer(SECRET, salt="digest-confirm", signer=Yesterday)
+    page = await app.client.get(f"/confirm?token={old.dumps([sub.id, sub.email])}")
+    assert page.status_code == 400
+    assert "expired" in page.text
+    assert app.store.subscriber("ada@example.org") == sub
+
+
+# -- manage, pause, unsubscribe -------------------------------------------------------------
+
+
+async def active(app: App, email: str) -> Subscriber:
+    await app.subscribe(email)
+    await app.client.get(app.confirm_url(email))
+    sub = app.store.subscriber(email)
+    assert sub is not None and sub.status == "active"
+    return sub
+
+
+async def test_the_manage_page_edits_queries_and_schedule(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    bo = await active(app, "bo@example.org")
+    page = await app.client.get(app.link("manage", ada))
+    assert page.status_code == 200 and "diffusion" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    saved = await app.client.post(
+        app.link("manage", ada),
+        data={
+            "csrf": csrf.group(1),
+            "keywords": "robots\nagent*",
+            "exclude": "survey",
+            "send_at": "06:45",
+            "timezone": "Asia/Tokyo",
+            "frequency": "weekly",
+            "weekday": "fri",
+            "action": "save",
+        },
+    )
+    assert saved.status_code == 200 and "Saved." in saved.text
+    changed = app.store.subscriber("ada@example.org")
+    assert changed is not None
+    assert changed.keywords == ("robots", "agent*") and changed.exclude == ("survey",)
+    assert (changed.send_at, changed.timezone, changed.frequency, changed.weekday) == (
+        "06:45",
+        "Asia/Tokyo",
+        "weekly",
+        "fri",
+    )
+    assert app.store.subscriber("bo@example.org") == bo  # only its own subscriber
+
+
+async def test_pause_and_resume(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    page = await app.client.get(app.link("manage", ada))
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    form = {"csrf": csrf.group(1), "send_at": "08:00", "timezone": "UTC"}
+    await app.client.post(app.link("manage", ada), data={**form, "action": "pause"})
+    paused = app.store.subscriber("ada@example.org")
+    assert paused is not None and paused.status == "paused"
+    await app.client.post(app.link("manage", ada), data={**form, "action": "resume"})
+    resumed = app.store.subscriber("ada@example.org")
+    assert resumed is not None and resumed.status == "active"
+
+
+async def test_a_manage_post_without_csrf_changes_nothing(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    app.client.cookies.clear()
+    page = await app.client.post(
+        app.link("manage", ada), data={"keywords": "x", "send_at": "08:00", "timezone": "UTC"}
+    )
+    assert page.status_code == 400
+    assert app.store.subscriber("ada@example.org") == ada
+
+
+async def test_one_click_unsubscribe_works_without_cookies(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    bo = await active(app, "bo@example.org")
+    url = app.link("unsubscribe", ada)
+    page = await app.client.get(url)
+    assert page.status_code == 200
+    assert page.text.count("<button") == 1
+    app.client.cookies.clear()
+    for _ in range(2):  # RFC 8058: the mail client POSTs; again is harmless
+        done = await app.client.post(
+            url,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert done.status_code == 200
+        assert "unsubscribed" in done.text
+    gone = app.store.subscriber("ada@example.org")
+    assert gone is not None and gone.status == "unsubscribed"
+    assert app.store.subscriber("bo@example.org") == bo
+
+
+async def test_tokens_act_only_for_their_purpose(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    wrong = app.link("manage", ada).replace("/manage", "/unsubscribe")
+    page = await app.client.post(wrong)
+    assert page.status_code == 400
+    forged = f"/unsubscribe?token={tokens.sign(b'guessed', 'unsubscribe', str(ada.id))}"
+    assert (await app.client.post(forged)).status_code == 400
+    assert (await app.client.get("/manage?token=1.2")).status_code == 400
+    still = app.store.subscriber("ada@example.org")
+    assert still is not None and still.status == "active"
+
+
+async def test_links_signed_with_the_stored_secret_still_work(app: App) -> None:
+    """Emails sent by `digest run` before DIGEST_SECRET was set carry such links."""
+    ada = await active(app, "ada@example.org")
+    legacy = tokens.sign(app.store.secret(), "unsubscribe", str(ada.id))
+    assert (await app.client.post(f"/unsubscribe?token={legacy}")).status_code == 200
+
+
+# -- feeds ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/feed.xml", "/feed.atom"])
+async def test_feeds_answer_conditional_requests(app: App, path: str) -> None:
+    first = await app.client.get(path)
+    assert first.status_code == 200
+    assert "xml" in first.headers["content-type"]
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    assert (await app.client.get(path, headers={"If-None-Match": etag})).status_code == 304
+    assert (
+        await app.client.get(path, headers={"If-None-Match": f'"other", W/{etag}'})
+    ).status_code == 304
+    assert (await app.client.get(path, headers={"If-Modified-Since": modified})).status_code == 304
+    changed = await app.client.get(path, headers={"If-None-Match": '"stale"'})
+    assert changed.status_code == 200 and changed.content == first.content
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert (await app.client.get(path, headers={"If-Modified-Since": old})).status_code == 200
+    assert b"&lt;script&gt;" in first.content or b"<![CDATA[" in first.content
+    assert b"<script>alert" not in first.content.replace(b"<![CDATA[", b"")
+
+
+async def test_private_feeds_are_served_by_token_and_unknown_ones_are_404(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    write_feeds(app.ctx)
+    feed = await app.client.get(f"/feeds/{ada.token}.atom")
+    assert feed.status_code == 200 and feed.headers["etag"]
+    assert "private" in feed.headers["cache-control"]
+    again = await app.client.get(
+        f"/feeds/{ada.token}.atom", headers={"If-None-Match": feed.headers["etag"]}
+    )
+    assert again.status_code == 304
+    for path in (
+        "/feeds/" + "A" * 32 + ".atom",
+        "/feeds/short.xml",
+        f"/feeds/{ada.token}.html",
+        "/feeds/..%2F..%2Fconfig.toml",
+        "/feeds/%2e%2e%2f%2e%2e%2fconfig.xml",
+        "/feed.html",
+    ):
+        assert (await app.client.get(path)).status_code == 404, path
+
+
+def test_if_none_match_wins_over_if_modified_since() -> None:
+    class Req:
+        def __init__(self, **headers: str) -> None:
+            self.headers = {k.replace("_", "-"): v for k, v in headers.items()}
+
+    when = datetime(2026, 11, 16, tzinfo=UTC)
+    ims = "Tue, 17 Nov 2026 00:00:00 GMT"
+    assert not_modified(Req(if_modified_since=ims), '"a"', when)  # type: ignore[arg-type]
+    assert not not_modified(Req(if_none_match='"b"', if_modified_since=ims), '"a"', when)  # type: ignore[arg-type]
+    assert not_modified(Req(if_none_match="*"), '"a"', when)  # type: ignore[arg-type]
+    assert not not_modified(Req(if_modified_since="garbage"), '"a"', when)  # type: ignore[arg-type]
+
+
+# -- archive, preview, health ---------------------------------------------------------------
+
+
+async def test_the_archive_shows_a_day_with_everything_escaped(app: App) -> None:
+    index = await app.client.get("/archive/")
+    assert index.status_code == 200 and "/archive/2026-11-16" in index.text
+    day = await app.client.get("/archive/2026-11-16")
+    assert day.status_code == 200
+    assert "Diffusion models for proteins" in day.text
+    assert "<script>alert" not in day.text and "&lt;script&gt;" in day.text
+    assert "\u202e" not in day.text
+    assert 'href="javascript:' not in day.text
+    for bad in ("/archive/2026-13-40", "/archive/yesterday", "/archive/2026-11-17"):
+        page = await app.client.get(bad)
+        assert page.status_code == 404, bad
+        assert "Traceback" not in page.text
+
+
+async def test_the_preview_shows_what_a_query_would_have_brought(app: App) -> None:
+    found = (await app.client.get("/preview", params={"keywords": "diffusion"})).json()
+    [day] = found["days"]
+    assert (day["date"], day["total"], day["count"]) == ("2026-11-16", 3, 2)
+    assert {"diffusion"} <= set(day["papers"][0]["terms"])
+    none = (
+        await app.client.get("/preview", params={"keywords": "diffusion", "exclude": "proteins"})
+    ).json()
+    assert none["days"][0]["count"] == 1
+    bad = await app.client.get("/preview", params={"keywords": "a AND"})
+    assert bad.status_code == 400 and "at character" in bad.json()["error"]
+    assert app.store.subscribers() == []
+
+
+async def test_healthz_is_503_while_the_scheduler_is_not_running(app: App) -> None:
+    down = await app.client.get("/healthz")
+    assert down.status_code == 503 and down.json()["scheduler"] == "stopped"
+    app.service.running = True
+    up = await app.client.get("/healthz")
+    assert up.status_code == 200
+    assert up.json()["status"] == "ok"
+
+
+async def test_unknown_pages_and_methods_get_pages_not_tracebacks(app: App) -> None:
+    assert (await app.client.get("/nope")).status_code == 404
+    assert (await app.client.put("/subscribe")).status_code == 405
+    assert (await app.client.get("/subscribe")).status_code == 405
