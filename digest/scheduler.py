@@ -138,11 +138,15 @@ async def fetch_dates(
     return found
 
 
-async def send_due(ctx: Context, *, should_stop: Callable[[], bool] = lambda: False) -> PassReport:
+async def send_due(
+    ctx: Context, *, should_stop: Callable[[], bool] = lambda: False, refresh: bool = False
+) -> PassReport:
     """One scheduled pass at ``ctx.now``; see the module docstring.
 
-    Recorded in the ``runs`` table only when someone was due. Raises SourceError when
-    today's listing cannot be fetched (the due subscribers stay due), StateError.
+    With ``refresh``, today's listing (and ``lookback_days`` before it) is fetched even if
+    nobody is due, so the feeds follow the listing. Recorded in the ``runs`` table only
+    when something was fetched or resumed. Raises SourceError when today's listing cannot
+    be fetched (the due subscribers stay due), StateError.
     """
     now = ctx.now
     today = today_of(ctx, now)
@@ -150,7 +154,7 @@ async def send_due(ctx: Context, *, should_stop: Callable[[], bool] = lambda: Fa
     ctx.store.sync_config_subscribers(ctx.config.subscribers)
     report.placed = place_new(ctx, now)
     first = ctx.store.due(now, BATCH)
-    if not first and not ctx.store.pending():
+    if not first and not refresh and not ctx.store.pending():
         return report
 
     started = time.monotonic()
@@ -175,6 +179,9 @@ async def send_due(ctx: Context, *, should_stop: Callable[[], bool] = lambda: Fa
             batch = ctx.store.due(now, BATCH, after)
         report.due = len(windows)
         needed = {d for dates in windows.values() for d in dates}
+        if refresh:
+            lookback = ctx.config.schedule.lookback_days
+            needed.update(today - timedelta(days=i) for i in range(lookback + 1))
         report.dates = sorted(needed, reverse=True)
         listings = await fetch_dates(ctx, needed, today, report) if needed else {}
         stage = "deliver"
@@ -279,17 +286,28 @@ def next_sends(
 class Service:
     """The long-running side of ``digest serve``: a pass every minute, one at a time.
 
-    ``make_context(now)`` builds the context of a pass (so the clock is injectable).
+    Besides the due subscribers, a pass fetches today's listing at least every
+    ``refresh_every`` (and at start), so that feeds and the archive follow the listing on
+    days nobody is due. ``make_context(now)`` builds the context of a pass (so the clock
+    is injectable).
     """
 
-    def __init__(self, make_context: Callable[[datetime], Context], *, tick_seconds: int = 60):
+    def __init__(
+        self,
+        make_context: Callable[[datetime], Context],
+        *,
+        tick_seconds: int = 60,
+        refresh_every: timedelta = timedelta(hours=1),
+    ):
         self.make_context = make_context
         self.tick_seconds = tick_seconds
+        self.refresh_every = refresh_every
+        self._fetched_at: datetime | None = None
         self.scheduler: object | None = None
         self.running = False
         self.stopping = False
         self.last_error: str | None = None
-        self.feeds_dirty = False
+        self.feeds_dirty = True  # built at the first pass
         self._busy = asyncio.Lock()
         self._current: asyncio.Task[None] | None = None
         self._retry_at: datetime | None = None
@@ -333,8 +351,9 @@ class Service:
 
     async def _pass(self, now: datetime) -> PassReport | None:
         ctx = self.make_context(now)
+        refresh = self._fetched_at is None or now - self._fetched_at >= self.refresh_every
         try:
-            report = await send_due(ctx, should_stop=lambda: self.stopping)
+            report = await send_due(ctx, should_stop=lambda: self.stopping, refresh=refresh)
         except DigestError as exc:
             self._back_off(now, str(exc))
             return None
@@ -342,6 +361,8 @@ class Service:
             self._back_off(now, f"{report.deferred} digest(s) left pending")
         else:
             self._failures, self._retry_at, self.last_error = 0, None, None
+        if report.dates:
+            self._fetched_at = now
         if report.run_id is not None:
             log.info(
                 "pass: due=%s dates=%s fetched=%s new=%s sent=%s failed=%s deferred=%s",

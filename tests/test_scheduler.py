@@ -335,3 +335,38 @@ async def test_only_active_subscribers_are_scheduled(world: Callable[..., World]
     await w.at(datetime(2026, 11, 11, 7, 0, tzinfo=UTC))
     await w.at(datetime(2026, 11, 11, 8, 0, tzinfo=UTC))
     assert Counter(to for _, to, _ in w.sent) == {"active@example.org": 1}
+
+
+async def test_the_service_refreshes_the_listing_hourly_even_when_nobody_is_due(
+    world: Callable[..., World],
+) -> None:
+    w = world(start=date(2026, 11, 10), days=3)
+    base = w.context()
+    svc = Service(lambda now: replace(base, now=now))
+    start = datetime(2026, 11, 11, 9, 0, tzinfo=UTC)
+    first = await svc.tick(start)
+    assert first is not None and first.run_id is not None
+    assert [d.isoformat() for d in first.dates] == ["2026-11-11", "2026-11-10"]
+    assert (w.config.feeds.dir / "feed.atom").exists()
+    quiet = await svc.tick(start + timedelta(minutes=30))
+    assert quiet is not None and quiet.run_id is None  # nothing due, fetched recently
+    later = await svc.tick(start + timedelta(minutes=61))
+    assert later is not None and later.run_id is not None
+    assert [r.outcome for r in w.store.runs()] == ["ok", "ok"]
+    assert w.sent == []
+
+
+async def test_a_failing_pass_backs_off_instead_of_hammering(world: Callable[..., World]) -> None:
+    w = world(start=date(2026, 11, 10), days=3)
+    (w.tmp / "listings" / "2026-11-11.json").write_text("{", "utf-8")
+    base = w.context()
+    svc = Service(lambda now: replace(base, now=now))
+    start = datetime(2026, 11, 11, 9, 0, tzinfo=UTC)
+    assert await svc.tick(start) is None
+    assert svc.last_error is not None and "2026-11-11" in svc.last_error
+    assert await svc.tick(start + timedelta(minutes=1)) is None  # backing off: no attempt
+    assert len(w.store.runs()) == 1
+    (w.tmp / "listings" / "2026-11-11.json").write_text("[]", "utf-8")
+    recovered = await svc.tick(start + timedelta(minutes=3))
+    assert recovered is not None and svc.last_error is None
+    assert [r.outcome for r in w.store.runs()] == ["ok", "failed"]  # 10 Nov had papers
