@@ -277,6 +277,7 @@ def schedule(state: _State) -> None:
     cfg = state.config()
     now = datetime.now(UTC)
     with state.store() as store:
+        _guard(lambda: store.sync_config_subscribers(cfg.subscribers))  # as every pass does
         rows = _guard(lambda: next_sends(cfg, store, now))
     if not rows:
         click.echo("no active subscribers")
@@ -384,6 +385,21 @@ def status_lines(st: Status) -> list[str]:
     lines.append(f"suspended:  {len(st.suspended)}")
     for sub in st.suspended:
         lines.append(f"  {sub.email}  {_status_text(sub)}")
+    states = st.states or {}
+    if states:
+        order = ("active", "pending", "paused", "unsubscribed", "suspended")
+        lines.append("subscribers: " + ", ".join(f"{name} {states.get(name, 0)}" for name in order))
+    now = datetime.now(UTC)
+    for when, count in st.upcoming:
+        due = "  (due: goes at the next pass of digest serve)" if when <= now else ""
+        lines.append(f"next send:  {_at(when)} to {count} subscriber(s){due}")
+    if states.get("unscheduled"):
+        lines.append(
+            f"next send:  {states['unscheduled']} active subscriber(s) not placed yet"
+            " (digest serve places them at its next pass)"
+        )
+    if not st.upcoming and not states.get("unscheduled"):
+        lines.append("next send:  none scheduled")
     if st.alerting:
         lines.append("alert:      the admin was told runs are failing")
     return lines
@@ -404,6 +420,11 @@ def subscribers() -> None:
     "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
 )
 @click.option("--max-papers", type=click.IntRange(1, 10_000), help="Papers per email.")
+@click.option("--send-at", metavar="HH:MM", help="Send time (default: schedule.send_at).")
+@click.option("--timezone", "zone", metavar="ZONE", help="IANA zone (default: timezone).")
+@click.option("--frequency", type=click.Choice(["daily", "weekly"]), help="Default: daily.")
+@click.option("--weekday", metavar="DAY", help="Day of a weekly digest: mon .. sun.")
+@click.option("--days", metavar="DAYS", help="Daily digests only on these days: mon,wed,fri.")
 @click.pass_obj
 def subscribers_add(
     state: _State,
@@ -412,14 +433,40 @@ def subscribers_add(
     keywords: tuple[str, ...],
     exclude: tuple[str, ...],
     max_papers: int | None,
+    send_at: str | None,
+    zone: str | None,
+    frequency: str | None,
+    weekday: str | None,
+    days: str | None,
 ) -> None:
     """Add a subscriber (or update one with the same address)."""
+    from digest.schedule import (
+        ScheduleError,
+        check_days,
+        check_weekday,
+        check_zone,
+        parse_send_at,
+    )
+
+    option = {"send_at": "--send-at", "timezone": "--timezone", "weekday": "--weekday"}
+    try:
+        send_text = parse_send_at(send_at).strftime("%H:%M") if send_at else None
+        zone_name = check_zone(zone) if zone else None
+        day_name = check_weekday(weekday) if weekday else None
+        day_list = check_days(days) if days else None
+    except ScheduleError as exc:
+        raise click.BadParameter(exc.message, param_hint=option.get(exc.field, "--days")) from None
     sub = Subscriber(
         email=_check_address(email),
         name=name,
         keywords=_check_queries("--keyword", keywords),
         exclude=_check_queries("--exclude", exclude),
         max_papers=max_papers,
+        send_at=send_text,
+        timezone=zone_name,
+        frequency=frequency,
+        weekday=day_name,
+        days=day_list or None,
     )
     with state.store() as store:
         added = _guard(lambda: store.add_subscriber(sub))
@@ -453,7 +500,10 @@ def _status_text(sub: Subscriber) -> str:
 @click.pass_obj
 def subscribers_show(state: _State, email: str) -> None:
     """Show one subscriber, their queries and their recent deliveries."""
+    from digest.scheduler import schedule_of
+
     address = _check_address(email)
+    cfg = state.config()
     with state.store() as store:
         sub = _guard(lambda: store.subscriber(address))
         if sub is None:
@@ -469,6 +519,15 @@ def subscribers_show(state: _State, email: str) -> None:
     click.echo(f"keywords:   {'; '.join(sub.keywords) or '(everything)'}")
     click.echo(f"exclude:    {'; '.join(sub.exclude) or '(none)'}")
     click.echo(f"max papers: {sub.max_papers or '(default)'}")
+    sched = _guard(lambda: schedule_of(cfg, sub))
+    click.echo(f"schedule:   {sched.describe()}")
+    if sub.status == "active":
+        when = sub.next_send_at
+        click.echo(
+            f"next send:  {when.astimezone(sched.zone):%Y-%m-%d %H:%M %Z} ({_at(when)})"
+            if when
+            else "next send:  not placed yet (digest serve places it at its next pass)"
+        )
     click.echo(f"papers sent: {total}")
     for rec in history:
         line = f"  {rec.listing_date}  {rec.status:8} {rec.papers} papers"

@@ -142,6 +142,8 @@ class Status:
     deliveries: dict[str, int]  # count by status
     suspended: tuple[Subscriber, ...]
     alerting: bool
+    upcoming: tuple[tuple[datetime, int], ...] = ()  # next send instants (UTC), subscribers
+    states: dict[str, int] | None = None  # subscribers by state, and "unscheduled"
 
 
 def status(store: Store) -> Status:
@@ -154,4 +156,6 @@ def status(store: Store) -> Status:
         deliveries=store.delivery_counts(),
         suspended=tuple(store.subscribers("suspended")),
         alerting=store.get_meta(ALERT_KEY) == "alerting",
+        upcoming=tuple(store.upcoming(3)),
+        states=store.state_counts(),
     )

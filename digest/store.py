@@ -777,6 +777,37 @@ class Store:
             ).all()
         return [_subscriber(r) for r in rows]
 
+    def upcoming(self, limit: int = 3) -> list[tuple[datetime, int]]:
+        """The next ``limit`` scheduled send instants of active subscribers, with how many
+        subscribers each serves (overdue ones included: they go at the next pass)."""
+        c = subscribers.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.next_send_at, sa.func.count())
+                .where(c.status == "active", c.next_send_at.is_not(None))
+                .group_by(c.next_send_at)
+                .order_by(c.next_send_at)
+                .limit(limit)
+            ).all()
+        return [(_aware(when) or when, int(n)) for when, n in rows]
+
+    def state_counts(self) -> dict[str, int]:
+        """How many subscribers are in each state; ``unscheduled``: active, not placed yet."""
+        c = subscribers.c
+        with self.engine.connect() as conn:
+            counts = {
+                str(state): int(n)
+                for state, n in conn.execute(
+                    sa.select(c.status, sa.func.count()).group_by(c.status)
+                )
+            }
+            counts["unscheduled"] = int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(c.status == "active", c.next_send_at.is_(None))
+                ).scalar_one()
+            )
+        return counts
+
     def next_due_at(self) -> datetime | None:
         """The earliest next send time of any active subscriber."""
         c = subscribers.c

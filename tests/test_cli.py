@@ -351,3 +351,89 @@ def test_python_m_digest_and_environment_config(site: Path) -> None:
     )
     assert proc.returncode == 2
     assert "missing.toml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- schedules: add, show, schedule, preview, status ----------------------------------------
+
+
+def test_subscribers_add_takes_a_schedule_and_show_and_schedule_print_it(site: Path) -> None:
+    added = digest(
+        site, "subscribers", "add", "bo@example.org", "--send-at", "07:30",
+        "--timezone", "Asia/Tokyo", "--days", "mon,fri",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    weekly = digest(
+        site, "subscribers", "add", "cy@example.org", "--frequency", "weekly",
+        "--weekday", "Friday", "--send-at", "18:00", "--timezone", "America/New_York",
+    )  # fmt: skip
+    assert weekly.exit_code == 0, weekly.output
+    shown = digest(site, "subscribers", "show", "bo@example.org")
+    assert "schedule:   daily on mon,fri at 07:30 Asia/Tokyo" in shown.output
+    assert "next send:  not placed yet" in shown.output
+    schedule = digest(site, "schedule")
+    assert schedule.exit_code == 0, schedule.output
+    lines = {line.split("\t")[0]: line for line in schedule.output.splitlines()}
+    assert "(Asia/Tokyo)" in lines["bo@example.org"] and " 07:30 JST" in lines["bo@example.org"]
+    assert "weekly on fri at 18:00 America/New_York" in lines["cy@example.org"]
+    local, utc = lines["cy@example.org"].split("\t")[1:3]
+    assert local.startswith(utc[:10]) or local[11:16] == "18:00"
+    assert "UTC" in utc
+    assert "daily at 08:00 UTC" in lines["ada@example.org"]  # from the config, defaults
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--send-at", "7pm"), "Invalid value for --send-at"),
+        (("--send-at", "24:00"), "HH:MM"),
+        (("--timezone", "Europe/Nowhere"), "unknown time zone"),
+        (("--weekday", "funday"), "expected one of mon"),
+        (("--days", "mon,xyz"), "Invalid value for --days"),
+        (("--frequency", "hourly"), "'hourly' is not one of"),
+    ],
+)
+def test_bad_schedules_are_refused_naming_the_option(
+    site: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = digest(site, "subscribers", "add", "bo@example.org", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_schedule_in_the_config_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[schedule]\nsend_at = "8am"\n[[subscribers]]\nemail = "a@example.org"\n'
+        'timezone = "Moon/Base"\ndays = ["mon", "someday"]\n',
+        "utf-8",
+    )
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "config", "check"])
+    assert result.exit_code == 2
+    assert "schedule.send_at" in result.output
+    assert "subscribers[0].timezone" in result.output
+    assert "subscribers[0].days" in result.output
+
+
+def test_preview_shows_matches_of_recent_days_and_changes_nothing(site: Path) -> None:
+    assert digest(site, "run", "--date", "2026-11-16").exit_code == 0
+    assert digest(site, "run", "--date", "2026-11-17").exit_code == 0
+    before = (site / "digest.db").read_bytes()
+    result = digest(
+        site, "preview", "--keywords", "diffusion", "--exclude", "medical", "--days", "2"
+    )
+    assert result.exit_code == 0, result.output
+    assert "2026-11-17: 2 of 3 papers" in result.output
+    assert "2511.00005  Quantized Diffusion Transformers  [diffusion]" in result.output
+    assert "2026-11-16: 0 of 3 papers" in result.output  # 00001 is shown once, for the 17th
+    assert "Medical" not in result.output
+    assert (site / "digest.db").read_bytes() == before
+    bad = digest(site, "preview", "--keywords", "(diffusion")
+    assert bad.exit_code == 2 and "Invalid value for --keywords" in bad.output
+
+
+def test_status_shows_subscribers_by_state_and_the_next_sends(site: Path) -> None:
+    assert digest(site, "run", "--date", "2026-11-16").exit_code == 0
+    result = digest(site, "status")
+    assert result.exit_code == 0, result.output
+    assert "subscribers: active 1, pending 0, paused 0" in result.output
+    assert "next send:  1 active subscriber(s) not placed yet" in result.output
