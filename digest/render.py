@@ -101,6 +101,7 @@ class SubjectContext:
     day_label: str  #: e.g. ``22 Nov 2026``
     count: int  #: papers of the digest, including those past ``max_papers``
     total_in_listing: int
+    since: date | None = None  #: first listing date of a digest covering several (weekly...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,9 @@ class DigestContext:
     manage_url: str | None
     feed_url: str | None
     more_url: str | None
+    #: first listing date when the digest covers several (weekly, catch-up), else None;
+    #: ``total_in_listing`` then counts the papers of all of them
+    since: date | None = None
 
 
 def default_templates_dir() -> Path:
@@ -580,7 +584,7 @@ class Renderer:
         hit = self._subjects.get(key)
         if hit is None:
             label = period_label(since, day)
-            context = SubjectContext(self.site_title, day, label, count, total_in_listing)
+            context = SubjectContext(self.site_title, day, label, count, total_in_listing, since)
             hit = self._subjects.put(key, clean(self._render("subject", context)))
         return hit
 
@@ -695,6 +699,7 @@ class Renderer:
             manage_url=links.manage_url,
             feed_url=links.feed_url,
             more_url=links.archive_url,
+            since=since if since is not None and since < day else None,
         )
         private = (subscriber.email, *(getattr(links, f.name) for f in fields(links)))
         shell = self._html_shell(context, private)

@@ -220,7 +220,10 @@ async def _deliver_due(
         pool = pools.get(dates)
         if pool is None:
             papers = merged(listings, dates)
-            since = dates[-1] if len(dates) > 1 else None
+            # Labelled as a period only when it covers more than today and the lookback
+            # (weekly, catch-up): re-reading yesterday's listing is a detail.
+            regular = 1 + ctx.config.schedule.lookback_days
+            since = dates[-1] if len(dates) > regular else None
             pool = pools[dates] = Pool(today, dates, DayMatcher(papers), len(papers), since)
         return pool
 

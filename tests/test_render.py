@@ -120,7 +120,7 @@ def test_context_fields_are_pinned() -> None:
         "subscriber_email", "subscriber_name", "keywords", "exclude", "total_in_listing",
         "matched_count", "shown_count", "compact_count", "more_count", "max_papers",
         "papers", "compact", "stylesheet", "unsubscribe_url", "manage_url", "feed_url",
-        "more_url",
+        "more_url", "since",
     ]  # fmt: skip
     assert [f.name for f in fields(PaperView)] == [
         "key", "arxiv_id", "title", "title_html", "short_title", "url", "hf_url", "abs_url",
@@ -128,7 +128,7 @@ def test_context_fields_are_pinned() -> None:
         "upvotes", "comments", "abstract", "abstract_html", "abstract_trimmed", "terms",
     ]  # fmt: skip
     assert [f.name for f in fields(SubjectContext)] == [
-        "site_title", "day", "day_label", "count", "total_in_listing",
+        "site_title", "day", "day_label", "count", "total_in_listing", "since",
     ]  # fmt: skip
     assert render.TEMPLATES == {
         "subject": "email/subject.txt",
