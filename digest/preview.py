@@ -7,6 +7,7 @@ after query stays cheap.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class Previewer:
         self.store = store
         self._matchers: OrderedDict[date, tuple[int, DayMatcher]] = OrderedDict()
         self._size = cache
+        self._lock = threading.Lock()  # the web app calls it from worker threads
 
     def _matcher(self, listing: Listing) -> DayMatcher:
         hit = self._matchers.get(listing.date)
@@ -50,6 +52,12 @@ class Previewer:
     ) -> list[DayPreview]:
         """The matches of the ``days`` most recent stored listings, newest first; a paper
         shown for a newer date is not shown again for an older one. Raises QueryError."""
+        with self._lock:  # matchers keep caches that are not thread-safe
+            return self._preview(keywords, exclude, days)
+
+    def _preview(
+        self, keywords: Sequence[str], exclude: Sequence[str], days: int
+    ) -> list[DayPreview]:
         out: list[DayPreview] = []
         seen: set[str] = set()
         for day in self.store.recent_dates(days):

@@ -311,6 +311,7 @@ class Service:
         self.stopping = False
         self.last_error: str | None = None
         self.feeds_dirty = True  # built at the first pass
+        self.last_tick: float | None = None  # time.monotonic() of the last tick
         self._busy = asyncio.Lock()
         self._current: asyncio.Task[None] | None = None
         self._retry_at: datetime | None = None
@@ -319,6 +320,7 @@ class Service:
     def start(self) -> None:
         """Start APScheduler in the running event loop: a pass at once, then every minute."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.date import DateTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
         scheduler = AsyncIOScheduler(timezone=UTC)
@@ -329,17 +331,19 @@ class Service:
             self.tick,
             IntervalTrigger(seconds=step, start_date=aligned, timezone=UTC),
             id="tick",
-            next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
         )
+        # And one pass at once: catch-up digests and the first fetch need not wait.
+        scheduler.add_job(self.tick, DateTrigger(datetime.now(UTC)), id="start")
         scheduler.start()
         self.scheduler = scheduler
         self.running = True
 
     async def tick(self, now: datetime | None = None) -> PassReport | None:
         """One pass (skipped while another runs, or while backing off after a failure)."""
+        self.last_tick = time.monotonic()
         if self.stopping or self._busy.locked():
             return None
         now = now or datetime.now(UTC)
@@ -381,6 +385,15 @@ class Service:
             write_feeds(ctx)
         self.feeds_dirty = False
         return report
+
+    @property
+    def healthy(self) -> bool:
+        """Running, and ticking: a scheduler whose ticks stopped coming is not healthy."""
+        if not self.running:
+            return False
+        if self.last_tick is None:
+            return True  # just started
+        return time.monotonic() - self.last_tick < max(300, 5 * self.tick_seconds)
 
     def _back_off(self, now: datetime, error: str) -> None:
         """Wait 2, 4, 8 ... 30 minutes before the next pass: a failing source or server is

@@ -176,6 +176,7 @@ class Web:
         self.by_ip = RateLimiter(web.subscribe_limit_ip)
         self.by_email = RateLimiter(web.subscribe_limit_email)
         self.previewer = Previewer(self.store)
+        self.preview_limit = RateLimiter(120, window=60)
         self._etags: dict[tuple[str, int, int], str] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -607,6 +608,14 @@ class Web:
         )
 
     async def preview(self, request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        wait = self.preview_limit.allow(client)
+        if wait:
+            return JSONResponse(
+                {"error": "too many previews; wait a little"},
+                429,
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
         params = request.query_params
         keywords = _lines(params.get("keywords", ""))[:MAX_QUERIES]
         exclude = _lines(params.get("exclude", ""))[:MAX_QUERIES]
@@ -647,7 +656,7 @@ class Web:
     async def healthz(self, request: Request) -> Response:
         runs = await asyncio.to_thread(self.store.runs, 50)
         last_ok = next((r for r in runs if r.outcome in ("ok", "empty")), None)
-        running = self.service is not None and self.service.running
+        running = self.service is not None and self.service.healthy
         body = {
             "status": "ok" if running else "unavailable",
             "scheduler": "running" if running else "stopped",

@@ -19,7 +19,7 @@
     var day = data.days && data.days[0];
     if (!day) { box.textContent = "No listing stored yet to preview."; return; }
     var head = document.createElement("p");
-    head.textContent = "Yesterday's listing (" + day.date + "): " + day.count + " of " + day.total + " papers would have been sent.";
+    head.textContent = "The latest listing (" + day.date + "): " + day.count + " of " + day.total + " papers would have been sent.";
     box.appendChild(head);
     var list = document.createElement("ol");
     day.papers.forEach(function (paper) {
