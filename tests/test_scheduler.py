@@ -8,6 +8,7 @@ handed to each pass, as ``digest serve`` hands it the wall clock every minute.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -45,9 +46,12 @@ class World:
     """A folder with listings, a config, a database and an SMTP server; passes run at any
     instant. ``sent`` lists (pass instant, recipient, paper ids) for every message received."""
 
-    def __init__(self, tmp: Path, server: SmtpServer, start: date, days: int) -> None:
+    def __init__(
+        self, tmp: Path, server: SmtpServer, start: date, days: int, db_url: str | None = None
+    ) -> None:
         self.tmp = tmp
         self.server = server
+        self.db_url = db_url
         listings = {}
         for i in range(days):
             day = start + timedelta(days=i)
@@ -62,6 +66,7 @@ class World:
         (self.tmp / "config.toml").write_text(
             f"""
 timezone = "UTC"
+{f'database = "{self.db_url}"' if self.db_url else ""}
 {extra}
 [source]
 kind = "file"
@@ -113,8 +118,8 @@ max_papers = 200
 def world(tmp_path: Path, smtp_server: Server) -> Iterator[Callable[..., World]]:
     made: list[World] = []
 
-    def make(start: date = date(2026, 3, 5), days: int = 10) -> World:
-        w = World(tmp_path, smtp_server(), start, days)
+    def make(start: date = date(2026, 3, 5), days: int = 10, db_url: str | None = None) -> World:
+        w = World(tmp_path, smtp_server(), start, days, db_url)
         made.append(w)
         return w
 
@@ -130,9 +135,9 @@ def local(when: datetime, zone: str) -> str:
 
 
 async def test_the_local_hour_holds_across_the_spring_dst_change(
-    world: Callable[..., World],
+    world: Callable[..., World], db_url: str
 ) -> None:
-    w = world(start=date(2026, 3, 5), days=6)
+    w = world(start=date(2026, 3, 5), days=6, db_url=db_url)
     w.add("ny@example.org", send_at="08:00", timezone="America/New_York")
     w.add("paris@example.org", send_at="08:00", timezone="Europe/Paris")
     start = datetime(2026, 3, 6, 0, tzinfo=UTC)
@@ -223,9 +228,9 @@ async def test_weekly_digests_come_on_their_weekday_and_cover_the_week(
 
 
 async def test_three_days_down_gives_exactly_one_catch_up_digest(
-    world: Callable[..., World],
+    world: Callable[..., World], db_url: str
 ) -> None:
-    w = world(start=date(2026, 11, 10), days=10)
+    w = world(start=date(2026, 11, 10), days=10, db_url=db_url)
     for i in range(5):
         w.add(f"r{i}@example.org", send_at="08:00")
     await w.at(datetime(2026, 11, 11, 8, 0, tzinfo=UTC))  # places them: nothing sent
@@ -370,3 +375,14 @@ async def test_a_failing_pass_backs_off_instead_of_hammering(world: Callable[...
     recovered = await svc.tick(start + timedelta(minutes=3))
     assert recovered is not None and svc.last_error is None
     assert [r.outcome for r in w.store.runs()] == ["ok", "failed"]  # 10 Nov had papers
+
+
+def test_a_service_whose_ticks_stopped_is_not_healthy() -> None:
+    svc = Service(lambda now: None, tick_seconds=60)  # type: ignore[arg-type,return-value]
+    assert not svc.healthy
+    svc.running = True
+    assert svc.healthy
+    svc.last_tick = time.monotonic() - 200
+    assert svc.healthy
+    svc.last_tick = time.monotonic() - 301
+    assert not svc.healthy
