@@ -268,7 +268,7 @@ async def _deliver_due(
     if isinstance(ctx.sender, FileOutboxSender):
         report.outbox = ctx.config.mail.outbox_dir
     await ctx.sender.deliver(items(), recorder)
-    if report.new or report.placed:
+    if report.new or report.placed or report.suspended:
         report.feeds = write_feeds(ctx)
 
 

@@ -514,6 +514,8 @@ class Web:
             only_from=("active", "paused", "pending", "suspended"),
         )
         log.info("unsubscribed subscriber=%s", sub.email)
+        if self.service is not None:
+            self.service.feeds_dirty = True  # their private feed goes at the next pass
         return self.page("unsubscribed", sub=sub)
 
     # -- feeds ------------------------------------------------------------------------------
@@ -559,12 +561,12 @@ class Web:
         token, kind = request.path_params["token"], request.path_params["kind"]
         if not _FEED_TOKEN.match(token):
             return self.not_found()
+        sub = self.store.subscriber_by_token(token)
+        if sub is None or sub.status not in ("active", "paused"):
+            return self.not_found()  # unknown, or gone: even before its file is removed
         path = self.config.feeds.dir / "feeds" / f"{token}.{kind}"
         if path.exists():
             return self.serve_file(request, path, kind, True)
-        sub = self.store.subscriber_by_token(token)
-        if sub is None or sub.status not in ("active", "paused"):
-            return self.not_found()
         if self.service is not None:
             self.service.feeds_dirty = True
         return Response(

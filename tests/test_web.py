@@ -367,6 +367,8 @@ async def test_one_click_unsubscribe_works_without_cookies(app: App) -> None:
     gone = app.store.subscriber("ada@example.org")
     assert gone is not None and gone.status == "unsubscribed"
     assert app.store.subscriber("bo@example.org") == bo
+    assert app.service.feeds_dirty
+    assert (await app.client.get(f"/feeds/{ada.token}.atom")).status_code == 404
 
 
 async def test_tokens_act_only_for_their_purpose(app: App) -> None:
