@@ -279,15 +279,20 @@ def schedule(state: _State) -> None:
     with state.store() as store:
         _guard(lambda: store.sync_config_subscribers(cfg.subscribers))  # as every pass does
         rows = _guard(lambda: next_sends(cfg, store, now))
+        states = _guard(store.state_counts)
+    inactive = sum(n for state, n in states.items() if state not in ("active", "unscheduled"))
     if not rows:
         click.echo("no active subscribers")
-        return
     for sub, sched, when in rows:
         local = when.astimezone(sched.zone)
         late = "  (due now: catch-up)" if when <= now else ""
         click.echo(
             f"{sub.email}\t{local:%Y-%m-%d %H:%M %Z} ({sched.timezone})\t"
             f"{when:%Y-%m-%d %H:%M} UTC\t{sched.describe()}{late}"
+        )
+    if inactive:
+        click.echo(
+            f"({inactive} subscriber(s) pending, paused, unsubscribed or suspended: no sends)"
         )
 
 
