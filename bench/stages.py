@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digest import query  # noqa: E402
-from digest.diff import select  # noqa: E402
+from digest.diff import Selection  # noqa: E402
 from digest.match import DayMatcher  # noqa: E402
 from digest.message import build_message, make_message_id  # noqa: E402
 from digest.models import Subscriber  # noqa: E402
@@ -44,18 +44,19 @@ def main() -> None:
 
     start = time.perf_counter()
     matcher = DayMatcher(papers)
-    matched = [matcher.select(s.keywords, s.exclude) for s in subs]
+    # What a run does: the papers of each digest, highlighted only where shown (cap 30).
+    matched = [matcher.choose(s.keywords, s.exclude, set(), 30) for s in subs]
     match_s = time.perf_counter() - start
 
     renderer = Renderer(site_title="Trending papers", base_url="https://digest.example.org")
     render_s = build_s = 0.0
     digests = total_size = 0
     now = datetime.now(UTC)
-    for sub, matches in zip(subs, matched, strict=True):
-        if not matches:
+    for sub, (shown, more) in zip(subs, matched, strict=True):
+        if not shown:
             continue
         t0 = time.perf_counter()
-        selection = select(matches, set(), 30)
+        selection = Selection(tuple(shown), tuple(more))
         links = EmailLinks(
             unsubscribe_url=f"https://digest.example.org/unsubscribe?token={sub.token}",
             manage_url=f"https://digest.example.org/manage?token={sub.token}",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
+from operator import itemgetter
 from types import MappingProxyType
 from typing import TypeAlias
 
@@ -77,7 +78,10 @@ def index_paper(paper: Paper) -> IndexedPaper:
 # One matched stretch: (field rank, author index, start, end, text as in the paper).
 Mark: TypeAlias = tuple[int, int, int, int, str]
 # Where a leaf matched: (slot number, first word, end word) per paper number.
-_Hits: TypeAlias = dict[int, list[tuple[Leaf, int, int, int]]]
+# A leaf is named by a small number (the same for equal leaves of any query of the day):
+# sets of (leaf, field) pairs then hash at C speed.
+_Hits: TypeAlias = dict[int, list[tuple[int, int, int, int]]]
+Scored: TypeAlias = frozenset[tuple[int, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +93,13 @@ class PaperHit:
     """
 
     score: float
-    scored: frozenset[tuple[Leaf, str]]
+    scored: Scored
     marks: tuple[Mark, ...]
     terms: tuple[str, ...]
     spans: tuple[Span, ...]
 
     @classmethod
-    def build(cls, scored: Iterable[tuple[Leaf, str]], marks: Iterable[Mark]) -> PaperHit:
+    def build(cls, scored: Iterable[tuple[int, str]], marks: Iterable[Mark]) -> PaperHit:
         scored = frozenset(scored)
         ordered = tuple(sorted(set(marks)))
         spans: list[Span] = []
@@ -107,10 +111,10 @@ class PaperHit:
                 start, end = last.start, max(end, last.end)
             spans.append(Span(field, start, end, index))
         return cls(
-            score=sum(WEIGHTS[field] for _, field in scored),
+            score=_score_of(scored),
             scored=scored,
             marks=ordered,
-            terms=tuple(dict.fromkeys(text for *_, text in ordered)),
+            terms=tuple(dict.fromkeys(map(_LAST, ordered))),
             spans=tuple(spans),
         )
 
@@ -122,27 +126,82 @@ class PaperHit:
         )
 
 
+_WEIGHT = dict(WEIGHTS).__getitem__
+_SECOND = itemgetter(1)
+_LAST = itemgetter(-1)
 _MERGED_CACHE = 50_000
 #: Query results kept at once: popular queries stay (least recently used go first), so
 #: memory does not grow with the long tail of queries only one subscriber has.
-_RESULT_CACHE = 4_096
+_RESULT_CACHE = 8_192
 _LEAF_CACHE = 16_384
 _NO_HIT = PaperHit(0.0, frozenset(), (), (), ())
 
 
-@dataclass(frozen=True, slots=True)
 class QueryResult:
     """One query over every paper of a day.
 
-    ``hits`` maps a paper's number (its position in :attr:`DayMatcher.papers`) to how it
-    matched; ``ranked`` maps the same numbers to their :class:`Match`, best first.
+    ``hits`` maps a paper's number (its position in :attr:`DayMatcher.papers`) to the leaf
+    hits that make the query true there; ``scored`` to its distinct ``(term, field)`` pairs
+    and ``order`` to its sort key (see :func:`_sort_key`). The highlights (a
+    :class:`PaperHit` per paper, and :class:`Match` objects) are built only for the papers
+    that are asked for: most matches of a day are never shown to anyone.
     """
 
-    query: str
-    hits: Mapping[int, PaperHit]
-    ranked: Mapping[int, Match]
-    #: Sort key of each paper number (see :func:`_sort_key`).
-    order: Mapping[int, float]
+    __slots__ = (
+        "_built",
+        "_matcher",
+        "_matches",
+        "_ranked",
+        "hits",
+        "numbers",
+        "order",
+        "query",
+        "scored",
+    )
+
+    def __init__(
+        self,
+        matcher: DayMatcher,
+        query: str,
+        hits: _Hits,
+        scored: dict[int, Scored],
+        order: dict[int, float],
+    ) -> None:
+        self._matcher = matcher
+        self.query = query
+        self.hits = hits
+        self.scored = scored
+        self.order = order
+        #: Paper numbers, best first.
+        self.numbers: list[int] = sorted(order, key=order.__getitem__)
+        self._built: dict[int, PaperHit] = {}
+        self._matches: dict[int, Match] = {}
+        self._ranked: dict[int, Match] | None = None
+
+    def hit(self, number: int) -> PaperHit:
+        """How the query matched paper ``number`` (which must be in :attr:`hits`)."""
+        built = self._built.get(number)
+        if built is None:
+            built = self._built[number] = self._matcher._build(number, self.hits[number])
+        return built
+
+    def match(self, number: int) -> Match:
+        """Paper ``number`` with this query's highlights (built once)."""
+        ranked = self._ranked
+        if ranked is not None:
+            return ranked[number]
+        found = self._matches.get(number)
+        if found is None:
+            found = self._matches[number] = self._matcher._match(number, self.hit(number))
+        return found
+
+    @property
+    def ranked(self) -> Mapping[int, Match]:
+        """Every matching paper's :class:`Match`, best first (built on first use)."""
+        if self._ranked is None:
+            self._ranked = {n: self.match(n) for n in self.numbers}
+            self._matches.clear()
+        return self._ranked
 
     @property
     def matches(self) -> tuple[Match, ...]:
@@ -159,9 +218,9 @@ class QueryResult:
 class DayMatcher:
     """The papers of one day, indexed once, matched against any number of queries.
 
-    Each distinct query string is parsed and evaluated once; :meth:`select` then only
-    combines cached results with set and dict operations, so that a hundred thousand
-    subscribers sharing popular queries stay cheap.
+    Each distinct query string is parsed and evaluated once; :meth:`select` and
+    :meth:`choose` then only combine cached results with set and dict operations, so that
+    a hundred thousand subscribers sharing popular queries stay cheap.
     """
 
     def __init__(self, papers: Sequence[Paper]) -> None:
@@ -179,9 +238,11 @@ class DayMatcher:
         self._rank = [0] * len(order)
         for rank, number in enumerate(order):
             self._rank[number] = rank
+        self._by_rank = order
         self._everything = {n: Match(papers[n], 0.0) for n in order}
         self._results: OrderedDict[str, QueryResult] = OrderedDict()
         self._leaf_cache: OrderedDict[tuple[Leaf, frozenset[str]], _Hits] = OrderedDict()
+        self._leaf_ids: dict[Leaf, int] = {}
         # Papers hit by several queries, merged once per (paper number, *queries).
         self._merged: dict[tuple[object, ...], Match] = {}
 
@@ -201,66 +262,108 @@ class DayMatcher:
 
         Best first: by score, then upvotes, then title. Raises QueryError for a bad query.
         """
+        results, excluded = self._results_for(keywords, exclude)
+        return [self._full(results, n) for n in self._ordered(results, excluded)]
+
+    def choose(
+        self,
+        keywords: Sequence[str],
+        exclude: Sequence[str] = (),
+        skip: Set[str] = frozenset(),
+        cap: int | None = None,
+    ) -> tuple[list[Match], list[Match]]:
+        """:meth:`select` without the papers whose key is in ``skip``, split at ``cap``:
+        (the first ``cap``, with their highlights; the rest, with paper and score only).
+
+        What a digest needs: only the papers it shows are highlighted.
+        """
+        results, excluded = self._results_for(keywords, exclude)
+        numbers = self._ordered(results, excluded)
+        if skip:
+            papers = self.papers
+            numbers = [n for n in numbers if papers[n].paper.key not in skip]
+        cut = len(numbers) if cap is None else max(0, cap)
+        shown = [self._full(results, n) for n in numbers[:cut]]
+        everything = self._everything  # past the cap only the paper counts, not its score
+        return shown, [everything[n] for n in numbers[cut:]]
+
+    def _results_for(
+        self, keywords: Sequence[str], exclude: Sequence[str]
+    ) -> tuple[list[QueryResult], set[int]]:
         excluded: set[int] = set()
         for query in exclude:
             excluded.update(self.matches_query(query).hits)
-        distinct = list(dict.fromkeys(keywords))
-        if len(distinct) > 1:
-            return self._combine([self.matches_query(q) for q in distinct], excluded)
-        ranked = self.matches_query(distinct[0]).ranked if distinct else self._everything
-        if excluded.isdisjoint(ranked):
-            return list(ranked.values())
-        kept = dict(ranked)  # keeps the order; dict operations run at C speed
-        for number in excluded & kept.keys():
-            del kept[number]
-        return list(kept.values())
+        return [self.matches_query(q) for q in dict.fromkeys(keywords)], excluded
 
-    def _combine(self, results: list[QueryResult], excluded: set[int]) -> list[Match]:
-        """The union of several queries' matches; papers hit by more than one are merged."""
-        order: dict[int, float] = {}
-        matches: dict[int, Match] = {}
-        several: set[int] = set()
-        for result in results:
-            several.update(order.keys() & result.order.keys())
-            order.update(result.order)
-            matches.update(result.ranked)
-        for number in several - excluded:
-            hits = [(r.query, h) for r in results if (h := r.hits.get(number)) is not None]
-            key = (number, *(q for q, _ in hits))
-            match = self._merged.get(key)
-            if match is None:
-                if len(self._merged) >= _MERGED_CACHE:
-                    self._merged.clear()
-                merged = PaperHit.merge(*(h for _, h in hits))
-                match = self._merged[key] = self._match(number, merged)
-            order[number] = _sort_key(match.score, self._rank[number])
-            matches[number] = match
-        for number in excluded & order.keys():
-            del order[number]
-        return [matches[n] for n in sorted(order, key=order.__getitem__)]
+    def _ordered(self, results: list[QueryResult], excluded: set[int]) -> list[int]:
+        """Paper numbers matching any result (all papers for none), best first."""
+        if not results:
+            numbers = self._by_rank
+        elif len(results) == 1:
+            numbers = results[0].numbers
+        else:
+            order: dict[int, float] = {}
+            several: set[int] = set()
+            for result in results:
+                several.update(order.keys() & result.order.keys())
+                order.update(result.order)
+            for number in several:
+                scored = frozenset().union(
+                    *(r.scored[number] for r in results if number in r.scored)
+                )
+                order[number] = _sort_key(_score_of(scored), self._rank[number])
+            numbers = sorted(order, key=order.__getitem__)
+        if excluded and not excluded.isdisjoint(numbers):
+            return [n for n in numbers if n not in excluded]
+        return list(numbers)
+
+    def _full(self, results: list[QueryResult], number: int) -> Match:
+        """The highlighted :class:`Match` of paper ``number`` for these results."""
+        if len(results) == 1:
+            return results[0].match(number)
+        if not results:
+            return self._everything[number]
+        having = [r for r in results if number in r.hits]
+        if len(having) == 1:
+            return having[0].match(number)
+        key = (number, *(r.query for r in having))
+        match = self._merged.get(key)
+        if match is None:
+            if len(self._merged) >= _MERGED_CACHE:
+                self._merged.clear()
+            merged = PaperHit.merge(*(r.hit(number) for r in having))
+            match = self._merged[key] = self._match(number, merged)
+        return match
 
     def _match(self, number: int, hit: PaperHit) -> Match:
         return Match(self.papers[number].paper, hit.score, hit.terms, hit.spans)
 
+    def _build(self, number: int, found: list[tuple[int, int, int, int]]) -> PaperHit:
+        if not found:
+            return _NO_HIT
+        scored: list[tuple[int, str]] = []
+        marks: list[Mark] = []
+        slots = self.papers[number].slots
+        for leaf, slot_number, first, end in found:
+            slot = slots[slot_number]
+            start, stop = slot.starts[first], slot.ends[end - 1]
+            text = " ".join(slot.text[start:stop].lower().split())
+            scored.append((leaf, slot.field))
+            marks.append((_FIELD_RANK[slot.field], slot.index, start, stop, text))
+        return PaperHit.build(scored, marks)
+
     def _evaluate(self, query: str) -> QueryResult:
         hits = self._node(parse(query), DEFAULT_FIELDS)
-        built: dict[int, PaperHit] = {}
+        papers = self.papers
+        rank = self._rank
+        scored: dict[int, Scored] = {}
+        order: dict[int, float] = {}
         for number, found in hits.items():
-            if not found:
-                built[number] = _NO_HIT
-                continue
-            scored: list[tuple[Leaf, str]] = []
-            marks: list[Mark] = []
-            for leaf, slot_number, first, end in found:
-                slot = self.papers[number].slots[slot_number]
-                start, stop = slot.starts[first], slot.ends[end - 1]
-                text = " ".join(slot.text[start:stop].lower().split())
-                scored.append((leaf, slot.field))
-                marks.append((_FIELD_RANK[slot.field], slot.index, start, stop, text))
-            built[number] = PaperHit.build(scored, marks)
-        order = {n: _sort_key(hit.score, self._rank[n]) for n, hit in built.items()}
-        ranked = {n: self._match(n, built[n]) for n in sorted(order, key=order.__getitem__)}
-        return QueryResult(query, built, ranked, order)
+            slots = papers[number].slots
+            pairs = frozenset((leaf, slots[slot].field) for leaf, slot, _, _ in found)
+            scored[number] = pairs
+            order[number] = _sort_key(_score_of(pairs), rank[number])
+        return QueryResult(self, query, hits, scored, order)
 
     def _node(self, node: Node, fields: frozenset[str]) -> _Hits:
         """Paper number -> the positive leaf hits that make ``node`` true for that paper."""
@@ -270,11 +373,21 @@ class DayMatcher:
             inner = self._node(node.operand, fields)
             return {n: [] for n in range(len(self.papers)) if n not in inner}
         if isinstance(node, And):
-            parts = [self._node(op, fields) for op in node.operands]
+            # "a AND NOT b": take b's papers out of a's rather than build NOT b's complement.
+            positive: list[Node] = [op for op in node.operands if not isinstance(op, Not)]
+            negative = [op.operand for op in node.operands if isinstance(op, Not)]
+            if not positive:
+                positive, negative = list(node.operands), []
+            parts = [self._node(op, fields) for op in positive]
             parts.sort(key=len)
             out: _Hits = {n: list(found) for n, found in parts[0].items()}
             for part in parts[1:]:
                 out = {n: found + part[n] for n, found in out.items() if n in part}
+            for op in negative:
+                if not out:
+                    break
+                inner = self._node(op, fields)
+                out = {n: found for n, found in out.items() if n not in inner}
             return out
         if isinstance(node, Or):
             out = {}
@@ -316,6 +429,7 @@ class DayMatcher:
         out: _Hits = {}
         ending = set(ends)
         size = len(head) + 1
+        lid = self._leaf_ids.setdefault(leaf, len(self._leaf_ids))
         for n in candidates:
             indexed = self.papers[n]
             first = head[0] if head else None
@@ -326,8 +440,13 @@ class DayMatcher:
                     continue
                 span = slot.words[pos : pos + size]
                 if len(span) == size and list(span[:-1]) == head and span[-1] in ending:
-                    out.setdefault(n, []).append((leaf, slot_number, pos, pos + size))
+                    out.setdefault(n, []).append((lid, slot_number, pos, pos + size))
         return out
+
+
+def _score_of(scored: Iterable[tuple[int, str]]) -> float:
+    """What a paper scores for these distinct ``(term, field)`` pairs."""
+    return sum(map(_WEIGHT, map(_SECOND, scored)))  # C-level loops: a hot spot at 100k
 
 
 def _sort_key(score: float, rank: int) -> float:

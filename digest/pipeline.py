@@ -523,9 +523,10 @@ def plan_batch(
     for sub in batch:
         assert sub.id is not None
         pool = pool_of(sub)
-        selection = select(
-            pool.matcher.select(sub.keywords, sub.exclude), delivered[sub.id], _cap(ctx, sub)
+        shown, more = pool.matcher.choose(
+            sub.keywords, sub.exclude, delivered[sub.id], _cap(ctx, sub)
         )
+        selection = Selection(tuple(shown), tuple(more))
         rep = SubscriberReport(email=sub.email, matched=len(selection.all))
         report.subscribers.append(rep)
         recorder.by_email[sub.email] = rep
