@@ -621,3 +621,34 @@ async def test_file_outbox_that_cannot_be_written(tmp_path: Path) -> None:
         FileOutboxSender(blocker / "outbox"), [outgoing(1)], TransientDeliveryError
     )
     assert "cannot write" in str(error) and outcomes == {}
+
+
+@pytest.mark.parametrize(
+    ("message", "wire"),
+    [
+        (b"A: b\r\n\r\nline\r\n", b"A: b\r\n\r\nline\r\n.\r\n"),
+        (b"A: b\r\n\r\n.dot\r\n..two\r\n", b"A: b\r\n\r\n..dot\r\n...two\r\n.\r\n"),
+        (b".first\r\nx", b"..first\r\nx\r\n.\r\n"),
+        (b"A: b\r\n\r\n.\r\n", b"A: b\r\n\r\n..\r\n.\r\n"),  # a lone dot is not the end
+        (b"A: b\n\nbare LF\n", None),
+        (b"A: b\r\n\r\nlone\rCR\r\n", None),
+    ],
+)
+def test_messages_we_build_are_dot_stuffed_without_the_library(
+    message: bytes, wire: bytes | None
+) -> None:
+    from digest.deliver import wire_data
+
+    assert wire_data(message) == wire
+
+
+async def test_a_message_with_bare_line_feeds_still_arrives(smtp_server: Server) -> None:
+    server = smtp_server()
+    data = b"From: a@example.org\nTo: b@example.org\nSubject: x\n\n.hello\nworld\n"
+    item = Outgoing(
+        key=1, sender="a@example.org", recipients=("b@example.org",), data=data,
+        message_id="<x@example.org>",
+    )  # fmt: skip
+    outcomes = await deliver(sender(server), [item])
+    assert [o.ok for o in outcomes.values()] == [True]
+    assert server.messages[0].data == data.replace(b"\n", b"\r\n")
