@@ -69,6 +69,12 @@ def link_atomic(path: Path, target: str) -> bool:
     try:
         if os.readlink(path) == target:
             return False
+    except FileNotFoundError:  # nothing there yet: no need to replace anything
+        try:
+            os.symlink(target, path)
+            return True
+        except FileExistsError:  # made meanwhile: replace it below
+            pass
     except OSError:
         pass
     tmp = path.with_name(f".{path.name}.{os.getpid()}.lnk")

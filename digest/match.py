@@ -287,6 +287,17 @@ class DayMatcher:
         everything = self._everything  # past the cap only the paper counts, not its score
         return shown, [everything[n] for n in numbers[cut:]]
 
+    def keys(self, keywords: Sequence[str], exclude: Sequence[str] = ()) -> set[str]:
+        """The keys of the papers :meth:`select` would give, without ranking or highlights."""
+        results, excluded = self._results_for(keywords, exclude)
+        if not results:
+            numbers: Iterable[int] = range(len(self.papers))
+        else:
+            numbers = set().union(*(r.hits.keys() for r in results)) - excluded
+            excluded = set()
+        papers = self.papers
+        return {papers[n].paper.key for n in numbers if n not in excluded}
+
     def _results_for(
         self, keywords: Sequence[str], exclude: Sequence[str]
     ) -> tuple[list[QueryResult], set[int]]:

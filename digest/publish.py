@@ -81,7 +81,7 @@ def publish_feeds(config: Config, store: Store, now: datetime, batch: int = 1000
         for sub in subs:
             name = signature(sub.keywords, sub.exclude)
             if name not in written:
-                keys = {m.paper.key for m in matcher.select(sub.keywords, sub.exclude)}
+                keys = matcher.keys(sub.keywords, sub.exclude)
                 about = "; ".join(sub.keywords) or "every paper"
                 if sub.exclude:
                     about += " (excluding " + "; ".join(sub.exclude) + ")"

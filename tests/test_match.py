@@ -554,3 +554,19 @@ def test_any_query_against_any_paper_never_crashes(query: str, text: str) -> Non
         return
     for match in found:
         check_spans(match)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["diffusion", "agent*", '"language model"', "title:survey",
+                                 "robots OR protein", "NOT diffusion"]), max_size=3),
+       st.lists(st.sampled_from(["medical", "survey", "diffusion"]), max_size=2))  # fmt: skip
+def test_keys_are_the_papers_select_gives(keywords: list[str], exclude: list[str]) -> None:
+    matcher = DayMatcher(DAY)
+    assert matcher.keys(keywords, exclude) == {
+        m.paper.key for m in matcher.select(keywords, exclude)
+    }
+    shown, rest = matcher.choose(keywords, exclude, cap=2)
+    assert [m.paper.key for m in shown + rest] == [
+        m.paper.key for m in matcher.select(keywords, exclude)
+    ]
+    assert shown == matcher.select(keywords, exclude)[:2]
