@@ -139,7 +139,11 @@ async def fetch_dates(
 
 
 async def send_due(
-    ctx: Context, *, should_stop: Callable[[], bool] = lambda: False, refresh: bool = False
+    ctx: Context,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    refresh: bool = False,
+    sync: bool = True,
 ) -> PassReport:
     """One scheduled pass at ``ctx.now``; see the module docstring.
 
@@ -151,7 +155,8 @@ async def send_due(
     now = ctx.now
     today = today_of(ctx, now)
     report = PassReport(day=today)
-    ctx.store.sync_config_subscribers(ctx.config.subscribers)
+    if sync:  # the config's [[subscribers]] into the database
+        ctx.store.sync_config_subscribers(ctx.config.subscribers)
     report.placed = place_new(ctx, now)
     first = ctx.store.due(now, BATCH)
     if not first and not refresh and not ctx.store.pending():
@@ -306,6 +311,7 @@ class Service:
         self.tick_seconds = tick_seconds
         self.refresh_every = refresh_every
         self._fetched_at: datetime | None = None
+        self._synced = False
         self.scheduler: object | None = None
         self.running = False
         self.stopping = False
@@ -360,7 +366,10 @@ class Service:
         ctx = self.make_context(now)
         refresh = self._fetched_at is None or now - self._fetched_at >= self.refresh_every
         try:
-            report = await send_due(ctx, should_stop=lambda: self.stopping, refresh=refresh)
+            report = await send_due(
+                ctx, should_stop=lambda: self.stopping, refresh=refresh, sync=not self._synced
+            )
+            self._synced = True  # the config does not change while the process runs
         except DigestError as exc:
             self._back_off(now, str(exc))
             return None

@@ -444,8 +444,15 @@ class Store:
         now = _now()
         added = updated = deactivated = 0
         with self._begin() as conn:
-            existing = {r.email: r for r in conn.execute(sa.select(subscribers))}
             listed = {s.email for s in subs}
+            # Only the rows that can change: those listed, and config subscribers (not the
+            # whole table: a scheduled pass does this every minute beside 100,000 others).
+            relevant: Any = subscribers.c.in_config.is_(True)
+            if len(listed) > 500:  # a long list in the config: reading everyone is simpler
+                relevant = sa.true()
+            elif listed:
+                relevant = sa.or_(relevant, _one_of(conn, subscribers.c.email, sorted(listed)))
+            existing = {r.email: r for r in conn.execute(sa.select(subscribers).where(relevant))}
             for s in subs:
                 values = {**_subscriber_values(s), **_schedule_values(s)}
                 row = existing.get(s.email)

@@ -73,6 +73,21 @@ def test_config_sync_adds_updates_and_deactivates(store: Store) -> None:
     assert store.subscriber("b@example.org").status == "active"  # type: ignore[union-attr]
 
 
+def test_config_sync_leaves_other_subscribers_alone_and_adopts_listed_ones(store: Store) -> None:
+    web = store.add_subscriber(Subscriber(email="web@example.org", keywords=("robots",)))
+    both = store.add_subscriber(Subscriber(email="both@example.org"))
+    listed = [Subscriber(email="both@example.org", keywords=("llm",))]
+    assert store.sync_config_subscribers(listed) == (0, 1, 0)
+    assert store.subscriber("web@example.org") == web
+    adopted = store.subscriber("both@example.org")
+    assert adopted is not None and adopted.keywords == ("llm",) and adopted.id == both.id
+    assert store.sync_config_subscribers([]) == (0, 0, 1)  # listed no more: deactivated
+    assert store.subscriber("web@example.org") == web
+    many = [Subscriber(email=f"c{i}@example.org") for i in range(600)]  # past the IN list
+    assert store.sync_config_subscribers(many) == (600, 0, 0)
+    assert store.sync_config_subscribers(many[:100]) == (0, 0, 500)
+
+
 def test_unsubscribed_config_subscriber_stays_unsubscribed(store: Store) -> None:
     a = Subscriber(email="a@example.org")
     store.sync_config_subscribers([a])
