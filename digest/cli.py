@@ -6,6 +6,7 @@ Exit codes: 0 done; 1 the run failed (message on stderr); 2 usage or config erro
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -724,6 +725,10 @@ def demo(folder: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``digest`` command."""
+    # A run keeps large, long-lived indexes and caches and allocates millions of small
+    # objects: the default thresholds made the cyclic collector rescan them ~5,000 times
+    # per 10,000 digests (5% of the run). Our data has few cycles: collect less often.
+    gc.set_threshold(50_000, 20, 20)
     try:
         cli.main(
             args=list(argv) if argv is not None else None, prog_name="digest", standalone_mode=True
