@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ from markupsafe import Markup, escape
 
 from digest.errors import RenderError
 from digest.message import Body, quoted_printable
-from digest.models import Match, Subscriber
+from digest.models import Match, Paper, Subscriber
 
 #: Gmail clips an HTML part over 102 KB; leave room for the transfer encoding's estimate error.
 HTML_BUDGET = 90_000
@@ -321,37 +322,70 @@ def to_html(pieces: Sequence[tuple[str, bool]], suffix: str = "") -> Markup:
     return Markup(html + str(escape(suffix)))
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What a paper's entry looks like whatever is highlighted in it: the cuts and links."""
+
+    title_end: int
+    title_cut: bool
+    abstract_end: int
+    ellipsis: bool
+    authors: tuple[tuple[str, int, bool], ...]  # (name, end, cut) of each author named
+    authors_more: int
+    hf_url: str | None
+    abs_url: str | None
+    pdf_url: str | None
+    code_url: str | None
+    project_url: str | None
+
+
+@lru_cache(maxsize=4_096)
+def _layout(paper: Paper) -> _Layout:
+    title_end, title_cut = cut_at_word(paper.title, TITLE_LIMIT)
+    abstract_end, ellipsis = trim_abstract(paper.abstract)
+    named = paper.authors if len(paper.authors) <= AUTHORS_SHOWN + 1 else paper.authors[:3]
+    return _Layout(
+        title_end,
+        title_cut,
+        abstract_end,
+        ellipsis,
+        tuple((name, *cut_at_word(name, AUTHOR_LIMIT)) for name in named),
+        len(paper.authors) - len(named),
+        safe_url(paper.hf_url),
+        safe_url(paper.abs_url),
+        safe_url(paper.pdf_url),
+        safe_url(paper.github_repo),
+        safe_url(paper.project_page),
+    )
+
+
 def paper_view(match: Match) -> PaperView:
     """The template view of one matched paper: cleaned, trimmed, highlighted."""
     paper = match.paper
+    layout = _layout(paper)
     by_field: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for span in match.spans:
         index = span.index if span.field == "author" else 0
         by_field.setdefault((span.field, index), []).append((span.start, span.end))
 
-    title_end, title_cut = cut_at_word(paper.title, TITLE_LIMIT)
-    title_pieces = segments(paper.title, by_field.get(("title", 0), ()), title_end)
+    title_cut = layout.title_cut
+    title_pieces = segments(paper.title, by_field.get(("title", 0), ()), layout.title_end)
     title = "".join(p for p, _ in title_pieces) + (" …" if title_cut else "")
     short_end, short_cut = cut_at_word(title, SHORT_TITLE_LIMIT)
     short_title = title[:short_end] + " …" if short_cut else title
 
-    abstract_end, ellipsis = trim_abstract(paper.abstract)
+    abstract_end = layout.abstract_end
     abstract_pieces = segments(paper.abstract, by_field.get(("abstract", 0), ()), abstract_end)
-    suffix = " …" if ellipsis else ""
+    suffix = " …" if layout.ellipsis else ""
 
-    named = paper.authors if len(paper.authors) <= AUTHORS_SHOWN + 1 else paper.authors[:3]
     authors: list[str] = []
     authors_html: list[Markup] = []
-    for index, name in enumerate(named):
-        end, cut = cut_at_word(name, AUTHOR_LIMIT)
+    for index, (name, end, cut) in enumerate(layout.authors):
         pieces = segments(name, by_field.get(("author", index), ()), end)
         if pieces:
             authors.append("".join(p for p, _ in pieces) + ("…" if cut else ""))
             authors_html.append(to_html(pieces, "…" if cut else ""))
 
-    hf_url = safe_url(paper.hf_url)
-    code_url = safe_url(paper.github_repo)
-    project_url = safe_url(paper.project_page)
     terms = (clean(t)[:KEYWORD_LIMIT] for t in match.terms)
     return PaperView(
         key=paper.key,
@@ -359,15 +393,15 @@ def paper_view(match: Match) -> PaperView:
         title=title,
         title_html=to_html(title_pieces, " …" if title_cut else ""),
         short_title=short_title,
-        url=hf_url or project_url or code_url,
-        hf_url=hf_url,
-        abs_url=safe_url(paper.abs_url),
-        pdf_url=safe_url(paper.pdf_url),
-        code_url=code_url,
-        project_url=project_url,
+        url=layout.hf_url or layout.project_url or layout.code_url,
+        hf_url=layout.hf_url,
+        abs_url=layout.abs_url,
+        pdf_url=layout.pdf_url,
+        code_url=layout.code_url,
+        project_url=layout.project_url,
         authors=tuple(authors),
         authors_html=tuple(authors_html),
-        authors_more=len(paper.authors) - len(named),
+        authors_more=layout.authors_more,
         upvotes=paper.upvotes,
         comments=paper.num_comments,
         abstract="".join(p for p, _ in abstract_pieces) + suffix,
