@@ -685,7 +685,13 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
                         )
                     )
         elif key not in valid_top:
-            problems.append(ConfigProblem(key, "unknown key", hint=_suggest(key, valid_top)))
+            home = [s.key for s in SETTINGS if s.key.endswith("." + key)]
+            hint = (
+                f"put it in its section: [{home[0].split('.')[0]}] {key} = ..."
+                if home
+                else _suggest(key, valid_top)
+            )
+            problems.append(ConfigProblem(key, "unknown key", hint=hint))
 
     flat: dict[str, Any] = {k: v for k, v in data.items() if k in top_names}
     for section in SECTIONS:

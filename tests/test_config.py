@@ -229,3 +229,11 @@ def test_smtp_security_follows_the_port_unless_set(
     path = tmp_path / "config.toml"
     path.write_text(f"[smtp]\n{smtp}\n", "utf-8")
     assert load(path).smtp.security == security
+
+
+def test_a_section_key_at_the_top_level_says_where_it_goes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse({"send_at": "07:00", "port": 25}, base=tmp_path)
+    text = str(caught.value)
+    assert "send_at: unknown key (put it in its section: [schedule] send_at = ...)" in text
+    assert "[smtp] port" in text or "[web] port" in text
