@@ -331,6 +331,21 @@ def _cap(ctx: Context, sub: Subscriber) -> int:
 
 
 _Claimer = Callable[[str, str, str], bool]
+
+
+def claimer(ctx: Context, run_id: int, clock: Callable[[], datetime]) -> _Claimer:
+    """``claim(delivery_id, to, message_id)``: take a pending digest for this run right
+    before it is handed to the sender; False (and a log line) when another run has it."""
+
+    def claim(delivery_id: str, to: str, message_id: str) -> bool:
+        if ctx.store.claim(delivery_id, run_id, clock()):
+            return True
+        log.info("skipped to=%s message_id=%s: claimed by another run", to, message_id)
+        return False
+
+    return claim
+
+
 HOST = socket.gethostname()
 
 
@@ -450,11 +465,7 @@ async def _deliver(
     pending = ctx.store.pending()
     pool = Pool.of(listing)
 
-    def claim(delivery_id: str, to: str, message_id: str) -> bool:
-        if ctx.store.claim(delivery_id, run_id, clock()):
-            return True
-        log.info("skipped to=%s message_id=%s: claimed by another run", to, message_id)
-        return False
+    claim = claimer(ctx, run_id, clock)
 
     async def items() -> AsyncIterator[Outgoing]:
         for item in _resume_items(ctx, pending, report, claim):

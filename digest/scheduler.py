@@ -38,6 +38,7 @@ from digest.pipeline import (
     _finish,
     _Recorder,
     _resume_items,
+    claimer,
     plan_batch,
     requeue_stale,
     write_feeds,
@@ -232,11 +233,7 @@ async def _deliver_due(
             pool = pools[dates] = Pool(today, dates, DayMatcher(papers), len(papers), since)
         return pool
 
-    def claim(delivery_id: str, to: str, message_id: str) -> bool:
-        if ctx.store.claim(delivery_id, run_id, clock()):
-            return True
-        log.info("skipped to=%s message_id=%s: claimed by another run", to, message_id)
-        return False
+    claim = claimer(ctx, run_id, clock)
 
     async def items() -> AsyncIterator[Outgoing]:
         for item in _resume_items(ctx, pending, report, claim):
