@@ -152,6 +152,18 @@ def stops_run(stage: Literal["mail", "rcpt", "data"], code: int) -> bool:
     return stage == "mail" and 500 <= code <= 599 and code != 552
 
 
+async def send_one(sender: Sender, item: Outgoing) -> Outcome | None:
+    """Deliver one message on its own (a confirmation, an alert, a manual send); its
+    outcome, None if it got none. Raises :class:`DeliveryError` like ``deliver``."""
+    outcomes: list[Outcome] = []
+
+    async def keep(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+
+    await sender.deliver([item], keep)
+    return outcomes[0] if outcomes else None
+
+
 def wire_data(message: bytes) -> bytes | None:
     """``message`` as the DATA phase carries it (dot-stuffed, ending in ``.`` CRLF), or
     None when its line endings are not all CRLF (then the client library normalises it).

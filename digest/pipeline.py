@@ -31,7 +31,7 @@ from pathlib import Path
 
 from digest import tokens
 from digest.config import Config
-from digest.deliver import FileOutboxSender, Outcome, Outgoing, Sender, SmtpSender
+from digest.deliver import FileOutboxSender, Outcome, Outgoing, Sender, SmtpSender, send_one
 from digest.diff import Selection, select
 from digest.errors import DigestError
 from digest.fetch import ListingSource, make_source
@@ -641,23 +641,16 @@ async def send_once(
     if out is not None:
         write_atomic(out, data)
         return len(selection.all)
-    outcomes: list[Outcome] = []
-
-    async def keep(outcome: Outcome) -> None:
-        outcomes.append(outcome)
-
-    await ctx.sender.deliver(
-        [
-            Outgoing(
-                key="manual",
-                sender=_envelope_from(ctx),
-                recipients=(to,),
-                data=data,
-                message_id=message_id,
-            )
-        ],
-        keep,
+    outcome = await send_one(
+        ctx.sender,
+        Outgoing(
+            key="manual",
+            sender=_envelope_from(ctx),
+            recipients=(to,),
+            data=data,
+            message_id=message_id,
+        ),
     )
-    if outcomes and not outcomes[0].ok and outcomes[0].error is not None:
-        raise outcomes[0].error
+    if outcome is not None and not outcome.ok and outcome.error is not None:
+        raise outcome.error
     return len(selection.all)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parseaddr
 
 from digest.config import Config
-from digest.deliver import Outcome, Outgoing, Sender
+from digest.deliver import Outgoing, Sender, send_one
 from digest.errors import DeliveryError
 from digest.message import build_message, list_id_for, make_message_id
 from digest.models import Subscriber
@@ -111,21 +111,16 @@ async def _send_alert(
     config: Config, sender: Sender, now: datetime, to: str, subject: str, text: str
 ) -> bool:
     message_id = make_message_id(config.mail.sender)
-    outcomes: list[Outcome] = []
-
-    async def keep(outcome: Outcome) -> None:
-        outcomes.append(outcome)
-
     try:
         data = build_alert(config, now, to, subject, text, message_id)
-        await sender.deliver(
-            [Outgoing("alert", parseaddr(config.mail.sender)[1], (to,), data, message_id)], keep
+        outcome = await send_one(
+            sender, Outgoing("alert", parseaddr(config.mail.sender)[1], (to,), data, message_id)
         )
     except DeliveryError as exc:
         log.error("alert not sent to=%s message_id=%s error=%s", to, message_id, exc)
         return False
-    if not outcomes or not outcomes[0].ok:
-        error = outcomes[0].error if outcomes else "no outcome"
+    if outcome is None or not outcome.ok:
+        error = outcome.error if outcome else "no outcome"
         log.error("alert not sent to=%s message_id=%s error=%s", to, message_id, error)
         return False
     log.warning("alert sent to=%s message_id=%s subject=%s", to, message_id, subject)

@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from digest import tokens
 from digest.config import Invalid, normalise_address
-from digest.deliver import Outcome, Outgoing
+from digest.deliver import Outgoing, send_one
 from digest.errors import DigestError, QueryError
 from digest.message import build_message, list_id_for, make_message_id, sender_address
 from digest.models import Match, Subscriber
@@ -365,11 +365,6 @@ class Web:
             list_id=cfg.mail.list_id or list_id_for(cfg.mail.sender),
             unsubscribe_url=self.link("unsubscribe", sub),
         )
-        outcomes: list[Outcome] = []
-
-        async def keep(outcome: Outcome) -> None:
-            outcomes.append(outcome)
-
         item = Outgoing(
             key="confirm",
             sender=sender_address(cfg.mail.sender),
@@ -378,9 +373,9 @@ class Web:
             message_id=message_id,
         )
         # A sender of its own: the scheduled pass may be using the shared one right now.
-        await make_sender(cfg).deliver([item], keep)
-        if outcomes and not outcomes[0].ok and outcomes[0].error is not None:
-            raise outcomes[0].error
+        outcome = await send_one(make_sender(cfg), item)
+        if outcome is not None and not outcome.ok and outcome.error is not None:
+            raise outcome.error
 
     async def confirm(self, request: Request) -> Response:
         token = request.query_params.get("token", "")
