@@ -459,12 +459,7 @@ class Store:
                 if row is None:
                     conn.execute(
                         sa.insert(subscribers).values(
-                            **values,
-                            status="active",
-                            token=random_token(),
-                            in_config=True,
-                            created_at=now,
-                            updated_at=now,
+                            _new_row(values, "active", in_config=True, now=now)
                         )
                     )
                     added += 1
@@ -502,16 +497,7 @@ class Store:
                 sa.select(subscribers).where(subscribers.c.email == sub.email)
             ).first()
             if row is None:
-                conn.execute(
-                    sa.insert(subscribers).values(
-                        **values,
-                        status="active",
-                        token=random_token(),
-                        in_config=False,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                conn.execute(sa.insert(subscribers).values(_new_row(values, "active", now=now)))
             else:
                 conn.execute(
                     sa.update(subscribers)
@@ -622,17 +608,7 @@ class Store:
                 values = _subscriber_values(sub)
                 row = known.get(email)
                 if row is None:
-                    inserts.append(
-                        {
-                            **values,
-                            "status": "active",
-                            "token": random_token(),
-                            "in_config": False,
-                            "hard_bounces": 0,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                    )
+                    inserts.append(_new_row(values, "active", now=now))
                     added += 1
                     continue
                 if row.status != "active":
@@ -694,17 +670,7 @@ class Store:
             ).first()
             before = "new" if row is None else str(row.status)
             if row is None:
-                conn.execute(
-                    sa.insert(subscribers).values(
-                        **values,
-                        status="pending",
-                        token=random_token(),
-                        in_config=False,
-                        hard_bounces=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                conn.execute(sa.insert(subscribers).values(_new_row(values, "pending", now=now)))
             elif row.status in ("pending", "unsubscribed", "suspended"):
                 conn.execute(
                     sa.update(subscribers)
@@ -1458,6 +1424,21 @@ def _subscriber_values(s: Subscriber) -> dict[str, Any]:
         "keywords": json.dumps(list(s.keywords), ensure_ascii=False),
         "exclude": json.dumps(list(s.exclude), ensure_ascii=False),
         "max_papers": s.max_papers,
+    }
+
+
+def _new_row(
+    values: dict[str, Any], status: str, *, now: datetime, in_config: bool = False
+) -> dict[str, Any]:
+    """A new subscriber row: ``values`` plus its state, a fresh feed token and timestamps."""
+    return {
+        **values,
+        "status": status,
+        "token": random_token(),
+        "in_config": in_config,
+        "hard_bounces": 0,
+        "created_at": now,
+        "updated_at": now,
     }
 
 
