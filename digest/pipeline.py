@@ -471,9 +471,8 @@ async def _deliver(
         for item in _resume_items(ctx, pending, report, claim):
             yield item
         for batch in ctx.store.active_batches(BATCH):
-            for outgoing in plan_batch(ctx, batch, lambda _: pool, report, recorder):
-                if claim(str(outgoing.key), outgoing.recipients[0], outgoing.message_id):
-                    yield outgoing
+            for outgoing in plan_batch(ctx, batch, lambda _: pool, report, recorder, run_id):
+                yield outgoing
 
     if isinstance(ctx.sender, FileOutboxSender):
         report.outbox = ctx.config.mail.outbox_dir
@@ -523,8 +522,13 @@ def plan_batch(
     pool_of: Callable[[Subscriber], Pool],
     report: RunReport,
     recorder: _Recorder,
+    run_id: int | None = None,
 ) -> list[Outgoing]:
-    """Record one batch of digests as pending, then build their messages."""
+    """Record one batch of digests as pending, then build their messages.
+
+    With ``run_id`` they are recorded already claimed by that run (see
+    :meth:`Store.record_pending`): hand them to the sender without claiming them again.
+    """
     pools = {id(p): p for p in map(pool_of, batch)}
     delivered: dict[int, set[str]] = {}
     for pool in pools.values():
@@ -559,7 +563,10 @@ def plan_batch(
                 pool,
             )
         )
-    recorded = {p.id for p in ctx.store.record_pending([p for _, _, p, _ in plans], ctx.now)}
+    recorded = {
+        p.id
+        for p in ctx.store.record_pending([p for _, _, p, _ in plans], ctx.now, claimed_by=run_id)
+    }
     out: list[Outgoing] = []
     for sub, selection, plan, pool in plans:
         if plan.id not in recorded:

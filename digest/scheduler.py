@@ -250,7 +250,7 @@ async def _deliver_due(
             # Subscribers who became due after the first pass (just confirmed) wait for the
             # next pass, when the listings they need have been fetched.
             batch = [s for s in batch if s.id in windows]
-            outgoing = plan_batch(ctx, batch, pool_of, report, recorder)
+            outgoing = plan_batch(ctx, batch, pool_of, report, recorder, run_id)
             # Their digests are recorded as pending: move them on to their next send.
             ctx.store.set_next_sends(
                 [
@@ -261,11 +261,10 @@ async def _deliver_due(
                 only_if_due=now,
             )
             for item in outgoing:
-                if should_stop():  # recorded as pending: the next pass sends them
+                if should_stop():  # recorded claimed: released at the end of the pass
                     report.stopped = True
                     return
-                if claim(str(item.key), item.recipients[0], item.message_id):
-                    yield item
+                yield item
 
     if isinstance(ctx.sender, FileOutboxSender):
         report.outbox = ctx.config.mail.outbox_dir

@@ -852,10 +852,17 @@ class Store:
         return found
 
     def record_pending(
-        self, plans: Sequence[PlannedDelivery], created_at: datetime
+        self,
+        plans: Sequence[PlannedDelivery],
+        created_at: datetime,
+        *,
+        claimed_by: int | None = None,
     ) -> list[PlannedDelivery]:
         """Record digests as pending and reserve their papers, all in one transaction.
 
+        With ``claimed_by`` (a run's id) they are recorded already claimed by that run
+        (status ``sending``, as :meth:`claim` leaves them): a digest a run plans for itself
+        needs no claim of its own, one UPDATE and commit per message fewer.
         A plan whose papers another run reserved meanwhile is dropped (returned list omits it).
         The whole batch goes in with two multi-row inserts; only when one of them collides
         with another run's reservation is the batch redone plan by plan to find which.
@@ -868,7 +875,10 @@ class Store:
                 # than the inserts themselves (30 rows per digest, 100,000 digests a day).
                 conn.exec_driver_sql(
                     self._sql_deliveries,
-                    [self._bind_deliveries(_delivery_tuple(p, created_at)) for p in plans],
+                    [
+                        self._bind_deliveries(_delivery_tuple(p, created_at, claimed_by))
+                        for p in plans
+                    ],
                 )
                 conn.exec_driver_sql(
                     self._sql_papers,
@@ -882,7 +892,11 @@ class Store:
             for plan in plans:
                 try:
                     with conn.begin_nested():
-                        conn.execute(sa.insert(deliveries).values(_delivery_row(plan, created_at)))
+                        conn.execute(
+                            sa.insert(deliveries).values(
+                                _delivery_row(plan, created_at, claimed_by)
+                            )
+                        )
                         conn.execute(sa.insert(delivery_papers), _paper_rows(plan))
                 except IntegrityError:
                     continue
@@ -1340,16 +1354,10 @@ def _paper(r: Any) -> Paper:
     )
 
 
-def _delivery_row(plan: PlannedDelivery, created_at: datetime) -> dict[str, Any]:
-    return {
-        "id": plan.id,
-        "subscriber_id": plan.subscriber_id,
-        "listing_date": plan.listing_date,
-        "message_id": plan.message_id,
-        "status": "pending",
-        "attempts": 0,
-        "created_at": created_at,
-    }
+def _delivery_row(
+    plan: PlannedDelivery, created_at: datetime, claimed_by: int | None
+) -> dict[str, Any]:
+    return dict(zip(DELIVERY_COLUMNS, _delivery_tuple(plan, created_at, claimed_by), strict=True))
 
 
 DELIVERY_COLUMNS = (
@@ -1360,6 +1368,8 @@ DELIVERY_COLUMNS = (
     "status",
     "attempts",
     "created_at",
+    "claimed_by",
+    "claimed_at",
 )
 PAPER_COLUMNS = ("delivery_id", "subscriber_id", "paper_key", "position", "shown")
 
@@ -1385,15 +1395,19 @@ def _driver_insert(
     return sql, bind
 
 
-def _delivery_tuple(plan: PlannedDelivery, created_at: datetime) -> tuple[Any, ...]:
+def _delivery_tuple(
+    plan: PlannedDelivery, created_at: datetime, claimed_by: int | None
+) -> tuple[Any, ...]:
     return (
         plan.id,
         plan.subscriber_id,
         plan.listing_date,
         plan.message_id,
-        "pending",
+        "pending" if claimed_by is None else "sending",
         0,
         created_at,
+        claimed_by,
+        None if claimed_by is None else created_at,
     )
 
 
