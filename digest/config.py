@@ -96,6 +96,17 @@ def choice(*options: str) -> Check:
     return check
 
 
+def workers() -> Check:
+    def check(value: Any) -> int | str:
+        if value == "auto":
+            return "auto"
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+            raise Invalid('expected "auto" or an integer 1-64')
+        return value
+
+    return check
+
+
 def zone() -> Check:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not value:
@@ -398,6 +409,13 @@ SETTINGS: tuple[Setting, ...] = (
         60,
         "seconds between two looks for subscribers whose send time has come",
     ),
+    Setting(
+        "run.workers",
+        workers(),
+        "auto",
+        'processes building and sending the digests of `digest run`; "auto": one per CPU'
+        " core once there are 2,000 active subscribers per process, else 1",
+    ),
     Setting("web.host", text(), "127.0.0.1", "address `digest serve` listens on (0.0.0.0: all)"),
     Setting("web.port", integer(1, 65535), 8000, "port `digest serve` listens on"),
     Setting(
@@ -507,7 +525,7 @@ SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_KEY = {s.key: s for s in SETTINGS}
-SECTIONS = ("source", "mail", "smtp", "schedule", "web", "feeds")
+SECTIONS = ("source", "mail", "smtp", "schedule", "run", "web", "feeds")
 
 
 @dataclass(frozen=True)
@@ -572,6 +590,11 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class RunConfig:
+    workers: int | str = "auto"  # "auto" or a count
+
+
+@dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -605,6 +628,7 @@ class Config:
     subscribers: tuple[Subscriber, ...]
     schedule: ScheduleConfig = ScheduleConfig()
     web: WebConfig = WebConfig()
+    run: RunConfig = RunConfig()
 
     def schedule_of(self, sub: Subscriber) -> Schedule:
         """A subscriber's schedule, with this configuration's defaults filled in."""
@@ -816,6 +840,7 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
             subscribe_limit_email=values["web.subscribe_limit_email"],
             shutdown_timeout=values["web.shutdown_timeout"],
         ),
+        run=RunConfig(workers=values["run.workers"]),
     )
 
 

@@ -182,6 +182,10 @@ def wire_data(message: bytes) -> bytes | None:
     return body + b".\r\n"
 
 
+#: An ASCII addr-spec that needs no quoting in MAIL FROM:<...> / RCPT TO:<...>.
+_PLAIN = re.compile(r"[!#-'*+\-/-9=?A-Z^-~]+(?:\.[!#-'*+\-/-9=?A-Z^-~]+)*@[A-Za-z0-9.\-\[\]:]+")
+
+
 async def sendmail(
     client: aiosmtplib.SMTP, sender: str, recipients: list[str], message: bytes
 ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
@@ -194,16 +198,26 @@ async def sendmail(
     payload = wire_data(message)
     protocol = client.protocol
     lock = getattr(protocol, "_command_lock", None) if protocol is not None else None
-    if payload is None or protocol is None or lock is None:
+    greet = getattr(client, "_ehlo_or_helo_if_needed", None)
+    if payload is None or protocol is None or lock is None or greet is None:
         return await client.sendmail(sender, recipients, message)
-    options = [f"size={len(payload) - 3}"] if client.supports_extension("size") else []
+    if not (_PLAIN.fullmatch(sender) and all(map(_PLAIN.fullmatch, recipients))):
+        return await client.sendmail(sender, recipients, message)  # quoting, SMTPUTF8
+    options = [b"SIZE=%d" % (len(payload) - 3)] if client.supports_extension("size") else []
     try:
-        await client.mail(sender, options=options)
+        await greet()  # EHLO (or HELO) on a new connection, as mail() does first
+        # MAIL and RCPT as aiosmtplib's mail() and rcpt() send them, without re-parsing
+        # the addresses (bare addr-specs, checked when they were stored) for every message.
+        reply = await client.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode(), *options)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
         refused: dict[str, aiosmtplib.SMTPResponse] = {}
         errors: list[aiosmtplib.SMTPRecipientRefused] = []
         for rcpt in recipients:
             try:
-                await client.rcpt(rcpt)
+                reply = await client.execute_command(b"RCPT", b"TO:<%s>" % rcpt.encode())
+                if reply.code not in (250, 251):
+                    raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, rcpt)
             except aiosmtplib.SMTPRecipientRefused as exc:
                 errors.append(exc)
                 refused[rcpt] = aiosmtplib.SMTPResponse(exc.code, exc.message)

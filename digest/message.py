@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 import secrets
@@ -185,6 +186,7 @@ def _uri(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=64)
 def sender_address(sender: str) -> str:
     """The address of a ``Name <local@domain>`` mailbox; raises ValueError if it has none."""
     return _addr_spec(parseaddr(sender)[1])

@@ -49,6 +49,7 @@ from digest.store import (
     Store,
     new_delivery_id,
 )
+from digest.workers import WorkerError, cores, run_workers, worker_count
 
 log = logging.getLogger("digest.pipeline")
 
@@ -460,24 +461,62 @@ async def _deliver(
     _fetched(ctx, listing, report)
     ctx.store.save_listing(listing, ctx.now)
     ctx.store.sync_config_subscribers(ctx.config.subscribers)
-    recorder = _Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
     report.requeued = requeue_stale(ctx)
-    pending = ctx.store.pending()
-    pool = Pool.of(listing)
+    if isinstance(ctx.sender, FileOutboxSender):
+        report.outbox = ctx.config.mail.outbox_dir
+    parts = 1
+    if isinstance(ctx.sender, SmtpSender):  # the outbox and test senders stay in-process
+        active = ctx.store.state_counts().get("active", 0)
+        parts = worker_count(ctx.config.run.workers, active, cores())
+    if parts == 1:
+        pending = ctx.store.pending()
+        await deliver_share(ctx, Pool.of(listing), pending, report, run_id, clock)
+        report.feeds = write_feeds(ctx)
+        return
+    log.info("run %s: %s worker processes", run_id, parts)
+    results, report.feeds = await run_workers(
+        ctx.config,
+        listing,
+        run_id,
+        ctx.now,
+        lambda: (clock() - ctx.now).total_seconds(),
+        parts,
+        lambda: write_feeds(ctx),
+    )
+    for done in results:
+        report.sent += done.sent
+        report.failed += done.failed
+        report.deferred += done.deferred
+        report.resumed += done.resumed
+        report.suspended += done.suspended
+        report.subscribers += [SubscriberReport(*s) for s in done.subscribers]
+    errors = [d for d in results if d.error is not None]
+    if errors:
+        raise WorkerError(errors[0].error or "a worker failed", hint=errors[0].hint)
 
+
+async def deliver_share(
+    ctx: Context,
+    pool: Pool,
+    pending: Sequence[PendingDelivery],
+    report: RunReport,
+    run_id: int,
+    clock: Callable[[], datetime],
+    share: tuple[int, int] | None = None,
+) -> None:
+    """Resume ``pending``, then plan and send the digests of the active subscribers (of
+    ``share``, see :meth:`Store.active_batches`), each marked sent as it is accepted."""
+    recorder = _Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
     claim = claimer(ctx, run_id, clock)
 
     async def items() -> AsyncIterator[Outgoing]:
         for item in _resume_items(ctx, pending, report, claim):
             yield item
-        for batch in ctx.store.active_batches(BATCH):
+        for batch in ctx.store.active_batches(BATCH, share):
             for outgoing in plan_batch(ctx, batch, lambda _: pool, report, recorder, run_id):
                 yield outgoing
 
-    if isinstance(ctx.sender, FileOutboxSender):
-        report.outbox = ctx.config.mail.outbox_dir
     await ctx.sender.deliver(items(), recorder)
-    report.feeds = write_feeds(ctx)
 
 
 async def _finish(

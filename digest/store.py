@@ -539,14 +539,24 @@ class Store:
         with self.engine.connect() as conn:
             return [_subscriber(r) for r in conn.execute(query)]
 
-    def active_batches(self, size: int = 1000) -> Iterator[list[Subscriber]]:
-        """Active subscribers in id order, ``size`` at a time (memory stays flat)."""
+    def active_batches(
+        self, size: int = 1000, share: tuple[int, int] | None = None
+    ) -> Iterator[list[Subscriber]]:
+        """Active subscribers in id order, ``size`` at a time (memory stays flat).
+
+        ``share=(part, parts)``: only those whose id is ``part`` modulo ``parts`` (one
+        worker's share of a run).
+        """
         last = 0
+        cond = [subscribers.c.status == "active"]
+        if share is not None:
+            part, parts = share
+            cond.append(subscribers.c.id % parts == part)
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     sa.select(subscribers)
-                    .where(subscribers.c.status == "active", subscribers.c.id > last)
+                    .where(*cond, subscribers.c.id > last)
                     .order_by(subscribers.c.id)
                     .limit(size)
                 ).all()

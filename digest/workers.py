@@ -1,0 +1,187 @@
+"""One run's digests built and sent by several processes (``run.workers``).
+
+The run itself stays in the parent: fetching, storing the listing, re-queueing the claims
+of dead runs, the feeds (written while the workers send) and the run's record. Each worker
+takes the subscribers whose id falls in its share (``id % parts == part``): it resumes
+their pending digests, matches, records, renders and sends theirs over its own SMTP
+connections (``smtp.concurrency`` split between the workers) and marks each sent, exactly
+as a single-process run does (:func:`digest.pipeline.deliver_share`). Shares are disjoint,
+so no two workers plan for the same subscriber, and claims still guard resumed digests.
+
+A run is CPU-bound in one Python process; on a machine with several cores the workers
+divide its time. On SQLite their writes take turns (WAL, ``busy_timeout``); on PostgreSQL
+they do not wait for each other.
+
+Workers are spawned (a fresh interpreter, not a fork of a process holding an event loop and
+database connections) and die with the parent (``PR_SET_PDEATHSIG``): a killed run never
+leaves a worker sending on its own, only claims the next run re-queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import gc
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from digest.config import Config
+from digest.errors import DigestError
+from digest.models import Listing
+
+log = logging.getLogger("digest.workers")
+
+#: With ``run.workers = "auto"``, one more worker for every this many active subscribers,
+#: up to the number of cores: below it, starting a process costs more than it saves.
+PER_WORKER = 2000
+_PR_SET_PDEATHSIG = 1
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(setting: int | str, active: int, available: int) -> int:
+    """How many processes a run uses: ``setting`` when a number, else by subscribers."""
+    if setting != "auto":
+        return max(1, int(setting))
+    return max(1, min(available, active // PER_WORKER))
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker needs: everything is picklable, nothing is shared."""
+
+    config: Config
+    listing: Listing
+    run_id: int
+    now: datetime
+    elapsed: float  # seconds since the run started, when the job was made
+    part: int
+    parts: int
+
+
+@dataclass
+class Done:
+    """What one worker did (its share of the run's report)."""
+
+    part: int
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    resumed: int = 0
+    suspended: list[str] = field(default_factory=list)
+    subscribers: list[tuple[str, int, bool, str | None]] = field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+
+
+def _init_worker(parent: int, level: int) -> None:
+    """Die with the parent; log like it; collect garbage as rarely as it does."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    gc.set_threshold(50_000, 20, 20)
+
+
+def work(job: Job) -> Done:
+    """Run one share of a run, in a worker process."""
+    import time
+
+    from digest.pipeline import Pool, RunReport, deliver_share, make_context
+    from digest.store import Store
+
+    done = Done(part=job.part)
+    config = job.config
+    share = max(1, -(-config.smtp.concurrency // job.parts))  # ceil: connections each
+    config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp, concurrency=share))
+    report = RunReport(day=job.listing.date)
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return job.now + timedelta(seconds=job.elapsed + time.monotonic() - started)
+
+    try:
+        with Store(config.database) as store:
+            ctx = make_context(config, store, now=job.now)
+            pending = [
+                p
+                for p in store.pending()
+                if p.subscriber.id is not None and p.subscriber.id % job.parts == job.part
+            ]
+            asyncio.run(
+                deliver_share(
+                    ctx,
+                    Pool.of(job.listing),
+                    pending,
+                    report,
+                    job.run_id,
+                    clock,
+                    share=(job.part, job.parts),
+                )
+            )
+    except DigestError as exc:
+        done.error, done.hint = str(exc), exc.hint
+    done.sent, done.failed, done.deferred = report.sent, report.failed, report.deferred
+    done.resumed, done.suspended = report.resumed, report.suspended
+    done.subscribers = [(s.email, s.matched, s.sent, s.error) for s in report.subscribers]
+    return done
+
+
+class WorkerError(DigestError):
+    """A worker stopped the run (its error, as it said it)."""
+
+
+async def run_workers(
+    config: Config,
+    listing: Listing,
+    run_id: int,
+    now: datetime,
+    elapsed: Callable[[], float],
+    parts: int,
+    meanwhile: Callable[[], list[Path]],
+) -> tuple[list[Done], list[Path]]:
+    """Run ``parts`` workers over the run's subscribers; ``meanwhile()`` (the feeds) runs
+    here as they work. Returns their reports (in share order) and what ``meanwhile`` gave.
+
+    Always waits for every worker to end, even when interrupted: the run's claims are
+    released only after that.
+    """
+    level = logging.getLogger().getEffectiveLevel()
+    pool = ProcessPoolExecutor(
+        max_workers=parts,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(), level),
+    )
+    try:
+        futures = [
+            asyncio.wrap_future(
+                pool.submit(work, Job(config, listing, run_id, now, elapsed(), part, parts))
+            )
+            for part in range(parts)
+        ]
+        written = meanwhile()
+        results = await asyncio.gather(*futures)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return sorted(results, key=lambda d: d.part), written
