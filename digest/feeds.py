@@ -7,6 +7,7 @@ whole feed unreadable.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -119,6 +120,7 @@ class FeedSet:
         if len(self._atom) != len(self.entries) or len(self._rss) != len(self.entries):
             raise RuntimeError("feedgen output did not split into one fragment per paper")
         self._shells: dict[FeedMeta, tuple[bytes, bytes, bytes, bytes]] = {}
+        self._digests: list[bytes] | None = None
 
     def _generator(self, meta: FeedMeta) -> FeedGenerator:
         fg = FeedGenerator()
@@ -155,19 +157,43 @@ class FeedSet:
             self._shells[meta] = shell
         return shell
 
-    def build(
-        self, meta: FeedMeta, keys: Collection[str] | None = None, limit: int | None = None
-    ) -> tuple[bytes, bytes]:
-        """``(rss, atom)`` with the papers whose key is in ``keys`` (None: all), newest first,
-        at most ``limit`` of them."""
-        rss_head, rss_tail, atom_head, atom_tail = self._shell(meta)
+    def choose(
+        self, keys: Collection[str] | None = None, limit: int | None = None
+    ) -> Sequence[int]:
+        """The entries with a key in ``keys`` (None: all), newest first, at most ``limit``."""
         chosen: Sequence[int]
         if keys is None:
             chosen = range(len(self.keys))
         else:
             chosen = [i for i, key in enumerate(self.keys) if key in keys]
-        if limit is not None:
-            chosen = chosen[:limit]
+        return chosen if limit is None else chosen[:limit]
+
+    def fingerprint(self, meta: FeedMeta, chosen: Sequence[int]) -> str:
+        """What a feed of these entries would hold, but for its build time: equal
+        fingerprints, equal feeds (an unchanged feed need not be written again)."""
+        if self._digests is None:
+            self._digests = [
+                hashlib.blake2b(rss + atom, digest_size=16).digest()
+                for rss, atom in zip(self._rss, self._atom, strict=True)
+            ]
+        digests = self._digests
+        head = repr((meta.title, meta.link, meta.rss_url, meta.atom_url, meta.description,
+                     meta.feed_id)).encode("utf-8", "surrogatepass")  # fmt: skip
+        return hashlib.blake2b(b"".join([head, *(digests[i] for i in chosen)])).hexdigest()
+
+    def build(
+        self,
+        meta: FeedMeta,
+        keys: Collection[str] | None = None,
+        limit: int | None = None,
+        *,
+        chosen: Sequence[int] | None = None,
+    ) -> tuple[bytes, bytes]:
+        """``(rss, atom)`` with the papers whose key is in ``keys`` (None: all), newest first,
+        at most ``limit`` of them (or the entries ``chosen`` by :meth:`choose`)."""
+        rss_head, rss_tail, atom_head, atom_tail = self._shell(meta)
+        if chosen is None:
+            chosen = self.choose(keys, limit)
         rss = b"".join([rss_head, *(self._rss[i] for i in chosen), rss_tail])
         atom = b"".join([atom_head, *(self._atom[i] for i in chosen), atom_tail])
         return rss, atom

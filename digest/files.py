@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+_serial = itertools.count()
 
 
-#: Permissions of a new file as ``open()`` would make it: feeds must stay readable by the web
-#: server, while ``mkstemp`` alone would make every file private (0600).
-_MODE = 0o666 & ~_umask()
+def _create_temp(path: Path, mode: int | None) -> tuple[int, str]:
+    """A new file beside ``path`` (same folder, so the rename is atomic), open for writing."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}.{next(_serial)}.tmp")
+        try:
+            # 0o666 less the umask, as for any new file (mkstemp would make it 0600).
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:  # left by a process that died with our pid: next name
+            continue
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        if mode is not None:
+            os.fchmod(fd, mode)
+        return fd, tmp
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:
@@ -28,10 +37,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None, durable: b
     ``durable=False`` skips the fsync, for files that are rebuilt anyway (feeds): after a
     power cut such a file may be empty, never half of two versions.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path, mode)
     try:
-        os.fchmod(fd, _MODE if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -48,10 +55,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None, durable: b
 def open_atomic(path: Path) -> Iterator[BinaryIO]:
     """``with open_atomic(path) as fh``: write a large file piece by piece, then make it
     appear at ``path`` in one step (fsynced) when the block ends; on an error it never does."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path, None)
     try:
-        os.fchmod(fd, _MODE)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()

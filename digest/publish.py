@@ -22,15 +22,17 @@ from digest.config import Config
 from digest.feeds import FeedMeta, FeedSet
 from digest.files import link_atomic, write_atomic
 from digest.match import DayMatcher
-from digest.models import Paper
+from digest.models import Paper, Subscriber
 from digest.store import Store
 
 SHARED = "shared"
+INDEX = ".index.json"
 
 
 def signature(keywords: Sequence[str], exclude: Sequence[str]) -> str:
-    """A stable name for a pair of query lists (the same queries, the same feed file)."""
-    text = json.dumps([list(keywords), list(exclude)], ensure_ascii=False)
+    """A stable name for a pair of query lists (the same queries in any order, the same
+    feed file)."""
+    text = json.dumps([sorted(set(keywords)), sorted(set(exclude))], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -75,34 +77,71 @@ def publish_feeds(config: Config, store: Store, now: datetime, batch: int = 1000
     shared.mkdir(parents=True, exist_ok=True)
     host = urlsplit(base).hostname or "localhost"
     matcher = DayMatcher([paper for _, paper in entries])
-    written: set[str] = set()
+    # What each shared file held when it was written: an unchanged feed is not written again
+    # (its bytes, ETag and date stay; readers polling it get 304s), so a day's run rewrites
+    # only the feeds that gained or lost papers.
+    index_path = shared / INDEX
+    before = _read_index(index_path)
+    with os.scandir(shared) as found:
+        present = {entry.name for entry in found}
+    index: dict[str, str] = {}
     tokens: set[str] = set()
     for subs in store.active_batches(batch):
         for sub in subs:
             name = signature(sub.keywords, sub.exclude)
-            if name not in written:
-                keys = matcher.keys(sub.keywords, sub.exclude)
-                about = "; ".join(sub.keywords) or "every paper"
-                if sub.exclude:
-                    about += " (excluding " + "; ".join(sub.exclude) + ")"
-                meta = FeedMeta(
-                    title=f"{title}: your papers",
-                    link=base + "/",
-                    rss_url=None,
-                    atom_url=None,
-                    description=f"Papers matching {about}"[:500],
-                    feed_id=f"tag:{host},2026:feed/{name}",
+            if name not in index:
+                index[name] = _write_shared(
+                    feeds, config, sub, name, matcher, shared, host, before.get(name), present
                 )
-                rss, atom = feeds.build(meta, keys, config.feeds.private_max_entries)
-                write_atomic(shared / f"{name}.xml", rss, durable=False)
-                write_atomic(shared / f"{name}.atom", atom, durable=False)
-                written.add(name)
             for suffix in (".xml", ".atom"):
                 link_atomic(private / f"{sub.token}{suffix}", f"{SHARED}/{name}{suffix}")
             tokens.add(sub.token)
+    write_atomic(index_path, json.dumps(index, sort_keys=True).encode(), durable=False)
     _remove_stale(private, tokens)
-    _remove_stale(shared, written)
+    _remove_stale(shared, set(index))
     return public
+
+
+def _write_shared(
+    feeds: FeedSet,
+    config: Config,
+    sub: Subscriber,
+    name: str,
+    matcher: DayMatcher,
+    shared: Path,
+    host: str,
+    before: str | None,
+    present: set[str],
+) -> str:
+    """Write the shared feed pair ``name`` (unless unchanged); return its fingerprint."""
+    title = config.feeds.title
+    keywords, exclude = sorted(set(sub.keywords)), sorted(set(sub.exclude))
+    about = "; ".join(keywords) or "every paper"
+    if exclude:
+        about += " (excluding " + "; ".join(exclude) + ")"
+    meta = FeedMeta(
+        title=f"{title}: your papers",
+        link=config.base_url + "/",
+        rss_url=None,
+        atom_url=None,
+        description=f"Papers matching {about}"[:500],
+        feed_id=f"tag:{host},2026:feed/{name}",
+    )
+    chosen = feeds.choose(matcher.keys(keywords, exclude), config.feeds.private_max_entries)
+    fingerprint = feeds.fingerprint(meta, chosen)
+    if fingerprint != before or not {f"{name}.xml", f"{name}.atom"} <= present:
+        rss, atom = feeds.build(meta, chosen=chosen)
+        write_atomic(shared / f"{name}.xml", rss, durable=False)
+        write_atomic(shared / f"{name}.atom", atom, durable=False)
+    return fingerprint
+
+
+def _read_index(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):  # none yet, or unreadable: every feed is written
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:

@@ -1,0 +1,116 @@
+"""Writing the feed files (`digest.publish`): one shared pair per distinct set of queries,
+each token a link to it, and a feed rewritten only when what it holds changed."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import feedparser
+
+from digest.config import Config, parse
+from digest.models import Listing, Paper, Subscriber
+from digest.publish import INDEX, SHARED, publish_feeds
+from digest.store import Store
+
+NOW = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+
+
+def paper(n: int, title: str, abstract: str = "") -> Paper:
+    return Paper(
+        key=f"2611.{n:05d}",
+        arxiv_id=f"2611.{n:05d}",
+        title=title,
+        abstract=abstract or f"We study {title.lower()}.",
+        authors=("Ada Okafor",),
+    )
+
+
+def setup(tmp_path: Path) -> tuple[Config, Store, dict[str, Subscriber]]:
+    config = parse({"database": f"sqlite:///{tmp_path / 'digest.db'}"}, base=tmp_path)
+    store = Store(config.database)
+    store.save_listing(
+        Listing(date(2026, 11, 17), (paper(1, "Diffusion models"), paper(2, "Speech agents"))),
+        NOW,
+    )
+    subs = {
+        "ab": store.add_subscriber(
+            Subscriber(email="ab@example.org", keywords=("diffusion", "speech"))
+        ),
+        "ba": store.add_subscriber(
+            Subscriber(email="ba@example.org", keywords=("speech", "diffusion", "speech"))
+        ),
+        "protein": store.add_subscriber(Subscriber(email="p@example.org", keywords=("protein",))),
+    }
+    return config, store, subs
+
+
+def shared_of(config: Config, sub: Subscriber) -> Path:
+    link = config.feeds.dir / "feeds" / f"{sub.token}.atom"
+    return (link.parent / os.readlink(link)).resolve()
+
+
+def stamp(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_ino, info.st_mtime_ns
+
+
+def test_the_same_queries_in_any_order_share_one_file(tmp_path: Path) -> None:
+    config, store, subs = setup(tmp_path)
+    with store:
+        publish_feeds(config, store, NOW)
+    assert shared_of(config, subs["ab"]) == shared_of(config, subs["ba"])
+    assert shared_of(config, subs["ab"]) != shared_of(config, subs["protein"])
+    parsed = feedparser.parse(shared_of(config, subs["ab"]).read_bytes())
+    assert not parsed.bozo and len(parsed.entries) == 2
+    assert "diffusion; speech" in parsed.feed.subtitle
+    files = sorted(p.name for p in (config.feeds.dir / "feeds" / SHARED).iterdir())
+    assert len([f for f in files if f.endswith(".atom")]) == 2
+    mode = stat.S_IMODE(shared_of(config, subs["ab"]).stat().st_mode)
+    assert mode == 0o666 & ~_umask(), oct(mode)  # readable by the web server, as any new file
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_an_unchanged_feed_is_not_written_again(tmp_path: Path) -> None:
+    config, store, subs = setup(tmp_path)
+    with store:
+        publish_feeds(config, store, NOW)
+        ab, protein = shared_of(config, subs["ab"]), shared_of(config, subs["protein"])
+        before = {p: (stamp(p), p.read_bytes()) for p in (ab, protein)}
+
+        publish_feeds(config, store, NOW.replace(hour=10))  # nothing new: nothing written
+        assert {p: (stamp(p), p.read_bytes()) for p in (ab, protein)} == before
+
+        # A new protein paper: that feed is rewritten, the other one is left as it was.
+        store.save_listing(Listing(date(2026, 11, 18), (paper(3, "Protein design"),)), NOW)
+        publish_feeds(config, store, NOW.replace(hour=11))
+        assert (stamp(ab), ab.read_bytes()) == before[ab]
+        assert protein.read_bytes() != before[protein][1]
+        parsed = feedparser.parse(protein.read_bytes())
+        assert [e.title for e in parsed.entries] == ["Protein design"]
+        assert parsed.feed.updated.startswith("2026-11-18T11:00")
+
+
+def test_a_lost_file_or_index_is_written_again(tmp_path: Path) -> None:
+    config, store, subs = setup(tmp_path)
+    with store:
+        publish_feeds(config, store, NOW)
+        ab = shared_of(config, subs["ab"])
+        content = ab.read_bytes()
+        ab.unlink()
+        publish_feeds(config, store, NOW)
+        assert ab.read_bytes() == content
+
+        index = config.feeds.dir / "feeds" / SHARED / INDEX
+        index.write_text("{not json", "utf-8")
+        first = stamp(ab)
+        publish_feeds(config, store, NOW.replace(hour=12))
+        assert stamp(ab) != first  # no trustworthy record of it: rewritten
+        assert feedparser.parse(ab.read_bytes()).feed.updated.startswith("2026-11-18T12:00")
