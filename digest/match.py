@@ -77,11 +77,12 @@ def index_paper(paper: Paper) -> IndexedPaper:
 
 # One matched stretch: (field rank, author index, start, end, text as in the paper).
 Mark: TypeAlias = tuple[int, int, int, int, str]
-# Where a leaf matched: (slot number, first word, end word) per paper number.
 # A leaf is named by a small number (the same for equal leaves of any query of the day):
 # sets of (leaf, field) pairs then hash at C speed.
-_Hits: TypeAlias = dict[int, list[tuple[int, int, int, int]]]
 Scored: TypeAlias = frozenset[tuple[int, str]]
+# Which papers each (leaf, field) pair counts for in a query: a bitmask over the papers'
+# ranks (bit r: the paper ranked r by upvotes and title).
+Pairs: TypeAlias = dict[tuple[int, str], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,72 +119,70 @@ class PaperHit:
             spans=tuple(spans),
         )
 
-    @staticmethod
-    def merge(*hits: PaperHit) -> PaperHit:
-        """One hit for a paper matched by several queries (distinct terms count once)."""
-        return PaperHit.build(
-            frozenset().union(*(h.scored for h in hits)), [m for h in hits for m in h.marks]
-        )
-
 
 _WEIGHT = dict(WEIGHTS).__getitem__
 _SECOND = itemgetter(1)
 _LAST = itemgetter(-1)
+#: Scores are summed as integers, bit by bit over all papers at once (see :func:`_levels`).
+_INT_WEIGHTS = {field: int(w) for field, w in WEIGHTS.items()}
+assert all(_INT_WEIGHTS[f] == w for f, w in WEIGHTS.items()), "weights must be integers"
 _MERGED_CACHE = 50_000
 #: Query results kept at once: popular queries stay (least recently used go first), so
 #: memory does not grow with the long tail of queries only one subscriber has.
 _RESULT_CACHE = 8_192
 _LEAF_CACHE = 16_384
-_NO_HIT = PaperHit(0.0, frozenset(), (), (), ())
+_ORDER_CACHE = 8_192
+_MARK_CACHE = 200_000
+
+
+@dataclass(slots=True)
+class _LeafData:
+    """Where one leaf (term, prefix or phrase) occurs, in every field.
+
+    ``positions`` maps a paper number to its ``(slot number, first word, end word)``
+    stretches; ``fieldmask`` a field to the rank bitmask of the papers it occurs in there.
+    """
+
+    positions: dict[int, list[tuple[int, int, int]]]
+    fieldmask: dict[str, int]
 
 
 class QueryResult:
     """One query over every paper of a day.
 
-    ``hits`` maps a paper's number (its position in :attr:`DayMatcher.papers`) to the leaf
-    hits that make the query true there; ``scored`` to its distinct ``(term, field)`` pairs
-    and ``order`` to its sort key (see :func:`_sort_key`). The highlights (a
-    :class:`PaperHit` per paper, and :class:`Match` objects) are built only for the papers
-    that are asked for: most matches of a day are never shown to anyone.
+    ``mask`` holds the matching papers as a bitmask over their ranks, ``pairs`` which
+    ``(leaf, field)`` pairs count for which of them (what scores and highlights come from).
+    The order (:attr:`numbers`) and the highlights (a :class:`Match` per paper) are built
+    only when asked for: most matches of a day are never shown to anyone.
     """
 
-    __slots__ = (
-        "_built",
-        "_matcher",
-        "_matches",
-        "_ranked",
-        "hits",
-        "numbers",
-        "order",
-        "query",
-        "scored",
-    )
+    __slots__ = ("_matcher", "_matches", "_numbers", "_ranked", "mask", "pairs", "query")
 
-    def __init__(
-        self,
-        matcher: DayMatcher,
-        query: str,
-        hits: _Hits,
-        scored: dict[int, Scored],
-        order: dict[int, float],
-    ) -> None:
+    def __init__(self, matcher: DayMatcher, query: str, mask: int, pairs: Pairs) -> None:
         self._matcher = matcher
         self.query = query
-        self.hits = hits
-        self.scored = scored
-        self.order = order
-        #: Paper numbers, best first.
-        self.numbers: list[int] = sorted(order, key=order.__getitem__)
-        self._built: dict[int, PaperHit] = {}
+        self.mask = mask
+        self.pairs = pairs
+        self._numbers: tuple[int, ...] | None = None
         self._matches: dict[int, Match] = {}
         self._ranked: dict[int, Match] | None = None
 
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        """The matching papers' numbers (positions in :attr:`DayMatcher.papers`), best
+        first: by score, then upvotes, then title."""
+        if self._numbers is None:
+            self._numbers = self._matcher._order(self.pairs, self.mask)
+        return self._numbers
+
+    @property
+    def hits(self) -> frozenset[int]:
+        """The matching papers' numbers."""
+        return frozenset(self._matcher._numbers_of(self.mask))
+
     def hit(self, number: int) -> PaperHit:
-        """How the query matched paper ``number`` (which must be in :attr:`hits`)."""
-        built = self._built.get(number)
-        if built is None:
-            built = self._built[number] = self._matcher._build(number, self.hits[number])
-        return built
+        """How the query matched paper ``number`` (which must match)."""
+        return self._matcher._hit(number, (self,))
 
     def match(self, number: int) -> Match:
         """Paper ``number`` with this query's highlights (built once)."""
@@ -209,18 +208,21 @@ class QueryResult:
         return tuple(self.ranked.values())
 
     def __len__(self) -> int:
-        return len(self.hits)
+        return self.mask.bit_count()
 
     def __contains__(self, number: object) -> bool:
-        return number in self.hits
+        if not isinstance(number, int) or not 0 <= number < len(self._matcher.papers):
+            return False
+        return bool(self.mask >> self._matcher._rank[number] & 1)
 
 
 class DayMatcher:
     """The papers of one day, indexed once, matched against any number of queries.
 
-    Each distinct query string is parsed and evaluated once; :meth:`select` and
-    :meth:`choose` then only combine cached results with set and dict operations, so that
-    a hundred thousand subscribers sharing popular queries stay cheap.
+    Each distinct query string is parsed and evaluated once, as bitmasks over all papers
+    (one bit per paper, in rank order: set operations and score sums run over every paper
+    at once, at C speed); :meth:`select` and :meth:`choose` then only combine cached
+    results, so that a hundred thousand subscribers sharing popular queries stay cheap.
     """
 
     def __init__(self, papers: Sequence[Paper]) -> None:
@@ -238,11 +240,18 @@ class DayMatcher:
         self._rank = [0] * len(order)
         for rank, number in enumerate(order):
             self._rank[number] = rank
-        self._by_rank = order
+        self._by_rank = tuple(order)
+        self._bit = [1 << r for r in self._rank]
+        self._all = (1 << len(order)) - 1
+        self._bytes = (len(order) + 7) // 8
+        self._by_byte: dict[int, tuple[int, ...]] = {}
         self._everything = {n: Match(papers[n], 0.0) for n in order}
         self._results: OrderedDict[str, QueryResult] = OrderedDict()
-        self._leaf_cache: OrderedDict[tuple[Leaf, frozenset[str]], _Hits] = OrderedDict()
+        self._leaves: OrderedDict[int, _LeafData] = OrderedDict()
         self._leaf_ids: dict[Leaf, int] = {}
+        self._leaf_of: list[Leaf] = []
+        self._orders: dict[tuple[object, ...], tuple[int, ...]] = {}
+        self._marks: dict[tuple[int, int], list[tuple[str, Mark]]] = {}
         # Papers hit by several queries, merged once per (paper number, *queries).
         self._merged: dict[tuple[object, ...], Match] = {}
 
@@ -278,7 +287,7 @@ class DayMatcher:
         What a digest needs: only the papers it shows are highlighted.
         """
         results, excluded = self._results_for(keywords, exclude)
-        numbers = self._ordered(results, excluded)
+        numbers: Sequence[int] = self._ordered(results, excluded)
         if skip:
             papers = self.papers
             numbers = [n for n in numbers if papers[n].paper.key not in skip]
@@ -290,43 +299,72 @@ class DayMatcher:
     def keys(self, keywords: Sequence[str], exclude: Sequence[str] = ()) -> set[str]:
         """The keys of the papers :meth:`select` would give, without ranking or highlights."""
         results, excluded = self._results_for(keywords, exclude)
-        if not results:
-            numbers: Iterable[int] = range(len(self.papers))
-        else:
-            numbers = set().union(*(r.hits.keys() for r in results)) - excluded
-            excluded = set()
+        mask = self._all
+        if results:
+            mask = 0
+            for result in results:
+                mask |= result.mask
         papers = self.papers
-        return {papers[n].paper.key for n in numbers if n not in excluded}
+        return {papers[n].paper.key for n in self._numbers_of(mask & ~excluded)}
+
+    # -- combining cached results --------------------------------------------------------
 
     def _results_for(
         self, keywords: Sequence[str], exclude: Sequence[str]
-    ) -> tuple[list[QueryResult], set[int]]:
-        excluded: set[int] = set()
+    ) -> tuple[list[QueryResult], int]:
+        excluded = 0
         for query in exclude:
-            excluded.update(self.matches_query(query).hits)
+            excluded |= self.matches_query(query).mask
         return [self.matches_query(q) for q in dict.fromkeys(keywords)], excluded
 
-    def _ordered(self, results: list[QueryResult], excluded: set[int]) -> list[int]:
-        """Paper numbers matching any result (all papers for none), best first."""
+    def _ordered(self, results: list[QueryResult], excluded: int) -> tuple[int, ...]:
+        """Paper numbers matching any result (all papers for none), none excluded, best
+        first."""
         if not results:
-            numbers = self._by_rank
-        elif len(results) == 1:
-            numbers = results[0].numbers
-        else:
-            order: dict[int, float] = {}
-            several: set[int] = set()
+            if not excluded:
+                return self._by_rank
+            return self._numbers_of(self._all & ~excluded)
+        if len(results) == 1:
+            result = results[0]
+            if not excluded & result.mask:
+                return result.numbers
+        key = (excluded, *(r.query for r in results))
+        found = self._orders.get(key)
+        if found is None:
+            mask = 0
+            pairs: Pairs = {}
             for result in results:
-                several.update(order.keys() & result.order.keys())
-                order.update(result.order)
-            for number in several:
-                scored = frozenset().union(
-                    *(r.scored[number] for r in results if number in r.scored)
-                )
-                order[number] = _sort_key(_score_of(scored), self._rank[number])
-            numbers = sorted(order, key=order.__getitem__)
-        if excluded and not excluded.isdisjoint(numbers):
-            return [n for n in numbers if n not in excluded]
-        return list(numbers)
+                mask |= result.mask
+                for pair, bits in result.pairs.items():
+                    pairs[pair] = pairs.get(pair, 0) | bits
+            found = self._order(pairs, mask & ~excluded)
+            if len(self._orders) >= _ORDER_CACHE:
+                self._orders.clear()
+            self._orders[key] = found
+        return found
+
+    def _order(self, pairs: Pairs, mask: int) -> tuple[int, ...]:
+        """The papers of ``mask``, best first: by score (from ``pairs``), then rank."""
+        out: list[int] = []
+        for level in _levels(pairs, mask):
+            out += self._numbers_of(level)
+        return tuple(out)
+
+    def _numbers_of(self, mask: int) -> tuple[int, ...]:
+        """The paper numbers of the bits set in ``mask``, in rank order."""
+        out: list[int] = []
+        table = self._by_byte
+        for i, byte in enumerate(mask.to_bytes(self._bytes, "little")):
+            if byte:
+                key = i << 8 | byte
+                numbers = table.get(key)
+                if numbers is None:
+                    by_rank = self._by_rank
+                    numbers = table[key] = tuple(
+                        by_rank[i * 8 + b] for b in range(8) if byte >> b & 1
+                    )
+                out += numbers
+        return tuple(out)
 
     def _full(self, results: list[QueryResult], number: int) -> Match:
         """The highlighted :class:`Match` of paper ``number`` for these results."""
@@ -334,7 +372,8 @@ class DayMatcher:
             return results[0].match(number)
         if not results:
             return self._everything[number]
-        having = [r for r in results if number in r.hits]
+        bit = self._bit[number]
+        having = [r for r in results if r.mask & bit]
         if len(having) == 1:
             return having[0].match(number)
         key = (number, *(r.query for r in having))
@@ -342,79 +381,126 @@ class DayMatcher:
         if match is None:
             if len(self._merged) >= _MERGED_CACHE:
                 self._merged.clear()
-            merged = PaperHit.merge(*(r.hit(number) for r in having))
-            match = self._merged[key] = self._match(number, merged)
+            match = self._merged[key] = self._match(number, self._hit(number, having))
         return match
 
     def _match(self, number: int, hit: PaperHit) -> Match:
         return Match(self.papers[number].paper, hit.score, hit.terms, hit.spans)
 
-    def _build(self, number: int, found: list[tuple[int, int, int, int]]) -> PaperHit:
-        if not found:
-            return _NO_HIT
+    def _hit(self, number: int, results: Iterable[QueryResult]) -> PaperHit:
+        """How ``results`` together matched paper ``number``: the pairs counting there and
+        the stretches of those leaves in those fields."""
+        bit = self._bit[number]
         scored: list[tuple[int, str]] = []
         marks: list[Mark] = []
-        slots = self.papers[number].slots
-        for leaf, slot_number, first, end in found:
-            slot = slots[slot_number]
-            start, stop = slot.starts[first], slot.ends[end - 1]
-            text = " ".join(slot.text[start:stop].lower().split())
-            scored.append((leaf, slot.field))
-            marks.append((_FIELD_RANK[slot.field], slot.index, start, stop, text))
+        for result in results:
+            for pair, bits in result.pairs.items():
+                if bits & bit:
+                    scored.append(pair)
+                    lid, field = pair
+                    marks += [m for f, m in self._marks_of(lid, number) if f == field]
         return PaperHit.build(scored, marks)
 
-    def _evaluate(self, query: str) -> QueryResult:
-        hits = self._node(parse(query), DEFAULT_FIELDS)
-        papers = self.papers
-        rank = self._rank
-        scored: dict[int, Scored] = {}
-        order: dict[int, float] = {}
-        for number, found in hits.items():
-            slots = papers[number].slots
-            pairs = frozenset((leaf, slots[slot].field) for leaf, slot, _, _ in found)
-            scored[number] = pairs
-            order[number] = _sort_key(_score_of(pairs), rank[number])
-        return QueryResult(self, query, hits, scored, order)
+    def _marks_of(self, lid: int, number: int) -> list[tuple[str, Mark]]:
+        """Where leaf ``lid`` occurs in paper ``number``: (field, mark) pairs, made once."""
+        found = self._marks.get((lid, number))
+        if found is None:
+            slots = self.papers[number].slots
+            found = []
+            for slot_number, first, end in self._leaf(lid).positions.get(number, ()):
+                slot = slots[slot_number]
+                start, stop = slot.starts[first], slot.ends[end - 1]
+                text = " ".join(slot.text[start:stop].lower().split())
+                found.append((slot.field, (_FIELD_RANK[slot.field], slot.index, start, stop, text)))
+            if len(self._marks) >= _MARK_CACHE:
+                self._marks.clear()
+            self._marks[(lid, number)] = found
+        return found
 
-    def _node(self, node: Node, fields: frozenset[str]) -> _Hits:
-        """Paper number -> the positive leaf hits that make ``node`` true for that paper."""
-        if isinstance(node, Field):
-            return self._node(node.operand, frozenset({node.name}))
-        if isinstance(node, Not):
-            inner = self._node(node.operand, fields)
-            return {n: [] for n in range(len(self.papers)) if n not in inner}
-        if isinstance(node, And):
-            # "a AND NOT b": take b's papers out of a's rather than build NOT b's complement.
-            positive: list[Node] = [op for op in node.operands if not isinstance(op, Not)]
-            negative = [op.operand for op in node.operands if isinstance(op, Not)]
-            if not positive:
-                positive, negative = list(node.operands), []
-            parts = [self._node(op, fields) for op in positive]
-            parts.sort(key=len)
-            out: _Hits = {n: list(found) for n, found in parts[0].items()}
-            for part in parts[1:]:
-                out = {n: found + part[n] for n, found in out.items() if n in part}
-            for op in negative:
-                if not out:
-                    break
-                inner = self._node(op, fields)
-                out = {n: found for n, found in out.items() if n not in inner}
-            return out
-        if isinstance(node, Or):
-            out = {}
-            for op in node.operands:
-                for n, found in self._node(op, fields).items():
-                    out.setdefault(n, []).extend(found)
-            return out
+    # -- evaluating one query --------------------------------------------------------------
+
+    def _evaluate(self, query: str) -> QueryResult:
+        node = parse(query)
+        masks: dict[tuple[Node, frozenset[str]], int] = {}
+        mask = self._mask(node, DEFAULT_FIELDS, masks)
+        pairs: Pairs = {}
+        if mask:
+            self._contribute(node, DEFAULT_FIELDS, mask, masks, pairs)
+        return QueryResult(self, query, mask, pairs)
+
+    def _mask(
+        self, node: Node, fields: frozenset[str], memo: dict[tuple[Node, frozenset[str]], int]
+    ) -> int:
+        """The papers ``node`` matches, as a rank bitmask."""
         key = (node, fields)
-        cached = self._leaf_cache.get(key)
-        if cached is None:
-            cached = self._leaf_cache[key] = self._leaf(node, fields)
-            if len(self._leaf_cache) > _LEAF_CACHE:
-                self._leaf_cache.popitem(last=False)
+        found = memo.get(key)
+        if found is not None:
+            return found
+        if isinstance(node, Field):
+            mask = self._mask(node.operand, frozenset({node.name}), memo)
+        elif isinstance(node, Not):
+            mask = self._all & ~self._mask(node.operand, fields, memo)
+        elif isinstance(node, And):
+            mask = self._all
+            for op in node.operands:
+                mask &= self._mask(op, fields, memo)
+                if not mask:
+                    break
+        elif isinstance(node, Or):
+            mask = 0
+            for op in node.operands:
+                mask |= self._mask(op, fields, memo)
         else:
-            self._leaf_cache.move_to_end(key)
-        return cached
+            fieldmask = self._leaf(self._leaf_id(node)).fieldmask
+            mask = 0
+            for field in fields:
+                mask |= fieldmask.get(field, 0)
+        memo[key] = mask
+        return mask
+
+    def _contribute(
+        self,
+        node: Node,
+        fields: frozenset[str],
+        allowed: int,
+        memo: dict[tuple[Node, frozenset[str]], int],
+        pairs: Pairs,
+    ) -> None:
+        """Add to ``pairs`` where each positive leaf of ``node`` counts: in the papers of
+        ``allowed`` that ``node`` and all its ancestors match (a leaf under NOT never does)."""
+        allowed &= self._mask(node, fields, memo)
+        if not allowed or isinstance(node, Not):
+            return
+        if isinstance(node, Field):
+            self._contribute(node.operand, frozenset({node.name}), allowed, memo, pairs)
+        elif isinstance(node, And | Or):
+            for op in node.operands:
+                self._contribute(op, fields, allowed, memo, pairs)
+        else:
+            lid = self._leaf_id(node)
+            fieldmask = self._leaf(lid).fieldmask
+            for field in fields:
+                bits = fieldmask.get(field, 0) & allowed
+                if bits:
+                    pairs[(lid, field)] = pairs.get((lid, field), 0) | bits
+
+    def _leaf_id(self, leaf: Leaf) -> int:
+        lid = self._leaf_ids.get(leaf)
+        if lid is None:
+            lid = self._leaf_ids[leaf] = len(self._leaf_of)
+            self._leaf_of.append(leaf)
+        return lid
+
+    def _leaf(self, lid: int) -> _LeafData:
+        """Where leaf ``lid`` occurs (kept for the most recently used leaves)."""
+        data = self._leaves.get(lid)
+        if data is None:
+            data = self._leaves[lid] = self._find(self._leaf_of[lid])
+            if len(self._leaves) > _LEAF_CACHE:
+                self._leaves.popitem(last=False)
+        else:
+            self._leaves.move_to_end(lid)
+        return data
 
     def _words(self, last: Term | Prefix) -> list[str]:
         """The day's words that ``last`` matches (plural variants, or the prefix range)."""
@@ -427,7 +513,7 @@ class DayMatcher:
             return out
         return [w for w in plural_variants(last.word) if w in self._with]
 
-    def _leaf(self, leaf: Leaf, fields: frozenset[str]) -> _Hits:
+    def _find(self, leaf: Leaf) -> _LeafData:
         if isinstance(leaf, Phrase):
             head = list(leaf.words[:-1])
             tail: Term | Prefix = Prefix(leaf.words[-1]) if leaf.prefix else Term(leaf.words[-1])
@@ -437,36 +523,65 @@ class DayMatcher:
         candidates = {n for w in ends for n in self._with[w]}
         for word in head:
             candidates.intersection_update(self._with.get(word, ()))
-        out: _Hits = {}
+        positions: dict[int, list[tuple[int, int, int]]] = {}
+        fieldmask: dict[str, int] = {}
         ending = set(ends)
         size = len(head) + 1
-        lid = self._leaf_ids.setdefault(leaf, len(self._leaf_ids))
+        first = head[0] if head else None
         for n in candidates:
             indexed = self.papers[n]
-            first = head[0] if head else None
             starts = indexed.postings[first] if first else _positions(indexed, ends)
+            found: list[tuple[int, int, int]] = []
             for slot_number, pos in starts:
                 slot = indexed.slots[slot_number]
-                if slot.field not in fields:
-                    continue
                 span = slot.words[pos : pos + size]
                 if len(span) == size and list(span[:-1]) == head and span[-1] in ending:
-                    out.setdefault(n, []).append((lid, slot_number, pos, pos + size))
-        return out
+                    found.append((slot_number, pos, pos + size))
+                    field = slot.field
+                    fieldmask[field] = fieldmask.get(field, 0) | self._bit[n]
+            if found:
+                positions[n] = found
+        return _LeafData(positions, fieldmask)
+
+
+def _levels(pairs: Pairs, mask: int) -> list[int]:
+    """The papers of ``mask`` grouped by score, highest first: each paper scores the
+    :data:`WEIGHTS` of the pairs whose bits it has. The sums are computed for all papers
+    at once, one bit plane at a time (a ripple-carry adder over bitmasks)."""
+    planes: list[int] = []  # bit b of every paper's score, least significant first
+    for (_, field), bits in pairs.items():
+        bits &= mask
+        weight = _INT_WEIGHTS[field]
+        plane = 0
+        while weight and bits:
+            if weight & 1:
+                carry, i = bits, plane
+                while carry:
+                    while len(planes) <= i:
+                        planes.append(0)
+                    current = planes[i]
+                    planes[i] = current ^ carry
+                    carry &= current
+                    i += 1
+            weight >>= 1
+            plane += 1
+    groups = [mask]
+    for plane_bits in reversed(planes):  # most significant first: higher scores first
+        split: list[int] = []
+        for group in groups:
+            high = group & plane_bits
+            if high:
+                split.append(high)
+            low = group & ~plane_bits
+            if low:
+                split.append(low)
+        groups = split
+    return groups
 
 
 def _score_of(scored: Iterable[tuple[int, str]]) -> float:
     """What a paper scores for these distinct ``(term, field)`` pairs."""
     return sum(map(_WEIGHT, map(_SECOND, scored)))  # C-level loops: a hot spot at 100k
-
-
-def _sort_key(score: float, rank: int) -> float:
-    """Best first: higher score, then lower rank (upvotes, title).
-
-    One number sorts much faster than a tuple; scores are sums of a few :data:`WEIGHTS`,
-    so they stay exact and apart by far more than the ranks (fewer than 2**20 papers).
-    """
-    return rank - score * 2.0**20
 
 
 def _positions(indexed: IndexedPaper, found: Iterable[str]) -> list[tuple[int, int]]:
