@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -562,8 +562,9 @@ def plan_batch(
     report: RunReport,
     recorder: _Recorder,
     run_id: int | None = None,
-) -> list[Outgoing]:
-    """Record one batch of digests as pending, then build their messages.
+) -> Iterator[Outgoing]:
+    """Record one batch of digests as pending (now), then build their messages (as they
+    are taken: a batch's messages are never all in memory at once).
 
     With ``run_id`` they are recorded already claimed by that run (see
     :meth:`Store.record_pending`): hand them to the sender without claiming them again.
@@ -606,10 +607,13 @@ def plan_batch(
         p.id
         for p in ctx.store.record_pending([p for _, _, p, _ in plans], ctx.now, claimed_by=run_id)
     }
-    out: list[Outgoing] = []
+    return _messages(ctx, [p for p in plans if p[2].id in recorded])
+
+
+def _messages(
+    ctx: Context, plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]]
+) -> Iterator[Outgoing]:
     for sub, selection, plan, pool in plans:
-        if plan.id not in recorded:
-            continue
         data = compose(
             ctx,
             sub,
@@ -620,16 +624,13 @@ def plan_batch(
             created_at=ctx.now,
             since=pool.since,
         )
-        out.append(
-            Outgoing(
-                key=plan.id,
-                sender=_envelope_from(ctx),
-                recipients=(sub.email,),
-                data=data,
-                message_id=plan.message_id,
-            )
+        yield Outgoing(
+            key=plan.id,
+            sender=_envelope_from(ctx),
+            recipients=(sub.email,),
+            data=data,
+            message_id=plan.message_id,
         )
-    return out
 
 
 async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
