@@ -20,14 +20,18 @@ admin (:mod:`digest.status`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from digest import tokens
 from digest.config import Config
@@ -49,12 +53,14 @@ from digest.store import (
     Store,
     new_delivery_id,
 )
-from digest.workers import WorkerError, cores, run_workers, worker_count
+from digest.workers import WorkerError, WorkerPool, cores, worker_count
 
 log = logging.getLogger("digest.pipeline")
+T = TypeVar("T")
 
 SECRET_ENV = "DIGEST_SECRET"
 BATCH = 1000
+FIRST_BATCH = 100
 #: A claim by a run on another host (whose process cannot be checked) is taken back after
 #: this long: far more than one message can spend queued and sent (attempts × timeouts).
 CLAIM_LEASE = timedelta(hours=6)
@@ -228,19 +234,71 @@ class _Recorder:
     """Marks each delivery's fate in the store as soon as it is known."""
 
     def __init__(
-        self, store: Store | None, report: RunReport, max_hard_bounces: int | None = None
+        self,
+        store: Store | None,
+        report: RunReport,
+        max_hard_bounces: int | None = None,
+        writer: Executor | None = None,
     ) -> None:
         self.store = store
         self.report = report
         self.max_hard_bounces = max_hard_bounces
         self.by_email: dict[str, SubscriberReport] = {}
+        #: Where the store's writes run (a thread: the event loop goes on composing and
+        #: sending while the database commits or waits for its lock); None: inline.
+        self.writer = writer
+        self._unmarked: list[tuple[str, asyncio.Future[None]]] = []
+        self._marking: asyncio.Task[None] | None = None
+
+    async def _mark_sent(self, key: str) -> None:
+        """Mark one delivery sent; returns once it is committed. The messages accepted
+        while a commit runs are marked together by the next one (a group commit), so each
+        connection still waits for its own message to be recorded before it takes another:
+        the crash duplicate bound stays one message per connection."""
+        assert self.store is not None
+        if self.writer is None:
+            self.store.mark_sent(key)
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._unmarked.append((key, done))
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._mark_waiting())
+        await done
+
+    async def _mark_waiting(self) -> None:
+        assert self.store is not None
+        while self._unmarked:
+            batch, self._unmarked = self._unmarked, []
+            try:
+                await self._write(self.store.mark_sent_many, [key for key, _ in batch])
+            except BaseException as exc:  # each waiting connection gets the error
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def close(self) -> None:
+        """Wait for the marks still being written (none are left once sending ends)."""
+        if self._marking is not None:
+            await asyncio.gather(self._marking, return_exceptions=True)
+
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.writer is None:
+            return fn(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.writer, partial(fn, *args, **kwargs))
 
     async def __call__(self, outcome: Outcome) -> None:
         item = outcome.item
         rep = self.by_email.get(item.recipients[0])
         if outcome.ok:
             if self.store is not None:
-                self.store.mark_sent(str(item.key))
+                await self._mark_sent(str(item.key))
             self.report.sent += 1
             if rep:
                 rep.sent = True
@@ -252,8 +310,11 @@ class _Recorder:
         if outcome.error is not None and not outcome.error.transient:
             suspended = False
             if self.store is not None:
-                suspended = self.store.mark_failed(
-                    str(item.key), error, max_hard_bounces=self.max_hard_bounces
+                suspended = await self._write(
+                    self.store.mark_failed,
+                    str(item.key),
+                    error,
+                    max_hard_bounces=self.max_hard_bounces,
                 )
             self.report.failed += 1
             log.warning(
@@ -268,7 +329,7 @@ class _Recorder:
                 )
         else:
             if self.store is not None:
-                self.store.mark_deferred(str(item.key), error)
+                await self._write(self.store.mark_deferred, str(item.key), error)
             self.report.deferred += 1
             log.warning(
                 "deferred to=%s message_id=%s error=%s", item.recipients[0], item.message_id, error
@@ -428,10 +489,12 @@ async def run(ctx: Context, day: date, *, dry_run: bool = False) -> RunReport:
     stage: str | None = "fetch"
     error: str | None = None
     interrupted = False
+    workers: WorkerPool | None = None
     try:
+        workers = _start_workers(ctx)
         listing = await ctx.source.fetch(day)
         stage = "deliver"
-        await _deliver(ctx, listing, report, run_id, clock)
+        await _deliver(ctx, listing, report, run_id, clock, workers)
         stage = None
         return report
     except Exception as exc:
@@ -441,7 +504,24 @@ async def run(ctx: Context, day: date, *, dry_run: bool = False) -> RunReport:
         error, interrupted = "interrupted", True
         raise
     finally:
+        if workers is not None:
+            workers.close()
         await _finish(ctx, report, run_id, clock(), stage, error, alert=not interrupted)
+
+
+def _start_workers(ctx: Context) -> WorkerPool | None:
+    """Worker processes for this run (``run.workers``), or None to do it all here.
+
+    Only for SMTP delivery: the outbox and injected test senders stay in this process.
+    """
+    if not isinstance(ctx.sender, SmtpSender):
+        return None
+    active = ctx.store.state_counts().get("active", 0)
+    parts = worker_count(ctx.config.run.workers, active, cores())
+    if parts == 1:
+        return None
+    log.info("%s worker processes", parts)
+    return WorkerPool(parts)
 
 
 def _fetched(ctx: Context, listing: Listing, report: RunReport) -> None:
@@ -457,6 +537,7 @@ async def _deliver(
     report: RunReport,
     run_id: int,
     clock: Callable[[], datetime],
+    workers: WorkerPool | None = None,
 ) -> None:
     _fetched(ctx, listing, report)
     ctx.store.save_listing(listing, ctx.now)
@@ -464,23 +545,17 @@ async def _deliver(
     report.requeued = requeue_stale(ctx)
     if isinstance(ctx.sender, FileOutboxSender):
         report.outbox = ctx.config.mail.outbox_dir
-    parts = 1
-    if isinstance(ctx.sender, SmtpSender):  # the outbox and test senders stay in-process
-        active = ctx.store.state_counts().get("active", 0)
-        parts = worker_count(ctx.config.run.workers, active, cores())
-    if parts == 1:
+    if workers is None:
         pending = ctx.store.pending()
         await deliver_share(ctx, Pool.of(listing), pending, report, run_id, clock)
         report.feeds = write_feeds(ctx)
         return
-    log.info("run %s: %s worker processes", run_id, parts)
-    results, report.feeds = await run_workers(
+    results, report.feeds = await workers.run(
         ctx.config,
         listing,
         run_id,
         ctx.now,
         lambda: (clock() - ctx.now).total_seconds(),
-        parts,
         lambda: write_feeds(ctx),
     )
     for done in results:
@@ -505,18 +580,45 @@ async def deliver_share(
     share: tuple[int, int] | None = None,
 ) -> None:
     """Resume ``pending``, then plan and send the digests of the active subscribers (of
-    ``share``, see :meth:`Store.active_batches`), each marked sent as it is accepted."""
-    recorder = _Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
+    ``share``, see :meth:`Store.active_batches`), each marked sent as it is accepted.
+
+    Three threads share the work: this one composes messages and drives SMTP; one plans
+    the next batch (matching, recording it as pending) while this batch is sent; one
+    records each outcome. The database's commits and lock waits then overlap with the
+    CPU work instead of stalling it. A connection still waits for its message to be marked
+    sent before it takes the next one: the crash duplicate bound is unchanged.
+    """
+    marker = ThreadPoolExecutor(1, thread_name_prefix="digest-mark")
+    planner = ThreadPoolExecutor(1, thread_name_prefix="digest-plan")
+    recorder = _Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces, marker)
     claim = claimer(ctx, run_id, clock)
+    # A small first batch: the first messages leave while the next batch is planned.
+    batches = ctx.store.active_batches(BATCH, share, first=FIRST_BATCH)
+
+    def plan_next() -> Iterator[Outgoing] | None:
+        batch = next(batches, None)
+        if batch is None:
+            return None
+        return plan_batch(ctx, batch, lambda _: pool, report, recorder, run_id)
 
     async def items() -> AsyncIterator[Outgoing]:
         for item in _resume_items(ctx, pending, report, claim):
             yield item
-        for batch in ctx.store.active_batches(BATCH, share):
-            for outgoing in plan_batch(ctx, batch, lambda _: pool, report, recorder, run_id):
-                yield outgoing
+        loop = asyncio.get_running_loop()
+        upcoming = loop.run_in_executor(planner, plan_next)
+        while (outgoing := await upcoming) is not None:
+            upcoming = loop.run_in_executor(planner, plan_next)
+            for item in outgoing:
+                yield item
 
-    await ctx.sender.deliver(items(), recorder)
+    try:
+        await ctx.sender.deliver(items(), recorder)
+    finally:
+        await recorder.close()
+        # What was planned is recorded (claimed: released when the run ends); what was
+        # accepted is marked before the run records its end.
+        planner.shutdown(wait=True, cancel_futures=True)
+        marker.shutdown(wait=True)
 
 
 async def _finish(

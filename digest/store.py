@@ -28,6 +28,8 @@ from digest.tokens import random_token
 #: 3: subscribers' schedule (send_at, timezone, frequency, weekday, days, next_send_at,
 #: covered_until) and confirmed_at.
 SCHEMA_VERSION = 3
+#: Paper rows recorded per transaction (see :meth:`Store.record_pending`).
+RECORD_ROWS = 5_000
 
 metadata = sa.MetaData()
 
@@ -544,14 +546,16 @@ class Store:
             return [_subscriber(r) for r in conn.execute(query)]
 
     def active_batches(
-        self, size: int = 1000, share: tuple[int, int] | None = None
+        self, size: int = 1000, share: tuple[int, int] | None = None, first: int | None = None
     ) -> Iterator[list[Subscriber]]:
-        """Active subscribers in id order, ``size`` at a time (memory stays flat).
+        """Active subscribers in id order, ``size`` at a time (memory stays flat), the
+        first batch ``first`` (default ``size``).
 
         ``share=(part, parts)``: only those whose id is ``part`` modulo ``parts`` (one
         worker's share of a run).
         """
         last = 0
+        limit = first or size
         cond = [subscribers.c.status == "active"]
         if share is not None:
             part, parts = share
@@ -562,11 +566,11 @@ class Store:
                     sa.select(subscribers)
                     .where(*cond, subscribers.c.id > last)
                     .order_by(subscribers.c.id)
-                    .limit(size)
+                    .limit(limit)
                 ).all()
             if not rows:
                 return
-            last = rows[-1].id
+            last, limit = rows[-1].id, size
             yield [_subscriber(r) for r in rows]
 
     def remove_subscriber(self, email: str) -> bool:
@@ -872,17 +876,35 @@ class Store:
         *,
         claimed_by: int | None = None,
     ) -> list[PlannedDelivery]:
-        """Record digests as pending and reserve their papers, all in one transaction.
+        """Record digests as pending and reserve their papers; returns those recorded.
 
         With ``claimed_by`` (a run's id) they are recorded already claimed by that run
         (status ``sending``, as :meth:`claim` leaves them): a digest a run plans for itself
         needs no claim of its own, one UPDATE and commit per message fewer.
         A plan whose papers another run reserved meanwhile is dropped (returned list omits it).
-        The whole batch goes in with two multi-row inserts; only when one of them collides
-        with another run's reservation is the batch redone plan by plan to find which.
+
+        Plans go in chunks of about :data:`RECORD_ROWS` paper rows, each chunk one
+        transaction of two multi-row inserts: a digest and its papers are always recorded
+        together, and no transaction holds SQLite's write lock long enough to stall the
+        ``mark_sent`` of messages being accepted meanwhile. Only when a chunk collides with
+        another run's reservation is it redone plan by plan to find which.
         """
-        if not plans:
-            return []
+        recorded: list[PlannedDelivery] = []
+        chunk: list[PlannedDelivery] = []
+        rows = 0
+        for plan in plans:
+            chunk.append(plan)
+            rows += len(plan.paper_keys)
+            if rows >= RECORD_ROWS:
+                recorded += self._record_chunk(chunk, created_at, claimed_by)
+                chunk, rows = [], 0
+        if chunk:
+            recorded += self._record_chunk(chunk, created_at, claimed_by)
+        return recorded
+
+    def _record_chunk(
+        self, plans: list[PlannedDelivery], created_at: datetime, claimed_by: int | None
+    ) -> list[PlannedDelivery]:
         try:
             with self._begin() as conn:
                 # Straight to the driver: SQLAlchemy's per-row parameter processing cost more
@@ -898,7 +920,7 @@ class Store:
                     self._sql_papers,
                     [row for p in plans for row in _paper_tuples(p)],  # plain ints, text, bools
                 )
-            return list(plans)
+            return plans
         except IntegrityError:
             pass  # another run reserved some of these papers: find out which plans are left
         recorded: list[PlannedDelivery] = []
@@ -1024,15 +1046,23 @@ class Store:
 
     def mark_sent(self, delivery_id: str, when: datetime | None = None) -> None:
         """Accepted by the server: the delivery is sent (its papers become history) and its
-        subscriber's run of hard bounces ends, in one transaction.
+        subscriber's run of hard bounces ends, in one transaction."""
+        self.mark_sent_many([delivery_id], when)
 
-        Called once per message, right after the server's 250: straight to the driver, as
-        SQLAlchemy's statement machinery cost as much as SQLite's commit.
+    def mark_sent_many(self, delivery_ids: Sequence[str], when: datetime | None = None) -> None:
+        """:meth:`mark_sent` for several deliveries accepted about the same time, in one
+        transaction (a group commit: the messages several connections had accepted while
+        the previous commit ran).
+
+        Straight to the driver, as SQLAlchemy's statement machinery cost as much as
+        SQLite's commit.
         """
+        if not delivery_ids:
+            return
         sent_at = self._bind_sent_at(when or _now())
         with self._begin() as conn:
-            conn.exec_driver_sql(self._sql_mark_sent, (sent_at, delivery_id))
-            conn.exec_driver_sql(self._sql_bounces_reset, (delivery_id,))
+            conn.exec_driver_sql(self._sql_mark_sent, [(sent_at, d) for d in delivery_ids])
+            conn.exec_driver_sql(self._sql_bounces_reset, [(d,) for d in delivery_ids])
 
     def mark_failed(
         self, delivery_id: str, error: str, *, max_hard_bounces: int | None = None

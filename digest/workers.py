@@ -101,6 +101,7 @@ def _init_worker(parent: int, level: int) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     gc.set_threshold(50_000, 20, 20)
+    import digest.pipeline  # noqa: F401  (imported while the parent fetches the listing)
 
 
 def work(job: Job) -> Done:
@@ -151,37 +152,55 @@ class WorkerError(DigestError):
     """A worker stopped the run (its error, as it said it)."""
 
 
-async def run_workers(
-    config: Config,
-    listing: Listing,
-    run_id: int,
-    now: datetime,
-    elapsed: Callable[[], float],
-    parts: int,
-    meanwhile: Callable[[], list[Path]],
-) -> tuple[list[Done], list[Path]]:
-    """Run ``parts`` workers over the run's subscribers; ``meanwhile()`` (the feeds) runs
-    here as they work. Returns their reports (in share order) and what ``meanwhile`` gave.
+class WorkerPool:
+    """``parts`` worker processes, started at once (they import what they need while the
+    run fetches its listing), then given one share each by :meth:`run`."""
 
-    Always waits for every worker to end, even when interrupted: the run's claims are
-    released only after that.
-    """
-    level = logging.getLogger().getEffectiveLevel()
-    pool = ProcessPoolExecutor(
-        max_workers=parts,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(os.getpid(), level),
-    )
-    try:
-        futures = [
-            asyncio.wrap_future(
-                pool.submit(work, Job(config, listing, run_id, now, elapsed(), part, parts))
-            )
-            for part in range(parts)
-        ]
-        written = meanwhile()
-        results = await asyncio.gather(*futures)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    return sorted(results, key=lambda d: d.part), written
+    def __init__(self, parts: int) -> None:
+        self.parts = parts
+        self._pool = ProcessPoolExecutor(
+            max_workers=parts,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()),
+        )
+        for _ in range(parts):
+            self._pool.submit(_ready)
+
+    async def run(
+        self,
+        config: Config,
+        listing: Listing,
+        run_id: int,
+        now: datetime,
+        elapsed: Callable[[], float],
+        meanwhile: Callable[[], list[Path]],
+    ) -> tuple[list[Done], list[Path]]:
+        """Run one share per worker; ``meanwhile()`` (the feeds) runs here as they work.
+        Returns their reports (in share order) and what ``meanwhile`` gave.
+
+        Always waits for every worker to end, even when interrupted: the run's claims are
+        released only after that.
+        """
+        try:
+            futures = [
+                asyncio.wrap_future(
+                    self._pool.submit(
+                        work, Job(config, listing, run_id, now, elapsed(), part, self.parts)
+                    )
+                )
+                for part in range(self.parts)
+            ]
+            written = meanwhile()
+            results = await asyncio.gather(*futures)
+        finally:
+            self.close()
+        return sorted(results, key=lambda d: d.part), written
+
+    def close(self) -> None:
+        """Stop the workers (after their current share, if any)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """A first job: makes the pool start its processes now."""
