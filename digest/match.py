@@ -133,6 +133,7 @@ _RESULT_CACHE = 8_192
 _LEAF_CACHE = 16_384
 _ORDER_CACHE = 8_192
 _MARK_CACHE = 200_000
+_HIT_CACHE = 100_000
 
 
 @dataclass(slots=True)
@@ -191,7 +192,7 @@ class QueryResult:
             return ranked[number]
         found = self._matches.get(number)
         if found is None:
-            found = self._matches[number] = self._matcher._match(number, self.hit(number))
+            found = self._matches[number] = self._matcher._matched(number, (self,))
         return found
 
     @property
@@ -252,6 +253,7 @@ class DayMatcher:
         self._leaf_of: list[Leaf] = []
         self._orders: dict[tuple[object, ...], tuple[int, ...]] = {}
         self._marks: dict[tuple[int, int], list[tuple[str, Mark]]] = {}
+        self._hits: dict[tuple[int, Scored], tuple[PaperHit, Match]] = {}
         # Papers hit by several queries, merged once per (paper number, *queries).
         self._merged: dict[tuple[object, ...], Match] = {}
 
@@ -381,7 +383,7 @@ class DayMatcher:
         if match is None:
             if len(self._merged) >= _MERGED_CACHE:
                 self._merged.clear()
-            match = self._merged[key] = self._match(number, self._hit(number, having))
+            match = self._merged[key] = self._matched(number, having)
         return match
 
     def _match(self, number: int, hit: PaperHit) -> Match:
@@ -389,17 +391,35 @@ class DayMatcher:
 
     def _hit(self, number: int, results: Iterable[QueryResult]) -> PaperHit:
         """How ``results`` together matched paper ``number``: the pairs counting there and
-        the stretches of those leaves in those fields."""
+        the stretches of those leaves in those fields (built once per paper and set of
+        pairs, whatever queries they come from)."""
         bit = self._bit[number]
-        scored: list[tuple[int, str]] = []
-        marks: list[Mark] = []
-        for result in results:
-            for pair, bits in result.pairs.items():
-                if bits & bit:
-                    scored.append(pair)
-                    lid, field = pair
-                    marks += [m for f, m in self._marks_of(lid, number) if f == field]
-        return PaperHit.build(scored, marks)
+        scored = frozenset(
+            pair for result in results for pair, bits in result.pairs.items() if bits & bit
+        )
+        return self._built(number, scored)[0]
+
+    def _matched(self, number: int, results: Iterable[QueryResult]) -> Match:
+        """Paper ``number`` highlighted for ``results`` together: one :class:`Match` object
+        per paper and set of pairs (so the renderer sees the same object again)."""
+        bit = self._bit[number]
+        scored = frozenset(
+            pair for result in results for pair, bits in result.pairs.items() if bits & bit
+        )
+        return self._built(number, scored)[1]
+
+    def _built(self, number: int, scored: Scored) -> tuple[PaperHit, Match]:
+        key = (number, scored)
+        built = self._hits.get(key)
+        if built is None:
+            marks: list[Mark] = []
+            for lid, field in scored:
+                marks += [m for f, m in self._marks_of(lid, number) if f == field]
+            if len(self._hits) >= _HIT_CACHE:
+                self._hits.clear()
+            hit = PaperHit.build(scored, marks)
+            built = self._hits[key] = (hit, self._match(number, hit))
+        return built
 
     def _marks_of(self, lid: int, number: int) -> list[tuple[str, Mark]]:
         """Where leaf ``lid`` occurs in paper ``number``: (field, mark) pairs, made once."""

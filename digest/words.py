@@ -16,6 +16,8 @@ WORD = re.compile(r"[^\W_]+")
 
 def fold(text: str) -> str:
     """Case- and accent-fold ``text`` (``Naïve`` -> ``naive``, ``Straße`` -> ``strasse``)."""
+    if text.isascii():  # NFKD leaves ASCII alone, and there casefold() is lower()
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return stripped.casefold()
