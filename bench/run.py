@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -186,20 +187,55 @@ class Sink:
         self.proc.wait()
 
 
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of ``root`` and all its descendants (worker processes), in MB."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        parents[pid] = int(fields[1])
+        rss[pid] = int(fields[21])  # pages
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(p for p, parent in parents.items() if parent == pid and p not in tree)
+    return sum(rss.get(p, 0) for p in tree) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, str]:
-    """Run ``argv``; wall seconds, the child's own peak RSS (MB), stdout, stderr."""
+    """Run ``argv``; wall seconds, peak RSS (MB) of it and its descendants together
+    (sampled every 0.2 s, and the kernel's own peak of the largest one), stdout, stderr."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
+        peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.2):
+                peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:4])}... failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return wall, usage.ru_maxrss // 1024, stdout, stderr
+    return wall, max(int(peak[0]), usage.ru_maxrss // 1024), stdout, stderr
 
 
 # -- the measurements --------------------------------------------------------------------------
@@ -218,7 +254,7 @@ class Row:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
-def measure(n: int, papers: int, work: Path, naive_sample: int) -> list[Row]:
+def measure(n: int, papers: int, work: Path, naive_sample: int, workers: str) -> list[Row]:
     folder = work / f"n{n}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -247,10 +283,15 @@ security = "none"
 concurrency = {CONCURRENCY}
 [feeds]
 dir = "{folder / "public"}"
+[run]
+workers = {workers if workers == "auto" else int(workers)!r}
 """,
             "utf-8",
         )
         py = sys.executable
+        from digest.workers import cores, worker_count
+
+        processes = worker_count(workers if workers == "auto" else int(workers), n, cores())
         # Stages in isolation, in a child of their own (its peak memory is its own).
         _, stage_rss, out, _ = run_child(
             [py, str(Path(__file__).parent / "stages.py"), str(listing), str(folder / "subs.json")]
@@ -270,7 +311,8 @@ dir = "{folder / "public"}"
             Row("message bytes", stages["build"], stages["digests"], None,
                 f"avg {size / 1024:.1f} KB"),
             Row("stages together", stages["total"], stages["digests"], stage_rss),
-            Row("digest run (all, SMTP)", wall, sent, rss, "fetch+match+render+send+record+feeds"),
+            Row("digest run (all, SMTP)", wall, sent, rss,
+                f"fetch+match+render+send+record+feeds, {processes} process(es)"),
         ]
         # (a) the physical limit: smtp-source, same count and size, same sink.
         src = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
@@ -319,11 +361,12 @@ def main() -> None:
     parser.add_argument("--subscribers", default="10000,100000")
     parser.add_argument("--papers", type=int, default=500)
     parser.add_argument("--naive-sample", type=int, default=1000)
+    parser.add_argument("--workers", default="auto", help='run.workers: "auto" or a count')
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "digest-bench")
     args = parser.parse_args()
     results = {}
     for n in (int(x) for x in args.subscribers.split(",")):
-        rows = measure(n, args.papers, args.work, args.naive_sample)
+        rows = measure(n, args.papers, args.work, args.naive_sample, args.workers)
         results[n] = rows
         print(table(n, rows), flush=True)
     counts = sorted(results)

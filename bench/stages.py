@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -26,6 +27,7 @@ DAY = date(2026, 11, 18)
 
 
 def main() -> None:
+    gc.set_threshold(50_000, 20, 20)  # as the `digest` command runs (digest/cli.py)
     listing, subs_file = Path(sys.argv[1]), Path(sys.argv[2])
     found, warnings = parse_page(listing.read_bytes(), str(listing))
     papers = dedupe(found, warnings)
