@@ -4,15 +4,17 @@ Delivery is crash-safe: each digest is recorded as pending (its papers reserved)
 SMTP traffic, and marked sent right after the server accepts it. A run that dies leaves its
 pending digests to the next run, which sends them first.
 
-A delivery moves pending → sending → sent | failed. Right before a message is handed to the
-sender, the run *claims* it (``Store.claim``: one conditional UPDATE, pending → sending with
-the run's id), so two runs resuming the same pending digests never both send one. A run
-gives back what it claimed but did not hand over when it stops; a claim left by a run that
-died (SIGKILL, power cut) is re-queued by the next run once :func:`stale_claim` says that run
-is gone. The only duplicate window: a message the server had accepted when its run died,
-before ``mark_sent`` recorded it; it is sent again, with the same Message-ID. At most the
-messages in flight at that instant are affected: one per connection (``smtp.concurrency``);
-claimed messages still queued were not sent, and go out once.
+A delivery moves pending → sending → sent | failed. A run records the digests it plans
+already claimed by itself (sending, with its id); a digest an earlier run left pending is
+*claimed* right before it is handed to the sender (``Store.claim``: one conditional UPDATE,
+pending → sending with the run's id), so two runs resuming the same pending digests never
+both send one. A run gives back what it claimed but did not hand over when it stops; a
+claim left by a run that died (SIGKILL, power cut) is re-queued by the next run once
+:func:`stale_claim` says that run is gone. The only duplicate window: a message the server
+had accepted when its run died, before ``mark_sent`` recorded it; it is sent again, with the
+same Message-ID. At most the messages in flight at that instant are affected: one per
+connection (``smtp.concurrency``); claimed messages still queued were not sent, and go out
+once.
 
 Every run is recorded in the ``runs`` table (what ``digest status`` reads) and may alert the
 admin (:mod:`digest.status`).

@@ -45,6 +45,8 @@ log = logging.getLogger("digest.workers")
 #: up to the number of cores: below it, starting a process costs more than it saves.
 PER_WORKER = 2000
 _PR_SET_PDEATHSIG = 1
+#: How much lower the main process's priority is while the workers send.
+MEANWHILE_NICE = 10
 
 
 def cores() -> int:
@@ -191,6 +193,11 @@ class WorkerPool:
                 )
                 for part in range(self.parts)
             ]
+            # The workers' sending comes first: what this thread does meanwhile (the feeds)
+            # takes the CPU they leave. Linux applies nice() to the calling thread only,
+            # and this thread has nothing left to do but wait once it is done.
+            with contextlib.suppress(OSError):
+                os.nice(MEANWHILE_NICE)
             written = meanwhile()
             results = await asyncio.gather(*futures)
         finally:
