@@ -273,13 +273,15 @@ class _Recorder:
             batch, self._unmarked = self._unmarked, []
             try:
                 await self._write(self.store.mark_sent_many, [key for key, _ in batch])
-            except BaseException as exc:  # each waiting connection gets the error
+            except Exception as exc:  # each waiting connection gets the error
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
                 continue
+            except BaseException:  # cancelled: so are the connections waiting on it
+                for _, done in batch + self._unmarked:
+                    done.cancel()
+                raise
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
