@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from digest import query  # noqa: E402
+from digest import GC_THRESHOLDS, query  # noqa: E402
 from digest.diff import Selection  # noqa: E402
 from digest.match import DayMatcher  # noqa: E402
 from digest.message import build_message, make_message_id  # noqa: E402
@@ -27,7 +27,7 @@ DAY = date(2026, 11, 18)
 
 
 def main() -> None:
-    gc.set_threshold(50_000, 20, 20)  # as the `digest` command runs (digest/cli.py)
+    gc.set_threshold(*GC_THRESHOLDS)  # as the `digest` command runs
     listing, subs_file = Path(sys.argv[1]), Path(sys.argv[2])
     found, warnings = parse_page(listing.read_bytes(), str(listing))
     papers = dedupe(found, warnings)

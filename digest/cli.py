@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
 
-from digest import __version__, roster
+from digest import GC_THRESHOLDS, __version__, roster
 from digest.config import Config, Invalid, find_config, load, normalise_address
 from digest.errors import ConfigError, DigestError, QueryError, RosterError
 from digest.files import open_atomic
@@ -725,10 +725,7 @@ def demo(folder: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``digest`` command."""
-    # A run keeps large, long-lived indexes and caches and allocates millions of small
-    # objects: the default thresholds made the cyclic collector rescan them ~5,000 times
-    # per 10,000 digests (5% of the run). Our data has few cycles: collect less often.
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         cli.main(
             args=list(argv) if argv is not None else None, prog_name="digest", standalone_mode=True

@@ -29,12 +29,14 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from digest import GC_THRESHOLDS
 from digest.config import Config
 from digest.errors import DigestError
 from digest.models import Listing
@@ -102,14 +104,12 @@ def _init_worker(parent: int, level: int) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(*GC_THRESHOLDS)
     import digest.pipeline  # noqa: F401  (imported while the parent fetches the listing)
 
 
 def work(job: Job) -> Done:
     """Run one share of a run, in a worker process."""
-    import time
-
     from digest.pipeline import Pool, RunReport, deliver_share, make_context
     from digest.store import Store
 
