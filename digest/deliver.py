@@ -364,10 +364,13 @@ class _Connection:
         """QUIT politely when the connection is still up, then close it."""
         client, self.client = self.client, None
         if client is not None:
+            transport = client.transport  # quit() lets go of it (a TLS one still closing)
             if client.is_connected:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                     await client.quit()
             _abort(client)
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
         # A closed transport lets go of its socket on the next loop turn (also one dropped
         # earlier by drop()); give it that turn before the caller's loop may end.
         await asyncio.sleep(0)
@@ -730,9 +733,11 @@ def _abort(client: aiosmtplib.SMTP) -> None:
     """Close at once, without a goodbye and without flushing: a transport merely "closing"
     could outlive the event loop (and warn about an unclosed socket)."""
     transport = client.transport
-    client.close()
+    # Abort first: closing a TLS transport starts its shutdown handshake, after which an
+    # abort no longer reaches the socket underneath (left to the garbage collector).
     if isinstance(transport, asyncio.Transport):
         transport.abort()
+    client.close()
 
 
 async def _close(client: aiosmtplib.SMTP) -> None:
