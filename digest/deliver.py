@@ -199,10 +199,9 @@ async def sendmail(
     protocol = client.protocol
     lock = getattr(protocol, "_command_lock", None) if protocol is not None else None
     greet = getattr(client, "_ehlo_or_helo_if_needed", None)
-    if payload is None or protocol is None or lock is None or greet is None:
-        return await client.sendmail(sender, recipients, message)
-    if not (_PLAIN.fullmatch(sender) and all(map(_PLAIN.fullmatch, recipients))):
-        return await client.sendmail(sender, recipients, message)  # quoting, SMTPUTF8
+    plain = _PLAIN.fullmatch(sender) and all(map(_PLAIN.fullmatch, recipients))
+    if payload is None or protocol is None or lock is None or greet is None or not plain:
+        return await client.sendmail(sender, recipients, message)  # also quoting, SMTPUTF8
     options = [b"SIZE=%d" % (len(payload) - 3)] if client.supports_extension("size") else []
     try:
         await greet()  # EHLO (or HELO) on a new connection, as mail() does first
@@ -368,9 +367,7 @@ class _Connection:
             if client.is_connected:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                     await client.quit()
-            _abort(client)
-            if isinstance(transport, asyncio.Transport):
-                transport.abort()
+            _abort(client, transport)
         # A closed transport lets go of its socket on the next loop turn (also one dropped
         # earlier by drop()); give it that turn before the caller's loop may end.
         await asyncio.sleep(0)
@@ -729,10 +726,11 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 
-def _abort(client: aiosmtplib.SMTP) -> None:
+def _abort(client: aiosmtplib.SMTP, transport: object = None) -> None:
     """Close at once, without a goodbye and without flushing: a transport merely "closing"
-    could outlive the event loop (and warn about an unclosed socket)."""
-    transport = client.transport
+    could outlive the event loop (and warn about an unclosed socket). ``transport``: the
+    client's, when it already let go of it (after QUIT)."""
+    transport = transport or client.transport
     # Abort first: closing a TLS transport starts its shutdown handshake, after which an
     # abort no longer reaches the socket underneath (left to the garbage collector).
     if isinstance(transport, asyncio.Transport):

@@ -393,20 +393,19 @@ class DayMatcher:
         """How ``results`` together matched paper ``number``: the pairs counting there and
         the stretches of those leaves in those fields (built once per paper and set of
         pairs, whatever queries they come from)."""
-        bit = self._bit[number]
-        scored = frozenset(
-            pair for result in results for pair, bits in result.pairs.items() if bits & bit
-        )
-        return self._built(number, scored)[0]
+        return self._built(number, self._scored(number, results))[0]
 
     def _matched(self, number: int, results: Iterable[QueryResult]) -> Match:
         """Paper ``number`` highlighted for ``results`` together: one :class:`Match` object
         per paper and set of pairs (so the renderer sees the same object again)."""
+        return self._built(number, self._scored(number, results))[1]
+
+    def _scored(self, number: int, results: Iterable[QueryResult]) -> Scored:
+        """The (leaf, field) pairs of ``results`` that count for paper ``number``."""
         bit = self._bit[number]
-        scored = frozenset(
+        return frozenset(
             pair for result in results for pair, bits in result.pairs.items() if bits & bit
         )
-        return self._built(number, scored)[1]
 
     def _built(self, number: int, scored: Scored) -> tuple[PaperHit, Match]:
         key = (number, scored)
