@@ -21,7 +21,7 @@ import pytest
 from digest.config import load
 from digest.models import Subscriber
 from digest.store import Store
-from tests.support.listings import item, write_days
+from tests.support.listings import item, write_days, write_site_config
 from tests.support.smtpd import SmtpServer
 
 SECRET = "serve-test-secret-0123456789"
@@ -39,25 +39,13 @@ def write_config(folder: Path, server: SmtpServer, port: int, *, concurrency: in
         folder / "listings",
         {today.isoformat(): [item(f"2611.{i:05d}", f"Paper {i}", "diffusion") for i in range(5)]},
     )
-    path = folder / "config.toml"
-    path.write_text(
-        f"""
-base_url = "http://127.0.0.1:{port}"
-[source]
-kind = "file"
-path = "listings"
-[smtp]
-host = "{server.host}"
-port = {server.port}
-concurrency = {concurrency}
-[schedule]
-check_every = 1
-[web]
-shutdown_timeout = 20
-""",
-        "utf-8",
+    return write_site_config(
+        folder,
+        server,
+        top=f'base_url = "http://127.0.0.1:{port}"',
+        smtp=f"concurrency = {concurrency}",
+        more="[schedule]\ncheck_every = 1\n[web]\nshutdown_timeout = 20",
     )
-    return path
 
 
 class Serve:

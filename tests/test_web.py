@@ -23,7 +23,7 @@ from digest.pipeline import Context, make_context, write_feeds
 from digest.scheduler import Service
 from digest.store import Store
 from digest.web import CSRF_COOKIE, RateLimiter, create_app, not_modified
-from tests.support.listings import item, write_days
+from tests.support.listings import item, write_days, write_site_config
 from tests.support.smtpd import SmtpServer
 
 SECRET = b"test-secret-0123456789abcdef"
@@ -89,22 +89,13 @@ async def app(tmp_path: Path, smtp_server: Callable[..., SmtpServer]) -> AsyncIt
             ]
         },
     )
-    (tmp_path / "config.toml").write_text(
-        f"""
-base_url = "http://testserver"
-timezone = "UTC"
-[source]
-kind = "file"
-path = "listings"
-[smtp]
-host = "{server.host}"
-port = {server.port}
-[feeds]
-title = "Test Papers"
-""",
-        "utf-8",
+    path = write_site_config(
+        tmp_path,
+        server,
+        top='base_url = "http://testserver"\ntimezone = "UTC"',
+        more='[feeds]\ntitle = "Test Papers"',
     )
-    config = load(tmp_path / "config.toml")
+    config = load(path)
     store = Store(config.database)
     ctx = make_context(config, store, now=datetime(2026, 11, 16, 7, tzinfo=UTC))
     listing = await ctx.source.fetch(DAY)

@@ -20,7 +20,7 @@ from digest.config import ConfigError, parse
 from digest.models import Subscriber
 from digest.store import Store
 from digest.workers import PER_WORKER, worker_count
-from tests.support.listings import item, write_days
+from tests.support.listings import item, write_days, write_site_config
 from tests.support.smtpd import SmtpServer
 
 DAY = date(2026, 11, 18)
@@ -56,21 +56,12 @@ def _site(folder: Path, server: SmtpServer, db_url: str, workers: int, readers: 
         for i in range(12)
     ]
     write_days(folder / "listings", {DAY.isoformat(): papers})
-    config = folder / "config.toml"
-    config.write_text(
-        f"""
-database = "{db_url}"
-[source]
-kind = "file"
-path = "listings"
-[smtp]
-host = "{server.host}"
-port = {server.port}
-concurrency = 4
-[run]
-workers = {workers}
-""",
-        "utf-8",
+    config = write_site_config(
+        folder,
+        server,
+        top=f'database = "{db_url}"',
+        smtp="concurrency = 4",
+        more=f"[run]\nworkers = {workers}",
     )
     with Store(db_url) as store:
         for i in range(readers):

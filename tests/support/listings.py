@@ -2,7 +2,8 @@
 
 ``item("2511.00001", "Diffusion Agents", "We study ...")`` is one element of the API's list;
 ``write_days(folder, {"2026-11-16": [item(...), ...]})`` writes ``folder/2026-11-16.json``
-files that a ``file`` source (or the listing server) serves.
+files that a ``file`` source (or the listing server) serves; ``write_site_config`` writes
+the ``config.toml`` of a test site reading them and mailing a test SMTP server.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 def item(
@@ -50,3 +51,31 @@ def write_days(folder: Path, days: Mapping[str, Sequence[Mapping[str, Any]]]) ->
     for day, items in days.items():
         (folder / f"{day}.json").write_text(json.dumps(list(items), ensure_ascii=False), "utf-8")
     return folder
+
+
+class _Server(Protocol):
+    host: str
+    port: int
+
+
+def write_site_config(
+    folder: Path, server: _Server, *, top: str = "", smtp: str = "", more: str = ""
+) -> Path:
+    """``folder/config.toml``: listings from ``folder/listings`` (a ``file`` source), mail to
+    ``server``; ``top`` holds top-level keys, ``smtp`` more ``[smtp]`` keys and ``more``
+    further sections, each as TOML text."""
+    path = folder / "config.toml"
+    path.write_text(
+        f"""{top}
+[source]
+kind = "file"
+path = "listings"
+[smtp]
+host = "{server.host}"
+port = {server.port}
+{smtp}
+{more}
+""",
+        "utf-8",
+    )
+    return path
