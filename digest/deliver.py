@@ -80,6 +80,9 @@ class Outgoing:
     recipients: tuple[str, ...]
     data: bytes
     message_id: str
+    #: ``data`` has CRLF line ends only, ends with CRLF and has no line starting with "."
+    #: (see :func:`digest.message.clean_for_smtp`): it goes into DATA without a scan.
+    clean: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,22 +190,35 @@ _PLAIN = re.compile(r"[!#-'*+\-/-9=?A-Z^-~]+(?:\.[!#-'*+\-/-9=?A-Z^-~]+)*@[A-Za-
 
 
 async def sendmail(
-    client: aiosmtplib.SMTP, sender: str, recipients: list[str], message: bytes
+    client: aiosmtplib.SMTP,
+    sender: str,
+    recipients: list[str],
+    message: bytes,
+    *,
+    clean: bool = False,
 ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
     """``client.sendmail`` for a message we built (CRLF line ends), without the library's
-    per-message regexes; the same replies, errors and RSET after a refusal.
+    per-message regexes; the same replies, errors and RSET after a refusal. ``clean``:
+    the caller knows ``message`` needs no dot-stuffing (see :attr:`Outgoing.clean`), so it
+    is sent as it is, not even scanned.
 
     Falls back to ``client.sendmail`` for other messages, or when the client library is
     not the one this was written against (aiosmtplib 5: its protocol's command lock).
     """
-    payload = wire_data(message)
+    payload: tuple[bytes, ...] | None
+    if clean:
+        payload = (message, b".\r\n")
+    else:
+        data = wire_data(message)
+        payload = None if data is None else (data,)
     protocol = client.protocol
     lock = getattr(protocol, "_command_lock", None) if protocol is not None else None
     greet = getattr(client, "_ehlo_or_helo_if_needed", None)
     plain = _PLAIN.fullmatch(sender) and all(map(_PLAIN.fullmatch, recipients))
     if payload is None or protocol is None or lock is None or greet is None or not plain:
         return await client.sendmail(sender, recipients, message)  # also quoting, SMTPUTF8
-    options = [b"SIZE=%d" % (len(payload) - 3)] if client.supports_extension("size") else []
+    size = sum(map(len, payload)) - 3  # RFC 1870: the message, stuffed, without "." CRLF
+    options = [b"SIZE=%d" % size] if client.supports_extension("size") else []
     try:
         await greet()  # EHLO (or HELO) on a new connection, as mail() does first
         # MAIL and RCPT as aiosmtplib's mail() and rcpt() send them, without re-parsing
@@ -231,7 +247,7 @@ async def sendmail(
 
 
 async def _data(
-    client: aiosmtplib.SMTP, protocol: Any, lock: asyncio.Lock, payload: bytes
+    client: aiosmtplib.SMTP, protocol: Any, lock: asyncio.Lock, payload: tuple[bytes, ...]
 ) -> aiosmtplib.SMTPResponse:
     """DATA, then the ready bytes, as aiosmtplib 5's own ``execute_data_command`` does."""
     try:
@@ -242,7 +258,8 @@ async def _data(
             if start.code != 354:
                 raise aiosmtplib.SMTPDataError(start.code, start.message)
             protocol._response_pending = True
-            protocol.write(payload)
+            for piece in payload:
+                protocol.write(piece)
             reply = await protocol.read_response(timeout=client.timeout)
             if reply.code != 250:
                 raise aiosmtplib.SMTPDataError(reply.code, reply.message)
@@ -558,7 +575,9 @@ class SmtpSender:
         first = recipients[0]
         err: DeliveryError
         try:
-            refused, reply = await sendmail(client, item.sender, recipients, item.data)
+            refused, reply = await sendmail(
+                client, item.sender, recipients, item.data, clean=item.clean
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             out: dict[str, DeliveryError | None] = {}
             for one in exc.recipients:

@@ -232,16 +232,53 @@ class Body:
 
     encoding: str  #: ``quoted-printable`` or ``base64``
     data: bytes
+    #: Whether a line of ``data`` may start with ``.`` (SMTP would have to dot-stuff it);
+    #: False only when whoever built ``data`` checked (see :func:`dot_lines`).
+    dotted: bool = True
+
+
+def dot_lines(data: bytes) -> bool:
+    """Whether a line of ``data`` (CRLF line ends) starts with ``.``."""
+    return data.startswith(b".") or b"\r\n." in data
+
+
+def clean_for_smtp(*bodies: str | Body) -> bool:
+    """Whether a message :func:`build_message` makes of these bodies can go into SMTP's DATA
+    as it is: true when every body is known to have no line starting with ``.`` (every
+    other line of the message is ours: headers, part headers and boundaries, CRLF ended)."""
+    return all(isinstance(body, Body) and not body.dotted for body in bodies)
 
 
 def quoted_printable(text: str) -> bytes:
-    """``text`` as UTF-8 quoted-printable with CRLF line breaks (RFC 2045 §6.7).
+    """``text`` as UTF-8 quoted-printable with CRLF line breaks (RFC 2045 §6.7), with no line
+    starting with ``.``: SMTP can send it without dot-stuffing (and without scanning it).
 
     Line-local: pieces that each end with a newline can be encoded apart and joined, which
     is how a digest is assembled from fragments encoded once.
     """
     data = _normalise_newlines(text).encode("utf-8", "replace")
-    return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
+    qp = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
+    if qp.startswith(b".") or b"\r\n." in qp:
+        lines = qp.split(b"\r\n")
+        qp = b"\r\n".join([p for line in lines for p in _undot(line)])
+    return qp
+
+
+def _undot(line: bytes) -> list[bytes]:
+    """One encoded line as lines that do not start with ``.``: the dot written ``=2E``, and
+    the line split by a soft break where that makes it longer than 76 characters."""
+    if not line.startswith(b"."):
+        return [line]
+    soft = line.endswith(b"=")  # "=" is always escaped, so a last "=" is a soft break
+    body = b"=2E" + (line[1:-1] if soft else line[1:])
+    if len(body) <= MAX_LINE - soft:
+        return [body + b"=" * soft]
+    cut = MAX_LINE - 1  # the first line keeps room for its soft break
+    if body[cut - 1 : cut] == b"=":  # never split an escape
+        cut -= 1
+    elif body[cut - 2 : cut - 1] == b"=":
+        cut -= 2
+    return [body[:cut] + b"=", *_undot(body[cut:] + b"=" * soft)]
 
 
 def _base64_size(n: int) -> int:
@@ -256,9 +293,9 @@ def encode_body(text: str) -> Body:
     qp = quoted_printable(text)
     data = _normalise_newlines(text).encode("utf-8", "replace")
     if len(qp) <= _base64_size(len(data)):
-        return Body("quoted-printable", qp)
+        return Body("quoted-printable", qp, dot_lines(qp))
     lines = [binascii.b2a_base64(data[i : i + 57], newline=False) for i in range(0, len(data), 57)]
-    return Body("base64", b"\r\n".join(lines))
+    return Body("base64", b"\r\n".join(lines), dotted=False)  # base64 has no "."
 
 
 def encoded_size(text: str) -> int:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from digest import tokens
 from digest.config import Config
@@ -43,7 +43,13 @@ from digest.errors import DigestError
 from digest.fetch import ListingSource, make_source
 from digest.files import write_atomic
 from digest.match import DayMatcher
-from digest.message import build_message, list_id_for, make_message_id, sender_address
+from digest.message import (
+    build_message,
+    clean_for_smtp,
+    list_id_for,
+    make_message_id,
+    sender_address,
+)
 from digest.models import Listing, Match, Subscriber
 from digest.publish import publish_feeds
 from digest.render import EmailLinks, Renderer
@@ -193,6 +199,11 @@ def links_for(ctx: Context, sub: Subscriber, day: date) -> EmailLinks:
     )
 
 
+class Composed(NamedTuple):
+    data: bytes
+    clean: bool  #: see :attr:`Outgoing.clean`
+
+
 def compose(
     ctx: Context,
     sub: Subscriber,
@@ -203,7 +214,7 @@ def compose(
     message_id: str,
     created_at: datetime,
     since: date | None = None,
-) -> bytes:
+) -> Composed:
     """The message bytes of one subscriber's digest."""
     cfg = ctx.config
     links = links_for(ctx, sub, day)
@@ -217,7 +228,7 @@ def compose(
         since=since,
     )
     from_addr = sender_address(cfg.mail.sender)
-    return build_message(
+    data = build_message(
         sender=cfg.mail.sender,
         to=sub.email,
         to_name=sub.name,
@@ -230,6 +241,7 @@ def compose(
         unsubscribe_url=links.unsubscribe_url,
         unsubscribe_mailto=f"mailto:{from_addr}?subject=unsubscribe",
     )
+    return Composed(data, clean_for_smtp(rendered.text_body, rendered.html_body))
 
 
 class _Recorder:
@@ -370,7 +382,7 @@ def _resume_items(
         }
         matches = [ranked.get(paper.key) or Match(paper=paper, score=0.0) for paper in found]
         selection = Selection(shown=tuple(matches[: p.shown]), more=tuple(matches[p.shown :]))
-        data = compose(
+        message = compose(
             ctx,
             p.subscriber,
             p.listing_date,
@@ -384,8 +396,9 @@ def _resume_items(
             key=p.id,
             sender=_envelope_from(ctx),
             recipients=(p.subscriber.email,),
-            data=data,
+            data=message.data,
             message_id=p.message_id,
+            clean=message.clean,
         )
 
 
@@ -720,7 +733,7 @@ def _messages(
     ctx: Context, plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]]
 ) -> Iterator[Outgoing]:
     for sub, selection, plan, pool in plans:
-        data = compose(
+        message = compose(
             ctx,
             sub,
             pool.day,
@@ -734,8 +747,9 @@ def _messages(
             key=plan.id,
             sender=_envelope_from(ctx),
             recipients=(sub.email,),
-            data=data,
+            data=message.data,
             message_id=plan.message_id,
+            clean=message.clean,
         )
 
 
@@ -788,11 +802,11 @@ async def send_once(
     sub = Subscriber(email=to, keywords=tuple(keywords), exclude=tuple(exclude))
     selection = select(matches, set(), ctx.config.mail.max_papers)
     message_id = make_message_id(ctx.config.mail.sender)
-    data = compose(
+    message = compose(
         ctx, sub, day, selection, len(listing.papers), message_id=message_id, created_at=ctx.now
     )
     if out is not None:
-        write_atomic(out, data)
+        write_atomic(out, message.data)
         return len(selection.all)
     outcome = await send_one(
         ctx.sender,
@@ -800,8 +814,9 @@ async def send_once(
             key="manual",
             sender=_envelope_from(ctx),
             recipients=(to,),
-            data=data,
+            data=message.data,
             message_id=message_id,
+            clean=message.clean,
         ),
     )
     if outcome is not None and not outcome.ok and outcome.error is not None:

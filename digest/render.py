@@ -32,7 +32,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from digest.errors import RenderError
-from digest.message import Body, quoted_printable
+from digest.message import Body, dot_lines, quoted_printable
 from digest.models import Match, Paper, Subscriber
 
 #: Gmail clips an HTML part over 102 KB; leave room for the transfer encoding's estimate error.
@@ -442,6 +442,8 @@ class _Fragment:
     text: str
     html_qp: bytes  # ``html`` quoted-printable: joined as is into the message
     text_qp: bytes
+    html_dotted: bool  # a line of html_qp starts with "." (see digest.message.dot_lines)
+    text_dotted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,6 +453,7 @@ class _Shell:
     parts: tuple[str, ...]
     encoded: tuple[bytes, ...]
     size: int
+    dotted: bool  # a line of a literal starts with "."
 
 
 def _as_dict(context: Any) -> dict[str, Any]:
@@ -600,7 +603,8 @@ class Renderer:
             terms = ", ".join(view.terms)
             html = html.replace(self._slot_terms, str(escape(terms)))
             text = text.replace(self._slot_terms, terms)
-        return _Fragment(html, text, quoted_printable(html), quoted_printable(text))
+        html_qp, text_qp = quoted_printable(html), quoted_printable(text)
+        return _Fragment(html, text, html_qp, text_qp, dot_lines(html_qp), dot_lines(text_qp))
 
     def _marked(self, html: Markup) -> str:
         """Highlighted HTML with the highlight's inlined style (``.hl`` in the stylesheet)."""
@@ -636,7 +640,8 @@ class Renderer:
             encoded.append(
                 qp if qp is not None else self._literals.put(part, quoted_printable(part))
             )
-        return _Shell(tuple(parts), tuple(encoded), sum(len(e) for e in encoded))
+        size = sum(len(e) for e in encoded)
+        return _Shell(tuple(parts), tuple(encoded), size, any(map(dot_lines, encoded)))
 
     def _html_shell(self, context: DigestContext, private: Iterable[str | None]) -> _Shell:
         """The HTML shell rendered, inlined and cut at its slots.
@@ -664,10 +669,17 @@ class Renderer:
         return self._cut(inlined)
 
     def _assemble(
-        self, shell: _Shell, template: str, entries: dict[str, tuple[list[str], list[bytes]]]
-    ) -> tuple[str, bytes]:
+        self,
+        shell: _Shell,
+        template: str,
+        entries: dict[str, tuple[list[str], list[bytes], bool]],
+    ) -> tuple[str, Body]:
+        """The shell with each slot filled by its entry: (texts, their encoded bytes,
+        whether a line of those starts with "."); the text and its quoted-printable body.
+        Every piece ends with a newline, so a piece's first line is a line of the whole."""
         texts: list[str] = []
         chunks: list[bytes] = []
+        dotted = shell.dotted
         for index, part in enumerate(shell.parts):
             if index % 2 == 0:
                 texts.append(part)
@@ -675,13 +687,14 @@ class Renderer:
             elif part in entries:
                 texts += entries[part][0]
                 chunks += entries[part][1]
-        for slot, (pieces, _) in entries.items():
+                dotted = dotted or entries[part][2]
+        for slot, (pieces, _, _) in entries.items():
             if pieces and slot not in shell.parts:
                 name = "papers" if slot == self._slot_papers else "compact"
                 raise RenderError(
                     template, f"does not output {{{{ {name} }}}}: papers would be lost"
                 )
-        return "".join(texts), b"".join(chunks)
+        return "".join(texts), Body("quoted-printable", b"".join(chunks), dotted)
 
     def render_digest(
         self,
@@ -748,23 +761,35 @@ class Renderer:
             context = replace(context, shown_count=in_full, compact_count=len(chosen) - in_full)
             shell = self._html_shell(context, private)
         shown, brief = full[:in_full], compact[in_full:]
-        html, html_qp = self._assemble(
+        html, html_body = self._assemble(
             shell,
             TEMPLATES["digest_html"],
             {
-                self._slot_papers: ([f.html for f in shown], [f.html_qp for f in shown]),
-                self._slot_compact: ([c.html for c in brief], [c.html_qp for c in brief]),
+                self._slot_papers: (
+                    [f.html for f in shown],
+                    [f.html_qp for f in shown],
+                    any(f.html_dotted for f in shown),
+                ),
+                self._slot_compact: (
+                    [c.html for c in brief],
+                    [c.html_qp for c in brief],
+                    any(c.html_dotted for c in brief),
+                ),
             },
         )
         # Full text entries are separated by a blank line.
         papers_text = [t for f in shown for t in ("\n", f.text)][1:]
         papers_qp = [t for f in shown for t in (b"\r\n", f.text_qp)][1:]
-        text, text_qp = self._assemble(
+        text, text_body = self._assemble(
             self._cut(self._render("digest_text", context)),
             TEMPLATES["digest_text"],
             {
-                self._slot_papers: (papers_text, papers_qp),
-                self._slot_compact: ([c.text for c in brief], [c.text_qp for c in brief]),
+                self._slot_papers: (papers_text, papers_qp, any(f.text_dotted for f in shown)),
+                self._slot_compact: (
+                    [c.text for c in brief],
+                    [c.text_qp for c in brief],
+                    any(c.text_dotted for c in brief),
+                ),
             },
         )
         return RenderedEmail(
@@ -774,8 +799,8 @@ class Renderer:
             shown=in_full,
             compact=len(brief),
             more=context.more_count,
-            html_body=Body("quoted-printable", html_qp),
-            text_body=Body("quoted-printable", text_qp),
+            html_body=html_body,
+            text_body=text_body,
         )
 
 

@@ -7,6 +7,8 @@ it is about; backoff sleeps are recorded, not slept, so the file runs in seconds
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -33,7 +35,7 @@ from digest.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from digest.message import build_message, make_message_id
+from digest.message import build_message, clean_for_smtp, encode_body, make_message_id
 from tests.support.smtpd import SmtpServer
 
 FROM = "Paper Digest <digest@example.org>"
@@ -640,6 +642,29 @@ def test_messages_we_build_are_dot_stuffed_without_the_library(
     from digest.deliver import wire_data
 
     assert wire_data(message) == wire
+
+
+async def test_a_clean_message_goes_as_it_is(smtp_server: Server) -> None:
+    """A message whose bodies came from our encoder (no line starts with ".") is sent
+    without the dot-stuffing scan, byte for byte."""
+    server = smtp_server()
+    text = encode_body("Hello\n.NET and .\n..leading dots written =2E\n" * 3)
+    html = encode_body("<p>" + "a" * 74 + ".com</p>\n")  # a soft break before a dot
+    assert clean_for_smtp(text, html)
+    message_id = make_message_id(FROM)
+    data = build_message(
+        sender=FROM, to="reader@example.org", to_name=None, subject="Clean", text=text,
+        html=html, message_id=message_id, date=datetime(2026, 11, 22, 7, tzinfo=UTC),
+        list_id="digest.example.org", unsubscribe_url=LONG_URL,
+    )  # fmt: skip
+    item = Outgoing(1, "digest@example.org", ("reader@example.org",), data, message_id, True)
+    outcomes = await deliver(sender(server), [item])
+    assert [o.ok for o in outcomes.values()] == [True]
+    assert server.messages[0].data == data
+    parsed = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
+    plain, _ = parsed.iter_parts()
+    expected = "Hello\n.NET and .\n..leading dots written =2E\n" * 3
+    assert plain.get_content().replace("\r\n", "\n") == expected
 
 
 async def test_a_message_with_bare_line_feeds_still_arrives(smtp_server: Server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.policy
 import re
@@ -15,12 +16,16 @@ from hypothesis import strategies as st
 
 from digest.errors import PermanentDeliveryError
 from digest.message import (
+    Body,
     build_message,
+    clean_for_smtp,
     clean_header_text,
+    dot_lines,
     encode_body,
     encoded_size,
     list_id_for,
     make_message_id,
+    quoted_printable,
 )
 from digest.models import Match, Paper, Span, Subscriber
 from digest.render import EmailLinks, Renderer
@@ -246,6 +251,46 @@ def test_bodies_choose_quoted_printable_or_base64() -> None:
     plain = next(parse(raw).iter_parts())
     assert plain["Content-Transfer-Encoding"] == "base64"
     assert plain.get_content().replace("\r\n", "\n") == "日本語の論文の要約です。\n" * 40
+
+
+@pytest.mark.parametrize(
+    ("data", "dotted"),
+    [
+        (b"line\r\nline\r\n", False),
+        (b".first\r\n", True),
+        (b"a\r\n.b\r\n", True),
+        (b"a.\r\nb .c\r\n", False),
+        (b"a\r\n.", True),
+    ],
+)
+def test_dot_lines(data: bytes, dotted: bool) -> None:
+    assert dot_lines(data) is dotted
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from("ab .=\té€\n"), max_size=400), st.booleans())
+def test_quoted_printable_never_starts_a_line_with_a_dot(text: str, dot: bool) -> None:
+    """SMTP would have to dot-stuff such a line; ours are written ``=2E`` instead, and a
+    line that grows past 76 characters by it is split with a soft break."""
+    text = "." + text if dot else text
+    qp = quoted_printable(text)
+    plain = binascii.b2a_qp(text.encode(), istext=True).replace(b"\n", b"\r\n")
+    assert not dot_lines(qp)
+    longest = max(len(line) for line in qp.split(b"\r\n"))
+    assert longest <= max(76, *(len(line) for line in plain.split(b"\r\n")))
+    assert binascii.a2b_qp(qp.replace(b"\r\n", b"\n")) == text.encode()
+
+
+def test_bodies_know_whether_smtp_must_dot_stuff_them() -> None:
+    assert not encode_body("plain text\nand more. Here.\n").dotted
+    assert not encode_body("a\n.NET and .\n").dotted  # written =2E
+    assert not encode_body("x" * 75 + ".y\n").dotted  # no soft break just before a dot
+    assert not encode_body("日本語の論文の要約です。\n.x\n" * 40).dotted  # base64
+    assert Body("quoted-printable", b"x\r\n").dotted  # unknown: assume it may be
+    clean, dotted = encode_body("fine\n"), Body("quoted-printable", b"a\r\n.b\r\n")
+    assert clean_for_smtp(clean, clean)
+    assert not clean_for_smtp(clean, dotted)
+    assert not clean_for_smtp("a string body", clean)  # not encoded yet: unknown
 
 
 def test_lines_that_look_like_boundaries_stay_in_the_body() -> None:

@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 import digest.render as render
 from digest.errors import RenderError
+from digest.message import dot_lines
 from digest.models import Match, Paper, Span, Subscriber
 from digest.render import (
     DigestContext,
@@ -400,6 +401,24 @@ def test_encoded_bodies_are_the_html_and_text(renderer: Renderer) -> None:
         assert all(len(line) <= 76 and b"\n" not in line for line in lines)
         assert quopri.decodestring(body.data).decode("utf-8") == expected.replace("\n", "\r\n")
     assert out.html_size == len(out.html_body.data)
+
+
+def test_no_body_line_starts_with_a_dot(renderer: Renderer) -> None:
+    """SMTP sends bodies flagged clean without scanning them for lines to dot-stuff: no way
+    a dot can start a line (text wrapping, soft line breaks, titles) may slip through."""
+    for shift in range(12):
+        abstract = " ".join(["word" * (1 + (i + shift) % 5) + " ." for i in range(60)])
+        papers = [make_paper(i, abstract=abstract[i:], title=f".NET {'x' * shift} {i}")
+                  for i in range(1, 8)]  # fmt: skip
+        for matches in ([make_match(p, "word") for p in papers], [make_match(papers[0])]):
+            out = digest_of(renderer, matches)
+            for body in (out.html_body, out.text_body):
+                assert not body.dotted and not dot_lines(body.data)
+                lines = body.data.split(b"\r\n")
+                assert all(len(line) <= 76 for line in lines)
+            assert quopri.decodestring(out.text_body.data).decode() == out.text.replace(
+                "\n", "\r\n"
+            )
 
 
 def test_max_papers_summarises_the_rest(renderer: Renderer) -> None:
