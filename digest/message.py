@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime, parseaddr
 
 from digest.errors import PermanentDeliveryError
@@ -206,12 +206,31 @@ def make_message_id(sender: str, unique: str | None = None) -> str:
     return f"<{unique}@{domain}>"
 
 
+@functools.lru_cache(maxsize=64)
 def list_id_for(sender: str) -> str:
     """A List-Id value derived from the From mailbox: ``Name <local.domain>`` (RFC 2919)."""
     name, address = parseaddr(sender)
     local, _, domain = _addr_spec(address).rpartition("@")
     list_name = re.sub(r"[^A-Za-z0-9-]+", "-", local).strip("-") or "digest"
     return f"{name} <{list_name}.{domain}>" if name else f"<{list_name}.{domain}>"
+
+
+# The same for every message of a run: folded once (a refused value raises every time).
+@functools.lru_cache(maxsize=64)
+def _from_line(sender: str) -> str:
+    name, address = parseaddr(sender)
+    return _fold("From", _mailbox_parts("From", name, _addr_spec(address)))
+
+
+@functools.lru_cache(maxsize=64)
+def _list_id_line(list_id: str) -> str:
+    return _fold("List-Id", _list_id_parts(list_id))
+
+
+@functools.lru_cache(maxsize=16)
+def _date_line(date: datetime, offset: timedelta | None) -> str:
+    """``offset`` is in the key: equal instants in other zones are equal datetimes."""
+    return f"Date: {format_datetime(date)}"
 
 
 def _list_id_parts(list_id: str) -> list[str]:
@@ -349,7 +368,6 @@ def build_message(
         raise ValueError("date must be timezone-aware")
     if not re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", message_id) or not message_id.isascii():
         raise ValueError(f"not a Message-ID: {message_id!r}")
-    sender_name, sender_addr = parseaddr(sender)
     unsubscribe = [f"<{_uri(unsubscribe_url, ('https://', 'http://'))}>"]
     if unsubscribe_mailto:
         mailto = unsubscribe_mailto.strip()
@@ -358,13 +376,13 @@ def build_message(
         unsubscribe.append(f"<{_uri(mailto, ('mailto:',))}>")
 
     headers = [
-        _fold("From", _mailbox_parts("From", sender_name, _addr_spec(sender_addr))),
+        _from_line(sender),
         _fold("To", _mailbox_parts("To", to_name, to_address)),
         _fold("Subject", _unstructured("Subject", subject)),
-        f"Date: {format_datetime(date)}",
+        _date_line(date, date.utcoffset()),
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
-        _fold("List-Id", _list_id_parts(list_id)),
+        _list_id_line(list_id),
         _fold("List-Unsubscribe", [u + "," for u in unsubscribe[:-1]] + unsubscribe[-1:]),
     ]
     if unsubscribe_url.strip().lower().startswith("https://"):

@@ -207,6 +207,14 @@ def test_date_and_message_id() -> None:
         build(date=datetime(2026, 11, 22, 7, 30))  # naive
     with pytest.raises(ValueError):
         build(message_id="<no-at-sign>")
+    # The same instant in another zone keeps its own offset (headers are cached per run).
+    paris = WHEN.astimezone(timezone(timedelta(hours=-5)))
+    assert parse(build(date=paris))["Date"] != parse(build())["Date"]
+    assert str(parse(build(date=paris))["Date"]).endswith("-0500")
+    with pytest.raises(ValueError):  # a refused sender is refused every time, not cached
+        build(sender="Nobody <not an address>")
+    with pytest.raises(ValueError):
+        build(sender="Nobody <not an address>")
 
 
 def test_list_id_for_sender() -> None:

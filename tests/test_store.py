@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 
 import pytest
@@ -138,3 +139,22 @@ def test_secret_is_stable(store: Store) -> None:
 def test_unwritable_database_is_a_state_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(StateError):
         Store(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+
+
+def test_delivery_ids_are_unique_time_ordered_and_new_in_each_process() -> None:
+    ids = [new_delivery_id() for _ in range(50_000)]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert [i[:14] for i in ids] == sorted(i[:14] for i in ids)  # microseconds first
+    # A forked process must not repeat its parent's random bits.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, "".join(new_delivery_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as fh:
+        child = fh.read()
+    parent = [new_delivery_id()[14:] for _ in range(100)]
+    assert not {child[i + 14 : i + 32] for i in range(0, len(child), 32)} & set(parent)
