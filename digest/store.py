@@ -291,18 +291,18 @@ class Store:
             ) from exc
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._sql_deliveries, self._bind_deliveries = _driver_insert(
+        self._insert_deliveries, self._bind_deliveries = _driver_insert(
             self.engine, deliveries, DELIVERY_COLUMNS
         )
-        self._sql_papers, _ = _driver_insert(self.engine, delivery_papers, PAPER_COLUMNS)
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_papers, _ = _driver_insert(self.engine, delivery_papers, PAPER_COLUMNS)
+        mark = self._mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._sql_mark_sent = (
             f"UPDATE deliveries SET status = 'sent', sent_at = {mark}, error = NULL,"
-            f" attempts = attempts + 1 WHERE id = {mark}"
+            " attempts = attempts + 1 WHERE id IN ({ids})"
         )
         self._sql_bounces_reset = (
-            "UPDATE subscribers SET hard_bounces = 0 WHERE hard_bounces > 0 AND id ="
-            f" (SELECT subscriber_id FROM deliveries WHERE id = {mark})"
+            "UPDATE subscribers SET hard_bounces = 0 WHERE hard_bounces > 0 AND id IN"
+            " (SELECT subscriber_id FROM deliveries WHERE id IN ({ids}))"
         )
         process = deliveries.c.sent_at.type.bind_processor(self.engine.dialect)
         self._bind_sent_at: Callable[[datetime], Any] = process or (lambda value: value)
@@ -918,21 +918,17 @@ class Store:
     def _record_chunk(
         self, plans: list[PlannedDelivery], created_at: datetime, claimed_by: int | None
     ) -> list[PlannedDelivery]:
+        # The rows are made before the transaction: none of it holds the write lock.
+        delivery_rows = [
+            self._bind_deliveries(_delivery_tuple(p, created_at, claimed_by)) for p in plans
+        ]
+        paper_rows = [row for p in plans for row in _paper_tuples(p)]  # plain ints, text, bools
         try:
             with self._begin() as conn:
                 # Straight to the driver: SQLAlchemy's per-row parameter processing cost more
                 # than the inserts themselves (30 rows per digest, 100,000 digests a day).
-                conn.exec_driver_sql(
-                    self._sql_deliveries,
-                    [
-                        self._bind_deliveries(_delivery_tuple(p, created_at, claimed_by))
-                        for p in plans
-                    ],
-                )
-                conn.exec_driver_sql(
-                    self._sql_papers,
-                    [row for p in plans for row in _paper_tuples(p)],  # plain ints, text, bools
-                )
+                self._insert_deliveries(conn, delivery_rows)
+                self._insert_papers(conn, paper_rows)
             return plans
         except IntegrityError:
             pass  # another run reserved some of these papers: find out which plans are left
@@ -1074,8 +1070,12 @@ class Store:
             return
         sent_at = self._bind_sent_at(when or _now())
         with self._begin() as conn:
-            conn.exec_driver_sql(self._sql_mark_sent, [(sent_at, d) for d in delivery_ids])
-            conn.exec_driver_sql(self._sql_bounces_reset, [(d,) for d in delivery_ids])
+            # One statement each (not executemany: see _driver_insert), 500 ids at most.
+            for start in range(0, len(delivery_ids), INSERT_ROWS):
+                part = tuple(delivery_ids[start : start + INSERT_ROWS])
+                ids = ", ".join([self._mark] * len(part))
+                conn.exec_driver_sql(self._sql_mark_sent.format(ids=ids), (sent_at, *part))
+                conn.exec_driver_sql(self._sql_bounces_reset.format(ids=ids), part)
 
     def mark_failed(
         self, delivery_id: str, error: str, *, max_hard_bounces: int | None = None
@@ -1431,25 +1431,42 @@ DELIVERY_COLUMNS = (
 PAPER_COLUMNS = ("delivery_id", "subscriber_id", "paper_key", "position", "shown")
 
 
+#: Rows per multi-row INSERT: one statement, one step of the database per this many rows.
+INSERT_ROWS = 500
+
+
 def _driver_insert(
     engine: Engine, table: sa.Table, columns: Sequence[str]
-) -> tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
-    """An INSERT in the driver's own parameter style, and a function converting one row's
-    values as SQLAlchemy would (dates on SQLite, booleans...)."""
+) -> tuple[Callable[[Connection, list[tuple[Any, ...]]], None], Callable[..., tuple[Any, ...]]]:
+    """``insert(conn, rows)`` straight to the driver, in multi-row statements of up to
+    :data:`INSERT_ROWS` rows, and ``bind(row)`` converting one row's values as SQLAlchemy
+    would (dates on SQLite, booleans...).
+
+    Not ``executemany``: SQLite's driver steps each row apart, giving up and taking back
+    Python's lock each time; while the event loop's thread composes messages, each take
+    can wait for it, and the database's write lock is held all along (other workers' marks
+    wait for it). One statement per 500 rows takes it twice.
+    """
     dialect = engine.dialect
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join([mark] * len(columns))})"
-    )
+    head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+    one = f"({', '.join([mark] * len(columns))})"
+    full = head + ", ".join([one] * INSERT_ROWS)
+
+    def insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        for start in range(0, len(rows), INSERT_ROWS):
+            part = rows[start : start + INSERT_ROWS]
+            sql = full if len(part) == INSERT_ROWS else head + ", ".join([one] * len(part))
+            conn.exec_driver_sql(sql, tuple([value for row in part for value in row]))
+
     procs = [table.c[name].type.bind_processor(dialect) for name in columns]
     if not any(procs):
-        return sql, lambda row: row
+        return insert, lambda row: row
 
     def bind(row: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(p(v) if p else v for p, v in zip(procs, row, strict=True))
 
-    return sql, bind
+    return insert, bind
 
 
 def _delivery_tuple(

@@ -9,7 +9,7 @@ import pytest
 
 from digest.errors import StateError
 from digest.models import Listing, Paper, Subscriber
-from digest.store import PlannedDelivery, Store, new_delivery_id
+from digest.store import INSERT_ROWS, PlannedDelivery, Store, new_delivery_id
 
 D1 = date(2026, 3, 2)
 D2 = date(2026, 3, 3)
@@ -114,6 +114,29 @@ def test_a_paper_is_reserved_once_per_subscriber(store: Store) -> None:
     store.mark_sent(pending.id)
     assert store.pending() == []
     assert store.sent_count(sub.id) == 2
+
+
+def test_many_digests_recorded_and_marked_in_multi_row_statements(store: Store) -> None:
+    """More rows than one statement takes (INSERT_ROWS), a chunk that collides with an
+    earlier reservation (redone plan by plan), and more ids than one mark statement."""
+    keys = [f"2611.{i:05d}" for i in range(1, 181)]
+    store.save_listing(Listing(date=D1, papers=tuple(paper(k) for k in keys)), NOW)
+    subs = [store.add_subscriber(Subscriber(email=f"r{i}@example.org")) for i in range(9)]
+    ids = [s.id for s in subs if s.id is not None]
+    plans = [PlannedDelivery(i, D1, tuple(keys), 30, new_delivery_id(), f"<m{i}@x>") for i in ids]
+    assert len(ids) * len(keys) > 2 * INSERT_ROWS
+    assert store.record_pending(plans[:2], NOW) == plans[:2]
+    clash = PlannedDelivery(ids[0], D1, (keys[0],), 1, new_delivery_id(), "<clash@x>")
+    assert store.record_pending([clash, *plans[2:]], NOW, claimed_by=None) == plans[2:]
+    pending = store.pending()
+    assert sorted(p.id for p in pending) == sorted(p.id for p in plans)
+    assert all(p.paper_keys == tuple(keys) for p in pending)
+    store.mark_sent_many([p.id for p in plans[:7]])
+    assert sorted(p.id for p in store.pending()) == sorted(p.id for p in plans[7:])
+    assert [store.sent_count(i) for i in ids] == [180] * 7 + [0] * 2
+    many = [new_delivery_id() for _ in range(INSERT_ROWS + 3)]  # unknown ids: no effect
+    store.mark_sent_many([*many, plans[7].id])
+    assert [p.id for p in store.pending()] == [plans[8].id]
 
 
 def test_permanent_failure_releases_papers(store: Store) -> None:
