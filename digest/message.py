@@ -278,9 +278,11 @@ def quoted_printable(text: str) -> bytes:
     data = _normalise_newlines(text).encode("utf-8", "replace")
     qp = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
     if qp.startswith(b".") or b"\r\n." in qp:
-        lines = qp.split(b"\r\n")
-        qp = b"\r\n".join([p for line in lines for p in _undot(line)])
+        qp = _DOTTED.sub(lambda m: b"\r\n".join(_undot(m.group())), qp)
     return qp
+
+
+_DOTTED = re.compile(rb"(?:^|(?<=\n))\.[^\r\n]*")  # a line starting with "."
 
 
 def _undot(line: bytes) -> list[bytes]:
