@@ -263,6 +263,9 @@ class _Recorder:
         self.writer = writer
         self._unmarked: list[tuple[str, asyncio.Future[None]]] = []
         self._marking: asyncio.Task[None] | None = None
+        #: Marks written, in how many commits, and the seconds messages waited for them.
+        self.marks = self.commits = 0
+        self.mark_wait = 0.0
 
     async def _mark_sent(self, key: str) -> None:
         """Mark one delivery sent; returns once it is committed. The messages accepted
@@ -277,12 +280,16 @@ class _Recorder:
         self._unmarked.append((key, done))
         if self._marking is None or self._marking.done():
             self._marking = asyncio.create_task(self._mark_waiting())
+        started = time.monotonic()
         await done
+        self.marks += 1
+        self.mark_wait += time.monotonic() - started
 
     async def _mark_waiting(self) -> None:
         assert self.store is not None
         while self._unmarked:
             batch, self._unmarked = self._unmarked, []
+            self.commits += 1
             try:
                 await self._write(self.store.mark_sent_many, [key for key, _ in batch])
             except Exception as exc:  # each waiting connection gets the error
@@ -632,6 +639,13 @@ async def deliver_share(
         await ctx.sender.deliver(items(), recorder)
     finally:
         await recorder.close()
+        if recorder.marks:
+            log.info(
+                "marked %d sent in %d commits; a message waited %.1f ms for its mark",
+                recorder.marks,
+                recorder.commits,
+                1000 * recorder.mark_wait / recorder.marks,
+            )
         # What was planned is recorded (claimed: released when the run ends); what was
         # accepted is marked before the run records its end.
         planner.shutdown(wait=True, cancel_futures=True)

@@ -3,10 +3,12 @@ nothing twice. Real SMTP server, real database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,6 +121,19 @@ async def test_a_refused_recipient_is_failed_and_the_papers_come_again_later(
         "2511.00002",
         "2511.00003",
     ]
+
+
+async def test_the_run_logs_how_long_messages_waited_for_their_marks(
+    tmp_path: Path, db_url: str, listings: Path, smtp_server: Server, caplog: Any
+) -> None:
+    server = smtp_server()
+    path = config(tmp_path, db_url, listings, server)
+    with caplog.at_level(logging.INFO, logger="digest.pipeline"):
+        assert await run_day(path, D1) == (2, 0, 0, 0)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("marked ")]
+    assert re.fullmatch(
+        r"marked 2 sent in [12] commits; a message waited \d+\.\d ms for its mark", line
+    )
 
 
 async def test_an_unreachable_server_leaves_everything_pending(
