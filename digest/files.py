@@ -68,21 +68,30 @@ def open_atomic(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def link_atomic(path: Path, target: str) -> bool:
+def link_atomic(path: str | Path, target: str, *, absent: bool = False) -> bool:
     """Make ``path`` a symbolic link to ``target`` (relative to its folder), replacing what
-    was there in one step; returns False when it already pointed there."""
+    was there in one step; returns False when it already pointed there. ``absent``: the
+    caller saw nothing there (a folder listing), so the link is made without a look first.
+    """
+    path = os.fspath(path)
     try:
+        if absent:
+            os.symlink(target, path)
+            return True
         if os.readlink(path) == target:
             return False
+    except FileExistsError:  # made meanwhile: replace it below
+        pass
     except FileNotFoundError:  # nothing there yet: no need to replace anything
         try:
             os.symlink(target, path)
             return True
-        except FileExistsError:  # made meanwhile: replace it below
+        except FileExistsError:
             pass
     except OSError:
         pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.lnk")
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.lnk")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(target, tmp)

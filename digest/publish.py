@@ -86,6 +86,8 @@ def publish_feeds(config: Config, store: Store, now: datetime, batch: int = 1000
         present = {entry.name for entry in found}
     index: dict[str, str] = {}
     tokens: set[str] = set()
+    linked = set(os.listdir(private))  # a first run makes every link without a look first
+    folder = os.fspath(private)
     for subs in store.active_batches(batch):
         for sub in subs:
             name = signature(sub.keywords, sub.exclude)
@@ -94,7 +96,12 @@ def publish_feeds(config: Config, store: Store, now: datetime, batch: int = 1000
                     feeds, config, sub, name, matcher, shared, host, before.get(name), present
                 )
             for suffix in (".xml", ".atom"):
-                link_atomic(private / f"{sub.token}{suffix}", f"{SHARED}/{name}{suffix}")
+                link = sub.token + suffix
+                link_atomic(
+                    os.path.join(folder, link),
+                    f"{SHARED}/{name}{suffix}",
+                    absent=link not in linked,
+                )
             tokens.add(sub.token)
     write_atomic(index_path, json.dumps(index, sort_keys=True).encode(), durable=False)
     _remove_stale(private, tokens)

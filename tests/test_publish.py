@@ -11,6 +11,7 @@ from pathlib import Path
 import feedparser
 
 from digest.config import Config, parse
+from digest.files import link_atomic
 from digest.models import Listing, Paper, Subscriber
 from digest.publish import INDEX, SHARED, publish_feeds
 from digest.store import Store
@@ -114,3 +115,19 @@ def test_a_lost_file_or_index_is_written_again(tmp_path: Path) -> None:
         publish_feeds(config, store, NOW.replace(hour=12))
         assert stamp(ab) != first  # no trustworthy record of it: rewritten
         assert feedparser.parse(ab.read_bytes()).feed.updated.startswith("2026-11-18T12:00")
+
+
+def test_link_atomic_makes_keeps_and_replaces_links(tmp_path: Path) -> None:
+    link = tmp_path / "tok.xml"
+    assert link_atomic(link, "shared/a.xml", absent=True)  # a first run: no look first
+    assert os.readlink(link) == "shared/a.xml"
+    assert not link_atomic(link, "shared/a.xml")  # already there: untouched
+    assert link_atomic(str(link), "shared/b.xml")  # queries changed: replaced in one step
+    assert os.readlink(link) == "shared/b.xml"
+    # Listed as absent but made meanwhile (another process): replaced, not an error.
+    assert link_atomic(link, "shared/c.xml", absent=True)
+    assert os.readlink(link) == "shared/c.xml"
+    link.unlink()
+    assert link_atomic(link, "shared/d.xml")  # listed as present but gone: made
+    assert os.readlink(link) == "shared/d.xml"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok.xml"]  # no temp left
