@@ -23,9 +23,12 @@ admin (:mod:`digest.status`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -244,6 +247,16 @@ def compose(
     return Composed(data, clean_for_smtp(rendered.text_body, rendered.html_body))
 
 
+def _settle(batch: list[tuple[str, asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, done in batch:
+        if done.done():  # cancelled meanwhile
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
 class _Recorder:
     """Marks each delivery's fate in the store as soon as it is known."""
 
@@ -261,8 +274,15 @@ class _Recorder:
         #: Where the store's writes run (a thread: the event loop goes on composing and
         #: sending while the database commits or waits for its lock); None: inline.
         self.writer = writer
-        self._unmarked: list[tuple[str, asyncio.Future[None]]] = []
-        self._marking: asyncio.Task[None] | None = None
+        #: Sent marks have a thread of their own, which commits what was queued, group
+        #: after group, without a round trip through the (busy) event loop between two.
+        self._sent_writer = (
+            ThreadPoolExecutor(1, thread_name_prefix="digest-sent") if writer else None
+        )
+        self._unmarked: queue.SimpleQueue[tuple[str, asyncio.Future[None]]] = queue.SimpleQueue()
+        self._marking: asyncio.Future[None] | None = None
+        self._running = False
+        self._lock = threading.Lock()
         #: Marks written, in how many commits, and the seconds messages waited for them.
         self.marks = self.commits = 0
         self.mark_wait = 0.0
@@ -273,42 +293,49 @@ class _Recorder:
         connection still waits for its own message to be recorded before it takes another:
         the crash duplicate bound stays one message per connection."""
         assert self.store is not None
-        if self.writer is None:
+        if self._sent_writer is None:
             self.store.mark_sent(key)
             return
-        done = asyncio.get_running_loop().create_future()
-        self._unmarked.append((key, done))
-        if self._marking is None or self._marking.done():
-            self._marking = asyncio.create_task(self._mark_waiting())
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._unmarked.put((key, done))
+        with self._lock:  # the thread stops only when it saw the queue empty, under it
+            if not self._running:
+                self._running = True
+                self._marking = loop.run_in_executor(self._sent_writer, self._mark_queued, loop)
         started = time.monotonic()
         await done
         self.marks += 1
         self.mark_wait += time.monotonic() - started
 
-    async def _mark_waiting(self) -> None:
+    def _mark_queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In the marks' thread: commit what is queued, group after group, until nothing
+        is; each group's connections are woken by one callback in the event loop."""
         assert self.store is not None
-        while self._unmarked:
-            batch, self._unmarked = self._unmarked, []
+        while True:
+            with self._lock:
+                if self._unmarked.empty():
+                    self._running = False
+                    return
+            batch: list[tuple[str, asyncio.Future[None]]] = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._unmarked.get_nowait())
             self.commits += 1
+            error: Exception | None = None
             try:
-                await self._write(self.store.mark_sent_many, [key for key, _ in batch])
+                self.store.mark_sent_many([key for key, _ in batch])
             except Exception as exc:  # each waiting connection gets the error
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            except BaseException:  # cancelled: so are the connections waiting on it
-                for _, done in batch + self._unmarked:
-                    done.cancel()
-                raise
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(_settle, batch, error)
 
     async def close(self) -> None:
         """Wait for the marks still being written (none are left once sending ends)."""
         if self._marking is not None:
             await asyncio.gather(self._marking, return_exceptions=True)
+        if self._sent_writer is not None:
+            self._sent_writer.shutdown(wait=True)
 
     async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.writer is None:
