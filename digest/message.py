@@ -252,13 +252,8 @@ class Body:
     encoding: str  #: ``quoted-printable`` or ``base64``
     data: bytes
     #: Whether a line of ``data`` may start with ``.`` (SMTP would have to dot-stuff it);
-    #: False only when whoever built ``data`` checked (see :func:`dot_lines`).
+    #: False only when whoever built ``data`` knows (:func:`quoted_printable` output, base64).
     dotted: bool = True
-
-
-def dot_lines(data: bytes) -> bool:
-    """Whether a line of ``data`` (CRLF line ends) starts with ``.``."""
-    return data.startswith(b".") or b"\r\n." in data
 
 
 def clean_for_smtp(*bodies: str | Body) -> bool:
@@ -314,7 +309,7 @@ def encode_body(text: str) -> Body:
     qp = quoted_printable(text)
     data = _normalise_newlines(text).encode("utf-8", "replace")
     if len(qp) <= _base64_size(len(data)):
-        return Body("quoted-printable", qp, dot_lines(qp))
+        return Body("quoted-printable", qp, dotted=False)  # see quoted_printable
     lines = [binascii.b2a_base64(data[i : i + 57], newline=False) for i in range(0, len(data), 57)]
     return Body("base64", b"\r\n".join(lines), dotted=False)  # base64 has no "."
 

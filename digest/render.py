@@ -33,7 +33,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from digest.errors import RenderError
-from digest.message import Body, dot_lines, quoted_printable
+from digest.message import Body, quoted_printable
 from digest.models import Match, Paper, Subscriber
 
 #: Gmail clips an HTML part over 102 KB; leave room for the transfer encoding's estimate error.
@@ -460,8 +460,6 @@ class _Fragment:
 
     html_qp: bytes
     text_qp: bytes
-    html_dotted: bool  # a line of html_qp starts with "." (see digest.message.dot_lines)
-    text_dotted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +469,6 @@ class _Shell:
     parts: tuple[str, ...]
     encoded: tuple[bytes, ...]
     size: int
-    dotted: bool  # a line of a literal starts with "."
 
 
 def _as_dict(context: Any) -> dict[str, Any]:
@@ -624,8 +621,7 @@ class Renderer:
             terms = ", ".join(view.terms)
             html = html.replace(self._slot_terms, str(escape(terms)))
             text = text.replace(self._slot_terms, terms)
-        html_qp, text_qp = quoted_printable(html), quoted_printable(text)
-        return _Fragment(html_qp, text_qp, dot_lines(html_qp), dot_lines(text_qp))
+        return _Fragment(quoted_printable(html), quoted_printable(text))
 
     def _marked(self, html: Markup) -> str:
         """Highlighted HTML with the highlight's inlined style (``.hl`` in the stylesheet)."""
@@ -661,8 +657,7 @@ class Renderer:
             encoded.append(
                 qp if qp is not None else self._literals.put(part, quoted_printable(part))
             )
-        size = sum(len(e) for e in encoded)
-        return _Shell(tuple(parts), tuple(encoded), size, any(map(dot_lines, encoded)))
+        return _Shell(tuple(parts), tuple(encoded), sum(len(e) for e in encoded))
 
     def _html_shell(self, context: DigestContext, private: Iterable[str | None]) -> _Shell:
         """The HTML shell rendered, inlined and cut at its slots.
@@ -693,26 +688,25 @@ class Renderer:
         self,
         shell: _Shell,
         template: str,
-        entries: dict[str, tuple[list[bytes], bool]],
+        entries: dict[str, list[bytes]],
     ) -> Body:
-        """The shell with each slot filled by its entry (encoded pieces, whether a line of
-        those starts with "."), as a quoted-printable body. Every piece ends with a
-        newline, so a piece's first line is a line of the whole."""
+        """The shell with each slot filled by its entry's encoded pieces, as a
+        quoted-printable body. Every piece comes from :func:`quoted_printable` (no line
+        starts with ".") and ends with a newline, so neither does a line of the whole:
+        SMTP sends it without dot-stuffing."""
         chunks: list[bytes] = []
-        dotted = shell.dotted
         for index, part in enumerate(shell.parts):
             if index % 2 == 0:
                 chunks.append(shell.encoded[index])
             elif part in entries:
-                chunks += entries[part][0]
-                dotted = dotted or entries[part][1]
-        for slot, (pieces, _) in entries.items():
+                chunks += entries[part]
+        for slot, pieces in entries.items():
             if pieces and slot not in shell.parts:
                 name = "papers" if slot == self._slot_papers else "compact"
                 raise RenderError(
                     template, f"does not output {{{{ {name} }}}}: papers would be lost"
                 )
-        return Body("quoted-printable", b"".join(chunks), dotted)
+        return Body("quoted-printable", b"".join(chunks), dotted=False)
 
     def render_digest(
         self,
@@ -783,14 +777,8 @@ class Renderer:
             shell,
             TEMPLATES["digest_html"],
             {
-                self._slot_papers: (
-                    [f.html_qp for f in shown],
-                    any(f.html_dotted for f in shown),
-                ),
-                self._slot_compact: (
-                    [c.html_qp for c in brief],
-                    any(c.html_dotted for c in brief),
-                ),
+                self._slot_papers: [f.html_qp for f in shown],
+                self._slot_compact: [c.html_qp for c in brief],
             },
         )
         # Full text entries are separated by a blank line.
@@ -799,11 +787,8 @@ class Renderer:
             self._cut(self._render("digest_text", context)),
             TEMPLATES["digest_text"],
             {
-                self._slot_papers: (papers_qp, any(f.text_dotted for f in shown)),
-                self._slot_compact: (
-                    [c.text_qp for c in brief],
-                    any(c.text_dotted for c in brief),
-                ),
+                self._slot_papers: papers_qp,
+                self._slot_compact: [c.text_qp for c in brief],
             },
         )
         return RenderedEmail(

@@ -20,7 +20,6 @@ from digest.message import (
     build_message,
     clean_for_smtp,
     clean_header_text,
-    dot_lines,
     encode_body,
     encoded_size,
     list_id_for,
@@ -29,6 +28,7 @@ from digest.message import (
 )
 from digest.models import Match, Paper, Span, Subscriber
 from digest.render import EmailLinks, Renderer
+from tests.support.mime import dot_lines
 
 SENDER = "Paper Digest <digest@example.org>"
 WHEN = datetime(2026, 11, 22, 7, 30, tzinfo=timezone(timedelta(hours=1)))

@@ -15,7 +15,6 @@ from markupsafe import Markup
 
 import digest.render as render
 from digest.errors import RenderError
-from digest.message import dot_lines
 from digest.models import Match, Paper, Span, Subscriber
 from digest.render import (
     DigestContext,
@@ -28,6 +27,7 @@ from digest.render import (
     to_html,
     trim_abstract,
 )
+from tests.support.mime import dot_lines
 
 GOLDEN = Path(__file__).parent / "golden"
 DAY = date(2026, 11, 22)
