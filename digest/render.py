@@ -28,6 +28,7 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateError,
+    nodes,
     select_autoescape,
 )
 from markupsafe import Markup, escape
@@ -472,7 +473,74 @@ class _Shell:
 
 
 def _as_dict(context: Any) -> dict[str, Any]:
+    if isinstance(context, dict):
+        return context
     return {f.name: getattr(context, f.name) for f in fields(context)}
+
+
+#: The shell's per-subscriber text (see :meth:`Renderer._html_shell`); tuples hold one each.
+_SHELL_TEXT = (
+    "subject",
+    "preheader",
+    "subscriber_email",
+    "subscriber_name",
+    "unsubscribe_url",
+    "manage_url",
+    "feed_url",
+    "more_url",
+)
+_SHELL_LISTS = ("keywords", "exclude")
+#: Nodes that take a template's names where this module cannot follow them.
+_OPAQUE = (
+    nodes.Extends,
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.EvalContextModifier,
+)
+
+
+def prints_only(env: Environment, name: str, texts: Iterable[str], lists: Iterable[str]) -> bool:
+    """Whether template ``name`` (autoescaped) only prints the values ``texts`` and the
+    items of ``lists`` (``{{ v }}``, ``{% for q in l %}…{{ q }}``) or tests their truth
+    (``{% if v %}``, ``… if v else …``): then its output for any such values is its output
+    for placeholders with the escaped values put in their place."""
+    try:
+        source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+        tree = env.parse(source)
+    except TemplateError:
+        return False
+    autoescape = env.autoescape(name) if callable(env.autoescape) else env.autoescape
+    if not autoescape or any(True for _ in tree.find_all(_OPAQUE)):
+        return False
+    lists = set(lists)
+    watched = set(texts) | lists
+    loops = [
+        loop
+        for loop in tree.find_all(nodes.For)
+        if isinstance(loop.iter, nodes.Name) and loop.iter.name in lists
+    ]
+    for loop in loops:
+        if not isinstance(loop.target, nodes.Name):
+            return False
+        watched.add(loop.target.name)
+    return _only_printed(tree, None, watched, loops)
+
+
+def _only_printed(
+    node: nodes.Node, parent: nodes.Node | None, watched: set[str], loops: list[nodes.For]
+) -> bool:
+    if isinstance(node, nodes.Name) and node.name in watched:
+        if node.ctx != "load":  # assigned: only as the target of a loop over a list
+            if not any(node is loop.target for loop in loops):
+                return False
+        elif not (
+            isinstance(parent, nodes.Output)
+            or (isinstance(parent, nodes.If | nodes.CondExpr) and parent.test is node)
+            or any(parent is loop and loop.iter is node for loop in loops)
+        ):
+            return False
+    return all(_only_printed(child, node, watched, loops) for child in node.iter_child_nodes())
 
 
 class Renderer:
@@ -546,6 +614,9 @@ class Renderer:
             kind: _Cache(cache_size) for kind in ("paper", "compact")
         }
         self._shells: _Cache[str, str] = _Cache(min(cache_size, 2_000))
+        self._shell_shared = prints_only(
+            self.env, TEMPLATES["digest_html"], _SHELL_TEXT, _SHELL_LISTS
+        )
         self._literals: _Cache[str, bytes] = _Cache(min(cache_size, 2_000))
         self._subjects: _Cache[tuple[date, int, int, date | None], str] = _Cache(1_000)
 
@@ -659,30 +730,64 @@ class Renderer:
             )
         return _Shell(tuple(parts), tuple(encoded), sum(len(e) for e in encoded))
 
-    def _html_shell(self, context: DigestContext, private: Iterable[str | None]) -> _Shell:
+    def _html_shell(self, context: DigestContext) -> _Shell:
         """The HTML shell rendered, inlined and cut at its slots.
 
-        Inlined shells are cached by their text with per-subscriber URLs and addresses
-        masked, so subscribers sharing queries share one inlining.
+        CSS inlining is the costly step, and shells differ between subscribers mostly in
+        text: subject, preview line, queries, address, name and links. When the template
+        only prints those values or tests them (see :func:`prints_only`), it is rendered
+        with placeholders in their place, and the inlined rendering is shared by every
+        subscriber whose shell differs only in them; their escaped values fill it.
         """
-        html = self._render("digest_html", context)
-        values = sorted({str(escape(v)) for v in private if v}, key=len, reverse=True)
-        restore: list[tuple[str, str]] = []
-        for index, value in enumerate(values):
-            # Only URLs and addresses: they cannot be tag names, attributes or CSS.
-            if ("://" in value or "@" in value) and value in html:
-                token = f"{self._mask}{index}x"
-                html = html.replace(value, token)
-                restore.append((token, value))
+        if self._shell_shared:
+            slotted, values = self._placeholders(context)
+            shared = self._render("digest_html", slotted)
+            inlined = self._shells.get(shared)
+            if inlined is None:
+                inlined = self._shells.put(shared, self._inline_shared(shared, values))
+            if inlined:  # "": placeholders did not survive inlining as they were
+                return self._cut(_fill(inlined, values))
+            html = _fill(shared, values)
+        else:
+            html = self._render("digest_html", context)
         inlined = self._shells.get(html)
         if inlined is None:
-            try:
-                inlined = self._shells.put(html, str(self._inliner.inline(html)))
-            except css_inline.InlineError as exc:
-                raise RenderError(TEMPLATES["digest_html"], f"CSS inlining failed: {exc}") from exc
-        for token, value in restore:
-            inlined = inlined.replace(token, value)
+            inlined = self._shells.put(html, self._inline(html))
         return self._cut(inlined)
+
+    def _inline(self, html: str) -> str:
+        try:
+            return str(self._inliner.inline(html))
+        except css_inline.InlineError as exc:
+            raise RenderError(TEMPLATES["digest_html"], f"CSS inlining failed: {exc}") from exc
+
+    def _inline_shared(self, shared: str, values: Sequence[tuple[str, str]]) -> str:
+        """``shared`` inlined, or "" when a placeholder is not where it was (in CSS, say)."""
+        inlined = self._inline(shared)
+        if any(shared.count(token) != inlined.count(token) for token, _ in values):
+            return ""
+        return inlined
+
+    def _placeholders(self, context: DigestContext) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """``context`` with its per-subscriber text as placeholders, and (placeholder,
+        escaped value) pairs. Only printable, non-blank values: HTML parsing treats
+        whitespace and control characters apart, placeholders never."""
+        values: list[tuple[str, str]] = []
+        mask = self._mask
+
+        def hold(value: str | None) -> str | None:
+            if not value or not value.isprintable() or value.isspace():
+                return value
+            token = f"{mask}{len(values)}x"
+            values.append((token, str(escape(value))))
+            return token
+
+        slotted = _as_dict(context)
+        for name in _SHELL_TEXT:
+            slotted[name] = hold(slotted[name])
+        for name in _SHELL_LISTS:
+            slotted[name] = tuple(map(hold, slotted[name]))
+        return slotted, values
 
     def _assemble(
         self,
@@ -760,8 +865,7 @@ class Renderer:
             more_url=links.archive_url,
             since=since if since is not None and since < day else None,
         )
-        private = (subscriber.email, *(getattr(links, f.name) for f in fields(links)))
-        shell = self._html_shell(context, private)
+        shell = self._html_shell(context)
         in_full = len(full)
         compact: list[_Fragment] = []
         if shell.size + sum(len(f.html_qp) for f in full) > self.html_budget:
@@ -771,7 +875,7 @@ class Renderer:
                 [len(f.html_qp) for f in full], [len(c.html_qp) for c in compact], room
             )
             context = replace(context, shown_count=in_full, compact_count=len(chosen) - in_full)
-            shell = self._html_shell(context, private)
+            shell = self._html_shell(context)
         shown, brief = full[:in_full], compact[in_full:]
         html_body = self._assemble(
             shell,
@@ -799,6 +903,13 @@ class Renderer:
             html_body=html_body,
             text_body=text_body,
         )
+
+
+def _fill(text: str, values: Iterable[tuple[str, str]]) -> str:
+    """``text`` with each placeholder replaced by its value."""
+    for token, value in values:
+        text = text.replace(token, value)
+    return text
 
 
 def _how_many_in_full(full: Sequence[int], compact: Sequence[int], room: int) -> int:

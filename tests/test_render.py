@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as htmllib
 import os
 import quopri
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import jinja2.meta
 import pytest
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 import digest.render as render
 from digest.errors import RenderError
@@ -460,6 +461,95 @@ def test_fragments_are_rendered_once_per_paper_and_highlights(
         total_in_listing=5, max_papers=None,
     )  # fmt: skip
     assert len(calls) == 6  # other highlights: another fragment
+
+
+def _unescaped(html: str) -> str:
+    return htmllib.unescape(html)
+
+
+@pytest.mark.parametrize(
+    "name, keywords",
+    [
+        ("Ada", ('"large language model" AND survey', "diffusion")),
+        ('Zoë "Z" O\'Brien & <Co>', ("a < b", "x & y", "Ünïcode — ✓")),
+        (None, ()),
+        ("  ", ("LLM",)),
+        ("tab\tname", ("agent*",)),
+    ],
+)
+def test_shared_shells_give_the_shell_of_each_subscriber(
+    name: str | None, keywords: tuple[str, ...]
+) -> None:
+    """Shells inlined once per structure and filled with each subscriber's values say what
+    a shell inlined for that subscriber alone says (escaped the same way or equivalently)."""
+    shared, alone = Renderer(), Renderer()
+    alone._shell_shared = False
+    assert shared._shell_shared
+    papers = [make_paper(i) for i in range(4)]
+    for n in range(3):
+        sub = Subscriber(email=f"r{n}@example.org", name=name, keywords=keywords, exclude=("x",))
+        links = EmailLinks(f'https://d.example/u?t={n}&a="1"', None, f"https://d.example/f{n}")
+        outs = [
+            r.render_digest(
+                day=DAY, subscriber=sub, matches=[make_match(p) for p in papers[n:]],
+                links=links, total_in_listing=9, max_papers=None,
+            )
+            for r in (shared, alone)
+        ]  # fmt: skip
+        assert _unescaped(outs[0].html) == _unescaped(outs[1].html)
+        assert "pdmask" not in outs[0].html
+        assert f"r{n}@example.org" in outs[0].html
+        for query in keywords:
+            assert str(escape(query)) in outs[0].html
+    assert len(shared._shells) == 3  # one inlining for each count of papers
+
+
+@pytest.mark.parametrize(
+    "shell",
+    [
+        "<p>{{ subject|upper }}</p>{{ papers }}{{ compact }}",
+        "{% set s = subject %}<p>{{ s }}</p>{{ papers }}{{ compact }}",
+        "<p>{{ keywords|join(', ') }}</p>{{ papers }}{{ compact }}",
+        "{% if not keywords %}none{% endif %}{{ papers }}{{ compact }}",
+        "{% include 'email/part.html' %}{{ papers }}{{ compact }}",
+        "{% autoescape false %}{{ subject }}{% endautoescape %}{{ papers }}{{ compact }}",
+        "{% for a, b in keywords %}{{ a }}{% endfor %}{{ papers }}{{ compact }}",
+    ],
+)
+def test_shells_doing_more_than_printing_are_inlined_for_each_subscriber(
+    tmp_path: Path, shell: str
+) -> None:
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.html").write_text(shell)
+    (tmp_path / "email" / "part.html").write_text("<p>{{ subject }}</p>")
+    mine = Renderer(tmp_path)
+    assert not mine._shell_shared
+
+
+def test_a_shell_filtering_a_value_gets_it_filtered(tmp_path: Path) -> None:
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.html").write_text(
+        "<p>{{ subject|upper }}</p><p>{{ keywords|join(' + ') }}</p>{{ papers }}{{ compact }}"
+    )
+    out = digest_of(Renderer(tmp_path), [make_match(make_paper())])
+    assert "PAPER DIGEST FOR 22 NOV 2026: 1 NEW PAPER" in out.html
+    assert '"large language model" AND survey + diffusion' in out.html  # inlined as rendered
+
+
+def test_a_placeholder_in_css_falls_back_to_the_subscriber_shell(tmp_path: Path) -> None:
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.html").write_text(
+        "<html><head><style>.x { color: red }</style></head><body>"
+        '<p class="x" title="{{ subscriber_email }}">{{ subject }}</p>'
+        "<style>.y::after { content: '{{ preheader }}' }</style>{{ papers }}{{ compact }}"
+        "</body></html>"
+    )
+    mine = Renderer(tmp_path)
+    assert mine._shell_shared
+    out = digest_of(mine, [make_match(make_paper())])
+    assert "pdmask" not in out.html
+    assert 'title="ada@example.org"' in out.html and "color:red" in out.html
+    assert mine._shells._data and "" in mine._shells._data.values()  # marked: not shared
 
 
 def test_golden_email(renderer: Renderer) -> None:
