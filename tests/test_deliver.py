@@ -44,6 +44,17 @@ USER, PASSWORD = "digest", "s3cret-Pw!"
 Server = Callable[..., SmtpServer]
 
 
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-at-a-time"])
+def smtp_server(
+    request: pytest.FixtureRequest, smtp_server: Server
+) -> Server:  # every test here against a server that offers PIPELINING and one that does not
+    def make(**options: object) -> SmtpServer:
+        options.setdefault("pipelining", request.param)
+        return smtp_server(**options)
+
+    return make
+
+
 def outgoing(i: int, to: str | None = None) -> Outgoing:
     address = to or f"reader{i}@example.org"
     message_id = make_message_id(FROM)
@@ -160,6 +171,31 @@ async def test_many_messages_over_few_connections_byte_exact(smtp_server: Server
     assert b"\r\n " in sent and LONG_URL.encode() in sent
     assert by_rcpt["reader0@example.org"].header_line("List-Unsubscribe") == sent
     assert outcomes["d0"].reply is not None and "OK" in outcomes["d0"].reply
+
+
+async def test_commands_are_pipelined_when_the_server_offers_it(smtp_server: Server) -> None:
+    for offered in (True, False):
+        server = smtp_server(pipelining=offered, max_recipients=None)
+        item = outgoing(1)
+        two = Outgoing("d2", item.sender, ("ada@example.org", "bo@example.org"), item.data, "<m2>")
+        outcomes = await deliver(sender(server, concurrency=1), [item, two])
+        assert all(o.ok for o in outcomes.values())
+        assert [m.rcpt_tos for m in server.messages] == [(item.recipients[0],), two.recipients]
+        assert server.messages[0].data == item.data
+        # Pipelined, MAIL and each RCPT were read with the next command already waiting.
+        queued = [c.queued for c in server.commands if c.verb in ("MAIL", "RCPT")]
+        assert queued == [offered] * 5
+        assert verbs(server)[-1] == "QUIT"  # the library's protocol back for the goodbye
+
+
+async def test_a_pipelined_refusal_is_followed_by_rset_and_the_next_message(
+    smtp_server: Server,
+) -> None:
+    server = smtp_server(pipelining=True, mail_reply="452 4.3.1 Out of memory", times=1)
+    outcomes = await deliver(sender(server, concurrency=1), [outgoing(1), outgoing(2)])
+    assert all(o.ok for o in outcomes.values())
+    assert outcomes["d1"].attempts == 2
+    assert verbs(server)[:5] == ["EHLO", "MAIL", "RCPT", "DATA", "RSET"]
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])

@@ -33,7 +33,8 @@ Setup (constructor only): ``starttls=True`` offers STARTTLS and ``implicit_tls=T
 TLS from the first byte, both with a self-signed certificate made at test time (see
 :func:`tls_problem`; trust it with :meth:`SmtpServer.client_tls_context`);
 ``auth=(user, password)`` requires AUTH (offered only over TLS unless
-``auth_require_tls=False``, as aiosmtpd does).
+``auth_require_tls=False``, as aiosmtpd does); ``pipelining=False`` stops offering
+PIPELINING (RFC 2920), so clients send one command at a time.
 
 What it records: ``connections`` (TCP connections accepted), ``commands`` (every command
 line as :class:`Command`, AUTH included), ``auth_attempts`` and ``messages``
@@ -118,6 +119,8 @@ class Command:
     verb: str
     arg: str | None
     tls: bool
+    #: more of the client's input was already waiting when it was read (pipelined)
+    queued: bool = False
 
 
 # -- certificates ---------------------------------------------------------------------------
@@ -261,6 +264,14 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_EHLO(
+        self, smtp: _SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.server.pipelining:  # aiosmtpd reads commands one by one from a stream
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(
         self, smtp: _SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -317,7 +328,8 @@ class _SMTP(SMTP):  # type: ignore[misc]
 
     def _logged(self, verb: str, method: Callable[[str | None], Any]) -> Callable[..., Any]:
         async def run(arg: str | None) -> None:
-            self.server.commands.append(Command(self.number, verb, arg, self.tls))
+            queued = bool(getattr(self._reader, "_buffer", b""))
+            self.server.commands.append(Command(self.number, verb, arg, self.tls, queued))
             faults = self.server.faults
             if faults.stall_on == verb and verb != "DATA" and self.server._fire("stall"):
                 await asyncio.sleep(faults.stall)
@@ -359,9 +371,11 @@ class SmtpServer:
         auth: tuple[str, str] | None = None,
         auth_require_tls: bool = True,
         timeout: float = 30,
+        pipelining: bool = True,
         **faults: Any,
     ) -> None:
         self.starttls = starttls
+        self.pipelining = pipelining
         self.implicit_tls = implicit_tls
         self.auth = auth
         self.auth_require_tls = auth_require_tls
