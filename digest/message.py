@@ -273,11 +273,30 @@ def quoted_printable(text: str) -> bytes:
     data = _normalise_newlines(text).encode("utf-8", "replace")
     qp = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
     if qp.startswith(b".") or b"\r\n." in qp:
-        qp = _DOTTED.sub(lambda m: b"\r\n".join(_undot(m.group())), qp)
+        qp = _undotted(qp)
     return qp
 
 
-_DOTTED = re.compile(rb"(?:^|(?<=\n))\.[^\r\n]*")  # a line starting with "."
+def _undotted(qp: bytes) -> bytes:
+    """``qp`` with each line that starts with "." rewritten by :func:`_undot` (such lines
+    are few: found with ``find``, not a regular expression tried at every character)."""
+    pieces: list[bytes] = []
+    done = 0
+    at = 0 if qp.startswith(b".") else _dotted_line(qp, 0)
+    while at != -1:
+        end = qp.find(b"\r\n", at)
+        end = len(qp) if end == -1 else end
+        pieces += (qp[done:at], b"\r\n".join(_undot(qp[at:end])))
+        done = end
+        at = _dotted_line(qp, end)
+    pieces.append(qp[done:])
+    return b"".join(pieces)
+
+
+def _dotted_line(qp: bytes, start: int) -> int:
+    """Where the next line that starts with "." begins, from ``start`` on; -1: none."""
+    found = qp.find(b"\r\n.", start)
+    return -1 if found == -1 else found + 2
 
 
 def _undot(line: bytes) -> list[bytes]:

@@ -304,8 +304,16 @@ def _merge(text: str, spans: Iterable[tuple[int, int]], end: int) -> list[tuple[
     return merged
 
 
-def segments(text: str, spans: Iterable[tuple[int, int]], end: int) -> list[tuple[str, bool]]:
-    """``text[:end]`` as cleaned ``(piece, highlighted)`` pairs; ``spans`` index ``text``."""
+def tidy(text: str) -> bool:
+    """Whether ``text`` has nothing to clean (so neither has any part of it)."""
+    return _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", text))) == text
+
+
+def segments(
+    text: str, spans: Iterable[tuple[int, int]], end: int, *, tidy: bool = False
+) -> list[tuple[str, bool]]:
+    """``text[:end]`` as cleaned ``(piece, highlighted)`` pairs; ``spans`` index ``text``.
+    ``tidy``: ``text`` is known to need no cleaning (see :func:`tidy`)."""
     pieces: list[tuple[str, bool]] = []
     pos = 0
     for start, stop in _merge(text, spans, end):
@@ -317,7 +325,7 @@ def segments(text: str, spans: Iterable[tuple[int, int]], end: int) -> list[tupl
         pieces.append((text[pos:end], False))
     out: list[tuple[str, bool]] = []
     for raw, marked in pieces:
-        piece = _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", raw)))
+        piece = raw if tidy else _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", raw)))
         if piece.startswith(" ") and (not out or out[-1][0].endswith(" ")):
             piece = piece.lstrip(" ")
         if piece:
@@ -344,13 +352,15 @@ class _Layout:
     title_cut: bool
     abstract_end: int
     ellipsis: bool
-    authors: tuple[tuple[str, int, bool], ...]  # (name, end, cut) of each author named
+    authors: tuple[tuple[str, int, bool, bool], ...]  # (name, end, cut, tidy) of those named
     authors_more: int
     hf_url: str | None
     abs_url: str | None
     pdf_url: str | None
     code_url: str | None
     project_url: str | None
+    title_tidy: bool  #: nothing to clean (see :func:`tidy`)
+    abstract_tidy: bool
 
 
 @lru_cache(maxsize=4_096)
@@ -363,13 +373,15 @@ def _layout(paper: Paper) -> _Layout:
         title_cut,
         abstract_end,
         ellipsis,
-        tuple((name, *cut_at_word(name, AUTHOR_LIMIT)) for name in named),
+        tuple((name, *cut_at_word(name, AUTHOR_LIMIT), tidy(name)) for name in named),
         len(paper.authors) - len(named),
         safe_url(paper.hf_url),
         safe_url(paper.abs_url),
         safe_url(paper.pdf_url),
         safe_url(paper.github_repo),
         safe_url(paper.project_page),
+        tidy(paper.title),
+        tidy(paper.abstract),
     )
 
 
@@ -383,19 +395,23 @@ def paper_view(match: Match) -> PaperView:
         by_field.setdefault((span.field, index), []).append((span.start, span.end))
 
     title_cut = layout.title_cut
-    title_pieces = segments(paper.title, by_field.get(("title", 0), ()), layout.title_end)
+    title_pieces = segments(
+        paper.title, by_field.get(("title", 0), ()), layout.title_end, tidy=layout.title_tidy
+    )
     title = "".join(p for p, _ in title_pieces) + (" …" if title_cut else "")
     short_end, short_cut = cut_at_word(title, SHORT_TITLE_LIMIT)
     short_title = title[:short_end] + " …" if short_cut else title
 
     abstract_end = layout.abstract_end
-    abstract_pieces = segments(paper.abstract, by_field.get(("abstract", 0), ()), abstract_end)
+    abstract_pieces = segments(
+        paper.abstract, by_field.get(("abstract", 0), ()), abstract_end, tidy=layout.abstract_tidy
+    )
     suffix = " …" if layout.ellipsis else ""
 
     authors: list[str] = []
     authors_html: list[Markup] = []
-    for index, (name, end, cut) in enumerate(layout.authors):
-        pieces = segments(name, by_field.get(("author", index), ()), end)
+    for index, (name, end, cut, neat) in enumerate(layout.authors):
+        pieces = segments(name, by_field.get(("author", index), ()), end, tidy=neat)
         if pieces:
             authors.append("".join(p for p, _ in pieces) + ("…" if cut else ""))
             authors_html.append(to_html(pieces, "…" if cut else ""))

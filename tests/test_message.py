@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import digest.message as message
 from digest.errors import PermanentDeliveryError
 from digest.message import (
     Body,
@@ -287,6 +288,15 @@ def test_quoted_printable_never_starts_a_line_with_a_dot(text: str, dot: bool) -
     longest = max(len(line) for line in qp.split(b"\r\n"))
     assert longest <= max(76, *(len(line) for line in plain.split(b"\r\n")))
     assert binascii.a2b_qp(qp.replace(b"\r\n", b"\n")) == text.encode()
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(alphabet=st.sampled_from("ab.= "), max_size=90), max_size=8))
+def test_dotted_lines_are_found_without_a_regular_expression(lines: list[str]) -> None:
+    qp = "\r\n".join(lines).encode()
+    line = re.compile(rb"(?:^|(?<=\n))\.[^\r\n]*")  # the line-start rule, as a regex
+    expected = line.sub(lambda m: b"\r\n".join(message._undot(m.group())), qp)
+    assert message._undotted(qp) == expected
 
 
 def test_bodies_know_whether_smtp_must_dot_stuff_them() -> None:

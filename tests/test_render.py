@@ -12,6 +12,8 @@ from pathlib import Path
 
 import jinja2.meta
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markupsafe import Markup, escape
 
 import digest.render as render
@@ -338,6 +340,21 @@ def test_sentence_cut_keeps_whole_sentences() -> None:
     view = paper_view(make_match(make_paper(abstract=ABSTRACT + " " + ABSTRACT)))
     assert view.abstract == ABSTRACT  # the first copy: the last sentence end before 600
     assert "e.g. in games" in view.abstract and view.abstract_trimmed
+
+
+@settings(max_examples=300)
+@given(
+    st.text(alphabet=st.sampled_from("ab .-\n\t\x00\u202e\u2028é"), max_size=60),
+    st.lists(st.tuples(st.integers(-2, 62), st.integers(-2, 62)), max_size=4),
+    st.integers(0, 62),
+)
+def test_tidy_text_is_cut_into_the_same_segments_without_cleaning(
+    text: str, spans: list[tuple[int, int]], end: int
+) -> None:
+    end = min(end, len(text))
+    assert render.segments(text, spans, end, tidy=render.tidy(text)) == render.segments(
+        text, spans, end
+    )
 
 
 def test_highlight_marks_spans_escaped_and_merged() -> None:
