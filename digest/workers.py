@@ -47,8 +47,6 @@ log = logging.getLogger("digest.workers")
 #: up to the number of cores: below it, starting a process costs more than it saves.
 PER_WORKER = 2000
 _PR_SET_PDEATHSIG = 1
-#: How much lower the main process's priority is while the workers send.
-MEANWHILE_NICE = 10
 
 
 def cores() -> int:
@@ -193,11 +191,9 @@ class WorkerPool:
                 )
                 for part in range(self.parts)
             ]
-            # The workers' sending comes first: what this thread does meanwhile (the feeds)
-            # takes the CPU they leave. Linux applies nice() to the calling thread only,
-            # and this thread has nothing left to do but wait once it is done.
-            with contextlib.suppress(OSError):
-                os.nice(MEANWHILE_NICE)
+            # The feeds at the workers' priority, not below it: at a lower one they got only
+            # the CPU the workers left and ended seconds after the last message, with one
+            # core idle (10,000 bench subscribers: 13.4-14.0 s a run at nice 10, 12.5 s).
             written = meanwhile()
             results = await asyncio.gather(*futures)
         finally:
