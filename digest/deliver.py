@@ -268,6 +268,7 @@ class _Pipeline(asyncio.Protocol):
         self._replies: collections.deque[aiosmtplib.SMTPResponse | Exception] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._gone: Exception | None = None
+        self._expected = 0  # replies still due for the commands written
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -285,7 +286,11 @@ class _Pipeline(asyncio.Protocol):
             if line[3:4] != b"-":
                 text = b"\n".join(self._lines).decode("utf-8", "surrogateescape")
                 self._lines = []
-                self._push(aiosmtplib.SMTPResponse(code, text))
+                if self._expected:
+                    self._expected -= 1
+                    self._push(aiosmtplib.SMTPResponse(code, text))
+                else:  # unsolicited (a 421 before closing, say): never paired with a command
+                    log.debug("smtp reply without a command ignored: %s %s", code, text)
         del self._buffer[:start]
         if len(self._buffer) > 8192:  # a reply line longer than any server sends
             self._fail(aiosmtplib.SMTPResponseException(-1, "reply line too long"))
@@ -311,11 +316,14 @@ class _Pipeline(asyncio.Protocol):
         gone.__cause__ = exc
         self._gone = self._gone or gone
         self._push(self._gone)
+        _PIPES.pop(self.inner, None)
         self.inner.connection_lost(exc)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, replies: int) -> None:
+        """Send ``data``, which asks for ``replies`` replies."""
         if self._gone is not None or self.transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        self._expected += replies
         self.transport.write(data)
 
     async def reply(self) -> aiosmtplib.SMTPResponse:
@@ -330,7 +338,8 @@ class _Pipeline(asyncio.Protocol):
         return item
 
 
-#: The pipeline of each connection that has one, by the library's protocol of it.
+#: The pipeline of each connection that has one, by the library's protocol of it (until
+#: the connection ends or goes back to that protocol).
 _PIPES: weakref.WeakKeyDictionary[asyncio.BaseProtocol, _Pipeline] = weakref.WeakKeyDictionary()
 
 
@@ -370,7 +379,7 @@ async def _pipelined(
     head += b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in recipients) + b"DATA\r\n"
     try:
         async with asyncio.timeout(client.timeout):
-            pipe.write(head)
+            pipe.write(head, len(recipients) + 2)
             mail = await pipe.reply()
             rcpts = [await pipe.reply() for _ in recipients]
             start = await pipe.reply()
@@ -390,8 +399,8 @@ async def _pipelined(
         sent = failure is None
         if sent:
             async with asyncio.timeout(client.timeout):
-                for piece in payload:
-                    pipe.write(piece)
+                for index, piece in enumerate(payload):
+                    pipe.write(piece, int(index == len(payload) - 1))
                 done = await pipe.reply()
             if done.code == 250:
                 return refused, done.message
@@ -400,9 +409,9 @@ async def _pipelined(
         try:  # as after a refusal one command at a time: RSET, its own failure ignored
             async with asyncio.timeout(client.timeout):
                 if start.code == 354 and not sent:
-                    pipe.write(b".\r\n")  # DATA taken all the same: end it, empty
+                    pipe.write(b".\r\n", 1)  # DATA taken all the same: end it, empty
                     await pipe.reply()
-                pipe.write(b"RSET\r\n")
+                pipe.write(b"RSET\r\n", 1)
                 await pipe.reply()
         except (aiosmtplib.SMTPException, ConnectionError, TimeoutError):
             client.close()  # in no known state

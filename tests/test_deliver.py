@@ -6,6 +6,7 @@ it is about; backoff sleeps are recorded, not slept, so the file runs in seconds
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email
 import email.policy
@@ -14,8 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 
+import digest.deliver as deliver_module
 from digest.deliver import (
     MAX_BACKOFF,
     DeliveryStats,
@@ -186,6 +189,96 @@ async def test_commands_are_pipelined_when_the_server_offers_it(smtp_server: Ser
         queued = [c.queued for c in server.commands if c.verb in ("MAIL", "RCPT")]
         assert queued == [offered] * 5
         assert verbs(server)[-1] == "QUIT"  # the library's protocol back for the goodbye
+
+
+class _Transport(asyncio.Transport):
+    """Records writes; closing ends the connection as a socket's would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.closing = False
+        self.protocol: asyncio.BaseProtocol | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+
+class _Inner(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.lost: list[Exception | None] = []
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.append(exc)
+
+
+async def test_the_pipeline_pairs_replies_with_commands_however_they_arrive() -> None:
+    transport, inner = _Transport(), _Inner()
+    pipe = deliver_module._Pipeline(inner, transport)
+    pipe.data_received(b"421 4.3.2 unsolicited, before any command\r\n")
+    pipe.write(b"MAIL FROM:<a@b.org>\r\nRCPT TO:<c@d.org>\r\nDATA\r\n", 3)
+    pipe.data_received(b"250 2.1.0 O")  # a reply cut anywhere, several in one piece
+    pipe.data_received(b"k\r\n250-2.1.5 first line\r\n250 2.1.5 last\r\n35")
+    pipe.data_received(b"4 go ahead\n")
+    replies = [await pipe.reply() for _ in range(3)]
+    assert [(r.code, r.message) for r in replies] == [
+        (250, "2.1.0 Ok"),
+        (250, "2.1.5 first line\n2.1.5 last"),
+        (354, "go ahead"),
+    ]
+    pipe.data_received(b"250 late and unasked\r\n")  # nothing written asks for it
+    pipe.write(b"RSET\r\n", 1)
+    waiting = asyncio.ensure_future(pipe.reply())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    pipe.data_received(b"250 2.0.0 reset\r\n")
+    assert (await waiting).message == "2.0.0 reset"
+
+
+async def test_a_pipeline_fails_every_read_once_the_connection_ends() -> None:
+    transport, inner = _Transport(), _Inner()
+    pipe = deliver_module._Pipeline(inner, transport)
+    deliver_module._PIPES[inner] = pipe
+    pipe.write(b"MAIL FROM:<a@b.org>\r\n", 1)
+    waiting = asyncio.ensure_future(pipe.reply())
+    await asyncio.sleep(0)
+    lost = ConnectionResetError("reset by peer")
+    pipe.connection_lost(lost)
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+        await waiting
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+        await pipe.reply()  # and every later read
+    assert inner.lost == [lost] and inner not in deliver_module._PIPES
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+        pipe.write(b"RSET\r\n", 1)
+
+
+async def test_a_malformed_reply_fails_the_pipeline_and_closes_it() -> None:
+    transport, inner = _Transport(), _Inner()
+    pipe = deliver_module._Pipeline(inner, transport)
+    pipe.write(b"MAIL FROM:<a@b.org>\r\n", 1)
+    pipe.data_received(b"hello there\r\n")
+    with pytest.raises(aiosmtplib.SMTPResponseException, match="malformed reply"):
+        await pipe.reply()
+    assert transport.closing
+
+
+async def test_pipelines_end_with_their_connections(smtp_server: Server) -> None:
+    server = smtp_server(pipelining=True)
+    await deliver(
+        sender(server, concurrency=3, max_per_connection=2), [outgoing(i) for i in range(7)]
+    )
+    assert len(server.messages) == 7 and server.connections >= 4
+    assert len(deliver_module._PIPES) == 0
 
 
 async def test_a_pipelined_refusal_is_followed_by_rset_and_the_next_message(
