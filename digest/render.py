@@ -224,7 +224,11 @@ _NOT_SENTENCE_END = frozenset(
 def clean(text: str) -> str:
     """``text`` on one line: controls become spaces, bidi overrides and lone surrogates go,
     whitespace runs become one space."""
-    return _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", text))).strip()
+    return _one_line(text).strip()
+
+
+def _one_line(text: str) -> str:
+    return _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", text)))
 
 
 def day_label(day: date) -> str:
@@ -306,7 +310,7 @@ def _merge(text: str, spans: Iterable[tuple[int, int]], end: int) -> list[tuple[
 
 def tidy(text: str) -> bool:
     """Whether ``text`` has nothing to clean (so neither has any part of it)."""
-    return _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", text))) == text
+    return _one_line(text) == text
 
 
 def segments(
@@ -325,7 +329,7 @@ def segments(
         pieces.append((text[pos:end], False))
     out: list[tuple[str, bool]] = []
     for raw, marked in pieces:
-        piece = raw if tidy else _SPACES.sub(" ", _INVISIBLE.sub("", _CONTROL.sub(" ", raw)))
+        piece = raw if tidy else _one_line(raw)
         if piece.startswith(" ") and (not out or out[-1][0].endswith(" ")):
             piece = piece.lstrip(" ")
         if piece:
