@@ -516,10 +516,22 @@ class _GaveUp(Exception):
 class _Connection:
     """One worker's SMTP connection, opened on demand and reused for many messages."""
 
-    def __init__(self, sender: SmtpSender) -> None:
+    def __init__(self, sender: SmtpSender, opening: set[asyncio.Task[aiosmtplib.SMTP]]) -> None:
         self.sender = sender
         self.client: aiosmtplib.SMTP | None = None
         self.used = 0
+        self.opening = opening
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        """A new connection, whose opening is never cancelled halfway: cancelled while its
+        socket or TLS session was being set up, an attempt could leave the socket open
+        (CPython 3.11's ``wait_for``, inside aiosmtplib). When this worker is cancelled
+        (the run stops), the attempt goes on in ``opening``, and whoever delivers closes
+        what it opened (see :func:`_settle`)."""
+        attempt = asyncio.ensure_future(self.sender.open_connection())
+        self.opening.add(attempt)
+        attempt.add_done_callback(self.opening.discard)
+        return await asyncio.shield(attempt)
 
     async def ready(self) -> aiosmtplib.SMTP:
         """A live connection with room for one more message; raises _GaveUp or a stopper."""
@@ -536,7 +548,7 @@ class _Connection:
             if attempt:
                 await s.sleep(backoff_delay(attempt, s.backoff, s.jitter()))
             try:
-                self.client = await s.open_connection()
+                self.client = await self._open()
             except TransientDeliveryError as exc:
                 log.warning(
                     "smtp connect failed server=%s attempt=%d: %s", s.label, attempt + 1, exc
@@ -660,24 +672,31 @@ class SmtpSender:
         tally = _Tally(on_outcome)
         queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=self.concurrency)
         live = [self.concurrency]
+        opening: set[asyncio.Task[aiosmtplib.SMTP]] = set()
         failure: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(self.concurrency):
-                    group.create_task(self._worker(queue, tally, live))
+                    group.create_task(self._worker(queue, tally, live, opening))
                 async for item in _iterate(items):
                     await queue.put(item)
                 await queue.put(None)  # end marker; each worker passes it on
         except BaseExceptionGroup as exc:
             failure = _first_leaf(exc)
+        finally:
+            await _settle(opening)
         if failure is not None:
             raise failure
         return tally.stats()
 
     async def _worker(
-        self, queue: asyncio.Queue[Outgoing | None], tally: _Tally, live: list[int]
+        self,
+        queue: asyncio.Queue[Outgoing | None],
+        tally: _Tally,
+        live: list[int],
+        opening: set[asyncio.Task[aiosmtplib.SMTP]],
     ) -> None:
-        conn = _Connection(self)
+        conn = _Connection(self, opening)
         stop: DeliveryError | None = None
         try:
             while True:
@@ -934,6 +953,14 @@ def _abort(client: aiosmtplib.SMTP, transport: object = None) -> None:
     if isinstance(transport, asyncio.Transport):
         transport.abort()
     client.close()
+
+
+async def _settle(opening: set[asyncio.Task[aiosmtplib.SMTP]]) -> None:
+    """Wait for the connection attempts of stopped workers (each within the connect
+    timeout) and close what they opened."""
+    for attempt in list(opening):
+        with contextlib.suppress(Exception):  # its worker is gone: nobody wants its error
+            await _close(await attempt)
 
 
 async def _close(client: aiosmtplib.SMTP) -> None:
