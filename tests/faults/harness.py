@@ -96,15 +96,27 @@ class KillingServer(SmtpServer):
 
 
 def _sigkill(pids: tuple[int, ...], fired: threading.Event) -> None:
-    """Kill the first of ``pids`` still there (one that exited and was reaped is not)."""
+    """Kill the first of ``pids`` still running (one that exited is not, reaped or not: a
+    kill would "succeed" on it and kill nothing)."""
     fired.set()  # first: the test may see the process die before this thread runs again
     for pid in pids:
+        if not _running(pid):
+            continue
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
         return
     fired.clear()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs: not gone, and not a zombie (exited, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
 
 
 @dataclass
