@@ -63,7 +63,9 @@ def make_listing(folder: Path, papers: int, seed: int = 1) -> Path:
     chunk = 0
     while len(elements) < papers:
         # The phrase banks give each generator a few dozen titles per topic: use many.
-        maker = Maker(seed * 1000 + chunk, (10_000 + chunk * 1000, 11_000 + chunk * 1000), clean=True)
+        maker = Maker(
+            seed * 1000 + chunk, (10_000 + chunk * 1000, 11_000 + chunk * 1000), clean=True
+        )
         chunk += 1
         for _ in range(min(40, papers - len(elements))):
             topic = maker.rng.choice(GENERAL_TOPICS)
@@ -128,7 +130,7 @@ def load_subscribers(db_url: str, subs: list[dict[str, Any]]) -> None:
     """Insert the subscribers straight into a fresh database, in big batches."""
     import sqlalchemy as sa
 
-    from digest import tokens
+    from digest.compose import tokens
     from digest.store import Store, subscribers
 
     now = datetime.now(UTC)
@@ -289,7 +291,7 @@ workers = {workers if workers == "auto" else int(workers)!r}
             "utf-8",
         )
         py = sys.executable
-        from digest.workers import cores, worker_count
+        from digest.run import cores, worker_count
 
         processes = worker_count(workers if workers == "auto" else int(workers), n, cores())
         # Stages in isolation, in a child of their own (its peak memory is its own).
@@ -308,33 +310,72 @@ workers = {workers if workers == "auto" else int(workers)!r}
         shutil.rmtree(folder / "public", ignore_errors=True)
         size = stages["avg_size"]
         rows = [
-            Row("query compilation", stages["compile"], stages["queries"], None,
-                f"{stages['queries']:,} distinct queries"),
+            Row(
+                "query compilation",
+                stages["compile"],
+                stages["queries"],
+                None,
+                f"{stages['queries']:,} distinct queries",
+            ),
             Row("matching", stages["match"], n, None, f"{n:,} subscribers x {papers} papers"),
             Row("rendering", stages["render"], stages["digests"], None),
-            Row("message bytes", stages["build"], stages["digests"], None,
-                f"avg {size / 1024:.1f} KB"),
+            Row(
+                "message bytes",
+                stages["build"],
+                stages["digests"],
+                None,
+                f"avg {size / 1024:.1f} KB",
+            ),
             Row("stages together", stages["total"], stages["digests"], stage_rss),
-            Row("digest run (all, SMTP)", wall, sent, rss,
-                f"fetch+match+render+send+record+feeds, {processes} process(es)"),
+            Row(
+                "digest run (all, SMTP)",
+                wall,
+                sent,
+                rss,
+                f"fetch+match+render+send+record+feeds, {processes} process(es)",
+            ),
         ]
         # (a) the physical limit: smtp-source, same count and size, same sink.
         src = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
         swall, _, _, _ = run_child(
-            [src, "-s", str(CONCURRENCY), "-m", str(sent), "-l", str(int(size)),
-             "-f", "digest@bench.example.org", "-t", "reader@bench.example.org",
-             f"127.0.0.1:{sink.port}"]
+            [
+                src,
+                "-s",
+                str(CONCURRENCY),
+                "-m",
+                str(sent),
+                "-l",
+                str(int(size)),
+                "-f",
+                "digest@bench.example.org",
+                "-t",
+                "reader@bench.example.org",
+                f"127.0.0.1:{sink.port}",
+            ]
         )
         rows.append(Row("(a) smtp-source", swall, sent, None, "physical limit"))
         # (b) the naive baseline on a sample, extrapolated.
         k = min(naive_sample, n)
         nwall, nrss, out, _ = run_child(
-            [py, str(Path(__file__).parent / "naive.py"), str(listing), str(folder / "subs.json"),
-             str(k), str(sink.port)]
+            [
+                py,
+                str(Path(__file__).parent / "naive.py"),
+                str(listing),
+                str(folder / "subs.json"),
+                str(k),
+                str(sink.port),
+            ]
         )
         naive = json.loads(out)
-        rows.append(Row("(b) naive baseline", naive["seconds"], naive["messages"], nrss,
-                        f"first {k:,} subscribers; full run ~{n / max(naive['rate'], 1e-9):,.0f} s"))
+        rows.append(
+            Row(
+                "(b) naive baseline",
+                naive["seconds"],
+                naive["messages"],
+                nrss,
+                f"first {k:,} subscribers; full run ~{n / max(naive['rate'], 1e-9):,.0f} s",
+            )
+        )
         return rows
     finally:
         sink.stop()

@@ -1,6 +1,6 @@
 """The pipeline's pure stages timed one by one, for bench/run.py; prints JSON.
 
-    python bench/stages.py LISTING.json SUBSCRIBERS.json
+python bench/stages.py LISTING.json SUBSCRIBERS.json
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from digest import GC_THRESHOLDS, query  # noqa: E402
-from digest.diff import Selection  # noqa: E402
-from digest.match import DayMatcher  # noqa: E402
-from digest.message import build_message, make_message_id  # noqa: E402
-from digest.models import Subscriber  # noqa: E402
-from digest.render import EmailLinks, Renderer  # noqa: E402
-from digest.sources.huggingface import dedupe, parse_page  # noqa: E402
+from digest import GC_THRESHOLDS
+from digest.compose import EmailLinks, Renderer, build_message, make_message_id
+from digest.models import Subscriber
+from digest.select import (
+    DayMatcher,
+    Selection,
+    query,
+)
+from digest.sources.huggingface import dedupe, parse_page
 
 SENDER = "Paper Digest <digest@bench.example.org>"
 DAY = date(2026, 11, 18)
@@ -32,8 +34,13 @@ def main() -> None:
     found, warnings = parse_page(listing.read_bytes(), str(listing))
     papers = dedupe(found, warnings)
     subs = [
-        Subscriber(email=s["email"], keywords=tuple(s["keywords"]), exclude=tuple(s["exclude"]),
-                   id=i, token=f"tok{i}")
+        Subscriber(
+            email=s["email"],
+            keywords=tuple(s["keywords"]),
+            exclude=tuple(s["exclude"]),
+            id=i,
+            token=f"tok{i}",
+        )
         for i, s in enumerate(json.loads(subs_file.read_text("utf-8")))
     ]
     begin = time.perf_counter()
@@ -65,14 +72,24 @@ def main() -> None:
             feed_url=f"https://digest.example.org/feeds/{sub.token}.atom",
             archive_url=f"https://digest.example.org/archive/{DAY}",
         )
-        rendered = renderer.render_digest(day=DAY, subscriber=sub, matches=selection.all,
-                                          links=links, total_in_listing=len(papers),
-                                          max_papers=len(selection.shown))
+        rendered = renderer.render_digest(
+            day=DAY,
+            subscriber=sub,
+            matches=selection.all,
+            links=links,
+            total_in_listing=len(papers),
+            max_papers=len(selection.shown),
+        )
         t1 = time.perf_counter()
         data = build_message(
-            sender=SENDER, to=sub.email, to_name=sub.name, subject=rendered.subject,
-            text=rendered.text_body, html=rendered.html_body,
-            message_id=make_message_id(SENDER), date=now,
+            sender=SENDER,
+            to=sub.email,
+            to_name=sub.name,
+            subject=rendered.subject,
+            text=rendered.text_body,
+            html=rendered.html_body,
+            message_id=make_message_id(SENDER),
+            date=now,
             list_id="Paper Digest <digest.bench.example.org>",
             unsubscribe_url=links.unsubscribe_url,
             unsubscribe_mailto="mailto:digest@bench.example.org?subject=unsubscribe",
@@ -82,11 +99,20 @@ def main() -> None:
         build_s += t2 - t1
         digests += 1
         total_size += len(data)
-    print(json.dumps({
-        "queries": len(distinct), "compile": compile_s, "match": match_s, "render": render_s,
-        "build": build_s, "digests": digests, "avg_size": total_size / max(digests, 1),
-        "total": time.perf_counter() - begin,
-    }))
+    print(
+        json.dumps(
+            {
+                "queries": len(distinct),
+                "compile": compile_s,
+                "match": match_s,
+                "render": render_s,
+                "build": build_s,
+                "digests": digests,
+                "avg_size": total_size / max(digests, 1),
+                "total": time.perf_counter() - begin,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

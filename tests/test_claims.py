@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from digest import store as store_module
 from digest.config import load
 from digest.models import Subscriber
-from digest.pipeline import HOST, make_context, run, stale_claim
+from digest.run import HOST, make_context, run, stale_claim
 from digest.store import Claim, PlannedDelivery, Store, new_delivery_id
+from digest.store import store as store_module
 from tests.support.listings import item, write_days
 from tests.support.smtpd import SmtpServer
 
@@ -112,7 +112,7 @@ def test_claims_of_dead_and_live_runs(db_url: str) -> None:
         assert store.claim(held_by_live, live, NOW)
         claims = {c.delivery_id: c for c in store.claims()}
         assert claims[held_by_dead].run_pid != os.getpid()
-        from digest.pipeline import pid_alive
+        from digest.run import pid_alive
 
         stale = [c for c in claims.values() if stale_claim(c, NOW, HOST, pid_alive)]
         assert [c.delivery_id for c in stale] == [held_by_dead]

@@ -18,7 +18,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-import digest.deliver as deliver_module
+import digest.deliver.smtp as deliver_module
+from digest.compose import build_message, clean_for_smtp, encode_body, make_message_id
 from digest.deliver import (
     MAX_BACKOFF,
     DeliveryStats,
@@ -38,7 +39,6 @@ from digest.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from digest.message import build_message, clean_for_smtp, encode_body, make_message_id
 from tests.support.smtpd import SmtpServer
 
 FROM = "Paper Digest <digest@example.org>"

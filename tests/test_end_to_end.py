@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from digest.cli import cli
-from digest.match import DayMatcher
+from digest.select import DayMatcher
 from digest.sources.huggingface import parse_page
 from digest.store import deliveries, delivery_papers, subscribers
 from tests.support.listing_server import ListingServer

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.feeds import FeedMeta, FeedSet, build_feeds, paper_id, paper_link, xml_text
+from digest.compose import FeedMeta, FeedSet, build_feeds, paper_id, paper_link, xml_text
 from digest.models import Paper, paper_key
 
 GOLDEN = Path(__file__).parent / "golden"

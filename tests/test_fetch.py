@@ -16,7 +16,7 @@ import pytest
 from digest import __version__
 from digest.config import SETTINGS, Invalid
 from digest.errors import SourceError
-from digest.fetch import (
+from digest.sources import (
     MAX_BACKOFF,
     SOURCE_KINDS,
     FileSource,

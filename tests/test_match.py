@@ -7,16 +7,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.errors import QueryError
-from digest.match import (
+from digest.models import Match, Paper, Span
+from digest.select import (
     DEFAULT_FIELDS,
     WEIGHTS,
+    And,
     DayMatcher,
+    Field,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Term,
     index_paper,
     match_paper,
+    parse,
     plural_variants,
+    to_text,
 )
-from digest.models import Match, Paper, Span
-from digest.query import And, Field, Node, Not, Or, Phrase, Prefix, Term, parse, to_text
 from digest.words import word_spans, words
 
 

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import digest.message as message
-from digest.errors import PermanentDeliveryError
-from digest.message import (
+import digest.compose.message as message
+from digest.compose import (
     Body,
+    EmailLinks,
+    Renderer,
     build_message,
     clean_for_smtp,
     clean_header_text,
@@ -27,8 +28,8 @@ from digest.message import (
     make_message_id,
     quoted_printable,
 )
+from digest.errors import PermanentDeliveryError
 from digest.models import Match, Paper, Span, Subscriber
-from digest.render import EmailLinks, Renderer
 from tests.support.mime import dot_lines
 
 SENDER = "Paper Digest <digest@example.org>"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from digest.config import load
-from digest.pipeline import make_context, run
+from digest.run import make_context, run
 from digest.store import Store
 from tests.support.listings import item, write_days
 from tests.support.smtpd import SmtpServer

@@ -13,7 +13,7 @@ import feedparser
 from digest.config import Config, parse
 from digest.files import link_atomic
 from digest.models import Listing, Paper, Subscriber
-from digest.publish import INDEX, SHARED, publish_feeds
+from digest.run import INDEX, SHARED, publish_feeds
 from digest.store import Store
 
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)

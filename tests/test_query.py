@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from digest.errors import DigestError, QueryError
-from digest.query import (
+from digest.select import (
     MAX_DEPTH,
     And,
     Field,

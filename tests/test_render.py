@@ -16,10 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup, escape
 
-import digest.render as render
-from digest.errors import RenderError
-from digest.models import Match, Paper, Span, Subscriber
-from digest.render import (
+import digest.compose.render as render
+from digest.compose import (
     DigestContext,
     EmailLinks,
     PaperView,
@@ -30,6 +28,8 @@ from digest.render import (
     to_html,
     trim_abstract,
 )
+from digest.errors import RenderError
+from digest.models import Match, Paper, Span, Subscriber
 from tests.support.mime import dot_lines
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import roster
-from digest.config import Invalid, normalise_address
+from digest.config import Invalid, normalise_address, roster
 from digest.errors import RosterError
 from digest.models import Subscriber
 

@@ -20,8 +20,8 @@ import pytest
 
 from digest.config import load
 from digest.models import Subscriber
-from digest.pipeline import Context, make_context
-from digest.scheduler import PassReport, Service, next_sends, send_due
+from digest.run import Context, make_context
+from digest.serve import PassReport, Service, next_sends, send_due
 from digest.store import Store
 from tests.support.listings import item, write_days
 from tests.support.smtpd import SmtpServer

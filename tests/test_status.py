@@ -19,7 +19,7 @@ from digest.cli import cli
 from digest.config import load
 from digest.errors import DeliveryError, SourceError, StateError
 from digest.models import Subscriber
-from digest.pipeline import make_context, run
+from digest.run import make_context, run
 from digest.store import PlannedDelivery, Store, new_delivery_id
 from tests.support.listings import item, write_days
 from tests.support.smtpd import SmtpServer

@@ -16,13 +16,12 @@ import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from digest import tokens
+from digest.compose import tokens
 from digest.config import load
 from digest.models import Subscriber
-from digest.pipeline import Context, make_context, write_feeds
-from digest.scheduler import Service
+from digest.run import Context, make_context, write_feeds
+from digest.serve import CSRF_COOKIE, RateLimiter, Service, create_app, not_modified
 from digest.store import Store
-from digest.web import CSRF_COOKIE, RateLimiter, create_app, not_modified
 from tests.support.listings import item, write_days, write_site_config
 from tests.support.smtpd import SmtpServer
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import ConfigError, parse
+from digest.config import parse
+from digest.errors import ConfigError
 from digest.models import Subscriber
+from digest.run import PER_WORKER, worker_count
 from digest.store import Store
-from digest.workers import PER_WORKER, worker_count
 from tests.support.listings import item, write_days, write_site_config
 from tests.support.smtpd import SmtpServer
 

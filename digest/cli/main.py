@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
 
-from digest import GC_THRESHOLDS, __version__, roster
-from digest.config import Config, Invalid, find_config, load, normalise_address
+from digest import GC_THRESHOLDS, __version__
+from digest.config import Config, Invalid, find_config, load, normalise_address, roster
 from digest.errors import ConfigError, DigestError, QueryError, RosterError
 from digest.files import open_atomic
 from digest.models import Subscriber
-from digest.query import validate as validate_query
+from digest.select import validate as validate_query
 from digest.store import ImportCounts, Store
 
 if TYPE_CHECKING:
-    from digest.status import Status
+    from digest.run import Status
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -125,8 +125,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 @click.pass_obj
 def run(state: _State, day: str | None, dry_run: bool) -> None:
     """Run the daily cycle for every active subscriber."""
-    from digest.pipeline import make_context
-    from digest.pipeline import run as run_pipeline
+    from digest.run import make_context
+    from digest.run import run as run_pipeline
 
     cfg = state.config()
     the_day = _parse_date(day, cfg)
@@ -200,7 +200,7 @@ def send(
     out: Path | None,
 ) -> None:
     """Send one digest to any address now; no subscriber's history is touched."""
-    from digest.pipeline import make_context, send_once
+    from digest.run import make_context, send_once
 
     address = _check_address(to)
     kw = _check_queries("--keywords", keywords)
@@ -228,9 +228,8 @@ def serve(state: _State, host: str | None, port: int | None) -> None:
     """Run the scheduler and the web app (subscribe, confirm, manage, feeds) until stopped."""
     import uvicorn
 
-    from digest.pipeline import SECRET_ENV, make_context
-    from digest.scheduler import Service
-    from digest.web import create_app
+    from digest.run import SECRET_ENV, make_context
+    from digest.serve import Service, create_app
 
     secret = os.environ.get(SECRET_ENV, "")
     if len(secret) < 16:
@@ -273,7 +272,7 @@ def serve(state: _State, host: str | None, port: int | None) -> None:
 @click.pass_obj
 def schedule(state: _State) -> None:
     """Print every active subscriber's next send time, in their zone and in UTC."""
-    from digest.scheduler import next_sends
+    from digest.serve import next_sends
 
     cfg = state.config()
     now = datetime.now(UTC)
@@ -311,7 +310,7 @@ def schedule(state: _State) -> None:
 @click.pass_obj
 def preview(state: _State, keywords: tuple[str, ...], exclude: tuple[str, ...], days: int) -> None:
     """Show which papers of the last stored days a query would have brought (changes nothing)."""
-    from digest.preview import Previewer
+    from digest.run import Previewer
 
     kw = _check_queries("--keywords", keywords)
     ex = _check_queries("--exclude", exclude)
@@ -332,7 +331,7 @@ def preview(state: _State, keywords: tuple[str, ...], exclude: tuple[str, ...], 
 @click.pass_obj
 def feed(state: _State) -> None:
     """Rebuild the feeds from the database."""
-    from digest.pipeline import make_context, write_feeds
+    from digest.run import make_context, write_feeds
 
     cfg = state.config()
     with state.store() as store:
@@ -346,7 +345,7 @@ def feed(state: _State) -> None:
 @click.pass_obj
 def status(state: _State) -> None:
     """Show the last run, the delivery queue and suspended subscribers."""
-    from digest.status import status as read_status
+    from digest.run import status as read_status
 
     with state.store() as store:
         st = _guard(lambda: read_status(store))
@@ -506,7 +505,7 @@ def _status_text(sub: Subscriber) -> str:
 @click.pass_obj
 def subscribers_show(state: _State, email: str) -> None:
     """Show one subscriber, their queries and their recent deliveries."""
-    from digest.scheduler import schedule_of
+    from digest.serve import schedule_of
 
     address = _check_address(email)
     cfg = state.config()
@@ -696,9 +695,9 @@ def config_check(state: _State) -> None:
 )
 def demo(folder: Path) -> None:
     """Run the pipeline on the bundled sample listings: no network, no SMTP."""
-    from digest.demo import SAMPLE_DIR, write_demo_config
-    from digest.pipeline import make_context
-    from digest.pipeline import run as run_pipeline
+    from digest.cli.demo import SAMPLE_DIR, write_demo_config
+    from digest.run import make_context
+    from digest.run import run as run_pipeline
 
     folder = folder.resolve()
     for name in ("demo.db", "demo.db-wal", "demo.db-shm"):

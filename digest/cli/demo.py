@@ -7,7 +7,7 @@ from pathlib import Path
 
 from digest.files import write_atomic
 
-SAMPLE_DIR = Path(__file__).parent / "data" / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 DEMO_CONFIG = """\
 # Written by `digest demo`: the bundled sample listings, mail to ./outbox, feeds in ./public.

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from digest.compose import random_token
 from digest.errors import StateError
 from digest.models import Listing, Paper, Subscriber
-from digest.tokens import random_token
 
 #: 2: deliveries.claimed_by/claimed_at (the sending claim), subscribers.hard_bounces, runs.
 #: 3: subscribers' schedule (send_at, timezone, frequency, weekday, days, next_send_at,

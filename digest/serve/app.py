@@ -32,18 +32,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from digest import tokens
+from digest.compose import (
+    build_message,
+    environment,
+    list_id_for,
+    make_message_id,
+    paper_view,
+    sender_address,
+    tokens,
+)
 from digest.config import Invalid, normalise_address
 from digest.deliver import Outgoing, send_one
 from digest.errors import DigestError, QueryError
-from digest.message import build_message, list_id_for, make_message_id, sender_address
 from digest.models import Match, Subscriber
-from digest.pipeline import Context, make_sender
-from digest.preview import Previewer
-from digest.query import validate as validate_query
-from digest.render import environment, paper_view
+from digest.run import Context, Previewer, make_sender
 from digest.schedule import WEEKDAYS, Schedule, ScheduleError, next_send
-from digest.scheduler import Service, schedule_of
+from digest.select import validate as validate_query
+from digest.serve.scheduler import Service, schedule_of
 
 log = logging.getLogger("digest.web")
 

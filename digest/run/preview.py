@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from digest.match import DayMatcher
 from digest.models import Listing, Match
+from digest.select import DayMatcher
 from digest.store import Store
 
 

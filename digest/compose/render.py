@@ -33,8 +33,8 @@ from jinja2 import (
 )
 from markupsafe import Markup, escape
 
+from digest.compose.message import Body, quoted_printable
 from digest.errors import RenderError
-from digest.message import Body, quoted_printable
 from digest.models import Match, Paper, Subscriber
 
 #: Gmail clips an HTML part over 102 KB; leave room for the transfer encoding's estimate error.
@@ -188,9 +188,9 @@ class DigestContext:
 
 def default_templates_dir() -> Path:
     """The bundled templates: ``digest/templates`` in a wheel, else the repository's."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "templates"
-    return packaged if packaged.is_dir() else here.parent / "templates"
+    package = Path(__file__).resolve().parent.parent  # digest/
+    packaged = package / "templates"
+    return packaged if packaged.is_dir() else package.parent / "templates"
 
 
 def environment(templates_dir: Path | None = None) -> Environment:

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError, ConfigProblem, QueryError
 from digest.models import Subscriber
-from digest.query import validate as validate_query
 from digest.schedule import (
     Schedule,
     ScheduleError,
@@ -29,6 +28,7 @@ from digest.schedule import (
     check_weekday,
     parse_send_at,
 )
+from digest.select import validate as validate_query
 
 CONFIG_ENV = "DIGEST_CONFIG"
 DEFAULT_CONFIG = "config.toml"

@@ -38,25 +38,26 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from digest import tokens
-from digest.config import Config
-from digest.deliver import FileOutboxSender, Outcome, Outgoing, Sender, SmtpSender, send_one
-from digest.diff import Selection, select
-from digest.errors import DigestError
-from digest.fetch import ListingSource, make_source
-from digest.files import write_atomic
-from digest.match import DayMatcher
-from digest.message import (
+from digest.compose import (
+    EmailLinks,
+    Renderer,
     build_message,
     clean_for_smtp,
     list_id_for,
     make_message_id,
     sender_address,
+    tokens,
 )
+from digest.config import Config
+from digest.deliver import FileOutboxSender, Outcome, Outgoing, Sender, SmtpSender, send_one
+from digest.errors import DigestError
+from digest.files import write_atomic
 from digest.models import Listing, Match, Subscriber
-from digest.publish import publish_feeds
-from digest.render import EmailLinks, Renderer
-from digest.status import alert_admin
+from digest.run.publish import publish_feeds
+from digest.run.status import alert_admin
+from digest.run.workers import WorkerError, WorkerPool, cores, worker_count
+from digest.select import DayMatcher, Selection, select
+from digest.sources import ListingSource, make_source
 from digest.store import (
     Claim,
     PendingDelivery,
@@ -64,7 +65,6 @@ from digest.store import (
     Store,
     new_delivery_id,
 )
-from digest.workers import WorkerError, WorkerPool, cores, worker_count
 
 log = logging.getLogger("digest.pipeline")
 T = TypeVar("T")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
 
+from digest.compose import build_message, list_id_for, make_message_id
 from digest.config import Config
 from digest.deliver import Outgoing, Sender, send_one
 from digest.errors import DeliveryError
-from digest.message import build_message, list_id_for, make_message_id
 from digest.models import Subscriber
 from digest.store import RunRecord, Store
 

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 from digest.models import Match, Paper, Span
-from digest.query import And, Field, Leaf, Node, Not, Or, Phrase, Prefix, Term, parse
+from digest.select.query import And, Field, Leaf, Node, Not, Or, Phrase, Prefix, Term, parse
 from digest.words import fold, word_spans
 
 #: What one contributing term scores per field it matched in.

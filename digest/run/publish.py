@@ -18,11 +18,11 @@ from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from digest.compose import FeedMeta, FeedSet
 from digest.config import Config
-from digest.feeds import FeedMeta, FeedSet
 from digest.files import link_atomic, write_atomic
-from digest.match import DayMatcher
 from digest.models import Paper, Subscriber
+from digest.select import DayMatcher
 from digest.store import Store
 
 SHARED = "shared"

@@ -103,12 +103,12 @@ def _init_worker(parent: int, level: int) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     gc.set_threshold(*GC_THRESHOLDS)
-    import digest.pipeline  # noqa: F401  (imported while the parent fetches the listing)
+    import digest.run.daily  # noqa: F401  (imported while the parent fetches the listing)
 
 
 def work(job: Job) -> Done:
     """Run one share of a run, in a worker process."""
-    from digest.pipeline import Pool, RunReport, deliver_share, make_context
+    from digest.run.daily import Pool, RunReport, deliver_share, make_context
     from digest.store import Store
 
     done = Done(part=job.part)

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from digest.config import SUBSCRIBER_SETTINGS, Invalid, normalise_address
+from digest.config.settings import SUBSCRIBER_SETTINGS, Invalid, normalise_address
 from digest.errors import QueryError, RosterError
 from digest.models import Subscriber
-from digest.query import validate as validate_query
+from digest.select import validate as validate_query
 
 FIELDS = ("email", "name", "keywords", "exclude", "max_papers", "status")
 FORMATS = ("csv", "jsonl")

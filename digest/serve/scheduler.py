@@ -27,9 +27,8 @@ from typing import Any
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Outgoing
 from digest.errors import DigestError, SourceError
-from digest.match import DayMatcher
 from digest.models import Listing, Paper, Subscriber
-from digest.pipeline import (
+from digest.run.daily import (
     BATCH,
     HOST,
     Context,
@@ -44,6 +43,7 @@ from digest.pipeline import (
     write_feeds,
 )
 from digest.schedule import Schedule, ScheduleError, next_send, window
+from digest.select import DayMatcher
 from digest.store import Store
 
 log = logging.getLogger("digest.scheduler")
