@@ -1,21 +1,18 @@
 """Config: the one declaration of settings, the TOML loader, subscriber lists.
 
-``settings`` (declaration, loading, validation, the example file), ``roster`` (CSV/JSONL
-subscriber import and export). May import ``select`` (to check queries) and the bottom layer.
+``settings`` (the declaration of every key and the ``Config`` it loads into), ``checks`` (the
+value checks the declarations use), ``table`` (one TOML table checked against its declaration),
+``subscribers`` (``[[subscribers]]``: declaration and validation), ``load`` (finding, reading
+and validating the file), ``example`` (``config.example.toml`` from the declarations),
+``roster`` (CSV/JSONL subscriber import and export). May import ``select`` (to check queries)
+and the bottom layer.
 """
 
-from digest.config.settings import (
-    SECTIONS,
-    SETTINGS,
-    SUBSCRIBER_SETTINGS,
-    Config,
-    Invalid,
-    example_toml,
-    find_config,
-    load,
-    normalise_address,
-    parse,
-)
+from digest.config.checks import Invalid, normalise_address
+from digest.config.example import example_toml
+from digest.config.load import find_config, load, parse
+from digest.config.settings import SECTIONS, SETTINGS, Config
+from digest.config.subscribers import SUBSCRIBER_SETTINGS
 
 __all__ = [
     "SECTIONS",

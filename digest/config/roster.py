@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from digest.config.settings import SUBSCRIBER_SETTINGS, Invalid, normalise_address
+from digest.config.checks import Invalid, normalise_address
+from digest.config.subscribers import SUBSCRIBER_SETTINGS
 from digest.errors import QueryError, RosterError
 from digest.models import Subscriber
 from digest.select import validate as validate_query

@@ -1,0 +1,180 @@
+"""Value checks: each turns a raw TOML value into a setting's value or raises :class:`Invalid`.
+
+The building blocks of the declarations in :mod:`digest.config.settings` and
+:mod:`digest.config.subscribers`; ``normalise_address`` also serves the CLI and the web app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import QueryError
+from digest.schedule import ScheduleError, parse_send_at
+from digest.select import validate as validate_query
+
+
+class Invalid(Exception):
+    """A value does not fit its setting; the message says what was expected."""
+
+
+Check = Callable[[Any], Any]
+
+
+def text(*, empty: bool = False) -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("expected a string")
+        if not empty and not value.strip():
+            raise Invalid("expected a non-empty string")
+        return value
+
+    return check
+
+
+def integer(low: int, high: int) -> Check:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise Invalid(f"expected an integer {low}-{high}")
+        return value
+
+    return check
+
+
+def number(low: float, high: float) -> Check:
+    def check(value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not low <= value <= high:
+            raise Invalid(f"expected a number {low:g}-{high:g}")
+        return float(value)
+
+    return check
+
+
+def boolean() -> Check:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid("expected true or false")
+        return value
+
+    return check
+
+
+def choice(*options: str) -> Check:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise Invalid("expected one of " + ", ".join(f'"{o}"' for o in options))
+        return str(value)
+
+    return check
+
+
+def workers() -> Check:
+    def check(value: Any) -> int | str:
+        if value == "auto":
+            return "auto"
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+            raise Invalid('expected "auto" or an integer 1-64')
+        return value
+
+    return check
+
+
+def zone() -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise Invalid('expected an IANA time zone name such as "Europe/Paris"')
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise Invalid('expected an IANA time zone name such as "Europe/Paris"') from exc
+        return value
+
+    return check
+
+
+def http_url() -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            raise Invalid("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    return check
+
+
+def address() -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("expected an email address")
+        return normalise_address(value)
+
+    return check
+
+
+def mailbox() -> Check:
+    """A From header value: ``Name <addr@example.org>`` or a bare address."""
+
+    def check(value: Any) -> str:
+        from email.utils import parseaddr
+
+        if not isinstance(value, str) or "\n" in value or "\r" in value:
+            raise Invalid('expected "Name <address@example.org>"')
+        _, addr = parseaddr(value)
+        normalise_address(addr)
+        return value.strip()
+
+    return check
+
+
+def queries() -> Check:
+    def check(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(q, str) for q in value):
+            raise Invalid("expected a list of query strings")
+        for q in value:
+            try:
+                validate_query(q)
+            except QueryError as exc:
+                raise Invalid(
+                    f"invalid query {q!r} at position {exc.position}: {exc.reason}"
+                ) from exc
+        return tuple(value)
+
+    return check
+
+
+def schedule_field(convert: Callable[[Any], Any]) -> Check:
+    """A check built from one of :mod:`digest.schedule`'s validators."""
+
+    def check(value: Any) -> Any:
+        try:
+            return convert(value)
+        except ScheduleError as exc:
+            raise Invalid(exc.message) from exc
+
+    return check
+
+
+def time_of_day() -> Check:
+    return schedule_field(lambda v: parse_send_at(v).strftime("%H:%M"))
+
+
+def optional(check: Check) -> Check:
+    def inner(value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return inner
+
+
+def normalise_address(value: str) -> str:
+    """A checked, normalised email address (domain lower-cased); raises :class:`Invalid`."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise Invalid(f"expected an email address ({exc})") from exc
+    # Local parts are case-sensitive in theory, never in practice: one person, one row.
+    return str(result.normalized).lower()

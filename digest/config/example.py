@@ -1,0 +1,62 @@
+"""``config.example.toml``: every setting, its help and its default, from the declarations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from digest.config.settings import SECTIONS, SETTINGS, Setting
+from digest.config.subscribers import SUBSCRIBER_SETTINGS
+
+
+def example_toml() -> str:
+    """The text of ``config.example.toml``, generated from the declarations."""
+    lines = [
+        "# paper-digest configuration. Every key, with its default unless noted.",
+        "# Relative paths are relative to this file.",
+        "",
+    ]
+
+    def emit(setting: Setting, name: str, commented: bool = False) -> None:
+        value = setting.example if setting.example is not None else setting.default
+        lines.append(f"# {setting.help}")
+        mark = "# " if commented or value is None else ""
+        lines.append(f"{mark}{name} = {_toml_value(value)}")
+
+    for s in SETTINGS:
+        if "." not in s.key:
+            emit(s, s.key)
+    for section in SECTIONS:
+        lines.append("")
+        commented = section == "smtp"
+        if commented:
+            lines.append(
+                "# Uncomment [smtp] to send real mail; without it mail goes to the outbox."
+            )
+        lines.append(("# " if commented else "") + f"[{section}]")
+        for s in SETTINGS:
+            if s.key.startswith(section + "."):
+                emit(s, s.key.split(".", 1)[1], commented)
+    lines += [
+        "",
+        "# Subscribers listed here are upserted into the database at every run.",
+        "[[subscribers]]",
+    ]
+    for s in SUBSCRIBER_SETTINGS:
+        emit(s, s.key)
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text_value = str(value)
+    if '"' in text_value and "'" not in text_value:
+        return f"'{text_value}'"
+    return json.dumps(text_value, ensure_ascii=False)

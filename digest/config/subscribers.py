@@ -1,0 +1,143 @@
+"""The ``[[subscribers]]`` entries of a config file: their declaration and their validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from digest.config.checks import (
+    address,
+    integer,
+    optional,
+    queries,
+    schedule_field,
+    text,
+    time_of_day,
+    zone,
+)
+from digest.config.settings import Setting
+from digest.config.table import check_table, show, unknown_keys
+from digest.errors import ConfigProblem
+from digest.models import Subscriber
+from digest.schedule import check_days, check_frequency, check_weekday
+
+#: Every key of one ``[[subscribers]]`` entry.
+SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "email", address(), None, "the address digests go to (required)", example="ada@example.org"
+    ),
+    Setting("name", optional(text()), None, "how to greet them", example="Ada"),
+    Setting(
+        "keywords",
+        queries(),
+        (),
+        "queries; a paper matching any of them is sent (empty: every paper)",
+        example=['"large language model" AND survey', "diffusion"],
+    ),
+    Setting(
+        "exclude",
+        queries(),
+        (),
+        "queries; a paper matching any of them is never sent",
+        example=["medical"],
+    ),
+    Setting(
+        "max_papers",
+        optional(integer(1, 10_000)),
+        None,
+        'papers per email; the rest summarised as "N more" with a link',
+        example=30,
+    ),
+    Setting(
+        "send_at",
+        optional(time_of_day()),
+        None,
+        "their send time; default schedule.send_at",
+        example="07:30",
+    ),
+    Setting(
+        "timezone",
+        optional(zone()),
+        None,
+        "their IANA time zone; default the top-level timezone",
+        example="Europe/Berlin",
+    ),
+    Setting(
+        "frequency",
+        optional(schedule_field(check_frequency)),
+        None,
+        '"daily" or "weekly"; default schedule.frequency',
+        example="daily",
+    ),
+    Setting(
+        "weekday",
+        optional(schedule_field(check_weekday)),
+        None,
+        "day of a weekly digest; default schedule.weekday",
+        example="mon",
+    ),
+    Setting(
+        "days",
+        optional(schedule_field(check_days)),
+        None,
+        "daily digests only on these days; default every day",
+        example=["mon", "tue", "wed", "thu", "fri"],
+    ),
+)
+_NAMES = [s.key for s in SUBSCRIBER_SETTINGS]
+
+
+def parse_subscribers(
+    raw: Any, base: Path, problems: list[ConfigProblem]
+) -> tuple[Subscriber, ...]:
+    """The valid subscribers of a ``[[subscribers]]`` array, one per address.
+
+    Every problem (bad value, unknown or missing key, duplicate address) is appended to
+    ``problems``; an entry with one is left out.
+    """
+    if not isinstance(raw, list):
+        problems.append(ConfigProblem("subscribers", "expected [[subscribers]] tables"))
+        return ()
+    subscribers: list[Subscriber] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(raw):
+        sub = _parse_entry(i, entry, base, problems)
+        if sub is None:
+            continue
+        if sub.email in seen:
+            problems.append(
+                ConfigProblem(f"subscribers[{i}].email", f"duplicate subscriber {show(sub.email)}")
+            )
+            continue
+        seen.add(sub.email)
+        subscribers.append(sub)
+    return tuple(subscribers)
+
+
+def _parse_entry(
+    i: int, entry: Any, base: Path, problems: list[ConfigProblem]
+) -> Subscriber | None:
+    where = f"subscribers[{i}]."
+    if not isinstance(entry, dict):
+        problems.append(ConfigProblem(f"subscribers[{i}]", "expected a table"))
+        return None
+    problems.extend(unknown_keys(entry, _NAMES, where))
+    if "email" not in entry:
+        problems.append(ConfigProblem(where + "email", "missing: every subscriber needs one"))
+        return None
+    before = len(problems)
+    sub = check_table(entry, SUBSCRIBER_SETTINGS, where, problems, base)
+    if len(problems) > before:
+        return None
+    return Subscriber(
+        email=sub["email"],
+        name=sub["name"],
+        keywords=tuple(sub["keywords"]),
+        exclude=tuple(sub["exclude"]),
+        max_papers=sub["max_papers"],
+        send_at=sub["send_at"],
+        timezone=sub["timezone"],
+        frequency=sub["frequency"],
+        weekday=sub["weekday"],
+        days=sub["days"],
+    )
