@@ -1,22 +1,35 @@
 """Run: where the edges meet; the daily cycle fetch → diff → match → compose → deliver → feeds.
 
-``daily`` (one run, one-off sends), ``workers`` (worker processes sharing a run), ``publish``
-(feed files), ``status`` (``digest status``, admin alerts), ``preview`` (a day's matches for a
-query). May import every layer below: ``store``, ``deliver``, ``sources``, ``config``,
-``compose``, ``select`` and the bottom layer; never ``serve`` or ``cli``.
+``daily`` (one run: the cycle), ``context`` (what a run needs, made from the config),
+``share`` (delivering one share of the subscribers: resume, plan, compose, send), ``messages``
+(one subscriber's digest as an email), ``outcomes`` (each delivery's fate recorded as it is
+known), ``claims`` (claiming pending digests, re-queueing those of dead runs), ``report``
+(what a run did, and the record of its end), ``workers`` (worker processes sharing a run),
+``send`` (one-off sends), ``publish`` (feed files), ``status`` (``digest status``),
+``alerts`` (admin alerts), ``preview`` (a day's matches for a query). May import every
+layer below: ``store``, ``deliver``, ``sources``, ``config``, ``compose``, ``select`` and
+the bottom layer; never ``serve`` or ``cli``.
 """
 
-from digest.run.daily import (
+from digest.run.claims import (
     HOST,
+    claimer,
+    pid_alive,
+    requeue_stale,
+    stale_claim,
+)
+from digest.run.context import (
     SECRET_ENV,
     Context,
     make_context,
     make_sender,
-    pid_alive,
+)
+from digest.run.daily import (
     run,
-    send_once,
-    stale_claim,
     write_feeds,
+)
+from digest.run.outcomes import (
+    Recorder,
 )
 from digest.run.preview import (
     Previewer,
@@ -25,6 +38,19 @@ from digest.run.publish import (
     INDEX,
     SHARED,
     publish_feeds,
+)
+from digest.run.report import (
+    RunReport,
+    end_run,
+)
+from digest.run.send import (
+    send_once,
+)
+from digest.run.share import (
+    BATCH,
+    Pool,
+    plan_batch,
+    resume_items,
 )
 from digest.run.status import (
     Status,
@@ -37,19 +63,28 @@ from digest.run.workers import (
 )
 
 __all__ = [
+    "BATCH",
     "HOST",
     "INDEX",
     "PER_WORKER",
     "SECRET_ENV",
     "SHARED",
     "Context",
+    "Pool",
     "Previewer",
+    "Recorder",
+    "RunReport",
     "Status",
+    "claimer",
     "cores",
+    "end_run",
     "make_context",
     "make_sender",
     "pid_alive",
+    "plan_batch",
     "publish_feeds",
+    "requeue_stale",
+    "resume_items",
     "run",
     "send_once",
     "stale_claim",

@@ -5,7 +5,7 @@ of dead runs, the feeds (written while the workers send) and the run's record. E
 takes the subscribers whose id falls in its share (``id % parts == part``): it resumes
 their pending digests, matches, records, renders and sends theirs over its own SMTP
 connections (``smtp.concurrency`` split between the workers) and marks each sent, exactly
-as a single-process run does (:func:`digest.pipeline.deliver_share`). Shares are disjoint,
+as a single-process run does (:func:`digest.run.share.deliver_share`). Shares are disjoint,
 so no two workers plan for the same subscriber, and claims still guard resumed digests.
 
 A run is CPU-bound in one Python process; on a machine with several cores the workers
@@ -40,6 +40,10 @@ from digest import GC_THRESHOLDS
 from digest.config import Config
 from digest.errors import DigestError
 from digest.models import Listing
+from digest.run.context import make_context
+from digest.run.report import RunReport
+from digest.run.share import Pool, deliver_share
+from digest.store import Store
 
 log = logging.getLogger("digest.workers")
 
@@ -103,14 +107,10 @@ def _init_worker(parent: int, level: int) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     gc.set_threshold(*GC_THRESHOLDS)
-    import digest.run.daily  # noqa: F401  (imported while the parent fetches the listing)
 
 
 def work(job: Job) -> Done:
     """Run one share of a run, in a worker process."""
-    from digest.run.daily import Pool, RunReport, deliver_share, make_context
-    from digest.store import Store
-
     done = Done(part=job.part)
     config = job.config
     share = max(1, -(-config.smtp.concurrency // job.parts))  # ceil: connections each

@@ -28,18 +28,18 @@ from digest.config import Config
 from digest.deliver import FileOutboxSender, Outgoing
 from digest.errors import DigestError, SourceError
 from digest.models import Listing, Paper, Subscriber
-from digest.run.daily import (
+from digest.run import (
     BATCH,
     HOST,
     Context,
     Pool,
+    Recorder,
     RunReport,
-    _finish,
-    _Recorder,
-    _resume_items,
     claimer,
+    end_run,
     plan_batch,
     requeue_stale,
+    resume_items,
     write_feeds,
 )
 from digest.schedule import Schedule, ScheduleError, next_send, window
@@ -201,7 +201,7 @@ async def send_due(
         error, interrupted = "interrupted", True
         raise
     finally:
-        await _finish(ctx, report, run_id, clock(), stage, error, alert=not interrupted)
+        await end_run(ctx, report, run_id, clock(), stage, error, alert=not interrupted)
 
 
 async def _deliver_due(
@@ -215,7 +215,7 @@ async def _deliver_due(
     should_stop: Callable[[], bool],
 ) -> None:
     now = ctx.now
-    recorder = _Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
+    recorder = Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
     report.requeued = requeue_stale(ctx)
     pending = ctx.store.pending()
     pools: dict[tuple[date, ...], Pool] = {}
@@ -236,7 +236,7 @@ async def _deliver_due(
     claim = claimer(ctx, run_id, clock)
 
     async def items() -> AsyncIterator[Outgoing]:
-        for item in _resume_items(ctx, pending, report, claim):
+        for item in resume_items(ctx, pending, report, claim):
             if should_stop():
                 report.stopped = True
                 return

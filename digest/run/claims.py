@@ -1,0 +1,98 @@
+"""Claims on pending digests: a run takes each one right before sending it, and re-queues
+those held by runs that died (:func:`stale_claim` is the policy, the rest the I/O).
+
+A delivery moves pending → sending → sent | failed. A run records the digests it plans
+already claimed by itself (sending, with its id); a digest an earlier run left pending is
+*claimed* right before it is handed to the sender (``Store.claim``: one conditional UPDATE,
+pending → sending with the run's id), so two runs resuming the same pending digests never
+both send one. A run gives back what it claimed but did not hand over when it stops; a
+claim left by a run that died (SIGKILL, power cut) is re-queued by the next run once
+:func:`stale_claim` says that run is gone. The only duplicate window: a message the server
+had accepted when its run died, before ``mark_sent`` recorded it; it is sent again, with the
+same Message-ID. At most the messages in flight at that instant are affected: one per
+connection (``smtp.concurrency``); claimed messages still queued were not sent, and go out
+once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from digest.run.context import Context
+from digest.store import Claim
+
+log = logging.getLogger("digest.pipeline")
+
+
+#: A claim by a run on another host (whose process cannot be checked) is taken back after
+#: this long: far more than one message can spend queued and sent (attempts × timeouts).
+CLAIM_LEASE = timedelta(hours=6)
+
+
+Claimer = Callable[[str, str, str], bool]
+
+
+def claimer(ctx: Context, run_id: int, clock: Callable[[], datetime]) -> Claimer:
+    """``claim(delivery_id, to, message_id)``: take a pending digest for this run right
+    before it is handed to the sender; False (and a log line) when another run has it."""
+
+    def claim(delivery_id: str, to: str, message_id: str) -> bool:
+        if ctx.store.claim(delivery_id, run_id, clock()):
+            return True
+        log.info("skipped to=%s message_id=%s: claimed by another run", to, message_id)
+        return False
+
+    return claim
+
+
+HOST = socket.gethostname()
+
+
+def stale_claim(
+    claim: Claim,
+    now: datetime,
+    host: str,
+    alive: Callable[[int], bool],
+    lease: timedelta = CLAIM_LEASE,
+) -> bool:
+    """Whether a delivery stuck in ``sending`` may be re-queued: the run holding it is gone.
+
+    Gone means: that run recorded its end (it stops by giving back its claims, so this one
+    escaped), or no such run is recorded, or it ran on ``host`` and its process is not
+    ``alive`` (killed), or the claim is older than ``lease`` (a run on another host, whose
+    process cannot be checked, or a pid reused since).
+    """
+    if claim.run_host is None or claim.run_finished:
+        return True
+    if claim.run_host == host and claim.run_pid is not None and not alive(claim.run_pid):
+        return True
+    return claim.claimed_at is None or now - claim.claimed_at > lease
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (signal 0 checks without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def requeue_stale(ctx: Context, *, host: str = HOST) -> int:
+    """Put back to pending the deliveries claimed by runs that died; returns how many."""
+    count = 0
+    for claim in ctx.store.claims():
+        if stale_claim(claim, ctx.now, host, pid_alive) and ctx.store.requeue(claim):
+            log.warning(
+                "requeued delivery=%s claimed by run %s, which is gone",
+                claim.delivery_id,
+                claim.run_id,
+            )
+            count += 1
+    return count

@@ -1,0 +1,94 @@
+"""One subscriber's digest as an email: the signed links, the rendered bodies, the message
+bytes and the item handed to the sender."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import NamedTuple
+
+from digest.compose import (
+    EmailLinks,
+    build_message,
+    clean_for_smtp,
+    list_id_for,
+    sender_address,
+    tokens,
+)
+from digest.deliver import Outgoing
+from digest.models import Subscriber
+from digest.run.context import Context
+from digest.select import Selection
+
+
+def links_for(ctx: Context, sub: Subscriber, day: date) -> EmailLinks:
+    base = ctx.config.base_url
+    ident = str(sub.id) if sub.id is not None else "email:" + sub.email
+    return EmailLinks(
+        unsubscribe_url=f"{base}/unsubscribe?token={tokens.sign(ctx.secret, 'unsubscribe', ident)}",
+        manage_url=f"{base}/manage?token={tokens.sign(ctx.secret, 'manage', ident)}"
+        if sub.id is not None
+        else None,
+        feed_url=f"{base}/feeds/{sub.token}.atom" if sub.token else f"{base}/feed.atom",
+        archive_url=f"{base}/archive/{day.isoformat()}",
+    )
+
+
+class Composed(NamedTuple):
+    data: bytes
+    clean: bool  #: see :attr:`Outgoing.clean`
+
+
+def compose(
+    ctx: Context,
+    sub: Subscriber,
+    day: date,
+    selection: Selection,
+    total: int,
+    *,
+    message_id: str,
+    created_at: datetime,
+    since: date | None = None,
+) -> Composed:
+    """The message bytes of one subscriber's digest."""
+    cfg = ctx.config
+    links = links_for(ctx, sub, day)
+    rendered = ctx.renderer.render_digest(
+        day=day,
+        subscriber=sub,
+        matches=selection.all,
+        links=links,
+        total_in_listing=total,
+        max_papers=len(selection.shown),
+        since=since,
+    )
+    from_addr = sender_address(cfg.mail.sender)
+    data = build_message(
+        sender=cfg.mail.sender,
+        to=sub.email,
+        to_name=sub.name,
+        subject=rendered.subject,
+        text=rendered.text_body,
+        html=rendered.html_body,
+        message_id=message_id,
+        date=created_at,
+        list_id=cfg.mail.list_id or list_id_for(cfg.mail.sender),
+        unsubscribe_url=links.unsubscribe_url,
+        unsubscribe_mailto=f"mailto:{from_addr}?subject=unsubscribe",
+    )
+    return Composed(data, clean_for_smtp(rendered.text_body, rendered.html_body))
+
+
+def envelope_from(ctx: Context) -> str:
+    return sender_address(ctx.config.mail.sender)
+
+
+def outgoing(ctx: Context, key: str, to: str, message: Composed, message_id: str) -> Outgoing:
+    """What the sender gets for one composed digest (``key``: its delivery id)."""
+    return Outgoing(
+        key=key,
+        sender=envelope_from(ctx),
+        recipients=(to,),
+        data=message.data,
+        message_id=message_id,
+        clean=message.clean,
+    )

@@ -1,0 +1,221 @@
+"""Delivering one share of the subscribers: resume their pending digests, then plan, record,
+compose and send theirs in batches; a single-process run, each worker and each scheduled
+pass all go through it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from digest.compose import make_message_id
+from digest.deliver import Outgoing
+from digest.models import Listing, Match, Subscriber
+from digest.run.claims import Claimer, claimer
+from digest.run.context import Context
+from digest.run.messages import compose, outgoing
+from digest.run.outcomes import Recorder
+from digest.run.report import RunReport, SubscriberReport
+from digest.select import DayMatcher, Selection
+from digest.store import PendingDelivery, PlannedDelivery, new_delivery_id
+
+log = logging.getLogger("digest.pipeline")
+
+BATCH = 1000
+FIRST_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The papers one group of digests is chosen from: one listing, or several merged.
+
+    ``day`` is the date the digests are recorded and labelled under; ``dates`` are the
+    listing dates whose papers the subscriber may already have had; ``since`` the oldest
+    of them when the digest covers several (None: one day).
+    """
+
+    day: date
+    dates: tuple[date, ...]
+    matcher: DayMatcher
+    total: int
+    since: date | None = None
+
+    @classmethod
+    def of(cls, listing: Listing) -> Pool:
+        return cls(listing.date, (listing.date,), DayMatcher(listing.papers), len(listing.papers))
+
+
+def resume_items(
+    ctx: Context, pending: Sequence[PendingDelivery], report: RunReport, claim: Claimer
+) -> Iterable[Outgoing]:
+    """Rebuild the messages of digests recorded earlier but not yet accepted.
+
+    Each is claimed first; one another run claimed meanwhile is skipped.
+    """
+    keys = {k for p in pending for k in p.paper_keys}
+    papers = ctx.store.papers_by_key(keys)
+    # One matcher and one listing per date, shared by every digest of that date: a restart
+    # after a crash may have to resume most of a day's digests.
+    by_date: dict[date, tuple[DayMatcher, int]] = {}
+    for p in pending:
+        if not claim(p.id, p.subscriber.email, p.message_id):
+            continue
+        found = [papers[k] for k in p.paper_keys if k in papers]
+        if p.listing_date not in by_date:
+            listing = ctx.store.listing(p.listing_date)
+            day_papers = listing.papers if listing else tuple(found)
+            by_date[p.listing_date] = (DayMatcher(day_papers), len(day_papers))
+        matcher, total = by_date[p.listing_date]
+        ranked = {
+            m.paper.key: m for m in matcher.select(p.subscriber.keywords, p.subscriber.exclude)
+        }
+        matches = [ranked.get(paper.key) or Match(paper=paper, score=0.0) for paper in found]
+        selection = Selection(shown=tuple(matches[: p.shown]), more=tuple(matches[p.shown :]))
+        message = compose(
+            ctx,
+            p.subscriber,
+            p.listing_date,
+            selection,
+            total,
+            message_id=p.message_id,
+            created_at=p.created_at,
+        )
+        report.resumed += 1
+        yield outgoing(ctx, p.id, p.subscriber.email, message, p.message_id)
+
+
+def paper_cap(ctx: Context, sub: Subscriber) -> int:
+    return sub.max_papers or ctx.config.mail.max_papers
+
+
+async def deliver_share(
+    ctx: Context,
+    pool: Pool,
+    pending: Sequence[PendingDelivery],
+    report: RunReport,
+    run_id: int,
+    clock: Callable[[], datetime],
+    share: tuple[int, int] | None = None,
+) -> None:
+    """Resume ``pending``, then plan and send the digests of the active subscribers (of
+    ``share``, see :meth:`Store.active_batches`), each marked sent as it is accepted.
+
+    Three threads share the work: this one composes messages and drives SMTP; one plans
+    the next batch (matching, recording it as pending) while this batch is sent; one
+    records each outcome. The database's commits and lock waits then overlap with the
+    CPU work instead of stalling it. A connection still waits for its message to be marked
+    sent before it takes the next one: the crash duplicate bound is unchanged.
+    """
+    marker = ThreadPoolExecutor(1, thread_name_prefix="digest-mark")
+    planner = ThreadPoolExecutor(1, thread_name_prefix="digest-plan")
+    recorder = Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces, marker)
+    claim = claimer(ctx, run_id, clock)
+    # A small first batch: the first messages leave while the next batch is planned.
+    batches = ctx.store.active_batches(BATCH, share, first=FIRST_BATCH)
+
+    def plan_next() -> Iterator[Outgoing] | None:
+        batch = next(batches, None)
+        if batch is None:
+            return None
+        return plan_batch(ctx, batch, lambda _: pool, report, recorder, run_id)
+
+    async def items() -> AsyncIterator[Outgoing]:
+        for item in resume_items(ctx, pending, report, claim):
+            yield item
+        loop = asyncio.get_running_loop()
+        upcoming = loop.run_in_executor(planner, plan_next)
+        while (outgoing := await upcoming) is not None:
+            upcoming = loop.run_in_executor(planner, plan_next)
+            for item in outgoing:
+                yield item
+
+    try:
+        await ctx.sender.deliver(items(), recorder)
+    finally:
+        await recorder.close()
+        if recorder.marks:
+            log.info(
+                "marked %d sent in %d commits; a message waited %.1f ms for its mark",
+                recorder.marks,
+                recorder.commits,
+                1000 * recorder.mark_wait / recorder.marks,
+            )
+        # What was planned is recorded (claimed: released when the run ends); what was
+        # accepted is marked before the run records its end.
+        planner.shutdown(wait=True, cancel_futures=True)
+        marker.shutdown(wait=True)
+
+
+def plan_batch(
+    ctx: Context,
+    batch: Sequence[Subscriber],
+    pool_of: Callable[[Subscriber], Pool],
+    report: RunReport,
+    recorder: Recorder,
+    run_id: int | None = None,
+) -> Iterator[Outgoing]:
+    """Record one batch of digests as pending (now), then build their messages (as they
+    are taken: a batch's messages are never all in memory at once).
+
+    With ``run_id`` they are recorded already claimed by that run (see
+    :meth:`Store.record_pending`): hand them to the sender without claiming them again.
+    """
+    pools = {id(p): p for p in map(pool_of, batch)}
+    delivered: dict[int, set[str]] = {}
+    for pool in pools.values():
+        ids = [s.id for s in batch if s.id is not None and pool_of(s) is pool]
+        delivered.update(ctx.store.delivered_keys(ids, pool.dates))
+    plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]] = []
+    for sub in batch:
+        assert sub.id is not None
+        pool = pool_of(sub)
+        shown, more = pool.matcher.choose(
+            sub.keywords, sub.exclude, delivered[sub.id], paper_cap(ctx, sub)
+        )
+        selection = Selection(tuple(shown), tuple(more))
+        rep = SubscriberReport(email=sub.email, matched=len(selection.all))
+        report.subscribers.append(rep)
+        recorder.by_email[sub.email] = rep
+        if not selection:
+            continue
+        delivery_id = new_delivery_id()
+        plans.append(
+            (
+                sub,
+                selection,
+                PlannedDelivery(
+                    subscriber_id=sub.id,
+                    listing_date=pool.day,
+                    paper_keys=tuple(m.paper.key for m in selection.all),
+                    shown=len(selection.shown),
+                    id=delivery_id,
+                    message_id=make_message_id(ctx.config.mail.sender),
+                ),
+                pool,
+            )
+        )
+    recorded = {
+        p.id
+        for p in ctx.store.record_pending([p for _, _, p, _ in plans], ctx.now, claimed_by=run_id)
+    }
+    return _messages(ctx, [p for p in plans if p[2].id in recorded])
+
+
+def _messages(
+    ctx: Context, plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]]
+) -> Iterator[Outgoing]:
+    for sub, selection, plan, pool in plans:
+        message = compose(
+            ctx,
+            sub,
+            pool.day,
+            selection,
+            pool.total,
+            message_id=plan.message_id,
+            created_at=ctx.now,
+            since=pool.since,
+        )
+        yield outgoing(ctx, plan.id, sub.email, message, plan.message_id)
