@@ -18,7 +18,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-import digest.deliver.smtp as deliver_module
+import digest.deliver.pipelining as deliver_module
 from digest.compose import build_message, clean_for_smtp, encode_body, make_message_id
 from digest.deliver import (
     MAX_BACKOFF,
