@@ -1,25 +1,24 @@
 """Sources: where the day's listings come from.
 
-``base`` (the listing-source protocol, the HTTP edge with timeouts, retries and size limits,
-and the local-file source), ``huggingface`` (the daily papers API's parser). Parsers are pure;
-only the fetching edge does I/O. May import ``select``, ``compose`` and the bottom layer.
+``base`` (the listing-source protocol and ``make_source``), ``http`` (the one HTTP edge every
+source fetches through: timeouts, retries, ``Retry-After``, size limit, User-Agent),
+``huggingface_http`` (the daily papers API, page by page, over that edge), ``file`` (JSON
+files on disk), ``huggingface`` (the daily papers API's parser). Parsers are pure; only the
+fetching edge does I/O. May import ``select``, ``compose`` and the bottom layer.
 """
 
-from digest.sources.base import (
+from digest.sources.base import SOURCE_KINDS, ListingSource, make_source
+from digest.sources.file import FileSource
+from digest.sources.http import (
     MAX_BACKOFF,
-    SOURCE_KINDS,
-    FileSource,
-    HttpSource,
-    ListingSource,
     backoff_delay,
     excerpt,
-    make_source,
     next_link,
-    page_url,
     public_url,
     retry_after_seconds,
     retryable,
 )
+from digest.sources.huggingface_http import HttpSource, page_url
 
 __all__ = [
     "MAX_BACKOFF",
