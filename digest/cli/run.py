@@ -1,0 +1,165 @@
+"""``digest run``, ``send``, ``preview`` and ``feed``: the daily cycle and its one-off variants."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest.cli.shared import (
+    EXIT_FAILED,
+    State,
+    check_address,
+    check_queries,
+    guard,
+    parse_date,
+    run_async,
+)
+
+
+@click.command()
+@click.option(
+    "--date", "day", metavar="YYYY-MM-DD", help="Listing date (default: today in `timezone`)."
+)
+@click.option("--dry-run", is_flag=True, help="Fetch and render, but send and record nothing.")
+@click.pass_obj
+def run(state: State, day: str | None, dry_run: bool) -> None:
+    """Run the daily cycle for every active subscriber."""
+    from digest.run import make_context
+    from digest.run import run as run_pipeline
+
+    cfg = state.config()
+    the_day = parse_date(day, cfg)
+    with state.store() as store:
+        ctx = guard(lambda: make_context(cfg, store))
+        report = run_async(run_pipeline(ctx, the_day, dry_run=dry_run))
+    print_report(report)
+    if report.deferred or report.failed:
+        # Some digest did not reach its reader: a failed run for cron and systemd.
+        click.echo(
+            f"error: {report.failed} digest(s) refused by the mail server,"
+            f" {report.deferred} left pending for the next run",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+
+
+def print_report(report: Any) -> None:
+    mode = " (dry run: nothing sent or recorded)" if report.dry_run else ""
+    click.echo(f"{report.day}: fetched {report.fetched} papers, {report.new} new{mode}")
+    for warning in report.warnings:
+        click.echo(f"  warning: {warning}", err=True)
+    if report.fetched == 0:
+        click.echo("  the listing is empty (a weekend or holiday?): nothing to send")
+    if report.requeued:
+        click.echo(f"  re-queued {report.requeued} digest(s) held by a run that died")
+    if report.resumed:
+        click.echo(f"  resumed {report.resumed} digest(s) left pending by an earlier run")
+    for sub in report.subscribers:
+        if report.dry_run:
+            status = "would send" if sub.matched else "nothing new"
+        elif sub.sent:
+            status = "sent"
+        elif sub.error:
+            status = f"not sent: {sub.error}"
+        else:
+            status = "nothing new" if not sub.matched else "not sent"
+        click.echo(f"  {sub.email}: {sub.matched} matched, {status}")
+    if not report.dry_run:
+        click.echo(f"sent {report.sent}, failed {report.failed}, deferred {report.deferred}")
+        for address in report.suspended:
+            click.echo(f"  {address}: suspended after repeated permanent failures")
+        if report.outbox:
+            click.echo(f"emails: {report.outbox}")
+        if report.feeds:
+            click.echo(f"feeds: {', '.join(str(p) for p in report.feeds)}")
+
+
+@click.command()
+@click.option("--to", "to", required=True, metavar="ADDRESS", help="Where to send it.")
+@click.option(
+    "--keywords", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable)."
+)
+@click.option(
+    "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
+)
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Listing date (default: today).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the message to this .eml file instead of sending it.",
+)
+@click.pass_obj
+def send(
+    state: State,
+    to: str,
+    keywords: tuple[str, ...],
+    exclude: tuple[str, ...],
+    day: str | None,
+    out: Path | None,
+) -> None:
+    """Send one digest to any address now; no subscriber's history is touched."""
+    from digest.run import make_context, send_once
+
+    address = check_address(to)
+    kw = check_queries("--keywords", keywords)
+    ex = check_queries("--exclude", exclude)
+    cfg = state.config()
+    the_day = parse_date(day, cfg)
+    with state.store() as store:
+        ctx = guard(lambda: make_context(cfg, store))
+        count = run_async(send_once(ctx, the_day, address, kw, ex, out=out))
+    if not count:
+        click.echo(f"{the_day}: no paper matches; nothing sent")
+    elif out:
+        click.echo(f"{the_day}: {count} papers written to {out}")
+    else:
+        click.echo(f"{the_day}: {count} papers sent to {address}")
+
+
+@click.command()
+@click.option(
+    "--keywords", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable)."
+)
+@click.option(
+    "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
+)
+@click.option(
+    "--days", type=click.IntRange(1, 365), default=1, show_default=True,
+    help="How many of the most recent stored listing dates to look at.",
+)  # fmt: skip
+@click.pass_obj
+def preview(state: State, keywords: tuple[str, ...], exclude: tuple[str, ...], days: int) -> None:
+    """Show which papers of the last stored days a query would have brought (changes nothing)."""
+    from digest.run import Previewer
+
+    kw = check_queries("--keywords", keywords)
+    ex = check_queries("--exclude", exclude)
+    with state.store() as store:
+        found = guard(lambda: Previewer(store).preview(kw, ex, days))
+    if not found:
+        click.echo("no listing stored yet: run `digest run` (or `digest serve`) first")
+        return
+    for day in found:
+        click.echo(f"{day.day}: {len(day.matches)} of {day.total} papers")
+        for m in day.matches:
+            ident = m.paper.arxiv_id or m.paper.key
+            terms = f"  [{', '.join(m.terms)}]" if m.terms else ""
+            click.echo(f"  {ident}  {' '.join(m.paper.title.split())}{terms}")
+
+
+@click.command()
+@click.pass_obj
+def feed(state: State) -> None:
+    """Rebuild the feeds from the database."""
+    from digest.run import make_context, write_feeds
+
+    cfg = state.config()
+    with state.store() as store:
+        ctx = guard(lambda: make_context(cfg, store))
+        written = guard(lambda: write_feeds(ctx))
+    for path in written:
+        click.echo(str(path))

@@ -1,0 +1,67 @@
+"""``digest serve``: the scheduler and the web app, until stopped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+
+import click
+
+from digest.cli.shared import (
+    EXIT_USAGE,
+    State,
+    guard,
+)
+
+
+@click.command()
+@click.option("--host", metavar="H", help="Address to listen on (default: web.host).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), metavar="P", help="Port (default: web.port)."
+)
+@click.pass_obj
+def serve(state: State, host: str | None, port: int | None) -> None:
+    """Run the scheduler and the web app (subscribe, confirm, manage, feeds) until stopped."""
+    import uvicorn
+
+    from digest.run import SECRET_ENV, make_context
+    from digest.serve import Service, create_app
+
+    secret = os.environ.get(SECRET_ENV, "")
+    if len(secret) < 16:
+        click.echo(
+            f"error: {SECRET_ENV} is {'too short' if secret else 'not set'}: digest serve signs "
+            "the confirm, manage and unsubscribe links with it\n"
+            f"  hint: make one with  export {SECRET_ENV}=$(python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')  and keep it: changing it breaks the links "
+            "in emails already sent",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+    cfg = state.config()
+    store = state.store()
+    base = guard(lambda: make_context(cfg, store))
+    service = Service(lambda now: replace(base, now=now), tick_seconds=cfg.schedule.check_every)
+    app = create_app(lambda: base, service, secret.encode())
+    the_host, the_port = host or cfg.web.host, port or cfg.web.port
+    click.echo(f"serving {cfg.base_url} on http://{the_host}:{the_port} (Ctrl-C to stop)", err=True)
+    level = logging.getLogger().getEffectiveLevel()
+    if level > logging.DEBUG:  # a line per tick otherwise: our own pass log says what matters
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # uvicorn handles SIGTERM/SIGINT (graceful shutdown: the service finishes what is in
+    # flight), then re-raises the signal with the handler it found: make that one a no-op
+    # so that a clean stop exits 0, as systemd and Docker expect.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    uvicorn.run(
+        app,
+        host=the_host,
+        port=the_port,
+        log_level="info" if level <= logging.INFO else "warning",
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(cfg.web.shutdown_timeout) + 5,
+    )
+    store.close()

@@ -1,0 +1,109 @@
+"""What every command shares: the state (config and store, loaded once), the one translation
+of errors into words and exit codes, the checks of common options and the words for states.
+
+Exit codes: 0 done; 1 the run failed (message on stderr); 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from digest.config import Config, Invalid, find_config, load, normalise_address
+from digest.errors import ConfigError, DigestError, QueryError, RosterError
+from digest.models import Subscriber
+from digest.select import validate as validate_query
+from digest.store import Store
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+T = TypeVar("T")
+
+
+def fail(error: DigestError) -> NoReturn:
+    """Say ``error`` (and its hint) on stderr and exit: 2 for a user mistake, else 1."""
+    usage = isinstance(error, ConfigError | QueryError | RosterError)
+    code = EXIT_USAGE if usage else EXIT_FAILED
+    click.echo(f"error: {error}", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+    sys.exit(code)
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """``fn()``, with a :class:`DigestError` turned into words and an exit code."""
+    try:
+        return fn()
+    except DigestError as exc:
+        fail(exc)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end, guarded like :func:`guard`."""
+    return guard(lambda: asyncio.run(coro))
+
+
+class State:
+    """The ``--config`` given; the config and the store are opened when a command asks."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    def config(self) -> Config:
+        if self._config is None:
+            path = find_config(self.config_path, os.environ)
+            self._config = guard(lambda: load(path))
+        return self._config
+
+    def store(self) -> Store:
+        cfg = self.config()
+        return guard(lambda: Store(cfg.database))
+
+
+def parse_date(value: str | None, cfg: Config) -> date:
+    """A ``--date`` value; today in the configured zone when not given."""
+    if value is None:
+        return datetime.now(cfg.zone).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def check_queries(option: str, queries: Sequence[str]) -> tuple[str, ...]:
+    """The queries given to ``option``, each checked; a bad one is a usage error."""
+    for q in queries:
+        try:
+            validate_query(q)
+        except QueryError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+    return tuple(queries)
+
+
+def check_address(value: str) -> str:
+    """An email address given on the command line, normalised; a bad one is a usage error."""
+    try:
+        return normalise_address(value)
+    except Invalid as exc:
+        raise click.BadParameter(f"{value!r}: {exc}") from None
+
+
+def at(moment: datetime | None) -> str:
+    """``2026-01-05 07:00 UTC``, or ``?`` for no moment."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "?"
+
+
+def status_text(sub: Subscriber) -> str:
+    """``active``, ``unsubscribed (removed)``, ``suspended (bounced: 3 in a row)``..."""
+    if sub.status == "active":
+        return "active"
+    if sub.status_reason == "bounced":
+        return f"{sub.status} (bounced: {sub.hard_bounces} in a row)"
+    return f"{sub.status} ({sub.status_reason})" if sub.status_reason else sub.status

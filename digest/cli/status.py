@@ -1,0 +1,111 @@
+"""``digest status`` and ``digest schedule``: what the runs did and when the next digests go."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from digest.cli.shared import (
+    State,
+    at,
+    guard,
+    status_text,
+)
+
+if TYPE_CHECKING:
+    from digest.run import Status
+
+
+@click.command()
+@click.pass_obj
+def schedule(state: State) -> None:
+    """Print every active subscriber's next send time, in their zone and in UTC."""
+    from digest.serve import next_sends
+
+    cfg = state.config()
+    now = datetime.now(UTC)
+    with state.store() as store:
+        guard(lambda: store.sync_config_subscribers(cfg.subscribers))  # as every pass does
+        rows = guard(lambda: next_sends(cfg, store, now))
+        states = guard(store.state_counts)
+    inactive = sum(n for state, n in states.items() if state not in ("active", "unscheduled"))
+    if not rows:
+        click.echo("no active subscribers")
+    for sub, sched, when in rows:
+        local = when.astimezone(sched.zone)
+        late = "  (due now: catch-up)" if when <= now else ""
+        click.echo(
+            f"{sub.email}\t{local:%Y-%m-%d %H:%M %Z} ({sched.timezone})\t"
+            f"{when:%Y-%m-%d %H:%M} UTC\t{sched.describe()}{late}"
+        )
+    if inactive:
+        click.echo(
+            f"({inactive} subscriber(s) pending, paused, unsubscribed or suspended: no sends)"
+        )
+
+
+@click.command()
+@click.pass_obj
+def status(state: State) -> None:
+    """Show the last run, the delivery queue and suspended subscribers."""
+    from digest.run import status as read_status
+
+    with state.store() as store:
+        st = guard(lambda: read_status(store))
+    for line in status_lines(st):
+        click.echo(line)
+
+
+def status_lines(st: Status) -> list[str]:
+    """``digest status`` as lines of ``label: text``; see the README for the format."""
+    lines = []
+    last = st.last
+    if last is None:
+        lines.append("last run:   none recorded yet")
+    else:
+        lines.append(
+            f"last run:   {at(last.started_at)} for {last.day}: {last.outcome}"
+            f" (fetched {last.fetched}, sent {last.sent}, failed {last.failed},"
+            f" deferred {last.deferred})"
+        )
+    for r in st.running:
+        lines.append(f"running:    since {at(r.started_at)} for {r.day} (run {r.id})")
+    if st.failing:
+        first, latest = st.failing[-1], st.failing[0]
+        what = "fetch failing" if latest.stage == "fetch" else "delivery failing"
+        lines.append(
+            f"listing:    {what} since {at(first.started_at)}"
+            f" ({len(st.failing)} failed run(s) in a row): {latest.error or 'unknown error'}"
+        )
+    elif last is not None and last.outcome == "empty":
+        lines.append("listing:    listing empty (weekend or holiday?)")
+    elif last is not None:
+        lines.append(f"listing:    ok, {last.fetched} papers")
+    counts = st.deliveries
+    lines.append(
+        f"deliveries: pending {counts.get('pending', 0)}, sending {counts.get('sending', 0)},"
+        f" failed {counts.get('failed', 0)}, sent {counts.get('sent', 0)}"
+    )
+    lines.append(f"suspended:  {len(st.suspended)}")
+    for sub in st.suspended:
+        lines.append(f"  {sub.email}  {status_text(sub)}")
+    states = st.states or {}
+    if states:
+        order = ("active", "pending", "paused", "unsubscribed", "suspended")
+        lines.append("subscribers: " + ", ".join(f"{name} {states.get(name, 0)}" for name in order))
+    now = datetime.now(UTC)
+    for when, count in st.upcoming:
+        due = "  (due: goes at the next pass of digest serve)" if when <= now else ""
+        lines.append(f"next send:  {at(when)} to {count} subscriber(s){due}")
+    if states.get("unscheduled"):
+        lines.append(
+            f"next send:  {states['unscheduled']} active subscriber(s) not placed yet"
+            " (digest serve places them at its next pass)"
+        )
+    if not st.upcoming and not states.get("unscheduled"):
+        lines.append("next send:  none scheduled")
+    if st.alerting:
+        lines.append("alert:      the admin was told runs are failing")
+    return lines

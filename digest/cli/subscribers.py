@@ -1,0 +1,265 @@
+"""``digest subscribers``: add, list, show, remove, import and export subscribers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from digest.cli.shared import (
+    EXIT_FAILED,
+    State,
+    at,
+    check_address,
+    check_queries,
+    fail,
+    guard,
+    status_text,
+)
+from digest.config import roster
+from digest.errors import RosterError
+from digest.files import open_atomic
+from digest.models import Subscriber
+from digest.store import ImportCounts
+
+
+@click.group()
+def subscribers() -> None:
+    """Manage subscribers (those in the config file are synced at every run)."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", help="How to greet them.")
+@click.option(
+    "--keyword", "keywords", multiple=True, metavar="Q", help="Keyword query (repeatable)."
+)
+@click.option(
+    "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
+)
+@click.option("--max-papers", type=click.IntRange(1, 10_000), help="Papers per email.")
+@click.option("--send-at", metavar="HH:MM", help="Send time (default: schedule.send_at).")
+@click.option("--timezone", "zone", metavar="ZONE", help="IANA zone (default: timezone).")
+@click.option("--frequency", type=click.Choice(["daily", "weekly"]), help="Default: daily.")
+@click.option("--weekday", metavar="DAY", help="Day of a weekly digest: mon .. sun.")
+@click.option("--days", metavar="DAYS", help="Daily digests only on these days: mon,wed,fri.")
+@click.pass_obj
+def subscribers_add(
+    state: State,
+    email: str,
+    name: str | None,
+    keywords: tuple[str, ...],
+    exclude: tuple[str, ...],
+    max_papers: int | None,
+    send_at: str | None,
+    zone: str | None,
+    frequency: str | None,
+    weekday: str | None,
+    days: str | None,
+) -> None:
+    """Add a subscriber (or update one with the same address)."""
+    from digest.schedule import (
+        ScheduleError,
+        check_days,
+        check_weekday,
+        check_zone,
+        parse_send_at,
+    )
+
+    option = {"send_at": "--send-at", "timezone": "--timezone", "weekday": "--weekday"}
+    try:
+        send_text = parse_send_at(send_at).strftime("%H:%M") if send_at else None
+        zone_name = check_zone(zone) if zone else None
+        day_name = check_weekday(weekday) if weekday else None
+        day_list = check_days(days) if days else None
+    except ScheduleError as exc:
+        raise click.BadParameter(exc.message, param_hint=option.get(exc.field, "--days")) from None
+    sub = Subscriber(
+        email=check_address(email),
+        name=name,
+        keywords=check_queries("--keyword", keywords),
+        exclude=check_queries("--exclude", exclude),
+        max_papers=max_papers,
+        send_at=send_text,
+        timezone=zone_name,
+        frequency=frequency,
+        weekday=day_name,
+        days=day_list or None,
+    )
+    with state.store() as store:
+        added = guard(lambda: store.add_subscriber(sub))
+    click.echo(f"{added.email}: active")
+
+
+@subscribers.command("list")
+@click.pass_obj
+def subscribers_list(state: State) -> None:
+    """List every subscriber with their state."""
+    with state.store() as store:
+        subs = guard(lambda: store.subscribers())
+    if not subs:
+        click.echo("no subscribers")
+    for s in subs:
+        keywords = "; ".join(s.keywords) or "(everything)"
+        click.echo(f"{s.email}\t{status_text(s)}\t{keywords}")
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.pass_obj
+def subscribers_show(state: State, email: str) -> None:
+    """Show one subscriber, their queries and their recent deliveries."""
+    from digest.serve import schedule_of
+
+    address = check_address(email)
+    cfg = state.config()
+    with state.store() as store:
+        sub = guard(lambda: store.subscriber(address))
+        if sub is None:
+            click.echo(f"error: no subscriber {address}", err=True)
+            sys.exit(EXIT_FAILED)
+        assert sub.id is not None
+        sub_id = sub.id
+        history = guard(lambda: store.history(sub_id))
+        total = guard(lambda: store.sent_count(sub_id))
+    click.echo(f"email:      {sub.email}")
+    click.echo(f"name:       {sub.name or ''}")
+    click.echo(f"status:     {status_text(sub)}")
+    click.echo(f"keywords:   {'; '.join(sub.keywords) or '(everything)'}")
+    click.echo(f"exclude:    {'; '.join(sub.exclude) or '(none)'}")
+    click.echo(f"max papers: {sub.max_papers or '(default)'}")
+    sched = guard(lambda: schedule_of(cfg, sub))
+    click.echo(f"schedule:   {sched.describe()}")
+    if sub.status == "active":
+        when = sub.next_send_at
+        click.echo(
+            f"next send:  {when.astimezone(sched.zone):%Y-%m-%d %H:%M %Z} ({at(when)})"
+            if when
+            else "next send:  not placed yet (digest serve places it at its next pass)"
+        )
+    click.echo(f"papers sent: {total}")
+    for rec in history:
+        line = f"  {rec.listing_date}  {rec.status:8} {rec.papers} papers"
+        if rec.error:
+            line += f"  ({rec.error})"
+        click.echo(line)
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.pass_obj
+def subscribers_remove(state: State, email: str) -> None:
+    """Unsubscribe someone (their history is kept, so nothing is ever resent)."""
+    address = check_address(email)
+    with state.store() as store:
+        removed = guard(lambda: store.remove_subscriber(address))
+    if not removed:
+        click.echo(f"error: no subscriber {address}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"{address}: unsubscribed")
+
+
+@subscribers.command("import")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(roster.FORMATS),
+    help="csv or jsonl (default: from FILE's extension: .csv, .jsonl, .ndjson).",
+)
+@click.pass_obj
+def subscribers_import(state: State, file: str, fmt: str | None) -> None:
+    """Add or update subscribers from a CSV or JSON Lines file (FILE - reads stdin).
+
+    Columns: email (required), name, keywords, exclude (queries separated by ";"),
+    max_papers; status is ignored. A known address is updated, never duplicated, and no
+    one unsubscribed or suspended is reactivated. Bad rows are reported with their line
+    and skipped; of two rows with one address, the later wins.
+
+    Exit codes: 0 every row imported; 1 some rows rejected (the others imported);
+    2 the file cannot be read, its header is wrong, or its format is unknown.
+    """
+    source = "<stdin>" if file == "-" else file
+    kind = fmt or (None if file == "-" else roster.format_for(file))
+    if kind is None:
+        raise click.UsageError(f"cannot tell the format of {source}: give --format csv|jsonl")
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        fail(RosterError(source, f"cannot read it: {exc.strerror or exc}"))
+    read = guard(lambda: roster.read(roster.decode(data, source), kind, source))
+    notes: list[roster.RowError | roster.Duplicate] = [*read.errors, *read.duplicates]
+    for note in sorted(notes, key=lambda n: n.line):
+        prefix = "warning: " if isinstance(note, roster.Duplicate) else ""
+        click.echo(prefix + str(note), err=True)
+    counts = ImportCounts()
+    if read.subscribers:
+        with state.store() as store:
+            counts = guard(lambda: store.import_subscribers(read.subscribers))
+    click.echo(
+        f"{source}: added {counts.added}, updated {counts.updated}, unchanged {counts.unchanged},"
+        f" kept unsubscribed {counts.kept_unsubscribed}, rejected {read.rejected}"
+    )
+    if read.rejected:
+        sys.exit(EXIT_FAILED)
+
+
+@subscribers.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(roster.FORMATS),
+    help="csv or jsonl (default: from --out's extension, else csv).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write this file (it appears complete, or not at all) instead of stdout.",
+)
+@click.pass_obj
+def subscribers_export(state: State, fmt: str | None, out: Path | None) -> None:
+    """Write every subscriber, with their status, as CSV or JSON Lines.
+
+    `digest subscribers import` reads the file back (ignoring status). Tokens are not
+    exported: they are the private feed addresses.
+    """
+    kind = fmt or (roster.format_for(out.name) if out else None) or "csv"
+    with state.store() as store:
+        subs = store.iter_subscribers()
+        if out is None:
+            guard(lambda: _export(sys.stdout.buffer, subs, kind))
+            return
+        try:
+            with open_atomic(out) as fh:
+                count = guard(lambda: _export(fh, subs, kind))
+        except OSError as exc:
+            click.echo(f"error: cannot write {out}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_FAILED)
+    click.echo(f"{out}: {count} subscribers")
+
+
+def _export(stream: BinaryIO, subs: Iterable[Subscriber], kind: str) -> int:
+    """Write ``subs`` to ``stream`` a thousand lines at a time; returns how many."""
+    count = 0
+
+    def counted() -> Iterator[Subscriber]:
+        nonlocal count
+        for sub in subs:
+            problem = roster.export_problem(sub, kind)
+            if problem:
+                click.echo(f"warning: {problem}; use --format jsonl", err=True)
+            count += 1
+            yield sub
+
+    pending: list[str] = []
+    for line in roster.export_lines(counted(), kind):
+        pending.append(line)
+        if len(pending) >= 1000:
+            stream.write("".join(pending).encode())
+            pending.clear()
+    stream.write("".join(pending).encode())
+    stream.flush()
+    return count
