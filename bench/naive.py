@@ -25,7 +25,8 @@ TEMPLATE = """<html><body><h1>Trending papers</h1><p>{{ papers|length }} new pap
 <h2 style="font-size:17px"><a href="https://huggingface.co/papers/{{ p.id }}">{{ p.title }}</a></h2>
 <p style="color:#666">{{ p.authors|join(", ") }} · {{ p.upvotes }} upvotes</p>
 <p style="font-size:14px">{{ p.summary }}</p>
-<p><a href="https://arxiv.org/abs/{{ p.id }}">arXiv</a> · <a href="https://arxiv.org/pdf/{{ p.id }}">PDF</a></p>
+<p><a href="https://arxiv.org/abs/{{ p.id }}">arXiv</a> · \
+<a href="https://arxiv.org/pdf/{{ p.id }}">PDF</a></p>
 </div>{% endfor %}<p><a href="{{ unsubscribe }}">Unsubscribe</a></p></body></html>"""
 TEXT = """{% for p in papers %}{{ p.title }}
 {{ p.summary }}

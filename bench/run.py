@@ -300,7 +300,7 @@ workers = {workers if workers == "auto" else int(workers)!r}
         )
         stages = json.loads(out)
         # The whole run, as an operator starts it.
-        wall, rss, out, err = run_child(
+        wall, rss, out, _err = run_child(
             [py, "-m", "digest", "--config", str(config), "run", "--date", DAY.isoformat()]
         )
         sent = int(out.rsplit("sent ", 1)[1].split(",", 1)[0])
@@ -356,7 +356,7 @@ workers = {workers if workers == "auto" else int(workers)!r}
         rows.append(Row("(a) smtp-source", swall, sent, None, "physical limit"))
         # (b) the naive baseline on a sample, extrapolated.
         k = min(naive_sample, n)
-        nwall, nrss, out, _ = run_child(
+        _nwall, nrss, out, _ = run_child(
             [
                 py,
                 str(Path(__file__).parent / "naive.py"),

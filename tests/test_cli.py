@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from digest.cli import cli
 from tests.support.listings import item, write_days
+from tests.support.mime import body_of
 
 DAYS = {
     "2026-11-16": [
@@ -72,10 +73,7 @@ def digest(site: Path, *args: str) -> Result:
 
 def outbox(site: Path) -> list[email.message.EmailMessage]:
     files = sorted((site / "outbox").glob("*.eml")) if (site / "outbox").is_dir() else []
-    return [
-        email.message_from_bytes(f.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
-        for f in files
-    ]
+    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
 
 
 def test_run_sends_new_matching_papers_once_and_a_rerun_sends_nothing(site: Path) -> None:
@@ -86,7 +84,7 @@ def test_run_sends_new_matching_papers_once_and_a_rerun_sends_nothing(site: Path
     mails = outbox(site)
     assert len(mails) == 1
     assert mails[0]["To"] == "Ada <ada@example.org>"
-    assert "Diffusion Agents Plan in Latent Space" in mails[0].get_body(("plain",)).get_content()
+    assert "Diffusion Agents Plan in Latent Space" in body_of(mails[0], "plain")
 
     again = digest(site, "run", "--date", "2026-11-16")
     assert again.exit_code == 0, again.output
@@ -97,7 +95,7 @@ def test_run_sends_new_matching_papers_once_and_a_rerun_sends_nothing(site: Path
     assert second.exit_code == 0, second.output
     mails = outbox(site)
     assert len(mails) == 2
-    text = mails[1].get_body(("plain",)).get_content()
+    text = body_of(mails[1], "plain")
     assert "Quantized Diffusion Transformers" in text
     assert "Latent Space" not in text  # sent on the 16th
     assert "MRI" not in text  # excluded

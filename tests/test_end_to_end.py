@@ -21,6 +21,7 @@ from digest.select import DayMatcher
 from digest.sources.huggingface import parse_page
 from digest.store import deliveries, delivery_papers, subscribers
 from tests.support.listing_server import ListingServer
+from tests.support.mime import body_of
 from tests.support.smtpd import SmtpServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "listings"
@@ -127,8 +128,8 @@ def test_five_overlapping_days(
                 assert message is None, f"{reader.email} got an email with nothing new on {day}"
                 continue
             assert message is not None, f"{reader.email} got nothing on {day}"
-            text = message.message.get_body(("plain",)).get_content()
-            html = message.message.get_body(("html",)).get_content()
+            text = body_of(message.message, "plain")
+            html = body_of(message.message, "html")
             shown = wanted[: reader.max_papers]
             shown_ids = {k for k in shown if not k.startswith("title:")}
             in_mail = set(ID_LINK.findall(text))

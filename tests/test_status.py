@@ -62,7 +62,7 @@ def digest(config: Path, *args: str) -> Result:
 
 def outbox(tmp_path: Path) -> list[EmailMessage]:
     return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         for p in sorted((tmp_path / "outbox").glob("*.eml"))
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
@@ -21,9 +22,9 @@ def paper(key: str, title: str = "", **kw: object) -> Paper:
 
 
 @pytest.fixture
-def store(db_url: str) -> Store:
+def store(db_url: str) -> Iterator[Store]:
     s = Store(db_url)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 

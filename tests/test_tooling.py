@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "digest", "tests"],
-        ["ruff", "format", "--check", "digest", "tests"],
-        ["mypy", "digest"],
+        ["ruff", "check", "digest", "tests", "bench"],
+        ["ruff", "format", "--check", "digest", "tests", "bench"],
+        ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )

@@ -72,7 +72,7 @@ def _site(folder: Path, server: SmtpServer, db_url: str, workers: int, readers: 
 
 
 def _digest(config: Path, *args: str, **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    return subprocess.Popen(  # type: ignore[no-any-return]
         [sys.executable, "-m", "digest", "--config", str(config), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,  # type: ignore[call-overload]
     )  # fmt: skip

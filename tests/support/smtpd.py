@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -95,7 +95,7 @@ class Received:
 
     @property
     def message(self) -> EmailMessage:
-        return cast(EmailMessage, email.message_from_bytes(self.data, policy=email.policy.default))
+        return email.message_from_bytes(self.data, policy=email.policy.default)
 
     def header_line(self, name: str) -> bytes:
         """The raw header field ``name`` as received, folding included, without the final CRLF."""
@@ -311,7 +311,7 @@ class _Handler:
         return "250 2.0.0 OK queued"
 
 
-class _SMTP(SMTP):  # type: ignore[misc]
+class _SMTP(SMTP):
     """aiosmtpd's protocol with a session number, a command log, greeting and drop faults."""
 
     def __init__(self, server: SmtpServer, number: int, **kwargs: Any) -> None:
@@ -411,7 +411,7 @@ class SmtpServer:
         """Numbers of the connections that carried at least one message."""
         return {m.session for m in self.messages}
 
-    def start(self) -> SmtpServer:
+    def start(self) -> Self:
         ready = threading.Event()
         errors: list[BaseException] = []
         self._thread = threading.Thread(
