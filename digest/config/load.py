@@ -84,14 +84,14 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
         timezone=values["timezone"],
         base_url=values["base_url"],
         templates_dir=values["templates_dir"],
-        source=_source(values),
+        source=SourceConfig(**_section(values, "source")),
         mail=_mail(values, base),
         smtp=_smtp(values),
         feeds=_feeds(values, base),
         subscribers=subscribers,
-        schedule=_schedule(values),
-        web=_web(values),
-        run=RunConfig(workers=values["run.workers"]),
+        schedule=ScheduleConfig(**_section(values, "schedule")),
+        web=WebConfig(**_section(values, "web")),
+        run=RunConfig(**_section(values, "run")),
     )
 
 
@@ -165,70 +165,26 @@ def _as_path(base: Path, value: str | Path) -> Path:
     return value if isinstance(value, Path) else resolve(base, value)
 
 
-def _source(values: Mapping[str, Any]) -> SourceConfig:
-    return SourceConfig(
-        kind=values["source.kind"],
-        url=values["source.url"],
-        path=values["source.path"],
-        timeout=values["source.timeout"],
-        retries=values["source.retries"],
-        max_bytes=values["source.max_bytes"],
-    )
+def _section(values: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """The checked values of ``[section]`` by name, as its dataclass's fields are named."""
+    prefix = section + "."
+    return {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
 
 
 def _mail(values: Mapping[str, Any], base: Path) -> MailConfig:
-    return MailConfig(
-        sender=values["mail.from"],
-        outbox_dir=_as_path(base, values["mail.outbox_dir"]),
-        list_id=values["mail.list_id"],
-        max_papers=values["mail.max_papers"],
-        max_hard_bounces=values["mail.max_hard_bounces"],
-        admin=values["mail.admin"],
-        alert_after=values["mail.alert_after"],
-    )
+    fields = _section(values, "mail")
+    fields["sender"] = fields.pop("from")  # `from` is a Python keyword
+    fields["outbox_dir"] = _as_path(base, fields["outbox_dir"])
+    return MailConfig(**fields)
 
 
 def _smtp(values: Mapping[str, Any]) -> SmtpConfig:
-    return SmtpConfig(
-        host=values["smtp.host"],
-        port=values["smtp.port"],
-        security=values["smtp.security"]
-        or default_security(values["smtp.port"], values.get("smtp.username")),
-        username=values["smtp.username"],
-        password_env=values["smtp.password_env"],
-        timeout=values["smtp.timeout"],
-        concurrency=values["smtp.concurrency"],
-        max_attempts=values["smtp.max_attempts"],
-        verify_tls=values["smtp.verify_tls"],
-    )
+    fields = _section(values, "smtp")
+    fields["security"] = fields["security"] or default_security(fields["port"], fields["username"])
+    return SmtpConfig(**fields)
 
 
 def _feeds(values: Mapping[str, Any], base: Path) -> FeedsConfig:
-    return FeedsConfig(
-        dir=_as_path(base, values["feeds.dir"]),
-        title=values["feeds.title"],
-        days=values["feeds.days"],
-        private_max_entries=values["feeds.private_max_entries"],
-    )
-
-
-def _schedule(values: Mapping[str, Any]) -> ScheduleConfig:
-    return ScheduleConfig(
-        send_at=values["schedule.send_at"],
-        frequency=values["schedule.frequency"],
-        weekday=values["schedule.weekday"],
-        lookback_days=values["schedule.lookback_days"],
-        catch_up_days=values["schedule.catch_up_days"],
-        check_every=values["schedule.check_every"],
-    )
-
-
-def _web(values: Mapping[str, Any]) -> WebConfig:
-    return WebConfig(
-        host=values["web.host"],
-        port=values["web.port"],
-        confirm_hours=values["web.confirm_hours"],
-        subscribe_limit_ip=values["web.subscribe_limit_ip"],
-        subscribe_limit_email=values["web.subscribe_limit_email"],
-        shutdown_timeout=values["web.shutdown_timeout"],
-    )
+    fields = _section(values, "feeds")
+    fields["dir"] = _as_path(base, fields["dir"])
+    return FeedsConfig(**fields)

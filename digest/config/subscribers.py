@@ -129,15 +129,4 @@ def _parse_entry(
     sub = check_table(entry, SUBSCRIBER_SETTINGS, where, problems, base)
     if len(problems) > before:
         return None
-    return Subscriber(
-        email=sub["email"],
-        name=sub["name"],
-        keywords=tuple(sub["keywords"]),
-        exclude=tuple(sub["exclude"]),
-        max_papers=sub["max_papers"],
-        send_at=sub["send_at"],
-        timezone=sub["timezone"],
-        frequency=sub["frequency"],
-        weekday=sub["weekday"],
-        days=sub["days"],
-    )
+    return Subscriber(**sub)
