@@ -20,8 +20,7 @@ import sqlalchemy as sa
 from digest.config import load
 from digest.models import Subscriber
 from digest.run import HOST, make_context, run, stale_claim
-from digest.store import Claim, PlannedDelivery, Store, new_delivery_id
-from digest.store import store as store_module
+from digest.store import Claim, PlannedDelivery, Store, new_delivery_id, schema
 from tests.support.listings import item, write_days
 from tests.support.smtpd import SmtpServer
 
@@ -54,7 +53,7 @@ def plan(store: Store, email: str, keys: tuple[str, ...] = ("k1",)) -> str:
 
 def status_of(store: Store, delivery_id: str) -> str:
     with store.engine.connect() as conn:
-        d = store_module.deliveries
+        d = schema.deliveries
         return str(conn.execute(sa.select(d.c.status).where(d.c.id == delivery_id)).scalar_one())
 
 
@@ -127,9 +126,9 @@ def test_claims_of_dead_and_live_runs(db_url: str) -> None:
 
 def make_v1_database(url: str) -> None:
     """The tables as paper-digest 1 made them: no claim columns, no hard_bounces, no runs."""
-    added = {(t, c) for t, cols in store_module._ADDED_COLUMNS.items() for c in cols}
+    added = {(t, c) for t, cols in schema._ADDED_COLUMNS.items() for c in cols}
     v1 = sa.MetaData()
-    for table in store_module.metadata.sorted_tables:
+    for table in schema.metadata.sorted_tables:
         if table.name == "runs":
             continue
         columns = [c._copy() for c in table.columns if (table.name, c.name) not in added]
@@ -174,7 +173,7 @@ def test_a_version_1_database_is_upgraded_in_place(db_url: str) -> None:
         }
         assert "hard_bounces" in {c["name"] for c in inspector.get_columns("subscribers")}
         assert "runs" in inspector.get_table_names()
-        assert store.get_meta("schema_version") == str(store_module.SCHEMA_VERSION)
+        assert store.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
         sub = store.subscriber("ada@example.org")
         assert sub is not None and sub.hard_bounces == 0
         [old] = store.pending()
@@ -183,7 +182,7 @@ def test_a_version_1_database_is_upgraded_in_place(db_url: str) -> None:
         store.mark_sent(old.id)
         assert status_of(store, old.id) == "sent"
     with Store(db_url) as again:  # opening an upgraded database changes nothing
-        assert again.get_meta("schema_version") == str(store_module.SCHEMA_VERSION)
+        assert again.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
 
 
 # -- whole runs ------------------------------------------------------------------------------

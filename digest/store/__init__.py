@@ -1,30 +1,51 @@
 """Store: everything the service remembers, over one SQLAlchemy Core schema.
 
-``store`` (papers and listings, subscribers, the outbox of deliveries and claims, runs).
+Small repositories, each owning its tables, composed by a thin ``Store`` (``store``) that
+opens the engine and holds them: ``store.papers`` (``papers``: papers and listings),
+``store.members`` (``members`` with ``subscriber_rows``: subscribers, confirmation,
+preferences, schedule, imports), ``store.outbox`` (``outbox`` with ``outbox_rows``:
+deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys).
+``schema`` holds the tables, opening the engine, :func:`~digest.store.schema.ensure_schema`
+and the transaction that turns SQLAlchemy's errors into ``StateError``.
+
+Where a query spans two areas it lives with the table it asks about, and reads the other
+table only: the outbox's ``delivered_keys`` joins ``listing_papers`` (which of a day's
+papers a subscriber had), ``pending`` joins ``subscribers`` (a digest goes out with its
+subscriber), ``claims`` joins ``runs`` (is the claiming run alive?). Two writes cross over,
+because a delivery's outcome and its subscriber's bounce count must change in one
+transaction (crash-safe): ``mark_sent`` ends the subscriber's run of hard bounces and
+``mark_failed`` counts one more (suspending at the limit).
+
 Works on SQLite and PostgreSQL. May import ``compose``, ``select`` and the bottom layer.
 """
 
-from digest.store.store import (
-    INSERT_ROWS,
+from digest.store.members import Members
+from digest.store.outbox import (
     Claim,
-    ImportCounts,
+    DeliveryRecord,
+    Outbox,
     PendingDelivery,
     PlannedDelivery,
-    RunRecord,
-    Store,
-    deliveries,
-    delivery_papers,
-    metadata,
     new_delivery_id,
-    subscribers,
 )
+from digest.store.outbox_rows import INSERT_ROWS
+from digest.store.papers import Papers
+from digest.store.runs import RunLog, RunRecord
+from digest.store.schema import deliveries, delivery_papers, metadata, subscribers
+from digest.store.store import Store
+from digest.store.subscriber_rows import ImportCounts
 
 __all__ = [
     "INSERT_ROWS",
     "Claim",
+    "DeliveryRecord",
     "ImportCounts",
+    "Members",
+    "Outbox",
+    "Papers",
     "PendingDelivery",
     "PlannedDelivery",
+    "RunLog",
     "RunRecord",
     "Store",
     "deliveries",

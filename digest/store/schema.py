@@ -1,0 +1,315 @@
+"""The schema: the tables over one ``metadata``, opening the engine, making or upgrading
+the tables (:func:`ensure_schema`), and the transaction that turns SQLAlchemy's errors
+into :class:`StateError`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from digest.errors import StateError
+
+T = TypeVar("T")
+
+#: 2: deliveries.claimed_by/claimed_at (the sending claim), subscribers.hard_bounces, runs.
+#: 3: subscribers' schedule (send_at, timezone, frequency, weekday, days, next_send_at,
+#: covered_until) and confirmed_at.
+SCHEMA_VERSION = 3
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("arxiv_id", sa.String(64)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False, default=""),
+    sa.Column("authors", sa.Text, nullable=False, default="[]"),
+    sa.Column("upvotes", sa.Integer, nullable=False, default=0),
+    sa.Column("published", sa.DateTime(timezone=True)),
+    sa.Column("extra", sa.Text, nullable=False, default="{}"),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+listings = sa.Table(
+    "listings",
+    metadata,
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+listing_papers = sa.Table(
+    "listing_papers",
+    metadata,
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("paper_key", sa.String(512), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.Text),
+    sa.Column("keywords", sa.Text, nullable=False, default="[]"),
+    sa.Column("exclude", sa.Text, nullable=False, default="[]"),
+    sa.Column("max_papers", sa.Integer),
+    sa.Column("status", sa.String(16), nullable=False, default="active"),
+    sa.Column("status_reason", sa.String(32)),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("in_config", sa.Boolean, nullable=False, default=False),
+    sa.Column("hard_bounces", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("send_at", sa.String(5)),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("frequency", sa.String(8)),
+    sa.Column("weekday", sa.String(3)),
+    sa.Column("days", sa.String(32)),
+    sa.Column("next_send_at", sa.DateTime(timezone=True)),
+    sa.Column("covered_until", sa.Date),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_subscribers_due", "status", "next_send_at"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("listing_date", sa.Date, nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("claimed_by", sa.Integer),  # runs.id of the run sending it (status "sending")
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_deliveries_status", "status"),
+    sa.Index("ix_deliveries_subscriber", "subscriber_id"),
+)
+
+delivery_papers = sa.Table(
+    "delivery_papers",
+    metadata,
+    sa.Column("delivery_id", sa.String(32), sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, nullable=False),
+    sa.Column("paper_key", sa.String(512), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("shown", sa.Boolean, nullable=False),
+    sa.PrimaryKeyConstraint("subscriber_id", "paper_key"),
+    sa.Index("ix_delivery_papers_delivery", "delivery_id"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.String(16), nullable=False),  # running, ok, empty, failed
+    sa.Column("stage", sa.String(16)),  # where a failed run stopped: fetch, deliver
+    sa.Column("error", sa.Text),
+    sa.Column("fetched", sa.Integer, nullable=False, default=0),
+    sa.Column("sent", sa.Integer, nullable=False, default=0),
+    sa.Column("failed", sa.Integer, nullable=False, default=0),
+    sa.Column("deferred", sa.Integer, nullable=False, default=0),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+)
+
+#: Columns added after version 1, by table: created by ALTER TABLE on an older database.
+_ADDED_COLUMNS = {
+    "subscribers": (
+        "hard_bounces",
+        "send_at",
+        "timezone",
+        "frequency",
+        "weekday",
+        "days",
+        "next_send_at",
+        "covered_until",
+        "confirmed_at",
+    ),
+    "deliveries": ("claimed_by", "claimed_at"),
+}
+
+
+def open_engine(url: str) -> Engine:
+    """The engine for ``url`` (SQLite gets its pragmas on each connection); raises
+    :class:`StateError` when the URL or its driver is unusable."""
+    try:
+        engine: Engine = sa.create_engine(url, future=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StateError(f"cannot open database {safe_url(url)}: {exc}", hint=db_hint(url)) from exc
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the tables that are missing and upgrade an older database in place
+    (:data:`SCHEMA_VERSION`); raises :class:`StateError` for a newer one."""
+    url = engine.url.render_as_string(hide_password=False)
+    with begin(engine) as conn:
+        metadata.create_all(conn)
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+        version = row.scalar()
+        if version is None:
+            conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif int(version) > SCHEMA_VERSION:
+            raise StateError(
+                f"database {safe_url(url)} has schema version {version}, newer than"
+                f" this paper-digest ({SCHEMA_VERSION})",
+                hint="upgrade paper-digest",
+            )
+        elif int(version) < SCHEMA_VERSION:
+            _add_columns(conn)
+            for index in subscribers.indexes:
+                index.create(conn, checkfirst=True)
+            conn.execute(
+                sa.update(meta)
+                .where(meta.c.key == "schema_version")
+                .values(value=str(SCHEMA_VERSION))
+            )
+
+
+def _add_columns(conn: Connection) -> None:
+    """Upgrade an older database in place: ALTER TABLE for each column it lacks."""
+    inspector = sa.inspect(conn)
+    for name, added in _ADDED_COLUMNS.items():
+        table = metadata.tables[name]
+        present = {c["name"] for c in inspector.get_columns(name)}
+        for column in (table.c[c] for c in added if c not in present):
+            ddl = f"{column.name} {column.type.compile(dialect=conn.dialect)}"
+            if column.server_default is not None:
+                ddl += f" NOT NULL DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+            if conn.dialect.name == "postgresql":
+                ddl = "IF NOT EXISTS " + ddl  # two runs upgrading at once
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {ddl}")
+
+
+def begin(engine: Engine) -> Transaction:
+    """``with begin(engine) as conn``: one transaction, SQLAlchemy's errors as StateError."""
+    return Transaction(engine)
+
+
+class Transaction:
+    """One transaction on ``engine``: SQLAlchemy errors leave it as :class:`StateError`
+    (an :class:`IntegrityError` raised inside goes through, for the caller to retry)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.ctx: Any = None
+
+    def __enter__(self) -> Connection:
+        try:
+            self.ctx = self.engine.begin()
+            conn: Connection = self.ctx.__enter__()
+        except SQLAlchemyError as exc:
+            raise StateError(
+                f"cannot open database {self.engine.url!r}: {reason(exc)}",
+                hint=db_hint(str(self.engine.url)),
+            ) from exc
+        return conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        where = safe_url(str(self.engine.url))
+        try:
+            self.ctx.__exit__(exc_type, exc, tb)
+        except SQLAlchemyError as err:
+            why = reason(err)
+            raise StateError(
+                f"database {where}: write failed: {why}", hint=_hint_for(where, why)
+            ) from err
+        if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
+            why = reason(exc)
+            raise StateError(f"database {where}: {why}", hint=_hint_for(where, why)) from exc
+
+
+def safe_url(url: str) -> str:
+    """The database URL with any password masked, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "<database URL>"
+
+
+def reason(exc: SQLAlchemyError) -> str:
+    """The first line of what the database said (or of SQLAlchemy's message)."""
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]
+
+
+def _hint_for(url: str, reason: str) -> str:
+    if "locked" in reason:
+        return "another process holds a lock on the database; run again once it has finished"
+    if "disk" in reason or "full" in reason:
+        return "free some disk space where the database lives, then run again"
+    return db_hint(url)
+
+
+def db_hint(url: str) -> str:
+    """What to check when the database at ``url`` cannot be opened."""
+    if url.startswith("postgresql"):
+        return (
+            "is the PostgreSQL server running, and is psycopg installed"
+            " (pip install 'paper-digest[postgres]')?"
+        )
+    return "check the database setting and that its folder exists and is writable"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def retried(attempt: Callable[[], T], what: str) -> T:
+    """``attempt()``, done again when it collides with another run's rows (an
+    :class:`IntegrityError`: the loser finds them there the next time); after three
+    collisions, :class:`StateError` "cannot ``what``"."""
+    for n in range(3):
+        try:
+            return attempt()
+        except IntegrityError as exc:
+            if n == 2:
+                raise StateError(f"cannot {what}: {reason(exc)}") from exc
+    raise AssertionError("unreachable")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A time read back from the database, in UTC (SQLite gives it back naive)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
