@@ -1,15 +1,24 @@
 """Serve: the long-running service; the web app and the scheduler.
 
-``app`` (Starlette: subscribe, confirm, manage, archive, feeds over HTTP), ``scheduler``
-(APScheduler: each subscriber's digest at their own hour). May import ``run`` and below; never
-``cli``.
+``app`` (the Starlette app: routes, error pages, lifespan, health check), ``pages`` (what
+every handler shares: site state, pages, signed links, CSRF), ``forms`` (the subscribe and
+manage form), ``limits`` (rate limits), ``subscribe`` (subscribe, confirm), ``manage`` (manage,
+unsubscribe), ``feeds`` (feeds over HTTP), ``archive`` (archive pages), ``preview`` (the live
+preview), ``scheduler`` (APScheduler: each subscriber's digest at their own hour). May import
+``run`` and below; never ``cli``.
 """
 
 from digest.serve.app import (
-    CSRF_COOKIE,
-    RateLimiter,
     create_app,
+)
+from digest.serve.feeds import (
     not_modified,
+)
+from digest.serve.limits import (
+    RateLimiter,
+)
+from digest.serve.pages import (
+    CSRF_COOKIE,
 )
 from digest.serve.scheduler import (
     PassReport,

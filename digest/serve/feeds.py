@@ -1,0 +1,98 @@
+"""The feed files over HTTP: the public pair and each subscriber's private pair, with ETags
+and conditional GET (RFC 9110)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from digest.serve.pages import TOKEN_SHAPE, Site
+
+
+class Feeds:
+    """The feed routes; ETags cached by file, size and modification time."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.config = site.config
+        self.store = site.store
+        self._etags: dict[tuple[str, int, int], str] = {}
+
+    def etag_of(self, path: Path, size: int, mtime_ns: int) -> str:
+        key = (str(path), size, mtime_ns)
+        tag = self._etags.get(key)
+        if tag is None:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+            tag = self._etags[key] = f'"{digest}"'
+            if len(self._etags) > 20_000:
+                self._etags.clear()
+        return tag
+
+    def serve_file(self, request: Request, path: Path, kind: str, private: bool) -> Response:
+        try:
+            stat = path.stat()
+            etag = self.etag_of(path, stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            return self.site.not_found()
+        modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
+        headers = {
+            "ETag": etag,
+            "Last-Modified": format_datetime(modified, usegmt=True),
+            "Cache-Control": f"{'private' if private else 'public'}, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+        if not_modified(request, etag, modified):
+            return Response(status_code=304, headers=headers)
+        media = "application/atom+xml" if kind == "atom" else "application/rss+xml"
+        try:
+            body = path.read_bytes()
+        except OSError:
+            return self.site.not_found()
+        return Response(body, media_type=f"{media}; charset=utf-8", headers=headers)
+
+    async def public_feed(self, request: Request) -> Response:
+        kind = request.path_params["kind"]
+        return self.serve_file(request, self.config.feeds.dir / f"feed.{kind}", kind, False)
+
+    async def private_feed(self, request: Request) -> Response:
+        token, kind = request.path_params["token"], request.path_params["kind"]
+        if not TOKEN_SHAPE.match(token):
+            return self.site.not_found()
+        sub = self.store.subscriber_by_token(token)
+        if sub is None or sub.status not in ("active", "paused"):
+            return self.site.not_found()  # unknown, or gone: even before its file is removed
+        path = self.config.feeds.dir / "feeds" / f"{token}.{kind}"
+        if path.exists():
+            return self.serve_file(request, path, kind, True)
+        self.site.feeds_changed()
+        return Response(
+            "Your feed is being prepared; try again in a minute.\n",
+            status_code=503,
+            headers={"Retry-After": "60"},
+        )
+
+
+def not_modified(request: Request, etag: str, modified: datetime) -> bool:
+    """RFC 9110 §13.1: If-None-Match wins over If-Modified-Since; weak comparison."""
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        if inm.strip() == "*":
+            return True
+        given = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        return etag in given
+    ims = request.headers.get("if-modified-since")
+    if ims:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return modified <= since
+    return False

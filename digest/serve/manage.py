@@ -1,0 +1,92 @@
+"""A subscriber's own pages, reached by a signed link: manage (queries, schedule, pause,
+resume) and unsubscribe (RFC 8058 one-click)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from digest.models import Subscriber
+from digest.schedule import WEEKDAYS
+from digest.serve.forms import Form, check_form, form_of, read_form
+from digest.serve.pages import Site
+
+log = logging.getLogger("digest.web")
+
+
+class Managing:
+    """The manage and unsubscribe pages."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.config = site.config
+        self.store = site.store
+
+    def manage_page(
+        self, request: Request, sub: Subscriber, form: Form, status: int = 200, note: str = ""
+    ) -> Response:
+        return self.site.with_csrf(
+            request,
+            "manage",
+            status,
+            sub=sub,
+            form=form,
+            errors=form.errors or {},
+            weekdays=WEEKDAYS,
+            token=request.query_params.get("token", ""),
+            note=note,
+            next_send=self.site.next_text(sub) if sub.status == "active" else None,
+            **self.site.subscriber_links(sub),
+        )
+
+    async def manage(self, request: Request) -> Response:
+        sub = self.site.subscriber_from(request.query_params.get("token", ""), "manage")
+        if sub is None or sub.id is None:
+            return self.site.bad_link()
+        if request.method == "GET":
+            return self.manage_page(request, sub, form_of(self.config, sub))
+        form, csrf = await read_form(request, self.config.timezone)
+        data = await request.form()
+        action = data.get("action", "save")
+        if not self.site.csrf_ok(request, csrf):
+            form.errors = {"form": "This form expired. Please check it and send it again."}
+            return self.manage_page(request, sub, form, 400)
+        if action == "pause":
+            self.store.set_status(sub.id, "paused", "self", only_from=("active",))
+            note = "Paused: no digests until you resume."
+        elif action == "resume":
+            self.store.set_status(sub.id, "active", None, only_from=("paused",))
+            note = "Resumed."
+        else:
+            changed, errors = check_form(form, need_email=False)
+            if changed is None:
+                form.errors = errors
+                return self.manage_page(request, sub, form, 400)
+            self.store.update_preferences(sub.id, replace(changed, max_papers=sub.max_papers))
+            note = "Saved."
+            self.site.feeds_changed()
+        log.info("manage subscriber=%s action=%s", sub.email, action)
+        fresh = self.store.subscriber_by_id(sub.id) or sub
+        return self.manage_page(request, fresh, form_of(self.config, fresh), note=note)
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        sub = self.site.subscriber_from(token, "unsubscribe")
+        if sub is None or sub.id is None:
+            return self.site.bad_link()
+        if request.method == "GET":
+            return self.site.page("unsubscribe", sub=sub, token=token)
+        # RFC 8058: a POST (body "List-Unsubscribe=One-Click" or our page's button) acts at
+        # once, without cookies or CSRF: the signed token is the authority.
+        self.store.set_status(
+            sub.id,
+            "unsubscribed",
+            "self",
+            only_from=("active", "paused", "pending", "suspended"),
+        )
+        log.info("unsubscribed subscriber=%s", sub.email)
+        self.site.feeds_changed()  # their private feed goes at the next pass
+        return self.site.page("unsubscribed", sub=sub)

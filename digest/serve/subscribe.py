@@ -1,0 +1,187 @@
+"""Subscribing: the form page (and its script), the subscribe request (double opt-in, rate
+limited), the confirmation email and the confirmation link."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from starlette.requests import Request
+from starlette.responses import Response
+
+from digest.compose import build_message, list_id_for, make_message_id, sender_address
+from digest.deliver import Outgoing, send_one
+from digest.errors import DigestError
+from digest.models import Subscriber
+from digest.run import make_sender
+from digest.schedule import WEEKDAYS
+from digest.serve.forms import Form, check_form, read_form
+from digest.serve.limits import RateLimiter
+from digest.serve.pages import Site
+from digest.serve.scheduler import schedule_of
+
+log = logging.getLogger("digest.web")
+
+
+class Subscribing:
+    """The subscribe page, the subscribe request and the confirmation."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.config = site.config
+        self.store = site.store
+        self.confirmer = URLSafeTimedSerializer(site.secret, salt="digest-confirm")
+        self.by_ip = RateLimiter(site.config.web.subscribe_limit_ip)
+        self.by_email = RateLimiter(site.config.web.subscribe_limit_email)
+
+    def form_page(self, request: Request, form: Form, status: int = 200, **extra: Any) -> Response:
+        return self.site.with_csrf(
+            request,
+            "subscribe",
+            status,
+            form=form,
+            errors=form.errors or {},
+            weekdays=WEEKDAYS,
+            default_zone=self.config.timezone,
+            **extra,
+        )
+
+    async def home(self, request: Request) -> Response:
+        defaults = self.config.schedule
+        form = Form(
+            send_at=defaults.send_at,
+            timezone=self.config.timezone,
+            frequency=defaults.frequency,
+            weekday=defaults.weekday,
+        )
+        return self.form_page(request, form, guess_zone=True)
+
+    async def subscribe(self, request: Request) -> Response:
+        form, csrf = await read_form(request, self.config.timezone)
+        if not self.site.csrf_ok(request, csrf):
+            form.errors = {"form": "This form expired. Please check it and send it again."}
+            return self.form_page(request, form, 400)
+        sub, errors = check_form(form, need_email=True)
+        if sub is None:
+            form.errors = errors
+            return self.form_page(request, form, 400)
+        client = request.client.host if request.client else "unknown"
+        wait = self.by_ip.allow(client) or self.by_email.allow(sub.email)
+        if wait:
+            minutes = max(1, round(wait / 60))
+            response = self.site.message(
+                "Too many attempts",
+                f"Please try again in about {minutes} minute{'s' if minutes > 1 else ''}.",
+                429,
+            )
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        row, before = self.store.request_subscription(sub)
+        kind = "already" if before in ("active", "paused") else "confirm"
+        log.info("subscribe request subscriber=%s was=%s", row.email, before)
+        try:
+            await self.send_confirmation(row, kind)
+        except DigestError as exc:
+            log.error("cannot send the confirmation to subscriber=%s: %s", row.email, exc)
+            return self.site.message(
+                "We could not send the email",
+                "Something went wrong on our side. Please try again in a few minutes.",
+                503,
+            )
+        # The same page whatever the address's history: it reveals nothing.
+        return self.site.message(
+            "Check your inbox",
+            f"We sent an email to {row.email}. Follow the link in it to confirm your "
+            f"subscription; it is valid for {self.config.web.confirm_hours} hours.",
+        )
+
+    async def send_confirmation(self, sub: Subscriber, kind: str) -> None:
+        cfg = self.config
+        now = self.site.clock()
+        confirm_url = None
+        if kind == "confirm":
+            token = self.confirmer.dumps([sub.id, sub.email])
+            confirm_url = f"{cfg.base_url}/confirm?token={token}"
+        context = {
+            "kind": kind,
+            "site_title": cfg.feeds.title,
+            "email": sub.email,
+            "confirm_url": confirm_url,
+            "manage_url": self.site.link("manage", sub),
+            "hours": cfg.web.confirm_hours,
+            "keywords": sub.keywords,
+            "schedule": schedule_of(self.config, sub).describe(),
+        }
+        subject = (
+            f"Confirm your subscription to {cfg.feeds.title}"
+            if kind == "confirm"
+            else f"You are already subscribed to {cfg.feeds.title}"
+        )
+        text = self.site.env.get_template("email/confirm.txt").render(**context)
+        html = self.site.env.get_template("email/confirm.html").render(**context)
+        message_id = make_message_id(cfg.mail.sender)
+        data = build_message(
+            sender=cfg.mail.sender,
+            to=sub.email,
+            to_name=None,
+            subject=subject,
+            text=text,
+            html=html,
+            message_id=message_id,
+            date=now,
+            list_id=cfg.mail.list_id or list_id_for(cfg.mail.sender),
+            unsubscribe_url=self.site.link("unsubscribe", sub),
+        )
+        item = Outgoing(
+            key="confirm",
+            sender=sender_address(cfg.mail.sender),
+            recipients=(sub.email,),
+            data=data,
+            message_id=message_id,
+        )
+        # A sender of its own: the scheduled pass may be using the shared one right now.
+        outcome = await send_one(make_sender(cfg), item)
+        if outcome is not None and not outcome.ok and outcome.error is not None:
+            raise outcome.error
+
+    async def confirm(self, request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        max_age = self.config.web.confirm_hours * 3600
+        try:
+            sub_id, email = self.confirmer.loads(token, max_age=max_age)
+            sub_id, email = int(sub_id), str(email)
+        except SignatureExpired:
+            return self.site.message(
+                "This confirmation link has expired",
+                f"Links are valid for {self.config.web.confirm_hours} hours. Subscribe "
+                "again to get a new one.",
+                400,
+                action_url="/",
+                action_text="Subscribe again",
+            )
+        except (BadSignature, ValueError, TypeError):
+            return self.site.bad_link()
+        sub = self.store.confirm(sub_id, email, self.site.clock())
+        if sub is None:
+            return self.site.message(
+                "This link can no longer be used",
+                "The subscription it confirms was changed since. Subscribe again if you "
+                "want the digest.",
+                400,
+                action_url="/",
+                action_text="Subscribe again",
+            )
+        log.info("confirmed subscriber=%s", sub.email)
+        self.site.feeds_changed()
+        return self.site.page(
+            "confirmed",
+            200,
+            sub=sub,
+            next_send=self.site.next_text(sub),
+            **self.site.subscriber_links(sub),
+        )
+
+    async def script(self, request: Request) -> Response:
+        body = self.site.env.get_template("web/subscribe.js").render()
+        return Response(body, media_type="text/javascript; charset=utf-8")
