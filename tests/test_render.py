@@ -16,7 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup, escape
 
+import digest.compose.fragments as fragments
 import digest.compose.render as render
+import digest.compose.templates as templates
+import digest.compose.text as texts
+import digest.compose.views as views
 from digest.compose import (
     DigestContext,
     EmailLinks,
@@ -134,7 +138,7 @@ def test_context_fields_are_pinned() -> None:
     assert [f.name for f in fields(SubjectContext)] == [
         "site_title", "day", "day_label", "count", "total_in_listing", "since",
     ]  # fmt: skip
-    assert render.TEMPLATES == {
+    assert templates.TEMPLATES == {
         "subject": "email/subject.txt",
         "digest_html": "email/digest.html",
         "digest_text": "email/digest.txt",
@@ -145,9 +149,9 @@ def test_context_fields_are_pinned() -> None:
     }
 
 
-@pytest.mark.parametrize("key", sorted(render.TEMPLATES))
+@pytest.mark.parametrize("key", sorted(templates.TEMPLATES))
 def test_bundled_templates_use_only_their_context(renderer: Renderer, key: str) -> None:
-    name = render.TEMPLATES[key]
+    name = templates.TEMPLATES[key]
     context = {
         "subject": SubjectContext,
         "digest_html": DigestContext,
@@ -159,7 +163,7 @@ def test_bundled_templates_use_only_their_context(renderer: Renderer, key: str) 
 
 
 def test_templates_come_from_the_repository_or_package() -> None:
-    folder = render.default_templates_dir()
+    folder = templates.default_templates_dir()
     assert (folder / "email" / "digest.html").is_file()
     assert (folder / "email" / "email.css").is_file()
 
@@ -293,9 +297,9 @@ def test_bidi_overrides_controls_and_line_breaks_are_removed(renderer: Renderer)
 def test_very_long_strings_are_cut(renderer: Renderer) -> None:
     paper = make_paper(title="word " * 200, abstract="x" * 50_000, authors=("A" * 5_000,) * 40)
     view = paper_view(make_match(paper))
-    assert len(view.title) <= render.TITLE_LIMIT + 2 and view.title.endswith(" …")
-    assert len(view.abstract) <= render.ABSTRACT_LIMIT + 2 and view.abstract_trimmed
-    assert all(len(a) <= render.AUTHOR_LIMIT + 1 for a in view.authors)
+    assert len(view.title) <= views.TITLE_LIMIT + 2 and view.title.endswith(" …")
+    assert len(view.abstract) <= texts.ABSTRACT_LIMIT + 2 and view.abstract_trimmed
+    assert all(len(a) <= views.AUTHOR_LIMIT + 1 for a in view.authors)
     assert view.authors_more == 37
     assert digest_of(renderer, [make_match(paper)]).html_size < 20_000
 
@@ -352,7 +356,7 @@ def test_tidy_text_is_cut_into_the_same_segments_without_cleaning(
     text: str, spans: list[tuple[int, int]], end: int
 ) -> None:
     end = min(end, len(text))
-    assert render.segments(text, spans, end, tidy=render.tidy(text)) == render.segments(
+    assert texts.segments(text, spans, end, tidy=texts.tidy(text)) == texts.segments(
         text, spans, end
     )
 
@@ -455,13 +459,13 @@ def test_fragments_are_rendered_once_per_paper_and_highlights(
 ) -> None:
     mine = Renderer()
     calls: list[str] = []
-    real = render.paper_view
+    real = fragments.paper_view
 
     def counting(match: Match) -> PaperView:
         calls.append(match.paper.key)
         return real(match)
 
-    monkeypatch.setattr(render, "paper_view", counting)
+    monkeypatch.setattr(fragments, "paper_view", counting)
     papers = [make_paper(i) for i in range(5)]
     for n in range(3):  # three subscribers of one query, new Match objects each time
         links = EmailLinks(f"https://d.example/u?t={n}&n=1", f"https://d.example/m?t={n}")

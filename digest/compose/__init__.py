@@ -1,8 +1,14 @@
 """Compose: turn selected papers into what a reader receives, as pure functions.
 
-``render`` (Jinja2 templates to HTML and text bodies), ``message`` (MIME bytes and headers),
-``feeds`` (RSS/Atom documents), ``tokens`` (signed links). Imports ``select`` and the bottom
-layer (``models``, ``errors``, ``words``) only: no database, network, clock or filesystem.
+``render`` (the Renderer: templates to HTML and text bodies), ``views`` (the template
+contexts and paper views, the contract with operators' templates), ``text`` (cleaning,
+trimming, highlighting), ``fragments`` (each paper's entries, rendered once and cached),
+``shells`` (the CSS-inlined digest shells shared between subscribers), ``templates``
+(finding and loading the templates: the one module here that reads files), ``cache`` (an
+LRU dict), ``message`` (MIME bytes and headers), ``feeds`` (RSS/Atom documents), ``tokens``
+(signed links). Imports ``select`` and the bottom layer (``models``, ``errors``, ``words``)
+only: no database, network, clock or filesystem (except ``templates``, which reads the
+template files).
 """
 
 from digest.compose.feeds import (
@@ -25,20 +31,18 @@ from digest.compose.message import (
     quoted_printable,
     sender_address,
 )
-from digest.compose.render import (
+from digest.compose.render import Renderer
+from digest.compose.templates import environment
+from digest.compose.text import segments, to_html, trim_abstract
+from digest.compose.tokens import (
+    random_token,
+)
+from digest.compose.views import (
     DigestContext,
     EmailLinks,
     PaperView,
-    Renderer,
     SubjectContext,
-    environment,
     paper_view,
-    segments,
-    to_html,
-    trim_abstract,
-)
-from digest.compose.tokens import (
-    random_token,
 )
 
 __all__ = [

@@ -1,0 +1,144 @@
+"""Each paper's entry in a digest, HTML and text: rendered and CSS-inlined once per (paper,
+terms), each set of highlights then filled into its slots; kept quoted-printable in LRU caches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import css_inline
+from markupsafe import Markup, escape
+
+from digest.compose.cache import Cache
+from digest.compose.message import quoted_printable
+from digest.compose.templates import STYLESHEET
+from digest.compose.text import MARK
+from digest.compose.views import paper_view
+from digest.errors import RenderError
+from digest.models import Match
+
+#: Renders the template of a key of :data:`~digest.compose.templates.TEMPLATES` with a context.
+Render = Callable[[str, Any], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """One entry, quoted-printable: joined as is into the message (only the encoded form
+    is kept, so twice as many fit in the same memory)."""
+
+    html_qp: bytes
+    text_qp: bytes
+
+
+class Fragments:
+    """The ``paper`` (full) and ``compact`` (brief) entries of one renderer's templates.
+
+    ``render`` renders a template by its key; ``nonce`` makes the slot placeholders ones no
+    listing text can contain; ``cache_size`` bounds the caches of entries (the per-paper
+    renderings hold at most 5,000). Raises :class:`RenderError` when the stylesheet cannot
+    be inlined.
+    """
+
+    def __init__(
+        self,
+        render: Render,
+        inliner: css_inline.CSSInliner,
+        css: str,
+        *,
+        nonce: str,
+        cache_size: int,
+    ) -> None:
+        self._render = render
+        self._inliner = inliner
+        self.css = css
+        self._fragments: dict[str, Cache[Hashable, Fragment]] = {
+            kind: Cache(cache_size) for kind in ("paper", "compact")
+        }
+        self._slot_title = f"pdslot{nonce}title"
+        self._slot_abstract = f"pdslot{nonce}abstract"
+        self._slot_author = f"pdslot{nonce}author"
+        self._slot_terms = f"pdslot{nonce}terms"
+        self._terms_slottable = {"paper": True, "compact": True}
+        self._parts: dict[str, Cache[Hashable, tuple[str, str]]] = {
+            kind: Cache(min(cache_size, 5_000)) for kind in ("paper", "compact")
+        }
+        try:
+            probe = str(self._inliner.inline_fragment(f"{MARK}x</mark>", self.css))
+        except css_inline.InlineError as exc:
+            raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
+        self._mark_open = probe[: probe.index("x</mark>")] if "x</mark>" in probe else MARK
+        self._by_id: dict[str, Cache[int, tuple[Match, Fragment]]] = {
+            kind: Cache(cache_size) for kind in ("paper", "compact")
+        }
+
+    def get(self, match: Match, kind: str) -> Fragment:
+        """The fragments of ``match`` (``kind`` ``paper`` or ``compact``), rendered once.
+
+        Looked up by the identity of ``match`` first (a run hands the same objects to every
+        subscriber of a query), then by its value: paper, highlight spans and terms.
+        """
+        by_id = self._by_id[kind]
+        seen = by_id.get(id(match))
+        if seen is not None and seen[0] is match:
+            return seen[1]
+        key = (match.paper, match.spans, match.terms)
+        cache = self._fragments[kind]
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache.put(key, self._make(match, kind))
+        by_id.put(id(match), (match, hit))
+        return hit
+
+    def _make(self, match: Match, kind: str) -> Fragment:
+        """One entry's HTML and text. What does not depend on the highlights (the template
+        rendered and CSS-inlined, the text entry) is made once per (paper, terms); each set
+        of highlights only fills the title, abstract and author slots of that HTML."""
+        view = paper_view(match)
+        parts = self._parts[kind]
+        # Terms go in a slot too, when the templates only ever print them joined by ", ".
+        slot_terms = self._terms_slottable[kind] and bool(view.terms)
+        key = (match.paper, bool(view.terms)) if slot_terms else (match.paper, view.terms)
+        hit = parts.get(key)
+        if hit is None:
+            pair = (f"{self._slot_terms}1z", f"{self._slot_terms}2z")
+            slotted = replace(
+                view,
+                title_html=Markup(self._slot_title),
+                abstract_html=Markup(self._slot_abstract),
+                authors_html=tuple(
+                    Markup(f"{self._slot_author}{i}z") for i in range(len(view.authors_html))
+                ),
+                terms=pair if slot_terms else view.terms,
+            )
+            try:
+                inlined = self._inliner.inline_fragment(
+                    self._render(f"{kind}_html", slotted), self.css
+                )
+            except css_inline.InlineError as exc:
+                raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
+            shell = str(inlined).strip() + "\n"
+            text = self._render(f"{kind}_text", slotted).rstrip("\n") + "\n"
+            if slot_terms:
+                joined = f"{pair[0]}, {pair[1]}"
+                if all(t.count(pair[0]) == t.count(joined) for t in (shell, text)):
+                    shell = shell.replace(joined, self._slot_terms)
+                    text = text.replace(joined, self._slot_terms)
+                else:  # a template that lists terms its own way: render per set of terms
+                    self._terms_slottable[kind] = False
+                    return self._make(match, kind)
+            hit = parts.put(key, (shell, text))
+        shell, text = hit
+        html = shell.replace(self._slot_title, self._marked(view.title_html))
+        html = html.replace(self._slot_abstract, self._marked(view.abstract_html))
+        for i, author in enumerate(view.authors_html):
+            html = html.replace(f"{self._slot_author}{i}z", self._marked(author))
+        if slot_terms:
+            terms = ", ".join(view.terms)
+            html = html.replace(self._slot_terms, str(escape(terms)))
+            text = text.replace(self._slot_terms, terms)
+        return Fragment(quoted_printable(html), quoted_printable(text))
+
+    def _marked(self, html: Markup) -> str:
+        """Highlighted HTML with the highlight's inlined style (``.hl`` in the stylesheet)."""
+        return str(html).replace(MARK, self._mark_open)

@@ -1,0 +1,216 @@
+"""The template contexts, the documented contract with operators' templates
+(:class:`SubjectContext`, :class:`DigestContext`, :class:`PaperView`), and each matched
+paper's view: cleaned, trimmed, highlighted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+from markupsafe import Markup
+
+from digest.compose.text import clean, cut_at_word, safe_url, segments, tidy, to_html, trim_abstract
+from digest.models import Match, Paper
+
+TITLE_LIMIT = 300
+SHORT_TITLE_LIMIT = 110
+AUTHOR_LIMIT = 80
+KEYWORD_LIMIT = 200
+#: With more than ``AUTHORS_SHOWN + 1`` authors, the first ``AUTHORS_SHOWN`` are named.
+AUTHORS_SHOWN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EmailLinks:
+    """The links of one subscriber's email, built by the caller (tokens, base URL)."""
+
+    unsubscribe_url: str
+    manage_url: str | None = None
+    feed_url: str | None = None
+    #: the full list of the day's papers, linked from "N more" (e.g. base_url/archive/DATE)
+    archive_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectContext:
+    """Context of ``email/subject.txt``; the output is cleaned to one line."""
+
+    site_title: str
+    day: date
+    day_label: str  #: e.g. ``22 Nov 2026``
+    count: int  #: papers of the digest, including those past ``max_papers``
+    total_in_listing: int
+    since: date | None = None  #: first listing date of a digest covering several (weekly...)
+
+
+@dataclass(frozen=True, slots=True)
+class PaperView:
+    """Context of ``email/paper.*`` (full entry) and ``email/compact.*`` (brief entry).
+
+    Text is cleaned (one line, no control characters or bidi overrides); ``*_html`` fields
+    are escaped with matched words in ``<mark class="hl">``. URLs are http(s) or None.
+    """
+
+    key: str
+    arxiv_id: str | None
+    title: str  #: at most 300 characters
+    title_html: Markup
+    short_title: str  #: at most 110 characters, for compact entries
+    url: str | None  #: the paper's page: Hugging Face, else its project page or code
+    hf_url: str | None
+    abs_url: str | None
+    pdf_url: str | None
+    code_url: str | None
+    project_url: str | None
+    authors: tuple[str, ...]  #: the authors named; ``authors_more`` are not
+    authors_html: tuple[Markup, ...]
+    authors_more: int
+    upvotes: int
+    comments: int
+    abstract: str  #: cut at a sentence end near 600 characters (else a word, then " …")
+    abstract_html: Markup
+    abstract_trimmed: bool
+    terms: tuple[str, ...]  #: the subscriber's query terms this paper matched
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContext:
+    """Context of ``email/digest.html`` and ``email/digest.txt``, the per-subscriber shell.
+
+    ``papers`` and ``compact`` hold the entries, already rendered from ``email/paper.*`` and
+    ``email/compact.*`` (HTML: already inlined): output them as they are, once each. Compact
+    HTML entries are ``<li>`` elements, for a ``<ul>`` or ``<ol>`` around them.
+    """
+
+    subject: str
+    preheader: str  #: the inbox preview line
+    site_title: str
+    base_url: str
+    day: date
+    day_label: str
+    subscriber_email: str
+    subscriber_name: str | None
+    keywords: tuple[str, ...]  #: the subscriber's queries, as written
+    exclude: tuple[str, ...]
+    total_in_listing: int
+    matched_count: int  #: papers of the digest, including those past ``max_papers``
+    shown_count: int  #: in full
+    compact_count: int  #: listed briefly to stay under the size budget
+    more_count: int  #: past ``max_papers``, only counted
+    max_papers: int | None
+    papers: Markup
+    compact: Markup
+    stylesheet: Markup  #: ``email/email.css``; put it in a ``<style>`` in the HTML head
+    unsubscribe_url: str
+    manage_url: str | None
+    feed_url: str | None
+    more_url: str | None
+    #: first listing date when the digest covers several (weekly, catch-up), else None;
+    #: ``total_in_listing`` then counts the papers of all of them
+    since: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What a paper's entry looks like whatever is highlighted in it: the cuts and links."""
+
+    title_end: int
+    title_cut: bool
+    abstract_end: int
+    ellipsis: bool
+    authors: tuple[tuple[str, int, bool, bool], ...]  # (name, end, cut, tidy) of those named
+    authors_more: int
+    hf_url: str | None
+    abs_url: str | None
+    pdf_url: str | None
+    code_url: str | None
+    project_url: str | None
+    title_tidy: bool  #: nothing to clean (see :func:`tidy`)
+    abstract_tidy: bool
+
+
+@lru_cache(maxsize=4_096)
+def _layout(paper: Paper) -> _Layout:
+    title_end, title_cut = cut_at_word(paper.title, TITLE_LIMIT)
+    abstract_end, ellipsis = trim_abstract(paper.abstract)
+    named = paper.authors if len(paper.authors) <= AUTHORS_SHOWN + 1 else paper.authors[:3]
+    return _Layout(
+        title_end,
+        title_cut,
+        abstract_end,
+        ellipsis,
+        tuple((name, *cut_at_word(name, AUTHOR_LIMIT), tidy(name)) for name in named),
+        len(paper.authors) - len(named),
+        safe_url(paper.hf_url),
+        safe_url(paper.abs_url),
+        safe_url(paper.pdf_url),
+        safe_url(paper.github_repo),
+        safe_url(paper.project_page),
+        tidy(paper.title),
+        tidy(paper.abstract),
+    )
+
+
+def paper_view(match: Match) -> PaperView:
+    """The template view of one matched paper: cleaned, trimmed, highlighted."""
+    paper = match.paper
+    layout = _layout(paper)
+    by_field: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for span in match.spans:
+        index = span.index if span.field == "author" else 0
+        by_field.setdefault((span.field, index), []).append((span.start, span.end))
+
+    title_cut = layout.title_cut
+    title_pieces = segments(
+        paper.title, by_field.get(("title", 0), ()), layout.title_end, tidy=layout.title_tidy
+    )
+    title = "".join(p for p, _ in title_pieces) + (" …" if title_cut else "")
+    short_end, short_cut = cut_at_word(title, SHORT_TITLE_LIMIT)
+    short_title = title[:short_end] + " …" if short_cut else title
+
+    abstract_end = layout.abstract_end
+    abstract_pieces = segments(
+        paper.abstract, by_field.get(("abstract", 0), ()), abstract_end, tidy=layout.abstract_tidy
+    )
+    suffix = " …" if layout.ellipsis else ""
+
+    authors: list[str] = []
+    authors_html: list[Markup] = []
+    for index, (name, end, cut, neat) in enumerate(layout.authors):
+        pieces = segments(name, by_field.get(("author", index), ()), end, tidy=neat)
+        if pieces:
+            authors.append("".join(p for p, _ in pieces) + ("…" if cut else ""))
+            authors_html.append(to_html(pieces, "…" if cut else ""))
+
+    terms = (clean(t)[:KEYWORD_LIMIT] for t in match.terms)
+    return PaperView(
+        key=paper.key,
+        arxiv_id=paper.arxiv_id,
+        title=title,
+        title_html=to_html(title_pieces, " …" if title_cut else ""),
+        short_title=short_title,
+        url=layout.hf_url or layout.project_url or layout.code_url,
+        hf_url=layout.hf_url,
+        abs_url=layout.abs_url,
+        pdf_url=layout.pdf_url,
+        code_url=layout.code_url,
+        project_url=layout.project_url,
+        authors=tuple(authors),
+        authors_html=tuple(authors_html),
+        authors_more=layout.authors_more,
+        upvotes=paper.upvotes,
+        comments=paper.num_comments,
+        abstract="".join(p for p, _ in abstract_pieces) + suffix,
+        abstract_html=to_html(abstract_pieces, suffix),
+        abstract_trimmed=abstract_end < len(paper.abstract.rstrip()),
+        terms=tuple(dict.fromkeys(t for t in terms if t)),
+    )
+
+
+def as_dict(context: Any) -> dict[str, Any]:
+    """A context object (or a dict) as the dict a template renders with."""
+    if isinstance(context, dict):
+        return context
+    return {f.name: getattr(context, f.name) for f in fields(context)}
