@@ -3,7 +3,7 @@ web (double opt-in, preferences, leaving), and its scheduling columns."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from functools import partial
 from typing import Any
@@ -110,29 +110,35 @@ class Members:
 
     def add_subscriber(self, sub: Subscriber) -> Subscriber:
         """Add a subscriber, or update and reactivate one with the same address."""
-        when = utc_now()
         values = {**subscriber_values(sub), **schedule_values(sub), "next_send_at": None}
-        with begin(self.engine) as conn:
-            row = conn.execute(
-                sa.select(subscribers).where(subscribers.c.email == sub.email)
-            ).first()
-            if row is None:
-                conn.execute(sa.insert(subscribers).values(new_row(values, "active", now=when)))
-            else:
-                conn.execute(
-                    sa.update(subscribers)
-                    .where(subscribers.c.id == row.id)
-                    .values(
-                        **values,
-                        status="active",
-                        status_reason=None,
-                        hard_bounces=0,
-                        updated_at=when,
-                    )
-                )
+        reactivate = {"status": "active", "status_reason": None, "hard_bounces": 0}
+        self._put(values, "active", lambda row: reactivate)
         found = self.subscriber(sub.email)
         assert found is not None
         return found
+
+    def _put(
+        self, values: dict[str, Any], status: str, changes: Callable[[Any], dict[str, Any] | None]
+    ) -> str:
+        """Insert a subscriber row made of ``values`` with ``status``, or, when the address
+        is known, update it with ``values`` and ``changes(row)`` (None: leave it alone).
+        Returns ``"new"`` or the status the row had."""
+        when = utc_now()
+        with begin(self.engine) as conn:
+            row = conn.execute(
+                sa.select(subscribers).where(subscribers.c.email == values["email"])
+            ).first()
+            if row is None:
+                conn.execute(sa.insert(subscribers).values(new_row(values, status, now=when)))
+                return "new"
+            update = changes(row)
+            if update is not None:
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(subscribers.c.id == row.id)
+                    .values(**values, **update, updated_at=when)
+                )
+            return str(row.status)
 
     def remove_subscriber(self, email: str) -> bool:
         """Mark a subscriber unsubscribed (history is kept so nothing is resent on return)."""
@@ -177,27 +183,13 @@ class Members:
         subscriber is left exactly as is: a stranger must not change someone's queries.
         The second value is ``"new"`` or the previous status.
         """
-        when = utc_now()
         values = {**subscriber_values(sub), **schedule_values(sub)}
-        with begin(self.engine) as conn:
-            row = conn.execute(
-                sa.select(subscribers).where(subscribers.c.email == sub.email)
-            ).first()
-            before = "new" if row is None else str(row.status)
-            if row is None:
-                conn.execute(sa.insert(subscribers).values(new_row(values, "pending", now=when)))
-            elif row.status in ("pending", "unsubscribed", "suspended"):
-                conn.execute(
-                    sa.update(subscribers)
-                    .where(subscribers.c.id == row.id)
-                    .values(
-                        **values,
-                        status="pending",
-                        status_reason=None,
-                        next_send_at=None,
-                        updated_at=when,
-                    )
-                )
+        restart = {"status": "pending", "status_reason": None, "next_send_at": None}
+        before = self._put(
+            values,
+            "pending",
+            lambda row: restart if row.status in ("pending", "unsubscribed", "suspended") else None,
+        )
         found = self.subscriber(sub.email)
         assert found is not None
         return found, before
