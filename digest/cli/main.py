@@ -1,9 +1,9 @@
 """The ``digest`` command: the root group, the list of its commands and the entry point.
 
 Each command group lives in a module of its own (``run``, ``serve``, ``status``,
-``subscribers``, ``config``, ``demo``) built on :mod:`digest.cli.shared`; :data:`COMMANDS`
-adds them to the root group. Exit codes: 0 done; 1 the run failed (message on stderr);
-2 usage or config error.
+``subscribers``, ``config``, ``db``, ``demo``) built on :mod:`digest.cli.shared`;
+:data:`COMMANDS` adds them to the root group. Exit codes: 0 done; 1 the run failed (message
+on stderr); 2 usage or config error.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import click
 
 from digest import GC_THRESHOLDS, __version__
 from digest.cli.config import config_group
+from digest.cli.db import db
 from digest.cli.demo import demo
 from digest.cli.run import feed, preview, run, send
 from digest.cli.serve import serve
@@ -55,6 +56,7 @@ COMMANDS: tuple[click.Command, ...] = (
     status,
     subscribers,
     config_group,
+    db,
     demo,
 )
 for command in COMMANDS:

@@ -1,0 +1,307 @@
+"""Alembic owns the schema: every revision goes up and down on SQLite and PostgreSQL, the
+head is the tables the code uses, and a database made before migrations (a real one, from
+``tests/fixtures/legacy``) is recognised, stamped and upgraded with nothing lost or sent twice.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner
+from sqlalchemy.engine import Engine
+
+from digest.cli import cli
+from digest.config import load
+from digest.errors import StateError
+from digest.run import make_context, run
+from digest.store import Store, metadata, migrate
+from digest.store.schema import open_engine
+from tests.fixtures.legacy.make_legacy_db import D1, D2, LISTINGS, NOW
+from tests.support.listings import write_days
+from tests.support.smtpd import SmtpServer
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy"
+IDS = re.compile(rb"huggingface\.co/papers/(\d{4}\.\d{5})")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on a database with nothing in it, not even Alembic's table."""
+    engine = open_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    yield engine
+    engine.dispose()
+
+
+def tables(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(sa.inspect(conn).get_table_names())
+
+
+def differences(engine: Engine) -> list[Any]:
+    """What Alembic's autogenerate finds between the database and ``schema.metadata``."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, metadata))
+
+
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    scripts = migrate._scripts()
+    return [s.revision for s in reversed(list(scripts.walk_revisions()))]
+
+
+def test_the_head_constant_is_the_newest_revision() -> None:
+    assert migrate.head() == migrate.HEAD == revisions()[-1]
+    assert revisions()[0] == migrate.BASELINE
+
+
+def test_every_revision_goes_up_and_down(engine: Engine) -> None:
+    assert migrate.current(engine) is None
+    previous = "base"
+    for revision in revisions():
+        assert migrate.upgrade(engine, revision) == revision
+        assert migrate.downgrade(engine, previous) == (None if previous == "base" else previous)
+        assert migrate.upgrade(engine, revision) == revision
+        previous = revision
+    assert migrate.current(engine) == migrate.HEAD
+    assert differences(engine) == []
+    assert migrate.downgrade(engine, "base") is None
+    assert tables(engine) == {"alembic_version"}
+
+
+def test_a_new_database_is_made_at_head_with_the_schema_version_old_code_checks(
+    engine: Engine,
+) -> None:
+    assert migrate.is_behind(engine)
+    migrate.upgrade_if_behind(engine)
+    assert not migrate.is_behind(engine)
+    assert migrate.current(engine) == migrate.HEAD
+    assert differences(engine) == []
+    with Store(str(engine.url.render_as_string(hide_password=False))) as store:
+        assert store.get_meta("schema_version") == str(migrate.LEGACY_VERSION)
+
+
+def test_an_up_to_date_database_costs_one_query(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    migrate.upgrade_if_behind(engine)
+    sa.event.remove(engine, "before_cursor_execute", count)
+    assert statements == ["SELECT version_num FROM alembic_version"]
+
+
+def test_a_database_from_a_newer_paper_digest_is_refused_with_a_hint(
+    engine: Engine, db_url: str
+) -> None:
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'f00dfeed'")
+    with pytest.raises(StateError, match="revision f00dfeed") as caught:
+        Store(db_url)
+    assert caught.value.hint and "upgrade paper-digest" in caught.value.hint
+
+
+# -- a database made before migrations -----------------------------------------------------
+
+
+def load_legacy(db_url: str, tmp_path: Path) -> None:
+    """Put ``today.sql`` (see ``make_legacy_db.py``) in the empty database at ``db_url``.
+
+    SQLite runs the dump as it is. PostgreSQL cannot read SQLite's dump, so it gets the
+    baseline's tables without Alembic's table (what the old code made: the baseline is
+    checked against it below) and the dump's rows.
+    """
+    copy = tmp_path / "legacy.db"
+    with sqlite3.connect(copy) as db:
+        db.executescript((LEGACY / "today.sql").read_text("utf-8"))
+    db.close()
+    if db_url.startswith("sqlite"):
+        copy.rename(db_url.removeprefix("sqlite:///"))
+        return
+    engine = open_engine(db_url)
+    migrate.upgrade(engine, migrate.BASELINE)
+    target = sa.MetaData()
+    target.reflect(engine)
+    with sqlite3.connect(copy) as db, engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+        conn.exec_driver_sql("DELETE FROM meta")
+        for table in target.sorted_tables:
+            if table.name == "alembic_version":
+                continue
+            cursor = db.execute(f'SELECT * FROM "{table.name}"')
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor]
+            if rows:
+                conn.execute(sa.insert(table), [_typed(table, row) for row in rows])
+    db.close()
+    engine.dispose()
+
+
+def _typed(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
+    """SQLite's text and integers as the values PostgreSQL's columns take."""
+    out = {}
+    for name, value in row.items():
+        kind = table.c[name].type
+        if value is not None and isinstance(kind, sa.Boolean):
+            value = bool(value)
+        elif value is not None and isinstance(kind, sa.DateTime):
+            value = datetime.fromisoformat(value)
+            value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        elif value is not None and isinstance(kind, sa.Date):
+            value = date.fromisoformat(value)
+        out[name] = value
+    return out
+
+
+def shape(engine: Engine) -> dict[str, Any]:
+    """Every table's columns, keys, indexes and constraints, as the database reports them."""
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        return {name: _table_shape(inspector, name) for name in sorted(inspector.get_table_names())}
+
+
+def _table_shape(inspector: Any, name: str) -> tuple[Any, ...]:
+    columns = inspector.get_columns(name)
+    foreign = inspector.get_foreign_keys(name)
+    return (
+        [(c["name"], str(c["type"]), c["nullable"], c["default"]) for c in columns],
+        inspector.get_pk_constraint(name)["constrained_columns"],
+        sorted((f["constrained_columns"], f["referred_table"]) for f in foreign),
+        sorted((i["name"], i["column_names"], i["unique"]) for i in inspector.get_indexes(name)),
+        sorted(u["column_names"] for u in inspector.get_unique_constraints(name)),
+    )
+
+
+def test_the_baseline_is_the_layout_the_old_code_made(tmp_path: Path) -> None:
+    old = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    load_legacy(str(old.url), tmp_path)
+    new = open_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    migrate.upgrade(new, migrate.BASELINE)
+    assert migrate.current(new) == migrate.BASELINE
+    assert shape(new) == {**shape(old), "alembic_version": shape(new)["alembic_version"]}
+
+
+def test_a_database_made_before_migrations_is_stamped_and_upgraded(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    load_legacy(db_url, tmp_path)
+    assert migrate.current(engine) is None and migrate.is_behind(engine)
+    with Store(db_url) as store:
+        assert migrate.current(engine) == migrate.HEAD
+        assert differences(engine) == []
+        assert [s.email for s in store.subscribers()] == [
+            "ada@example.org",
+            "bob@example.org",
+            "cy@example.org",
+        ]
+        assert store.delivery_counts() == {"sent": 2, "pending": 2}
+        assert len(store.pending()) == 2
+        assert store.get_meta("secret")
+        assert store.get_meta("schema_version") == str(migrate.LEGACY_VERSION)
+
+
+def test_an_old_database_of_a_newer_schema_version_is_refused(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    load_legacy(db_url, tmp_path)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    with pytest.raises(StateError, match="schema version 4, newer"):
+        Store(db_url)
+    assert migrate.current(engine) is None  # nothing changed
+
+
+def write_site(tmp_path: Path, db_url: str, server: SmtpServer) -> Path:
+    """The legacy database's site: the same listings and readers, mailing ``server``."""
+    listings = write_days(tmp_path / "listings", LISTINGS)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""database = "{db_url}"
+[source]
+kind = "file"
+path = "{listings}"
+[mail]
+from = "Paper Digest <digest@example.org>"
+[smtp]
+host = "{server.host}"
+port = {server.port}
+security = "none"
+[[subscribers]]
+email = "ada@example.org"
+keywords = ["diffusion"]
+[[subscribers]]
+email = "bob@example.org"
+keywords = ["diffusion"]
+""",
+        "utf-8",
+    )
+    return path
+
+
+async def run_day(config: Path, day: date) -> tuple[int, int, int, int]:
+    cfg = load(config)
+    with Store(cfg.database) as store:
+        report = await run(make_context(cfg, store, now=NOW), day)
+    return report.sent, report.failed, report.deferred, report.resumed
+
+
+async def test_a_day_after_the_upgrade_sends_nothing_twice(
+    engine: Engine,
+    db_url: str,
+    tmp_path: Path,
+    smtp_server: Callable[..., SmtpServer],
+) -> None:
+    load_legacy(db_url, tmp_path)
+    server = smtp_server()
+    site = write_site(tmp_path, db_url, server)
+    # the two digests left pending on 2026-11-17 go out, once each, with the one new paper
+    assert await run_day(site, D2) == (2, 0, 0, 2)
+    assert await run_day(site, D2) == (0, 0, 0, 0)
+    assert await run_day(site, D1) == (0, 0, 0, 0)  # sent before the upgrade
+    for reader in ("ada@example.org", "bob@example.org"):
+        got = [i for m in server.messages if m.rcpt_tos == (reader,) for i in IDS.findall(m.data)]
+        assert got == [b"2511.00003"]
+    assert len(server.messages) == 2
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def test_digest_db_upgrade_and_current(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'database = "{db_url}"\n', "utf-8")
+
+    def digest(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["--config", str(config), "db", *args])
+
+    before = digest("current")
+    assert before.exit_code == 0, before.output
+    assert before.output == "none (behind: head is 0001; run `digest db upgrade`)\n"
+    assert tables(engine) <= {"alembic_version"}  # looking changes nothing
+    upgraded = digest("upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert upgraded.output == f"{migrate.HEAD} (head)\n"
+    assert digest("current").output == f"{migrate.HEAD} (head)\n"
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'f00dfeed'")
+    newer = digest("upgrade")
+    assert newer.exit_code == 1
+    assert "revision f00dfeed" in newer.output and "hint: upgrade paper-digest" in newer.output
+    assert "Traceback" not in newer.output
