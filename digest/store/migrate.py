@@ -94,7 +94,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
             _adopt(conn)
             command.stamp(_config(conn), BASELINE)
         elif found is not None:
-            _check_known(found, engine)
+            check_known(engine, found)
         command.upgrade(_config(conn), revision)
         return _revision(conn)
 
@@ -106,7 +106,7 @@ def downgrade(engine: Engine, revision: str) -> str | None:
     with _locked(engine) as conn:
         found = _revision(conn)
         if found is not None:
-            _check_known(found, engine)
+            check_known(engine, found)
         command.downgrade(_config(conn), revision)
         return _revision(conn)
 
@@ -118,7 +118,9 @@ def _revision(conn: Connection) -> str | None:
     return found
 
 
-def _check_known(found: str, engine: Engine) -> None:
+def check_known(engine: Engine, found: str) -> None:
+    """Raise :class:`StateError` unless our migrations know revision ``found`` (one a
+    newer paper-digest made is not)."""
     from alembic.util import CommandError
 
     try:
