@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
+import digest.store
 from digest.errors import StateError
 from digest.models import Listing, Paper, Subscriber
-from digest.store import INSERT_ROWS, PlannedDelivery, Store, new_delivery_id
+from digest.store import INSERT_ROWS, PlannedDelivery, Store, new_delivery_id, schema
 
 D1 = date(2026, 3, 2)
 D2 = date(2026, 3, 3)
@@ -182,3 +185,27 @@ def test_delivery_ids_are_unique_time_ordered_and_new_in_each_process() -> None:
         child = fh.read()
     parent = [new_delivery_id()[14:] for _ in range(100)]
     assert not {child[i + 14 : i + 32] for i in range(0, len(child), 32)} & set(parent)
+
+
+#: The tables each module of the store may name: its repository's own, and the reads (and
+#: the bounce count a delivery's outcome changes) that the package docstring explains.
+TABLES_NAMED = {
+    "papers": {"papers", "listings", "listing_papers"},
+    "members": {"subscribers"},
+    "subscriber_rows": {"subscribers"},
+    "outbox": {"deliveries", "delivery_papers", "listing_papers", "subscribers", "runs"},
+    "outbox_rows": {"deliveries", "delivery_papers"},
+    "runs": {"runs", "meta"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(TABLES_NAMED))
+def test_a_repository_names_only_its_own_tables_and_the_documented_reads(module: str) -> None:
+    source = Path(digest.store.__file__).with_name(f"{module}.py").read_text()
+    named = {
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module == "digest.store.schema"
+        for alias in node.names
+    }
+    assert named & set(schema.metadata.tables) <= TABLES_NAMED[module]
