@@ -30,7 +30,7 @@ from digest.run import Context
 from digest.serve.archive import Archive
 from digest.serve.feeds import Feeds
 from digest.serve.manage import Managing
-from digest.serve.pages import Site
+from digest.serve.pages import Handlers, Site
 from digest.serve.preview import Preview
 from digest.serve.scheduler import Service
 from digest.serve.subscribe import Subscribing
@@ -38,12 +38,8 @@ from digest.serve.subscribe import Subscribing
 log = logging.getLogger("digest.web")
 
 
-class Health:
+class Health(Handlers):
     """The health check: the scheduler's state and the last good fetch."""
-
-    def __init__(self, site: Site) -> None:
-        self.site = site
-        self.store = site.store
 
     async def healthz(self, request: Request) -> Response:
         runs = await asyncio.to_thread(self.store.runs, 50)

@@ -9,16 +9,11 @@ from starlette.responses import Response
 
 from digest.compose import paper_view
 from digest.models import Match
-from digest.serve.pages import Site
+from digest.serve.pages import Handlers
 
 
-class Archive:
+class Archive(Handlers):
     """The archive pages."""
-
-    def __init__(self, site: Site) -> None:
-        self.site = site
-        self.config = site.config
-        self.store = site.store
 
     async def archive_index(self, request: Request) -> Response:
         days = self.store.recent_dates(90)

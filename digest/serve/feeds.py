@@ -11,16 +11,14 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from digest.serve.pages import TOKEN_SHAPE, Site
+from digest.serve.pages import TOKEN_SHAPE, Handlers, Site
 
 
-class Feeds:
+class Feeds(Handlers):
     """The feed routes; ETags cached by file, size and modification time."""
 
     def __init__(self, site: Site) -> None:
-        self.site = site
-        self.config = site.config
-        self.store = site.store
+        super().__init__(site)
         self._etags: dict[tuple[str, int, int], str] = {}
 
     def etag_of(self, path: Path, size: int, mtime_ns: int) -> str:

@@ -12,18 +12,13 @@ from starlette.responses import Response
 from digest.models import Subscriber
 from digest.schedule import WEEKDAYS
 from digest.serve.forms import Form, check_form, form_of, read_form
-from digest.serve.pages import Site
+from digest.serve.pages import Handlers
 
 log = logging.getLogger("digest.web")
 
 
-class Managing:
+class Managing(Handlers):
     """The manage and unsubscribe pages."""
-
-    def __init__(self, site: Site) -> None:
-        self.site = site
-        self.config = site.config
-        self.store = site.store
 
     def manage_page(
         self, request: Request, sub: Subscriber, form: Form, status: int = 200, note: str = ""

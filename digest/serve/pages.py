@@ -138,3 +138,12 @@ class Site:
         when = sub.next_send_at or next_send(sched, self.clock())
         local = when.astimezone(sched.zone)
         return f"{local:%A %d %B %Y at %H:%M} ({sched.timezone})"
+
+
+class Handlers:
+    """A group of route handlers over the shared :class:`Site`."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.config = site.config
+        self.store = site.store

@@ -12,16 +12,14 @@ from digest.errors import QueryError
 from digest.run import Previewer
 from digest.serve.forms import MAX_QUERIES, lines
 from digest.serve.limits import RateLimiter
-from digest.serve.pages import Site
+from digest.serve.pages import Handlers, Site
 
 
-class Preview:
+class Preview(Handlers):
     """The preview route, rate limited per client address."""
 
     def __init__(self, site: Site) -> None:
-        self.site = site
-        self.config = site.config
-        self.store = site.store
+        super().__init__(site)
         self.previewer = Previewer(site.store)
         self.preview_limit = RateLimiter(120, window=60)
 

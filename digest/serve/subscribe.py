@@ -18,19 +18,17 @@ from digest.run import make_sender
 from digest.schedule import WEEKDAYS
 from digest.serve.forms import Form, check_form, read_form
 from digest.serve.limits import RateLimiter
-from digest.serve.pages import Site
+from digest.serve.pages import Handlers, Site
 from digest.serve.scheduler import schedule_of
 
 log = logging.getLogger("digest.web")
 
 
-class Subscribing:
+class Subscribing(Handlers):
     """The subscribe page, the subscribe request and the confirmation."""
 
     def __init__(self, site: Site) -> None:
-        self.site = site
-        self.config = site.config
-        self.store = site.store
+        super().__init__(site)
         self.confirmer = URLSafeTimedSerializer(site.secret, salt="digest-confirm")
         self.by_ip = RateLimiter(site.config.web.subscribe_limit_ip)
         self.by_email = RateLimiter(site.config.web.subscribe_limit_email)
