@@ -17,6 +17,8 @@ log = logging.getLogger("digest.pipeline")
 
 @dataclass
 class SubscriberReport:
+    """One subscriber's line of the report: papers matched, and whether the digest went."""
+
     email: str
     matched: int
     sent: bool = False
