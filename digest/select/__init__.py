@@ -1,19 +1,20 @@
 """Select: which papers each subscriber gets, as pure functions over plain data.
 
-``query`` (the keyword query language), ``match`` (the day's matcher: queries against papers,
-highlights), ``diff`` (papers never sent before). Imports only ``digest.models``,
-``digest.errors`` and ``digest.words``: no database, network, clock or filesystem.
+``query`` (the keyword query language), ``index`` (a paper's folded words), ``match`` (the
+day's matcher: queries against papers), ``rank`` (ordering by score, upvotes, title),
+``highlight`` (the spans, terms and score of each match), ``diff`` (papers never sent
+before). Imports only ``digest.models``, ``digest.errors`` and ``digest.words``: no
+database, network, clock or filesystem.
 """
 
 from digest.select.diff import (
     Selection,
     select,
 )
+from digest.select.index import index_paper
 from digest.select.match import (
     DEFAULT_FIELDS,
-    WEIGHTS,
     DayMatcher,
-    index_paper,
     match_paper,
     plural_variants,
 )
@@ -32,6 +33,7 @@ from digest.select.query import (
     to_text,
     validate,
 )
+from digest.select.rank import WEIGHTS
 
 __all__ = [
     "DEFAULT_FIELDS",

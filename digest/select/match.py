@@ -1,8 +1,9 @@
-"""Matching the day's papers against keyword queries: select, rank and highlight.
+"""Matching the day's papers against keyword queries: select, then rank and highlight.
 
 A :class:`DayMatcher` indexes the day's papers once (an inverted index of folded words),
 evaluates each distinct query once over all of them, and caches the result, so choosing a
-subscriber's papers only combines cached per-query results.
+subscriber's papers only combines cached per-query results. Ranking is
+:mod:`digest.select.rank`'s job, highlights :mod:`digest.select.highlight`'s.
 """
 
 from __future__ import annotations
@@ -11,129 +12,23 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
-from operator import itemgetter
-from types import MappingProxyType
-from typing import TypeAlias
 
-from digest.models import Match, Paper, Span
+from digest.models import Match, Paper
+from digest.select.highlight import Highlighter, PaperHit
+from digest.select.index import IndexedPaper, index_paper
 from digest.select.query import And, Field, Leaf, Node, Not, Or, Phrase, Prefix, Term, parse
-from digest.words import fold, word_spans
+from digest.select.rank import Pairs, Ranking
 
-#: What one contributing term scores per field it matched in.
-WEIGHTS: Mapping[str, float] = MappingProxyType({"title": 3.0, "abstract": 1.0, "author": 2.0})
 #: Where a term without a field looks.
 DEFAULT_FIELDS = frozenset({"title", "abstract"})
 
-_FIELD_RANK = {"title": 0, "abstract": 1, "author": 2}
-_FIELDS_BY_RANK = {rank: field for field, rank in _FIELD_RANK.items()}
 
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """One searchable text of a paper: its title, its abstract or one author's name."""
-
-    field: str
-    index: int
-    text: str
-    words: tuple[str, ...]
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class IndexedPaper:
-    """A paper with its folded words, computed once.
-
-    ``postings`` maps each folded word to its ``(slot number, word position)`` pairs.
-    """
-
-    paper: Paper
-    slots: tuple[Slot, ...]
-    postings: Mapping[str, tuple[tuple[int, int], ...]]
-
-
-def _slot(field: str, index: int, text: str) -> Slot:
-    found = list(word_spans(text))
-    return Slot(
-        field,
-        index,
-        text,
-        tuple(w for w, _, _ in found),
-        tuple(s for _, s, _ in found),
-        tuple(e for _, _, e in found),
-    )
-
-
-def index_paper(paper: Paper) -> IndexedPaper:
-    """``paper`` with the folded words of its title, abstract and each author's name."""
-    slots = [_slot("title", 0, paper.title), _slot("abstract", 0, paper.abstract)]
-    slots += [_slot("author", i, name) for i, name in enumerate(paper.authors)]
-    postings: dict[str, list[tuple[int, int]]] = {}
-    for number, slot in enumerate(slots):
-        for pos, word in enumerate(slot.words):
-            postings.setdefault(word, []).append((number, pos))
-    return IndexedPaper(paper, tuple(slots), {w: tuple(p) for w, p in postings.items()})
-
-
-# One matched stretch: (field rank, author index, start, end, text as in the paper).
-Mark: TypeAlias = tuple[int, int, int, int, str]
-# A leaf is named by a small number (the same for equal leaves of any query of the day):
-# sets of (leaf, field) pairs then hash at C speed.
-Scored: TypeAlias = frozenset[tuple[int, str]]
-# Which papers each (leaf, field) pair counts for in a query: a bitmask over the papers'
-# ranks (bit r: the paper ranked r by upvotes and title).
-Pairs: TypeAlias = dict[tuple[int, str], int]
-
-
-@dataclass(frozen=True, slots=True)
-class PaperHit:
-    """How one query (or a subscriber's queries together) matched one paper.
-
-    ``score`` sums :data:`WEIGHTS` over the distinct ``(term, field)`` pairs in ``scored``;
-    ``marks`` are the matched stretches in paper order, from which ``terms`` and ``spans``.
-    """
-
-    score: float
-    scored: Scored
-    marks: tuple[Mark, ...]
-    terms: tuple[str, ...]
-    spans: tuple[Span, ...]
-
-    @classmethod
-    def build(cls, scored: Iterable[tuple[int, str]], marks: Iterable[Mark]) -> PaperHit:
-        scored = frozenset(scored)
-        ordered = tuple(sorted(set(marks)))
-        spans: list[Span] = []
-        for rank, index, start, end, _ in ordered:
-            field = _FIELDS_BY_RANK[rank]
-            last = spans[-1] if spans else None
-            if last and (last.field, last.index) == (field, index) and start < last.end:
-                spans.pop()  # overlapping stretches ("diffusion", "diffusion model") join
-                start, end = last.start, max(end, last.end)
-            spans.append(Span(field, start, end, index))
-        return cls(
-            score=_score_of(scored),
-            scored=scored,
-            marks=ordered,
-            terms=tuple(dict.fromkeys(map(_LAST, ordered))),
-            spans=tuple(spans),
-        )
-
-
-_WEIGHT = dict(WEIGHTS).__getitem__
-_SECOND = itemgetter(1)
-_LAST = itemgetter(-1)
-#: Scores are summed as integers, bit by bit over all papers at once (see :func:`_levels`).
-_INT_WEIGHTS = {field: int(w) for field, w in WEIGHTS.items()}
-assert all(_INT_WEIGHTS[f] == w for f, w in WEIGHTS.items()), "weights must be integers"
 _MERGED_CACHE = 50_000
 #: Query results kept at once: popular queries stay (least recently used go first), so
 #: memory does not grow with the long tail of queries only one subscriber has.
 _RESULT_CACHE = 8_192
 _LEAF_CACHE = 16_384
 _ORDER_CACHE = 8_192
-_MARK_CACHE = 200_000
-_HIT_CACHE = 100_000
 
 
 @dataclass(slots=True)
@@ -173,17 +68,17 @@ class QueryResult:
         """The matching papers' numbers (positions in :attr:`DayMatcher.papers`), best
         first: by score, then upvotes, then title."""
         if self._numbers is None:
-            self._numbers = self._matcher._order(self.pairs, self.mask)
+            self._numbers = self._matcher.ranking.order(self.pairs, self.mask)
         return self._numbers
 
     @property
     def hits(self) -> frozenset[int]:
         """The matching papers' numbers."""
-        return frozenset(self._matcher._numbers_of(self.mask))
+        return frozenset(self._matcher.ranking.numbers_of(self.mask))
 
     def hit(self, number: int) -> PaperHit:
         """How the query matched paper ``number`` (which must match)."""
-        return self._matcher._hit(number, (self,))
+        return self._matcher.highlights.hit(number, (self.pairs,))
 
     def match(self, number: int) -> Match:
         """Paper ``number`` with this query's highlights (built once)."""
@@ -192,7 +87,7 @@ class QueryResult:
             return ranked[number]
         found = self._matches.get(number)
         if found is None:
-            found = self._matches[number] = self._matcher._matched(number, (self,))
+            found = self._matches[number] = self._matcher.highlights.matched(number, (self.pairs,))
         return found
 
     @property
@@ -214,7 +109,7 @@ class QueryResult:
     def __contains__(self, number: object) -> bool:
         if not isinstance(number, int) or not 0 <= number < len(self._matcher.papers):
             return False
-        return bool(self.mask >> self._matcher._rank[number] & 1)
+        return bool(self.mask >> self._matcher.ranking.rank[number] & 1)
 
 
 class DayMatcher:
@@ -233,27 +128,16 @@ class DayMatcher:
             for word in indexed.postings:
                 self._with.setdefault(word, []).append(number)
         self._vocab = sorted(self._with)
-        # Ties in score go to upvotes (descending), then title, for a stable order.
-        order = sorted(
-            range(len(self.papers)),
-            key=lambda n: (-papers[n].upvotes, fold(papers[n].title), papers[n].title, n),
-        )
-        self._rank = [0] * len(order)
-        for rank, number in enumerate(order):
-            self._rank[number] = rank
-        self._by_rank = tuple(order)
-        self._bit = [1 << r for r in self._rank]
-        self._all = (1 << len(order)) - 1
-        self._bytes = (len(order) + 7) // 8
-        self._by_byte: dict[int, tuple[int, ...]] = {}
-        self._everything = {n: Match(papers[n], 0.0) for n in order}
+        self.ranking = Ranking(papers)
+        self._bit = self.ranking.bit
+        self._all = self.ranking.all
+        self._everything = {n: Match(papers[n], 0.0) for n in self.ranking.by_rank}
         self._results: OrderedDict[str, QueryResult] = OrderedDict()
         self._leaves: OrderedDict[int, _LeafData] = OrderedDict()
         self._leaf_ids: dict[Leaf, int] = {}
         self._leaf_of: list[Leaf] = []
         self._orders: dict[tuple[object, ...], tuple[int, ...]] = {}
-        self._marks: dict[tuple[int, int], list[tuple[str, Mark]]] = {}
-        self._hits: dict[tuple[int, Scored], tuple[PaperHit, Match]] = {}
+        self.highlights = Highlighter(self.papers, self._bit, self._positions_of)
         # Papers hit by several queries, merged once per (paper number, *queries).
         self._merged: dict[tuple[object, ...], Match] = {}
 
@@ -307,7 +191,7 @@ class DayMatcher:
             for result in results:
                 mask |= result.mask
         papers = self.papers
-        return {papers[n].paper.key for n in self._numbers_of(mask & ~excluded)}
+        return {papers[n].paper.key for n in self.ranking.numbers_of(mask & ~excluded)}
 
     # -- combining cached results --------------------------------------------------------
 
@@ -324,8 +208,8 @@ class DayMatcher:
         first."""
         if not results:
             if not excluded:
-                return self._by_rank
-            return self._numbers_of(self._all & ~excluded)
+                return self.ranking.by_rank
+            return self.ranking.numbers_of(self._all & ~excluded)
         if len(results) == 1:
             result = results[0]
             if not excluded & result.mask:
@@ -339,34 +223,11 @@ class DayMatcher:
                 mask |= result.mask
                 for pair, bits in result.pairs.items():
                     pairs[pair] = pairs.get(pair, 0) | bits
-            found = self._order(pairs, mask & ~excluded)
+            found = self.ranking.order(pairs, mask & ~excluded)
             if len(self._orders) >= _ORDER_CACHE:
                 self._orders.clear()
             self._orders[key] = found
         return found
-
-    def _order(self, pairs: Pairs, mask: int) -> tuple[int, ...]:
-        """The papers of ``mask``, best first: by score (from ``pairs``), then rank."""
-        out: list[int] = []
-        for level in _levels(pairs, mask):
-            out += self._numbers_of(level)
-        return tuple(out)
-
-    def _numbers_of(self, mask: int) -> tuple[int, ...]:
-        """The paper numbers of the bits set in ``mask``, in rank order."""
-        out: list[int] = []
-        table = self._by_byte
-        for i, byte in enumerate(mask.to_bytes(self._bytes, "little")):
-            if byte:
-                key = i << 8 | byte
-                numbers = table.get(key)
-                if numbers is None:
-                    by_rank = self._by_rank
-                    numbers = table[key] = tuple(
-                        by_rank[i * 8 + b] for b in range(8) if byte >> b & 1
-                    )
-                out += numbers
-        return tuple(out)
 
     def _full(self, results: list[QueryResult], number: int) -> Match:
         """The highlighted :class:`Match` of paper ``number`` for these results."""
@@ -383,58 +244,8 @@ class DayMatcher:
         if match is None:
             if len(self._merged) >= _MERGED_CACHE:
                 self._merged.clear()
-            match = self._merged[key] = self._matched(number, having)
+            match = self._merged[key] = self.highlights.matched(number, [r.pairs for r in having])
         return match
-
-    def _match(self, number: int, hit: PaperHit) -> Match:
-        return Match(self.papers[number].paper, hit.score, hit.terms, hit.spans)
-
-    def _hit(self, number: int, results: Iterable[QueryResult]) -> PaperHit:
-        """How ``results`` together matched paper ``number``: the pairs counting there and
-        the stretches of those leaves in those fields (built once per paper and set of
-        pairs, whatever queries they come from)."""
-        return self._built(number, self._scored(number, results))[0]
-
-    def _matched(self, number: int, results: Iterable[QueryResult]) -> Match:
-        """Paper ``number`` highlighted for ``results`` together: one :class:`Match` object
-        per paper and set of pairs (so the renderer sees the same object again)."""
-        return self._built(number, self._scored(number, results))[1]
-
-    def _scored(self, number: int, results: Iterable[QueryResult]) -> Scored:
-        """The (leaf, field) pairs of ``results`` that count for paper ``number``."""
-        bit = self._bit[number]
-        return frozenset(
-            pair for result in results for pair, bits in result.pairs.items() if bits & bit
-        )
-
-    def _built(self, number: int, scored: Scored) -> tuple[PaperHit, Match]:
-        key = (number, scored)
-        built = self._hits.get(key)
-        if built is None:
-            marks: list[Mark] = []
-            for lid, field in scored:
-                marks += [m for f, m in self._marks_of(lid, number) if f == field]
-            if len(self._hits) >= _HIT_CACHE:
-                self._hits.clear()
-            hit = PaperHit.build(scored, marks)
-            built = self._hits[key] = (hit, self._match(number, hit))
-        return built
-
-    def _marks_of(self, lid: int, number: int) -> list[tuple[str, Mark]]:
-        """Where leaf ``lid`` occurs in paper ``number``: (field, mark) pairs, made once."""
-        found = self._marks.get((lid, number))
-        if found is None:
-            slots = self.papers[number].slots
-            found = []
-            for slot_number, first, end in self._leaf(lid).positions.get(number, ()):
-                slot = slots[slot_number]
-                start, stop = slot.starts[first], slot.ends[end - 1]
-                text = " ".join(slot.text[start:stop].lower().split())
-                found.append((slot.field, (_FIELD_RANK[slot.field], slot.index, start, stop, text)))
-            if len(self._marks) >= _MARK_CACHE:
-                self._marks.clear()
-            self._marks[(lid, number)] = found
-        return found
 
     # -- evaluating one query --------------------------------------------------------------
 
@@ -510,6 +321,10 @@ class DayMatcher:
             self._leaf_of.append(leaf)
         return lid
 
+    def _positions_of(self, lid: int) -> Mapping[int, list[tuple[int, int, int]]]:
+        """Where leaf ``lid`` occurs: paper number → (slot number, first word, end word)."""
+        return self._leaf(lid).positions
+
     def _leaf(self, lid: int) -> _LeafData:
         """Where leaf ``lid`` occurs (kept for the most recently used leaves)."""
         data = self._leaves.get(lid)
@@ -561,46 +376,6 @@ class DayMatcher:
             if found:
                 positions[n] = found
         return _LeafData(positions, fieldmask)
-
-
-def _levels(pairs: Pairs, mask: int) -> list[int]:
-    """The papers of ``mask`` grouped by score, highest first: each paper scores the
-    :data:`WEIGHTS` of the pairs whose bits it has. The sums are computed for all papers
-    at once, one bit plane at a time (a ripple-carry adder over bitmasks)."""
-    planes: list[int] = []  # bit b of every paper's score, least significant first
-    for (_, field), bits in pairs.items():
-        bits &= mask
-        weight = _INT_WEIGHTS[field]
-        plane = 0
-        while weight and bits:
-            if weight & 1:
-                carry, i = bits, plane
-                while carry:
-                    while len(planes) <= i:
-                        planes.append(0)
-                    current = planes[i]
-                    planes[i] = current ^ carry
-                    carry &= current
-                    i += 1
-            weight >>= 1
-            plane += 1
-    groups = [mask]
-    for plane_bits in reversed(planes):  # most significant first: higher scores first
-        split: list[int] = []
-        for group in groups:
-            high = group & plane_bits
-            if high:
-                split.append(high)
-            low = group & ~plane_bits
-            if low:
-                split.append(low)
-        groups = split
-    return groups
-
-
-def _score_of(scored: Iterable[tuple[int, str]]) -> float:
-    """What a paper scores for these distinct ``(term, field)`` pairs."""
-    return sum(map(_WEIGHT, map(_SECOND, scored)))  # C-level loops: a hot spot at 100k
 
 
 def _positions(indexed: IndexedPaper, found: Iterable[str]) -> list[tuple[int, int]]:
