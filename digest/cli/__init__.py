@@ -7,10 +7,7 @@ preview, feed), ``serve``, ``status`` (status, schedule), ``subscribers``, ``con
 The top layer: may import anything.
 """
 
-from digest.cli.main import (
-    cli,
-    main,
-)
+from digest.cli.main import cli, main
 
 __all__ = [
     "cli",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digest.cli.shared import (
-    State,
-)
+from digest.cli.shared import State
 
 
 @click.group("config")

@@ -10,11 +10,7 @@ from dataclasses import replace
 
 import click
 
-from digest.cli.shared import (
-    EXIT_USAGE,
-    State,
-    guard,
-)
+from digest.cli.shared import EXIT_USAGE, State, guard
 
 
 @click.command()

@@ -7,12 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from digest.cli.shared import (
-    State,
-    at,
-    guard,
-    status_text,
-)
+from digest.cli.shared import State, at, guard, status_text
 
 if TYPE_CHECKING:
     from digest.run import Status
