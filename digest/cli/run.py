@@ -47,6 +47,7 @@ def run(state: State, day: str | None, dry_run: bool) -> None:
 
 
 def print_report(report: Any) -> None:
+    """Say what a run (``digest run``, ``digest demo``) did: per subscriber, then the totals."""
     mode = " (dry run: nothing sent or recorded)" if report.dry_run else ""
     click.echo(f"{report.day}: fetched {report.fetched} papers, {report.new} new{mode}")
     for warning in report.warnings:
