@@ -133,6 +133,7 @@ def test_serve_is_healthy_and_stops_cleanly_on_sigterm(
     assert "Traceback" not in proc.output()
 
 
+@pytest.mark.slow  # a real service sending through a stalling server, then SIGTERM: ~8 s
 def test_sigterm_mid_send_finishes_what_is_in_flight_and_loses_nothing(
     tmp_path: Path, smtp_server: Callable[..., SmtpServer], serve: Callable[..., Serve]
 ) -> None:

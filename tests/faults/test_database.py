@@ -93,6 +93,7 @@ def test_a_database_locked_for_the_whole_run_fails_it_cleanly(
         pytest.xfail(f"the message does not name the database: {error!r}")
 
 
+@pytest.mark.slow  # a real run on a filling disk, then a second: ~8 s
 def test_a_disk_full_in_the_middle_of_sending_marks_nothing_unsent_as_sent(
     big_world: World, faults_summary: list[Row]
 ) -> None:

@@ -118,12 +118,8 @@ def _kill_once(world: World, kill: Kill) -> None:
     assert landed and done.returncode == -signal.SIGKILL, (done.returncode, done.stderr)
 
 
-SLOW = {"twice: message 40, restart at 80", "twice: planning, restart at 120"}
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in POINTS]
-)
+@pytest.mark.slow  # each case starts, kills and restarts real runs: 5-10 s
+@pytest.mark.parametrize("name", list(POINTS))
 def test_a_killed_run_started_again_loses_nothing(
     world: World, name: str, faults_summary: list[Row]
 ) -> None:
@@ -176,6 +172,7 @@ def test_a_killed_run_started_again_loses_nothing(
     assert world.marked_sent() == set(tally.per_id)  # so a rerun has nothing left to send
 
 
+@pytest.mark.slow  # two real runs, one killed, then a third: ~7 s
 def test_two_runs_at_once_one_killed_lose_nothing(world: World, faults_summary: list[Row]) -> None:
     first, second = world.start(), world.start()
     # the first still running at message 60: one may find all the work taken by the other
