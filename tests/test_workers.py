@@ -51,7 +51,9 @@ def test_workers_setting_defaults_to_auto() -> None:
     assert parse({"run": {"workers": 2}}, base=Path(".")).run.workers == 2
 
 
-def _site(folder: Path, server: SmtpServer, db_url: str, workers: int, readers: int) -> Path:
+def _site(
+    folder: Path, server: SmtpServer, db_url: str, workers: int, readers: int, smtp: str = ""
+) -> Path:
     papers = [
         item(f"2611.{i:05d}", f"{TOPICS[i % 4].title()} paper {i}", f"We study {TOPICS[i % 4]}.")
         for i in range(12)
@@ -61,7 +63,7 @@ def _site(folder: Path, server: SmtpServer, db_url: str, workers: int, readers: 
         folder,
         server,
         top=f'database = "{db_url}"',
-        smtp="concurrency = 4",
+        smtp=f"concurrency = 4\n{smtp}",
         more=f"[run]\nworkers = {workers}",
     )
     with Store(db_url) as store:
@@ -115,7 +117,8 @@ def test_a_worker_stopped_by_the_server_fails_the_run_and_loses_nothing(
 ) -> None:
     server = smtp_server(mail_reply="421 4.3.2 Service shutting down")
     db_url = f"sqlite:///{tmp_path / 'digest.db'}"
-    config = _site(tmp_path, server, db_url, workers=2, readers=10)
+    # Two tries a message (one short back-off) are enough to see a 421 defer it.
+    config = _site(tmp_path, server, db_url, workers=2, readers=10, smtp="max_attempts = 2")
     proc = _digest(config, "run", "--date", DAY.isoformat())
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out + err
@@ -134,6 +137,7 @@ def test_a_worker_stopped_by_the_server_fails_the_run_and_loses_nothing(
     assert len(received) == 10 and max(received.values()) == 1
 
 
+@pytest.mark.slow  # waits 3 s to see that no worker outlives its run
 def test_sigkill_of_the_run_takes_its_workers_along(
     tmp_path: Path, smtp_server: Callable[..., SmtpServer]
 ) -> None:
