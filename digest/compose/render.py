@@ -15,8 +15,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import css_inline
 from markupsafe import Markup
@@ -36,6 +35,9 @@ from digest.compose.views import (
 )
 from digest.errors import RenderError
 from digest.models import Match, Subscriber
+
+if TYPE_CHECKING:
+    from pathlib import Path  # an argument handed to templates.py, which reads the files
 
 #: Gmail clips an HTML part over 102 KB; leave room for the transfer encoding's estimate error.
 HTML_BUDGET = 90_000
