@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = open_engine(db_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    engine.dispose()  # a SQLite file may be written by sqlite3 next
     yield engine
     engine.dispose()
 
@@ -107,15 +110,35 @@ def test_an_up_to_date_database_costs_one_query(engine: Engine) -> None:
     assert statements == ["SELECT version_num FROM alembic_version"]
 
 
-def test_a_database_from_a_newer_paper_digest_is_refused_with_a_hint(
-    engine: Engine, db_url: str
-) -> None:
+def test_a_database_from_a_newer_paper_digest_is_refused_with_a_hint(engine: Engine) -> None:
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'f00dfeed'")
     with pytest.raises(StateError, match="revision f00dfeed") as caught:
-        Store(db_url)
+        migrate.upgrade_if_behind(engine)
     assert caught.value.hint and "upgrade paper-digest" in caught.value.hint
+
+
+def test_processes_opening_a_new_database_at_once_make_it_once(engine: Engine, db_url: str) -> None:
+    """Each waits for the schema lock, then finds the work done (threads stand in for
+    processes: each Store has its own engine and connections)."""
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            Store(db_url).close()
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert migrate.current(engine) == migrate.HEAD
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM meta").scalar() == 1
 
 
 # -- a database made before migrations -----------------------------------------------------
@@ -128,18 +151,19 @@ def load_legacy(db_url: str, tmp_path: Path) -> None:
     baseline's tables without Alembic's table (what the old code made: the baseline is
     checked against it below) and the dump's rows.
     """
-    copy = tmp_path / "legacy.db"
-    with sqlite3.connect(copy) as db:
-        db.executescript((LEGACY / "today.sql").read_text("utf-8"))
-    db.close()
+    dump = (LEGACY / "today.sql").read_text("utf-8")
     if db_url.startswith("sqlite"):
-        copy.rename(db_url.removeprefix("sqlite:///"))
+        with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as db:
+            db.executescript(dump)
         return
+    copy = tmp_path / "legacy.db"
+    with closing(sqlite3.connect(copy)) as db:
+        db.executescript(dump)
     engine = open_engine(db_url)
     migrate.upgrade(engine, migrate.BASELINE)
     target = sa.MetaData()
     target.reflect(engine)
-    with sqlite3.connect(copy) as db, engine.begin() as conn:
+    with closing(sqlite3.connect(copy)) as db, engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE alembic_version")
         conn.exec_driver_sql("DELETE FROM meta")
         for table in target.sorted_tables:
@@ -150,7 +174,10 @@ def load_legacy(db_url: str, tmp_path: Path) -> None:
             rows = [dict(zip(names, row, strict=True)) for row in cursor]
             if rows:
                 conn.execute(sa.insert(table), [_typed(table, row) for row in rows])
-    db.close()
+        for name in ("subscribers", "runs"):  # rows copied with their ids: move the counters on
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), MAX(id)) FROM {name}"
+            )
     engine.dispose()
 
 
@@ -196,6 +223,8 @@ def test_the_baseline_is_the_layout_the_old_code_made(tmp_path: Path) -> None:
     migrate.upgrade(new, migrate.BASELINE)
     assert migrate.current(new) == migrate.BASELINE
     assert shape(new) == {**shape(old), "alembic_version": shape(new)["alembic_version"]}
+    old.dispose()
+    new.dispose()
 
 
 def test_a_database_made_before_migrations_is_stamped_and_upgraded(
@@ -224,7 +253,7 @@ def test_an_old_database_of_a_newer_schema_version_is_refused(
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     with pytest.raises(StateError, match="schema version 4, newer"):
-        Store(db_url)
+        migrate.upgrade_if_behind(engine)
     assert migrate.current(engine) is None  # nothing changed
 
 
