@@ -5,7 +5,6 @@ head is the tables the code uses, and a database made before migrations (a real 
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -22,17 +21,15 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
 from digest.cli import cli
-from digest.config import load
 from digest.errors import StateError
-from digest.run import make_context, run
 from digest.store import Store, metadata, migrate
 from digest.store.schema import open_engine
-from tests.fixtures.legacy.make_legacy_db import D1, D2, LISTINGS, NOW
+from tests.fixtures.legacy.make_legacy_db import LISTINGS
 from tests.support.listings import write_days
 from tests.support.smtpd import SmtpServer
+from tests.test_pipeline import D1, D2, config, papers_to, run_day
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy"
-IDS = re.compile(rb"huggingface\.co/papers/(\d{4}\.\d{5})")
 
 
 @pytest.fixture
@@ -257,40 +254,6 @@ def test_an_old_database_of_a_newer_schema_version_is_refused(
     assert migrate.current(engine) is None  # nothing changed
 
 
-def write_site(tmp_path: Path, db_url: str, server: SmtpServer) -> Path:
-    """The legacy database's site: the same listings and readers, mailing ``server``."""
-    listings = write_days(tmp_path / "listings", LISTINGS)
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""database = "{db_url}"
-[source]
-kind = "file"
-path = "{listings}"
-[mail]
-from = "Paper Digest <digest@example.org>"
-[smtp]
-host = "{server.host}"
-port = {server.port}
-security = "none"
-[[subscribers]]
-email = "ada@example.org"
-keywords = ["diffusion"]
-[[subscribers]]
-email = "bob@example.org"
-keywords = ["diffusion"]
-""",
-        "utf-8",
-    )
-    return path
-
-
-async def run_day(config: Path, day: date) -> tuple[int, int, int, int]:
-    cfg = load(config)
-    with Store(cfg.database) as store:
-        report = await run(make_context(cfg, store, now=NOW), day)
-    return report.sent, report.failed, report.deferred, report.resumed
-
-
 async def test_a_day_after_the_upgrade_sends_nothing_twice(
     engine: Engine,
     db_url: str,
@@ -299,14 +262,13 @@ async def test_a_day_after_the_upgrade_sends_nothing_twice(
 ) -> None:
     load_legacy(db_url, tmp_path)
     server = smtp_server()
-    site = write_site(tmp_path, db_url, server)
+    site = config(tmp_path, db_url, write_days(tmp_path / "listings", LISTINGS), server)
     # the two digests left pending on 2026-11-17 go out, once each, with the one new paper
     assert await run_day(site, D2) == (2, 0, 0, 2)
     assert await run_day(site, D2) == (0, 0, 0, 0)
     assert await run_day(site, D1) == (0, 0, 0, 0)  # sent before the upgrade
-    for reader in ("ada@example.org", "bob@example.org"):
-        got = [i for m in server.messages if m.rcpt_tos == (reader,) for i in IDS.findall(m.data)]
-        assert got == [b"2511.00003"]
+    assert papers_to(server, "ada@example.org") == papers_to(server, "bob@example.org")
+    assert papers_to(server, "ada@example.org") == ["2511.00003"]
     assert len(server.messages) == 2
 
 

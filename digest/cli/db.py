@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 from sqlalchemy.engine import Engine
 
@@ -19,11 +22,8 @@ def db() -> None:
 @click.pass_obj
 def upgrade(state: State) -> None:
     """Bring the database to the newest schema revision; print where it is."""
-    engine = _engine(state)
-    try:
+    with _database(state) as engine:
         revision = guard(lambda: migrate.upgrade(engine))
-    finally:
-        engine.dispose()
     click.echo(_describe(revision))
 
 
@@ -31,19 +31,22 @@ def upgrade(state: State) -> None:
 @click.pass_obj
 def current(state: State) -> None:
     """Print the database's schema revision and whether it is the newest (changes nothing)."""
-    engine = _engine(state)
-    try:
+    with _database(state) as engine:
         revision = guard(lambda: migrate.current(engine))
         if revision is not None:
             guard(lambda: migrate.check_known(engine, revision))
-    finally:
-        engine.dispose()
     click.echo(_describe(revision))
 
 
-def _engine(state: State) -> Engine:
+@contextmanager
+def _database(state: State) -> Iterator[Engine]:
+    """The configured database's engine, without the upgrade a Store does on opening."""
     cfg = state.config()
-    return guard(lambda: open_engine(cfg.database))
+    engine = guard(lambda: open_engine(cfg.database))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _describe(revision: str | None) -> str:
