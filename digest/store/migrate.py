@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,7 @@ _PG_LOCK = 0x6469676573740001
 
 
 def head() -> str:
-    """The newest revision our migrations know."""
+    """The newest revision our migrations know (:data:`HEAD`, read from the revisions)."""
     return _scripts().get_current_head() or BASELINE
 
 
@@ -181,6 +182,8 @@ def _add_columns(conn: Connection) -> None:
             ddl = f"{column.name} {column.type.compile(dialect=conn.dialect)}"
             if column.server_default is not None:
                 ddl += f" NOT NULL DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+            if conn.dialect.name == "postgresql":
+                ddl = "IF NOT EXISTS " + ddl  # as before the schema lock: harmless
             conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {ddl}")
 
 
@@ -195,7 +198,9 @@ def _config(conn: Connection | None = None) -> Config:
     return config
 
 
+@cache
 def _scripts() -> ScriptDirectory:
+    """The revisions of ``migrations/versions``, read once."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_config())
