@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 import aiosmtplib
 
-from digest.deliver.base import backoff_delay
+from digest.deliver.base import Sleep, backoff_delay
 from digest.deliver.pipelining import unpipe
 from digest.errors import DeliveryError, TransientDeliveryError
-
-if TYPE_CHECKING:
-    from digest.deliver.smtp import SmtpSender
 
 log = logging.getLogger("digest.deliver")
 
@@ -29,10 +27,26 @@ class GaveUp(Exception):
         self.attempts = 0  # transactions the message held had been through
 
 
+class Dialer(Protocol):
+    """What a connection needs of its sender (:class:`~digest.deliver.smtp.SmtpSender`):
+    how to open one, and the policy for reusing and retrying it."""
+
+    label: str
+    max_per_connection: int
+    max_attempts: int
+    backoff: float
+    sleep: Sleep
+    jitter: Callable[[], float]
+
+    async def open_connection(self) -> aiosmtplib.SMTP:
+        """A new, ready connection; raises TransientDeliveryError or a stopper."""
+        ...
+
+
 class Connection:
     """One worker's SMTP connection, opened on demand and reused for many messages."""
 
-    def __init__(self, sender: SmtpSender, opening: set[asyncio.Task[aiosmtplib.SMTP]]) -> None:
+    def __init__(self, sender: Dialer, opening: set[asyncio.Task[aiosmtplib.SMTP]]) -> None:
         self.sender = sender
         self.client: aiosmtplib.SMTP | None = None
         self.used = 0

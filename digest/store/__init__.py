@@ -25,10 +25,9 @@ from digest.store.outbox import (
     DeliveryRecord,
     Outbox,
     PendingDelivery,
-    PlannedDelivery,
     new_delivery_id,
 )
-from digest.store.outbox_rows import INSERT_ROWS
+from digest.store.outbox_rows import INSERT_ROWS, PlannedDelivery
 from digest.store.papers import Papers
 from digest.store.runs import RunLog, RunRecord
 from digest.store.schema import deliveries, delivery_papers, metadata, subscribers

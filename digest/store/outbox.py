@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from digest.models import Subscriber
-from digest.store.outbox_rows import DriverWrites, delivery_row, paper_rows
+from digest.store.outbox_rows import DriverWrites, PlannedDelivery, delivery_row, paper_rows
 from digest.store.schema import (
     aware,
     begin,
@@ -32,18 +32,6 @@ from digest.store.subscriber_rows import to_subscriber
 
 #: Paper rows recorded per transaction (see :meth:`Outbox.record_pending`).
 RECORD_ROWS = 5_000
-
-
-@dataclass(frozen=True)
-class PlannedDelivery:
-    """A digest to record as pending: its papers in display order, those past the cap last."""
-
-    subscriber_id: int
-    listing_date: date
-    paper_keys: tuple[str, ...]
-    shown: int  # how many of paper_keys are shown; the rest are "N more"
-    id: str = ""
-    message_id: str = ""
 
 
 @dataclass(frozen=True)

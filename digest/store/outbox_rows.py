@@ -8,16 +8,27 @@ statements themselves (30 paper rows per digest, 100,000 digests a day).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.store.schema import deliveries, delivery_papers
 
-if TYPE_CHECKING:
-    from digest.store.outbox import PlannedDelivery
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """A digest to record as pending: its papers in display order, those past the cap last."""
+
+    subscriber_id: int
+    listing_date: date
+    paper_keys: tuple[str, ...]
+    shown: int  # how many of paper_keys are shown; the rest are "N more"
+    id: str = ""
+    message_id: str = ""
+
 
 #: Rows per multi-row INSERT: one statement, one step of the database per this many rows.
 INSERT_ROWS = 500

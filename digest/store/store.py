@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 
 from digest.models import Listing, Paper, Subscriber
 from digest.store.members import Members
-from digest.store.outbox import Claim, DeliveryRecord, Outbox, PendingDelivery, PlannedDelivery
+from digest.store.outbox import Claim, DeliveryRecord, Outbox, PendingDelivery
+from digest.store.outbox_rows import PlannedDelivery
 from digest.store.papers import Papers
 from digest.store.runs import RunLog, RunRecord
 from digest.store.schema import ensure_schema, open_engine
