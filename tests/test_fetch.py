@@ -505,6 +505,25 @@ async def test_file_source_bad_json_names_the_file(
         assert caught.value.url == str(tmp_path / "2026-11-18.json")
 
 
+async def test_a_file_with_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Editors on Windows (Notepad, Excel's "UTF-8" export) start a file with U+FEFF.
+    body = json.dumps([item("2511.00001", "Ünïcode paper")], ensure_ascii=False)
+    folder = write_days(tmp_path / "l", {})
+    (folder / "2026-11-18.json").write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    for path in (folder, folder / "2026-11-18.json"):
+        listing = await FileSource(path).fetch(BUSY)
+        assert [p.title for p in listing.papers] == ["Ünïcode paper"]
+        assert listing.warnings == ()
+
+
+async def test_a_response_with_a_utf8_byte_order_mark_is_read(server: ListingServer) -> None:
+    body = json.dumps([item("2511.00001", "From a mirror")]).encode("utf-8")
+    server.fail(200, body=b"\xef\xbb\xbf" + body)
+    http, _ = source(server)
+    listing = await http.fetch(QUIET)
+    assert [p.title for p in listing.papers] == ["From a mirror"] and listing.warnings == ()
+
+
 async def test_the_bundled_sample_reads_cleanly() -> None:
     folder = Path(__file__).parents[1] / "digest" / "data" / "sample"
     listing = await FileSource(folder).fetch(date(2026, 11, 16))

@@ -14,6 +14,7 @@ from digest.sources.huggingface import dedupe, load_document, parse_items
 class FileSource:
     """Listings in the API's JSON format on disk, for ``digest demo``, tests and mirrors.
 
+    Files are UTF-8 (a byte order mark is fine).
     ``path`` is a folder of ``YYYY-MM-DD.json`` files (a day without its file is an empty
     listing, like a weekend, with a warning) or one ``.json`` file served for every date. A
     ``path`` that does not exist, an unreadable file or one not in the format raise

@@ -74,7 +74,8 @@ def _describe(text: str) -> str:
 
 
 def load_document(body: bytes, url: str) -> tuple[list[Any], list[str]]:
-    """The JSON list of a response body, and a warning if bytes had to be replaced.
+    """The JSON list of a response body (UTF-8, a byte order mark allowed), and a warning
+    if bytes had to be replaced.
 
     Raises :class:`SourceError` for anything but a JSON list.
     """
@@ -86,6 +87,9 @@ def load_document(body: bytes, url: str) -> tuple[list[Any], list[str]]:
         # A document in another encoding (UTF-16, Latin-1 HTML) still fails as not JSON.
         text = body.decode("utf-8", "replace")
         warnings.append(f"invalid UTF-8 (first at byte {exc.start}) replaced by U+FFFD")
+    # A UTF-8 byte order mark (Notepad, Excel, some mirrors) says nothing JSON needs; RFC 8259
+    # §8.1 lets a parser ignore it, and json.loads would refuse it.
+    text = text.removeprefix("\ufeff")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
