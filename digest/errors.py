@@ -11,6 +11,7 @@
     │   ├── TransientDeliveryError   try again later (4xx, dropped connection, timeout)
     │   └── PermanentDeliveryError   the server refused for good (5xx)
     ├── StateError             the database cannot be read or written
+    ├── FeedError              the feed files cannot be written (folder, path, reason)
     └── RosterError            a subscriber file is unreadable or its header wrong (source, line)
 
 Only ``cli`` (and later ``web``) turns these into words for people and exit codes.
@@ -59,7 +60,13 @@ class ConfigError(DigestError):
     Holds every problem found, so the user can fix them all at once.
     """
 
-    def __init__(self, problems: Sequence[ConfigProblem] | str, *, path: str | None = None) -> None:
+    def __init__(
+        self,
+        problems: Sequence[ConfigProblem] | str,
+        *,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         if isinstance(problems, str):
             problems = [ConfigProblem(key="", message=problems)]
         self.problems = tuple(problems)
@@ -71,7 +78,7 @@ class ConfigError(DigestError):
             lines = [f"{head}{len(self.problems)} problems:"]
             lines += [f"  - {p}" for p in self.problems]
             message = "\n".join(lines)
-        super().__init__(message)
+        super().__init__(message, hint=hint)
 
 
 class SourceError(DigestError):
@@ -135,6 +142,20 @@ class PermanentDeliveryError(DeliveryError):
 
 class StateError(DigestError):
     """The database cannot be opened, read or written."""
+
+
+class FeedError(DigestError):
+    """The feed files could not be written: ``folder`` is ``feeds.dir``, ``path`` the file
+    or folder the system refused, ``reason`` its words (``Permission denied``)."""
+
+    def __init__(
+        self, folder: str, reason: str, *, path: str | None = None, hint: str | None = None
+    ) -> None:
+        self.folder = folder
+        self.reason = reason
+        self.path = path
+        where = f" ({path})" if path and path != folder else ""
+        super().__init__(f"cannot write the feeds in {folder}: {reason}{where}", hint=hint)
 
 
 class RosterError(DigestError):
