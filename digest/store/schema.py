@@ -85,6 +85,9 @@ subscribers = sa.Table(
     sa.Column("next_send_at", sa.DateTime(timezone=True)),
     sa.Column("covered_until", sa.Date),
     sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    # The pending web request a confirmation link may confirm (revision 0002): set anew by
+    # each request, cleared by confirming; a link naming another nonce confirms nothing.
+    sa.Column("confirm_nonce", sa.String(32)),
     sa.Index("ix_subscribers_due", "status", "next_send_at"),
 )
 

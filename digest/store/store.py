@@ -10,11 +10,12 @@ from sqlalchemy.engine import Engine
 
 from digest.models import Listing, Paper, Subscriber
 from digest.store.members import Members
+from digest.store.migrate import upgrade_if_behind
 from digest.store.outbox import Claim, DeliveryRecord, Outbox, PendingDelivery
 from digest.store.outbox_rows import PlannedDelivery
 from digest.store.papers import Papers
 from digest.store.runs import RunLog, RunRecord
-from digest.store.schema import ensure_schema, open_engine
+from digest.store.schema import open_engine
 from digest.store.subscriber_rows import ImportCounts
 
 
@@ -30,7 +31,7 @@ class Store:
         self.members = Members(self.engine)
         self.outbox = Outbox(self.engine)
         self.run_log = RunLog(self.engine)
-        ensure_schema(self.engine)
+        upgrade_if_behind(self.engine)  # Alembic: a database that is behind is upgraded
 
     def close(self) -> None:
         self.engine.dispose()
