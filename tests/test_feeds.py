@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -55,8 +56,12 @@ def feeds(entries: list[tuple[date, Paper]]) -> tuple[feedparser.FeedParserDict,
 
 
 def rss_titles(data: bytes) -> list[str | None]:
-    """Item titles exactly as the XML holds them (feedparser would sanitise them as HTML)."""
-    return [item.findtext("title") for item in ElementTree.fromstring(data).iter("item")]
+    """Item titles as an RSS reader shows them: the XML's text taken as HTML (unescaped, not
+    sanitised as feedparser would)."""
+    return [
+        html.unescape(item.findtext("title") or "")
+        for item in ElementTree.fromstring(data).iter("item")
+    ]
 
 
 def atom_titles(data: bytes) -> list[str | None]:
@@ -204,6 +209,83 @@ def test_a_bad_abstract_does_not_spoil_the_others() -> None:
         assert [e.summary for e in parsed.entries] == ["[31m broken", "Fine."]
 
 
+# What an RSS or Atom reader shows of a field: feedparser's value, and for a field it says
+# is HTML, the text that HTML stands for (an HTML reader shows that, escapes resolved).
+def shown(entry: feedparser.FeedParserDict, name: str) -> str:
+    detail = entry[f"{name}_detail"]
+    value: str = detail["value"]
+    return html.unescape(value) if detail["type"] == "text/html" else value
+
+
+def as_feedparser_reads(text: str) -> str:
+    """``text`` with feedparser's own repair applied, as it does to every value of a UTF-8
+    feed: text that is all Latin-1 and re-encodes to valid UTF-8 is taken for mojibake and
+    decoded again ("Â¡" shows as "¡"; feedparser/mixin.py, "address common error"); not
+    to Atom author names."""
+    try:
+        return text.encode("iso-8859-1").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
+RSS_TAGS = {"rss", "channel", "title", "link", "description", "docs", "generator", "language"}
+RSS_TAGS |= {"lastBuildDate", "item", "guid", "pubDate", ATOM + "link"}
+RSS_TAGS |= {"{http://purl.org/dc/elements/1.1/}creator"}
+ATOM_TAGS = {"feed", "id", "title", "updated", "author", "name", "link", "generator"}
+ATOM_TAGS = {ATOM + t for t in ATOM_TAGS | {"subtitle", "entry", "summary", "published"}}
+
+
+def check_only_our_elements(rss: bytes, atom: bytes) -> None:
+    """Every XML element is one we write, and the RSS text readers take as HTML (titles,
+    descriptions) holds no tag at all: no reader can find an element we did not write."""
+    root = ElementTree.fromstring(rss)
+    assert {e.tag for e in root.iter()} <= RSS_TAGS
+    for element in root.iter():
+        if element.tag in ("title", "description"):
+            assert "<" not in (element.text or ""), element.text
+    assert {e.tag for e in ElementTree.fromstring(atom).iter()} <= ATOM_TAGS
+
+
+LISTING_MARKUP = [
+    '<img src="https://tracker.example/p.gif?u=1" width=1 height=1>',
+    '<a href="https://phish.example/login">Verify your account</a>',
+    '<form action="https://evil.example/"><input name="password"></form>',
+    "<img src=x onerror=alert(1)>",
+    '<a href="javascript:alert(1)">read</a>',
+    '<iframe src="https://evil.example/"></iframe>',
+    "<svg onload=alert(1)>",
+    "a<b and c>d",
+    "AT&T &amp; &lt;b&gt; &copy; &#60;b&#62;",
+]
+
+
+@pytest.mark.parametrize("markup", LISTING_MARKUP)
+def test_listing_markup_is_shown_as_text_in_every_format(markup: str) -> None:
+    p = paper("2511.00001", f"Title {markup}", f"Abstract {markup}", authors=(markup,))
+    rss, atom = build([(D1, p)])
+    check_only_our_elements(rss, atom)
+    for parsed in (parse(rss), parse(atom)):
+        (entry,) = parsed.entries
+        assert shown(entry, "title") == f"Title {markup}"
+        assert shown(entry, "summary") == f"Abstract {markup}"
+        assert entry.author == markup
+
+
+def test_private_feeds_carry_text_too() -> None:
+    """A subscriber's feed (a subset through :class:`FeedSet`, its own meta naming their
+    queries) is as safe as the public one."""
+    p = paper("2511.00001", "<img src=x onerror=alert(1)>", "a<b and c>d")
+    feed_set = FeedSet([(D1, p)], link=SITE, updated=UPDATED)
+    meta = FeedMeta("Papers & <i>more</i>", SITE, None, None, 'Papers matching "<b>x</b>"')
+    rss, atom = feed_set.build(meta, {p.key})
+    check_only_our_elements(rss, atom)
+    for parsed in (parse(rss), parse(atom)):
+        assert shown(parsed.feed, "title") == "Papers & <i>more</i>"
+        assert shown(parsed.feed, "subtitle") == 'Papers matching "<b>x</b>"'
+        assert shown(parsed.entries[0], "title") == "<img src=x onerror=alert(1)>"
+        assert shown(parsed.entries[0], "summary") == "a<b and c>d"
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -268,6 +350,35 @@ def test_any_text_makes_valid_feeds(
     parse(rss), parse(atom)
     assert rss_titles(rss) == atom_titles(atom) == [xml_text(title) or xml_text(p.key)]
     assert parse(rss).entries[0].id == parse(atom).entries[0].id == paper_id(p, SITE)
+
+
+HTMLISH = ["<b>", "</b>", "<img src=x onerror=alert(1)>", "<a href='javascript:x'>", "</a>"]
+HTMLISH += ["&amp;", "&lt;", "&#60;", "&#x3c;", "&copy;", "&nosuch;", "&", "<!--", "-->", "<?x?>"]
+markup = st.lists(
+    st.one_of(st.characters(), st.sampled_from(NASTY), st.sampled_from(HTMLISH)), max_size=30
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(title=markup, abstract=markup, authors=st.lists(markup, max_size=3))
+def test_a_reader_shows_the_papers_text_whatever_it_is(
+    title: str, abstract: str, authors: list[str]
+) -> None:
+    """Feed text is text: what feedparser shows (after its own unescaping of what it takes as
+    HTML) is the paper's text, in RSS and Atom, and no element but ours is in the XML."""
+    p = paper("2511.00001", title, abstract, authors=tuple(authors))
+    rss, atom = build([(D1, p)])
+    check_only_our_elements(rss, atom)
+    names = [name for name in map(xml_text, authors) if name]
+    for parsed in (parse(rss), parse(atom)):
+        (entry,) = parsed.entries
+        assert shown(entry, "title") == as_feedparser_reads(xml_text(title) or xml_text(p.key))
+        summary = xml_text(abstract)
+        assert shown(entry, "summary") == (as_feedparser_reads(summary) or shown(entry, "title"))
+    if names:
+        creator = parse(rss).entries[0].author  # dc:creator: plain text
+        assert creator == as_feedparser_reads(", ".join(names))
+        assert [a["name"] for a in parse(atom).entries[0].authors] == names  # not repaired
 
 
 # -- golden and feed sets -------------------------------------------------------------------

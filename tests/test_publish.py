@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from datetime import UTC, date, datetime
+from html import unescape
 from pathlib import Path
 
 import feedparser
@@ -115,6 +116,29 @@ def test_a_lost_file_or_index_is_written_again(tmp_path: Path) -> None:
         publish_feeds(config, store, NOW.replace(hour=12))
         assert stamp(ab) != first  # no trustworthy record of it: rewritten
         assert feedparser.parse(ab.read_bytes()).feed.updated.startswith("2026-11-18T12:00")
+
+
+def test_public_and_private_feed_files_carry_listing_markup_as_text(tmp_path: Path) -> None:
+    config = parse({"database": f"sqlite:///{tmp_path / 'digest.db'}"}, base=tmp_path)
+    title = 'Diffusion <img src="https://tracker.example/p.gif"> a<b and c>d'
+    abstract = '<a href="https://phish.example/">Log in</a><form><input name=pw></form>'
+    with Store(config.database) as store:
+        store.papers.save_listing(Listing(date(2026, 11, 17), (paper(1, title, abstract),)), NOW)
+        sub = store.members.add_subscriber(
+            Subscriber(email="x@example.org", keywords=("diffusion", "<b>x</b>"))
+        )
+        publish_feeds(config, store, NOW)
+    private = shared_of(config, sub)
+    files = [config.feeds.dir / "feed.xml", config.feeds.dir / "feed.atom"]
+    files += [private.with_suffix(".xml"), private]
+    for path in files:
+        parsed = feedparser.parse(path.read_bytes())
+        (entry,) = parsed.entries
+        for name, text in (("title", title), ("summary", abstract)):
+            detail = entry[f"{name}_detail"]
+            html = detail.type == "text/html"
+            assert (unescape(detail.value) if html else detail.value) == text, path.name
+        assert b"<img" not in path.read_bytes() and b"<form" not in path.read_bytes()
 
 
 def test_link_atomic_makes_keeps_and_replaces_links(tmp_path: Path) -> None:

@@ -3,13 +3,20 @@
 Pure: the same function makes the public feeds and each subscriber's private ones (a
 subset of papers). Text is cleaned of what XML forbids, so one bad abstract cannot make a
 whole feed unreadable.
+
+Paper fields are third-party text and stay text in both formats. Atom says so itself
+(``type="text"``, the default); RSS 2.0 has no such attribute and readers take its
+``<title>`` and ``<description>`` as HTML, so there the text is HTML-escaped first (then
+XML-escaped by the serialiser): ``a<b`` is written ``a&amp;lt;b``, which an HTML reader shows
+as ``a<b``, never as a tag.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from urllib.parse import quote, urlsplit
@@ -32,6 +39,12 @@ def xml_text(text: str) -> str:
     """``text`` on one line with every character XML 1.0 forbids (controls, lone
     surrogates, U+FFFE/U+FFFF) and every bidi override removed."""
     return _SPACES.sub(" ", _NOT_XML.sub(" ", text)).strip()
+
+
+def html_text(text: str) -> str:
+    """:func:`xml_text` of ``text``, HTML-escaped, for an RSS element that readers show as HTML
+    (``<title>``, ``<description>``): what they show is then ``xml_text(text)``, as text."""
+    return html.escape(xml_text(text), quote=False)
 
 
 def _url(url: str | None) -> str | None:
@@ -96,7 +109,9 @@ class FeedSet:
 
     feedgen renders every paper once (RSS item and Atom entry); a feed of any subset is then
     its shell (also feedgen's, cached per :class:`FeedMeta`) with the chosen fragments
-    spliced in. Markup in text is escaped, so an entry's closing tag can only be its own.
+    spliced in. Markup in text is escaped, so an entry's closing tag can only be its own,
+    and in RSS escaped once more, since readers take RSS text as HTML (see the module's
+    docstring).
     """
 
     def __init__(
@@ -112,25 +127,30 @@ class FeedSet:
         self.updated = updated
         self.entries = newest_first(entries, link)
         self.keys = [paper.key for _, paper in self.entries]
-        fg = self._generator(FeedMeta("all", link, None, None, "all"))
+        everything = FeedMeta("all", link, None, None, "all")
+        atom_fg, rss_fg = self._generator(everything), self._generator(everything, rss=True)
         for day, paper in self.entries:
-            _add_entry(fg, day, paper, link, tz)
-        self._atom = _ATOM_ENTRY.findall(fg.atom_str(pretty=True)) if self.entries else []
-        self._rss = _RSS_ITEM.findall(fg.rss_str(pretty=True)) if self.entries else []
+            _add_entry(atom_fg, day, paper, link, tz, xml_text)
+            _add_entry(rss_fg, day, paper, link, tz, html_text)
+        self._atom = _ATOM_ENTRY.findall(atom_fg.atom_str(pretty=True)) if self.entries else []
+        self._rss = _RSS_ITEM.findall(rss_fg.rss_str(pretty=True)) if self.entries else []
         if len(self._atom) != len(self.entries) or len(self._rss) != len(self.entries):
             raise RuntimeError("feedgen output did not split into one fragment per paper")
         self._shells: dict[FeedMeta, tuple[bytes, bytes, bytes, bytes]] = {}
         self._digests: list[bytes] | None = None
 
-    def _generator(self, meta: FeedMeta) -> FeedGenerator:
+    def _generator(self, meta: FeedMeta, *, rss: bool = False) -> FeedGenerator:
+        """A generator for the Atom output, or (``rss``) for the RSS output: text is then
+        HTML-escaped (:func:`html_text`), as RSS readers take it as HTML."""
+        text = html_text if rss else xml_text
         fg = FeedGenerator()
         fg.load_extension("dc", atom=False, rss=True)
         fg.id(meta.feed_id or meta.atom_url or meta.link)
-        fg.title(xml_text(meta.title) or "Papers")
+        fg.title(text(meta.title) or "Papers")
         # RFC 4287 §4.1.1: a feed needs an author unless every entry has one; a paper
         # listed without authors would otherwise make the Atom feed invalid.
         fg.author({"name": xml_text(meta.title) or "Papers"})
-        fg.subtitle(xml_text(meta.description) or xml_text(meta.title) or "Papers")
+        fg.subtitle(text(meta.description) or text(meta.title) or "Papers")
         # feedgen gives RSS the last link added: the site, not the feed itself.
         if meta.atom_url:
             fg.link(href=meta.atom_url, rel="self")
@@ -145,8 +165,8 @@ class FeedSet:
         """(rss head, rss tail, atom head, atom tail) of an empty feed described by ``meta``."""
         shell = self._shells.get(meta)
         if shell is None:
-            fg = self._generator(meta)
-            atom = fg.atom_str(pretty=True)
+            atom = self._generator(meta).atom_str(pretty=True)
+            fg = self._generator(meta, rss=True)
             if meta.rss_url:
                 fg.link(href=meta.rss_url, rel="self", replace=True)
                 fg.link(href=meta.link, rel="alternate")
@@ -199,19 +219,29 @@ class FeedSet:
         return rss, atom
 
 
-def _add_entry(fg: FeedGenerator, day: date, paper: Paper, link: str, tz: tzinfo) -> None:
+def _add_entry(
+    fg: FeedGenerator,
+    day: date,
+    paper: Paper,
+    link: str,
+    tz: tzinfo,
+    text: Callable[[str], str],
+) -> None:
+    """``paper`` as an entry of ``fg``, its title and summary made by ``text`` (:func:`xml_text`
+    for Atom, :func:`html_text` for RSS); author names are plain text in both (Atom
+    ``<name>``, Dublin Core ``<dc:creator>``)."""
     when = datetime.combine(day, time(0), tzinfo=tz)
     entry = fg.add_entry(order="append")
     guid = paper_id(paper, link)
     entry.id(guid)
     entry.guid(guid, permalink=guid.startswith("http"))
-    entry.title(xml_text(paper.title) or xml_text(paper.key))
+    entry.title(text(paper.title) or text(paper.key))
     entry.link(href=paper_link(paper, link), rel="alternate")
     authors = [name for name in (xml_text(a) for a in paper.authors) if name]
     if authors:
         entry.author([{"name": name} for name in authors])
         entry.dc.dc_creator(", ".join(authors))
-    entry.summary(xml_text(paper.abstract) or xml_text(paper.title) or xml_text(paper.key))
+    entry.summary(text(paper.abstract) or text(paper.title) or text(paper.key))
     entry.published(when)
     entry.updated(when)
 
@@ -234,9 +264,10 @@ def build_feeds(
     guid/id (:func:`paper_id`), title, link (:func:`paper_link`, http(s) only), authors
     (Atom ``<author><name>``, RSS ``<dc:creator>`` since RSS ``<author>`` must be an email
     address), the listing date at midnight in ``tz``, and the abstract; text is cleaned by
-    :func:`xml_text`. ``link`` is the site, ``rss_url``/``atom_url`` where the feeds are
-    served; ``updated`` must be timezone-aware (else ValueError). Output is deterministic
-    for the same input. For many feeds over the same papers, use :class:`FeedSet`.
+    :func:`xml_text`, and in RSS also HTML-escaped (:func:`html_text`). ``link`` is the
+    site, ``rss_url``/``atom_url`` where the feeds are served; ``updated`` must be
+    timezone-aware (else ValueError). Output is deterministic for the same input. For many
+    feeds over the same papers, use :class:`FeedSet`.
     """
     feeds = FeedSet(entries, link=link, updated=updated, tz=tz)
     return feeds.build(FeedMeta(title, link, rss_url, atom_url, description))
