@@ -165,8 +165,10 @@ class FeedSet:
         """(rss head, rss tail, atom head, atom tail) of an empty feed described by ``meta``."""
         shell = self._shells.get(meta)
         if shell is None:
-            atom = self._generator(meta).atom_str(pretty=True)
             fg = self._generator(meta, rss=True)
+            plain = all(html_text(t) == xml_text(t) for t in (meta.title, meta.description))
+            # Most titles have nothing to escape: then one generator makes both shells.
+            atom = (fg if plain else self._generator(meta)).atom_str(pretty=True)
             if meta.rss_url:
                 fg.link(href=meta.rss_url, rel="self", replace=True)
                 fg.link(href=meta.link, rel="alternate")
