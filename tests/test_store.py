@@ -196,6 +196,7 @@ TABLES_NAMED = {
     "outbox": {"deliveries", "delivery_papers", "listing_papers", "subscribers", "runs"},
     "outbox_rows": {"deliveries", "delivery_papers"},
     "runs": {"runs", "meta"},
+    "limits": {"rate_events"},
 }
 
 

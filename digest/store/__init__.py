@@ -4,7 +4,8 @@ Small repositories, each owning its tables, composed by a thin ``Store`` (``stor
 opens the engine and holds them: ``store.papers`` (``papers``: papers and listings),
 ``store.members`` (``members`` with ``subscriber_rows``: subscribers, confirmation,
 preferences, schedule, imports), ``store.outbox`` (``outbox`` with ``outbox_rows``:
-deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys).
+deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys),
+``store.limits`` (``limits``: the web's rate limits, shared by every process).
 ``schema`` holds the tables, opening the engine, :func:`~digest.store.schema.ensure_schema`
 and the transaction that turns SQLAlchemy's errors into ``StateError``.
 
@@ -19,6 +20,7 @@ transaction (crash-safe): ``mark_sent`` ends the subscriber's run of hard bounce
 Works on SQLite and PostgreSQL. May import ``compose``, ``select`` and the bottom layer.
 """
 
+from digest.store.limits import RateLimits
 from digest.store.members import Members
 from digest.store.outbox import (
     Claim,
@@ -44,6 +46,7 @@ __all__ = [
     "Papers",
     "PendingDelivery",
     "PlannedDelivery",
+    "RateLimits",
     "RunLog",
     "RunRecord",
     "Store",

@@ -139,6 +139,18 @@ runs = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
 )
 
+#: The live events of the web's rate limits (revision 0003): one row per counted event,
+#: deleted once its window has passed; ``key`` is a hash of the limit's name and its key.
+rate_events = sa.Table(
+    "rate_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),  # seconds since the epoch
+    sa.Index("ix_rate_events_key", "key", "expires"),
+    sa.Index("ix_rate_events_expires", "expires"),
+)
+
 #: Columns added after version 1, by table: created by ALTER TABLE on an older database.
 _ADDED_COLUMNS = {
     "subscribers": (

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy.engine import Engine
 
 from digest.models import Listing, Paper, Subscriber
+from digest.store.limits import RateLimits
 from digest.store.members import Members
 from digest.store.migrate import upgrade_if_behind
 from digest.store.outbox import Claim, DeliveryRecord, Outbox, PendingDelivery
@@ -21,7 +22,8 @@ from digest.store.subscriber_rows import ImportCounts
 
 class Store:
     """paper-digest's state over one engine: ``papers`` (papers and listings), ``members``
-    (subscribers), ``outbox`` (deliveries and claims), ``run_log`` (runs and meta keys).
+    (subscribers), ``outbox`` (deliveries and claims), ``run_log`` (runs and meta keys),
+    ``limits`` (the web's rate limits).
     Raises :class:`StateError`."""
 
     def __init__(self, url: str) -> None:
@@ -31,6 +33,7 @@ class Store:
         self.members = Members(self.engine)
         self.outbox = Outbox(self.engine)
         self.run_log = RunLog(self.engine)
+        self.limits = RateLimits(self.engine)
         upgrade_if_behind(self.engine)  # Alembic: a database that is behind is upgraded
 
     def close(self) -> None:
