@@ -5,7 +5,7 @@
     DigestError
     ├── ConfigError            a config file or CLI value is wrong (file, key, value, hint)
     ├── SourceError            a listing could not be fetched or is not the expected shape (url)
-    ├── QueryError             a keyword query does not parse (query, position)
+    ├── QueryError             a keyword query does not parse (query, position, hint)
     ├── RenderError            a template is missing or fails (template)
     ├── DeliveryError          a message could not be delivered (recipient, code, reply)
     │   ├── TransientDeliveryError   try again later (4xx, dropped connection, timeout)
@@ -91,15 +91,17 @@ class SourceError(DigestError):
 
 
 class QueryError(DigestError):
-    """A keyword query does not parse; ``position`` is the 0-based character offset."""
+    """A keyword query does not parse; ``position`` is the 0-based character offset;
+    ``hint`` what to write instead, when known (an unknown field: the fields)."""
 
-    def __init__(self, query: str, position: int, reason: str) -> None:
+    def __init__(self, query: str, position: int, reason: str, *, hint: str | None = None) -> None:
         self.query = query
         self.position = position
         self.reason = reason
         pointer = " " * position + "^"
         super().__init__(
-            f"invalid query {query!r} at position {position}: {reason}\n    {query}\n    {pointer}"
+            f"invalid query {query!r} at position {position}: {reason}\n    {query}\n    {pointer}",
+            hint=hint,
         )
 
 

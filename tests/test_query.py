@@ -41,9 +41,9 @@ a, b, c, d = Term("a"), Term("b"), Term("c"), Term("d")
         ("GPT-4", Phrase(("gpt", "4"))),
         ("mixture-of-experts", Phrase(("mixture", "of", "experts"))),
         ("e.g.", Phrase(("e", "g"))),
-        ("foo:bar", Phrase(("foo", "bar"))),
+        ('"foo:bar"', Phrase(("foo", "bar"))),  # unquoted, an unknown field: see below
         ("https://arxiv.org/abs/2503", Phrase(("https", "arxiv", "org", "abs", "2503"))),
-        ("NOT:x", Phrase(("not", "x"))),
+        ('"NOT:x"', Phrase(("not", "x"))),
         # prefixes
         ("quantiz*", Prefix("quantiz")),
         ("Agent*", Prefix("agent")),
@@ -126,7 +126,7 @@ def test_parse(query: str, expected: Node) -> None:
         ("a b c", "a (b c)"),
         ("a OR b OR c", "a OR (b OR c)"),
         ("GPT-4", '"gpt 4"'),
-        ("foo:bar", '"foo bar"'),
+        ('"foo:bar"', '"foo bar"'),
         ("a AND b", "a   b"),
         ('"mixture of experts"', "mixture-of-experts"),
     ],
@@ -187,6 +187,87 @@ def test_invalid(query: str, position: int, reason: str) -> None:
     assert reason in error.reason
     assert isinstance(error, DigestError)
     assert f"position {position}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("query", "position", "reason"),
+    [
+        ("tilte:diffusion", 0, "unknown field tilte:, did you mean title:?"),
+        ("Titel:diffusion", 0, "unknown field Titel:, did you mean title:?"),
+        ("abstarct:(a OR b)", 0, "unknown field abstarct:, did you mean abstract:?"),
+        ('autor:"Ada Okafor"', 0, "unknown field autor:, did you mean author:?"),
+        ("authors: Okafor", 0, "did you mean author:?"),  # a space may follow a field
+        ("tilte: diffusion", 0, "did you mean title:?"),
+        ("a OR tilte:", 5, "did you mean title:?"),
+        ("foo:bar", 0, "unknown field foo: (the fields are title:, abstract:, author:)"),
+        ("llm foo:bar", 4, "unknown field foo:"),
+        ("-foo:bar", 1, "unknown field foo:"),
+        ("NOT foo:bar", 4, "unknown field foo:"),
+        ("title:foo:bar", 6, "unknown field foo:"),
+        ("(a OR foo:(b c))", 6, "unknown field foo:"),
+        ("foo:*", 0, "unknown field foo:"),
+        ("NOT:x", 0, "unknown field NOT:"),
+        ("foo:été", 0, "unknown field foo:"),
+    ],
+)
+def test_a_field_that_does_not_exist_is_an_error_with_a_suggestion(
+    query: str, position: int, reason: str
+) -> None:
+    """Not a phrase that silently matches nothing forever (``tilte diffusion``)."""
+    with pytest.raises(QueryError) as caught:
+        validate(query)
+    error = caught.value
+    assert (error.query, error.position) == (query, position)
+    assert reason in error.reason
+    assert error.hint and "title:, abstract:, author:" in error.hint
+    assert "quote" in error.hint
+    assert reason in str(error)
+
+
+def test_the_hint_shows_the_quoted_text() -> None:
+    with pytest.raises(QueryError) as caught:
+        parse("llm foo:bar")
+    assert caught.value.hint is not None and caught.value.hint.endswith('quote them: "foo:bar"')
+    assert parse('"foo:bar"') == Phrase(("foo", "bar"))
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('"foo:bar"', Phrase(("foo", "bar"))),  # quoted: text
+        ('"tilte:diffusion"', Phrase(("tilte", "diffusion"))),
+        ("C++:", Term("c")),  # not letters before the colon
+        ("C++: templates", And((Term("c"), Term("templates")))),
+        ("https://arxiv.org/abs/2503", Phrase(("https", "arxiv", "org", "abs", "2503"))),
+        ("http://x.org", Phrase(("http", "x", "org"))),
+        ("std::vector", Phrase(("std", "vector"))),  # "::": no field
+        ("arXiv:2503.01234", Phrase(("arxiv", "2503", "01234"))),  # a digit follows
+        ("10:30", Phrase(("10", "30"))),
+        ("x:y", Phrase(("x", "y"))),  # one letter: no field
+        ("LLaMA: open", And((Term("llama"), Term("open")))),  # a word ending a phrase
+        ("Survey: x", And((Term("survey"), Term("x")))),
+        ("Note:", Term("note")),
+        ("title::a", Field("title", a)),
+        ("title:tilte", Field("title", Term("tilte"))),
+        ("Title: a", Field("title", a)),
+    ],
+)
+def test_colons_that_are_not_fields_stay_text(query: str, expected: Node) -> None:
+    assert parse(query) == expected
+    validate(query)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("foo:bar", Phrase(("foo", "bar"))),
+        ("tilte:diffusion OR a", Or((Phrase(("tilte", "diffusion")), a))),
+        ("title:a", Field("title", a)),
+    ],
+)
+def test_not_strict_reads_a_stored_query_as_it_was_accepted(query: str, expected: Node) -> None:
+    """The matcher's reading of queries stored before unknown fields were refused."""
+    assert parse(query, strict=False) == expected
 
 
 def test_validate() -> None:

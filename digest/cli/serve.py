@@ -24,7 +24,7 @@ def serve(state: State, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from digest.run import SECRET_ENV, make_context
-    from digest.serve import Service, create_app
+    from digest.serve import Service, create_app, use_logfmt
 
     secret = os.environ.get(SECRET_ENV, "")
     if len(secret) < 16:
@@ -45,6 +45,8 @@ def serve(state: State, host: str | None, port: int | None) -> None:
     the_host, the_port = host or cfg.web.host, port or cfg.web.port
     click.echo(f"serving {cfg.base_url} on http://{the_host}:{the_port} (Ctrl-C to stop)", err=True)
     level = logging.getLogger().getEffectiveLevel()
+    # One logfmt line per request and per pass, whatever -v says (journald, log shippers).
+    use_logfmt(level)
     if level > logging.DEBUG:  # a line per tick otherwise: our own pass log says what matters
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown: the service finishes what is in
@@ -57,6 +59,10 @@ def serve(state: State, host: str | None, port: int | None) -> None:
         host=the_host,
         port=the_port,
         log_level="info" if level <= logging.INFO else "warning",
+        # Our logging as configured above (uvicorn's would colour a TTY and log whole URLs):
+        # the access log is digest.serve.middleware.AccessLog's, tokens redacted.
+        log_config=None,
+        access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=int(cfg.web.shutdown_timeout) + 5,
     )

@@ -83,7 +83,8 @@ def check_queries(option: str, queries: Sequence[str]) -> tuple[str, ...]:
         try:
             validate_query(q)
         except QueryError as exc:
-            raise click.BadParameter(str(exc), param_hint=option) from None
+            hint = f"\nhint: {exc.hint}" if exc.hint else ""
+            raise click.BadParameter(str(exc) + hint, param_hint=option) from None
     return tuple(queries)
 
 

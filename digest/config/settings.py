@@ -255,6 +255,13 @@ SETTINGS: tuple[Setting, ...] = (
         "subscribe attempts (confirmation emails) per email address per hour",
     ),
     Setting(
+        "web.max_body",
+        integer(1024, 100 * 1024 * 1024),
+        64 * 1024,
+        "largest request body in bytes (a form needs a few KB); a longer one is refused"
+        " with 413 as it arrives",
+    ),
+    Setting(
         "web.shutdown_timeout",
         number(1, 600),
         30.0,
@@ -356,6 +363,7 @@ class WebConfig:
     confirm_hours: int = 72
     subscribe_limit_ip: int = 10
     subscribe_limit_email: int = 3
+    max_body: int = 64 * 1024
     shutdown_timeout: float = 30.0
 
 

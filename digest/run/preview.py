@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from digest.models import Listing, Match
-from digest.select import DayMatcher
+from digest.select import DayMatcher, validate
 from digest.store import Store
 
 
@@ -51,7 +51,10 @@ class Previewer:
         self, keywords: Sequence[str], exclude: Sequence[str] = (), days: int = 1
     ) -> list[DayPreview]:
         """The matches of the ``days`` most recent stored listings, newest first; a paper
-        shown for a newer date is not shown again for an older one. Raises QueryError."""
+        shown for a newer date is not shown again for an older one. Raises QueryError (a
+        field that does not exist included, as when subscribing)."""
+        for query in (*keywords, *exclude):
+            validate(query)
         with self._lock:  # matchers keep caches that are not thread-safe
             return self._preview(keywords, exclude, days)
 

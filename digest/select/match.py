@@ -250,7 +250,9 @@ class DayMatcher:
     # -- evaluating one query --------------------------------------------------------------
 
     def _evaluate(self, query: str) -> QueryResult:
-        node = parse(query)
+        # Not strict: a query stored before unknown fields were refused keeps its meaning
+        # (queries are checked strictly where they come in).
+        node = parse(query, strict=False)
         masks: dict[tuple[Node, frozenset[str]], int] = {}
         mask = self._mask(node, DEFAULT_FIELDS, masks)
         pairs: Pairs = {}

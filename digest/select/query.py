@@ -14,7 +14,16 @@ Grammar (``NOT``/``-`` bind tightest, then ``AND``, then ``OR``)::
 ``AND``, ``OR`` and ``NOT`` are operators only in upper case and standing alone; a ``-``
 is ``NOT`` at the start of a term. A term or phrase stands for its words (see
 :mod:`digest.words`): one word is a :class:`Term` (or :class:`Prefix`), several are a
-:class:`Phrase`, so ``GPT-4`` and ``foo:bar`` are phrases. Sample::
+:class:`Phrase`, so ``GPT-4`` and ``"foo:bar"`` are phrases.
+
+A field that does not exist is an error with a suggestion, not a phrase that matches
+nothing (:func:`unknown_field`): a term that starts with two or more ASCII letters and a
+colon, followed by a letter, ``(``, ``"``, ``-`` or ``*`` (``tilte:diffusion``,
+``foo:bar``, ``tilte:(a OR b)``), or by a space or the end when the letters are a likely
+misspelling of a field (``tilte: diffusion``). Colons stay text elsewhere: in quotes
+(``"foo:bar"``), after a non-letter (``C++:``), before ``/``, ``:`` or a digit
+(``https://…``, ``std::vector``, ``arXiv:2503.01234``, ``10:30``), and in a word followed
+by a space (``LLaMA: open``). Sample::
 
     parse('title:"mixture of experts" OR agent* -survey')
     == Or((Field("title", Phrase(("mixture", "of", "experts"))),
@@ -23,6 +32,7 @@ is ``NOT`` at the start of a term. A term or phrase stands for its words (see
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +47,8 @@ FIELDS = ("title", "abstract", "author")
 MAX_DEPTH = 64
 
 _FIELD = re.compile(r"(title|abstract|author):", re.IGNORECASE)
+# What would be a field if it were one (see the module docstring and unknown_field).
+_FIELD_LIKE = re.compile(r"([A-Za-z]{2,}):")
 _OPERATORS = frozenset({"AND", "OR", "NOT"})
 _ENDS_IN_WORD = re.compile(r"[^\W_]\**$")
 
@@ -112,7 +124,37 @@ def _leaf(query: str, raw: str, pos: int, what: str) -> Leaf:
     return Prefix(found[0]) if prefix else Term(found[0])
 
 
-def _tokens(query: str) -> list[_Token]:
+def unknown_field(query: str, at: int) -> QueryError | None:
+    """The error for a term at ``at`` of ``query`` that starts with a field that does not
+    exist (``tilte:diffusion``, ``foo:bar``; see the module docstring), else None.
+
+    The reason names the field and the closest real one when there is one; the hint lists
+    the fields and how to search for the text itself (in quotes).
+    """
+    found = _FIELD_LIKE.match(query, at)
+    if found is None:
+        return None
+    name = found.group(1)
+    after = query[found.end() : found.end() + 1]
+    close = difflib.get_close_matches(name.lower(), FIELDS, n=1, cutoff=0.7)
+    if after.isalpha() or (after and after in '("*-'):
+        pass  # an operand follows, as after a field: "tilte:diffusion", "foo:(a OR b)"
+    elif not close or not (after == "" or after.isspace() or after == ")"):
+        return None  # "LLaMA: open", "https://", "std::", "arXiv:2503": text, as before
+    reason = f"unknown field {name}:"
+    reason += f", did you mean {close[0]}:?" if close else f" (the fields are {_NAMES})"
+    end = at + len(name) + 1
+    while end < len(query) and not query[end].isspace() and query[end] not in '()"':
+        end += 1
+    words = query[at:end] if end > at + len(name) + 1 else name + ":"
+    hint = f'the fields are {_NAMES}; for the words themselves, quote them: "{words}"'
+    return QueryError(query, at, reason, hint=hint)
+
+
+_NAMES = ", ".join(f"{name}:" for name in FIELDS)
+
+
+def _tokens(query: str, strict: bool) -> list[_Token]:
     out: list[_Token] = []
     i, n = 0, len(query)
     glued = False  # right after "-" or "field:": no operator keyword here
@@ -147,6 +189,8 @@ def _tokens(query: str) -> list[_Token]:
                 i += field.end()
                 glued = True
                 continue
+            if strict and (error := unknown_field(query, i)):
+                raise error
             if run in _OPERATORS and not glued:
                 out.append(_Token(run, i))
             else:
@@ -157,9 +201,9 @@ def _tokens(query: str) -> list[_Token]:
 
 
 class _Parser:
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, strict: bool) -> None:
         self.query = query
-        self.tokens = _tokens(query)
+        self.tokens = _tokens(query, strict)
         self.i = 0
         self.depth = 0
 
@@ -252,16 +296,20 @@ def _join(kind: type[And] | type[Or], operands: list[Node]) -> Node:
 
 
 @lru_cache(maxsize=65536)
-def parse(text: str) -> Node:
+def parse(text: str, *, strict: bool = True) -> Node:
     """The tree of query ``text``; raises :class:`QueryError` (with position) when invalid.
 
+    ``strict=False`` reads a field that does not exist (``foo:bar``) as the phrase of its
+    words, as before such fields were refused: for queries stored back then, so that one
+    of them never stops a run. Every query that comes in is checked strictly.
     Results are cached by text, so each distinct query is compiled once per process.
     """
-    return _Parser(text).parse()
+    return _Parser(text, strict).parse()
 
 
 def validate(text: str) -> None:
-    """Raise :class:`QueryError` when ``text`` is not a valid query."""
+    """Raise :class:`QueryError` when ``text`` is not a valid query (a field that does not
+    exist included: the error has a ``hint``)."""
     parse(text)
 
 
@@ -310,5 +358,6 @@ __all__ = [
     "leaves",
     "parse",
     "to_text",
+    "unknown_field",
     "validate",
 ]

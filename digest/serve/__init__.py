@@ -2,7 +2,9 @@
 
 ``app`` (the Starlette app: routes, error pages, lifespan, health check), ``pages`` (what
 every handler shares: site state, pages, signed links, CSRF), ``forms`` (the subscribe and
-manage form), ``limits`` (rate limits), ``subscribe`` (subscribe, confirm), ``manage`` (manage,
+manage form), ``limits`` (rate limits, counted in the database), ``middleware`` (the
+access log and the request body limit), ``logfmt`` (one-line ``key=value`` logs, tokens
+redacted), ``subscribe`` (subscribe, confirm), ``manage`` (manage,
 unsubscribe), ``feeds`` (feeds over HTTP), ``archive`` (archive pages), ``preview`` (the live
 preview), ``scheduler`` (APScheduler: each subscriber's digest at their own hour). May import
 ``run`` and below; never ``cli``.
@@ -15,7 +17,17 @@ from digest.serve.feeds import (
     not_modified,
 )
 from digest.serve.limits import (
+    MemoryEvents,
     RateLimiter,
+)
+from digest.serve.logfmt import (
+    LogfmtFormatter,
+    redact,
+    use_logfmt,
+)
+from digest.serve.middleware import (
+    AccessLog,
+    BodyLimit,
 )
 from digest.serve.pages import (
     CSRF_COOKIE,
@@ -30,12 +42,18 @@ from digest.serve.scheduler import (
 
 __all__ = [
     "CSRF_COOKIE",
+    "AccessLog",
+    "BodyLimit",
+    "LogfmtFormatter",
+    "MemoryEvents",
     "PassReport",
     "RateLimiter",
     "Service",
     "create_app",
     "next_sends",
     "not_modified",
+    "redact",
     "schedule_of",
     "send_due",
+    "use_logfmt",
 ]

@@ -1,15 +1,17 @@
 """The web side of ``digest serve``: the Starlette app, its routes and error pages.
 
 Subscribe (double opt-in), confirm, manage, unsubscribe (RFC 8058 one-click), feeds with
-conditional GET, the archive, the live preview and a health check; the handlers live in
-``subscribe``, ``manage``, ``feeds``, ``archive`` and ``preview``, sharing a
-:class:`~digest.serve.pages.Site`.
+conditional GET, the archive, the live preview and a health check (status and timestamps
+only); the handlers live in ``subscribe``, ``manage``, ``feeds``, ``archive`` and
+``preview``, sharing a :class:`~digest.serve.pages.Site`.
 
 Pages come from ``templates/web/`` (the operator's folder first), autoescaped. Links in
 emails carry HMAC-signed tokens naming one subscriber (:mod:`digest.compose.tokens`);
 confirmation links are timed (itsdangerous). Forms carry a CSRF token bound to a cookie;
 subscribe attempts are rate-limited per client address and per email address. Every page
-sends ``Referrer-Policy: no-referrer`` (tokens live in URLs) and a strict CSP.
+sends ``Referrer-Policy: no-referrer`` (tokens live in URLs) and a strict CSP. Around every
+request (:mod:`~digest.serve.middleware`): an access log line with tokens redacted, and a
+body limit (``web.max_body``) enforced as the body streams in.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -29,7 +32,9 @@ from starlette.routing import Route
 from digest.run import Context
 from digest.serve.archive import Archive
 from digest.serve.feeds import Feeds
+from digest.serve.logfmt import redact
 from digest.serve.manage import Managing
+from digest.serve.middleware import AccessLog, BodyLimit
 from digest.serve.pages import Handlers, Site
 from digest.serve.preview import Preview
 from digest.serve.scheduler import Service
@@ -38,20 +43,44 @@ from digest.serve.subscribe import Subscribing
 log = logging.getLogger("digest.web")
 
 
+#: Failed scheduled passes in a row after which the health check answers 503.
+FAILING_PASSES = 3
+
+
 class Health(Handlers):
-    """The health check: the scheduler's state and the last good fetch."""
+    """The public health check: a status word and timestamps, nothing a stranger could use
+    (the errors themselves go to the log and ``digest status``).
+
+    ``status``: ``ok``; ``degraded`` (the last pass failed, fewer than
+    :data:`FAILING_PASSES` in a row); ``failing`` (that many in a row: 503); ``unavailable``
+    (the scheduler is stopped or its ticks stopped coming: 503).
+    """
 
     async def healthz(self, request: Request) -> Response:
-        runs = await asyncio.to_thread(self.store.runs, 50)
+        runs = await asyncio.to_thread(self.store.run_log.runs, 50)
         last_ok = next((r for r in runs if r.outcome in ("ok", "empty")), None)
-        running = self.site.service is not None and self.site.service.healthy
+        service = self.site.service
+        running = service is not None and service.healthy
+        failures = service.failed_passes if service is not None else 0
+        if not running:
+            status = "unavailable"
+        elif failures >= FAILING_PASSES:
+            status = "failing"
+        else:
+            status = "degraded" if failures else "ok"
         body = {
-            "status": "ok" if running else "unavailable",
+            "status": status,
             "scheduler": "running" if running else "stopped",
-            "last_fetch": last_ok.started_at.isoformat() if last_ok else None,
-            "last_error": self.site.service.last_error if self.site.service else None,
+            "last_pass": _iso(service.last_pass_at if service else None),
+            "last_good_pass": _iso(service.last_good_pass_at if service else None),
+            "last_fetch": _iso(last_ok.started_at if last_ok else None),
         }
-        return JSONResponse(body, status_code=200 if running else 503)
+        healthy = status in ("ok", "degraded")
+        return JSONResponse(body, 200 if healthy else 503, headers={"Cache-Control": "no-store"})
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
 
 
 def create_app(
@@ -81,13 +110,20 @@ def create_app(
         return site.message("Not allowed", "This page does not take that request.", 405)
 
     async def crashed(request: Request, exc: Exception) -> Response:
-        log.exception("error on %s %s", request.method, request.url.path)
+        log.exception("error on %s %s", request.method, redact(request.url.path, ""))
         return site.message("Something went wrong", "Please try again in a minute.", 500)
+
+    def too_large() -> Response:
+        return site.message("Too large", "This request carries more than this site accepts.", 413)
 
     app = Starlette(
         routes=routes(site),
         lifespan=lifespan,
         exception_handlers={404: missing, 405: method, Exception: crashed},
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(BodyLimit, max_body=site.config.web.max_body, too_large=too_large),
+        ],
     )
     app.state.web = site
     return app

@@ -21,7 +21,7 @@ class Preview(Handlers):
     def __init__(self, site: Site) -> None:
         super().__init__(site)
         self.previewer = Previewer(site.store)
-        self.preview_limit = RateLimiter(120, window=60)
+        self.preview_limit = RateLimiter(120, window=60, name="preview", events=site.store.limits)
 
     async def preview(self, request: Request) -> Response:
         client = request.client.host if request.client else "unknown"

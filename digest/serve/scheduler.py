@@ -287,6 +287,23 @@ def next_sends(
     return out
 
 
+def pass_fields(report: PassReport | None) -> dict[str, object]:
+    """What the log line of a pass says (``outcome``: ok, idle (nothing fetched or
+    sent), failed), as logfmt fields."""
+    if report is None:
+        return {"outcome": "failed"}
+    return {
+        "outcome": "ok" if report.run_id is not None else "idle",
+        "due": report.due,
+        "dates": ",".join(d.isoformat() for d in report.dates),
+        "fetched": report.fetched,
+        "new": report.new,
+        "sent": report.sent,
+        "failed": report.failed,
+        "deferred": report.deferred,
+    }
+
+
 class Service:
     """The long-running side of ``digest serve``: a pass every minute, one at a time.
 
@@ -318,6 +335,9 @@ class Service:
         self._current: asyncio.Task[None] | None = None
         self._retry_at: datetime | None = None
         self._failures = 0
+        self.last_pass_at: datetime | None = None  # when the last pass ran (ok or not)
+        self.last_good_pass_at: datetime | None = None
+        self.mailbox: MailboxJob | None = None  # the bounce mailbox's job, once started
 
     def start(self) -> None:
         """Start APScheduler in the running event loop: a pass at once, then every minute."""
@@ -339,6 +359,8 @@ class Service:
         )
         # And one pass at once: catch-up digests and the first fetch need not wait.
         scheduler.add_job(self.tick, DateTrigger(datetime.now(UTC)), id="start")
+        # The bounce mailbox, every mailbox.every_minutes (digest.serve.mailbox).
+        self.mailbox = add_mailbox_job(scheduler, self.make_context)
         scheduler.start()
         self.scheduler = scheduler
         self.running = True
@@ -361,6 +383,7 @@ class Service:
     async def _pass(self, now: datetime) -> PassReport | None:
         ctx = self.make_context(now)
         refresh = self._fetched_at is None or now - self._fetched_at >= self.refresh_every
+        self.last_pass_at = now
         try:
             report = await send_due(
                 ctx, should_stop=lambda: self.stopping, refresh=refresh, sync=not self._synced
@@ -369,23 +392,18 @@ class Service:
         except DigestError as exc:
             self._back_off(now, str(exc))
             return None
+        except Exception as exc:  # a bug: counted as a failed pass all the same
+            log.exception("scheduled pass crashed")
+            self._back_off(now, f"{type(exc).__name__}: {exc}")
+            return None
         if report.deferred:
-            self._back_off(now, f"{report.deferred} digest(s) left pending")
+            self._back_off(now, f"{report.deferred} digest(s) left pending", report)
         else:
             self._failures, self._retry_at, self.last_error = 0, None, None
+            self.last_good_pass_at = now
+            log.info("scheduled pass", extra={"fields": pass_fields(report)})
         if report.dates:
             self._fetched_at = now
-        if report.run_id is not None:
-            log.info(
-                "pass: due=%s dates=%s fetched=%s new=%s sent=%s failed=%s deferred=%s",
-                report.due,
-                ",".join(d.isoformat() for d in report.dates),
-                report.fetched,
-                report.new,
-                report.sent,
-                report.failed,
-                report.deferred,
-            )
         if self.feeds_dirty and not report.feeds:
             write_feeds(ctx)
         self.feeds_dirty = False
@@ -400,14 +418,25 @@ class Service:
             return True  # just started
         return time.monotonic() - self.last_tick < max(300, 5 * self.tick_seconds)
 
-    def _back_off(self, now: datetime, error: str) -> None:
+    @property
+    def failed_passes(self) -> int:
+        """How many passes in a row failed (0 after a good one)."""
+        return self._failures
+
+    def _back_off(self, now: datetime, error: str, report: PassReport | None = None) -> None:
         """Wait 2, 4, 8 ... 30 minutes before the next pass: a failing source or server is
         not hammered every minute, and the admin alert counts real attempts."""
         self._failures += 1
         minutes = min(30, 2 ** min(self._failures, 5))
         self._retry_at = now + timedelta(minutes=minutes)
         self.last_error = error
-        log.error("scheduled pass failed: %s; next attempt in %s min", error, minutes)
+        fields = {**pass_fields(report), "outcome": "failed", "failed_passes": self._failures}
+        log.error(
+            "scheduled pass failed: %s; next attempt in %s min",
+            error,
+            minutes,
+            extra={"fields": {**fields, "error": error, "retry_in_min": minutes}},
+        )
 
     async def stop(self, timeout: float) -> None:
         """Take no new work, let the pass in flight finish its SMTP transactions (at most

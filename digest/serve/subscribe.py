@@ -30,8 +30,11 @@ class Subscribing(Handlers):
     def __init__(self, site: Site) -> None:
         super().__init__(site)
         self.confirmer = URLSafeTimedSerializer(site.secret, salt="digest-confirm")
-        self.by_ip = RateLimiter(site.config.web.subscribe_limit_ip)
-        self.by_email = RateLimiter(site.config.web.subscribe_limit_email)
+        web, events = site.config.web, site.store.limits
+        self.by_ip = RateLimiter(web.subscribe_limit_ip, name="subscribe-ip", events=events)
+        self.by_email = RateLimiter(
+            web.subscribe_limit_email, name="subscribe-email", events=events
+        )
 
     def form_page(self, request: Request, form: Form, status: int = 200, **extra: Any) -> Response:
         return self.site.with_csrf(

@@ -1,0 +1,349 @@
+"""The public endpoints tell strangers nothing and hold under abuse (issue 19): the health
+check (status and timestamps only; 503 after three failed passes in a row), the request
+body limit (413 while the body streams in: nothing past the limit is read), rate limits kept
+in the database (across restarts and processes, bounded) and the logs (one logfmt line per
+request and per pass, tokens redacted), in-process and from a real ``digest serve``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from digest.compose import tokens
+from digest.config import load
+from digest.run import Context, make_context, status
+from digest.serve import (
+    LogfmtFormatter,
+    MemoryEvents,
+    RateLimiter,
+    Service,
+    create_app,
+    redact,
+)
+from digest.store import Store
+from tests.support.listings import item, write_days, write_site_config
+from tests.support.smtpd import SmtpServer
+
+SECRET = b"public-test-secret-0123456789abcdef"
+DAY = date(2026, 11, 16)
+NOW = datetime(2026, 11, 16, 7, tzinfo=UTC)
+#: What a broken listing file holds: its bytes must not reach a stranger.
+LEAKY = '{"papers": "INTERNAL-BYTES-0xdeadbeef'
+
+
+@dataclass
+class Public:
+    """The app over a real SQLite file, its service (not started) and an HTTP client."""
+
+    tmp: Path
+    ctx: Context
+    service: Service
+    client: httpx.AsyncClient
+
+
+def build(ctx: Context, service: Service) -> httpx.AsyncClient:
+    web = create_app(lambda: ctx, service, SECRET, start_service=False)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://testserver")
+
+
+@pytest.fixture
+async def public(tmp_path: Path, smtp_server: Callable[..., SmtpServer]) -> AsyncIterator[Public]:
+    write_days(tmp_path / "listings", {DAY.isoformat(): [item("2611.00001", "Diffusion", "x")]})
+    path = write_site_config(
+        tmp_path, smtp_server(), top='base_url = "http://testserver"\ntimezone = "UTC"'
+    )
+    config = load(path)
+    store = Store(config.database)
+    ctx = make_context(config, store, now=NOW)
+    service = Service(lambda now: replace(ctx, now=now))
+    async with build(ctx, service) as client:
+        yield Public(tmp_path, ctx, service, client)
+    store.close()
+
+
+# -- /healthz -------------------------------------------------------------------------------
+
+
+async def test_healthz_shows_status_and_timestamps_only_and_fails_after_three_failed_passes(
+    public: Public,
+) -> None:
+    (public.tmp / "listings" / f"{DAY.isoformat()}.json").write_text(LEAKY, "utf-8")
+    public.service.running = True
+    answers = []
+    for minutes in (0, 3, 10):  # each after the back-off of the one before
+        assert await public.service.tick(NOW + timedelta(minutes=minutes)) is None
+        answers.append(await public.client.get("/healthz"))
+    for answer in answers:
+        assert set(answer.json()) == {
+            "status", "scheduler", "last_pass", "last_good_pass", "last_fetch"
+        }  # fmt: skip
+        assert str(public.tmp) not in answer.text and "INTERNAL" not in answer.text
+        assert "listing" not in answer.text and "error" not in answer.text
+    assert [(a.status_code, a.json()["status"]) for a in answers] == [
+        (200, "degraded"),
+        (200, "degraded"),
+        (503, "failing"),
+    ]
+    assert answers[-1].json()["last_pass"] == (NOW + timedelta(minutes=10)).isoformat()
+    assert answers[-1].json()["last_good_pass"] is None
+    # The details are the operator's: `digest status` (and the log) have them.
+    failing = status(public.ctx.store).failing
+    assert len(failing) == 3 and failing[0].error and str(public.tmp) in failing[0].error
+    # A good pass makes it healthy again.
+    (public.tmp / "listings" / f"{DAY.isoformat()}.json").write_text("[]", "utf-8")
+    assert await public.service.tick(NOW + timedelta(minutes=30)) is not None
+    healthy = await public.client.get("/healthz")
+    assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
+
+
+# -- the request body limit -----------------------------------------------------------------
+
+CHUNK = 16 * 1024
+BOUNDARY = "digestboundary"
+
+
+class Stream:
+    """A 60 MB multipart body (one file part, no CSRF token), produced only as it is read."""
+
+    def __init__(self, total: int = 60 * 1024 * 1024) -> None:
+        self.total = total
+        self.read = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        head = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="email"; '
+            f'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        self.read += len(head)
+        yield head
+        while self.read < self.total:
+            self.read += CHUNK
+            yield b"x" * CHUNK
+
+
+async def test_a_body_over_the_limit_is_refused_while_it_streams(public: Public) -> None:
+    body = Stream()
+    answer = await public.client.post(
+        "/subscribe",
+        content=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert answer.status_code == 413 and answer.headers["connection"] == "close"
+    assert "Too large" in answer.text
+    limit = public.ctx.config.web.max_body
+    assert limit == 64 * 1024  # the default
+    assert body.read <= limit + CHUNK  # nothing past the limit was read (or spooled)
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading(public: Public) -> None:
+    body = Stream()
+    answer = await public.client.post(
+        "/unsubscribe?token=x",
+        content=body,
+        headers={"Content-Length": str(body.total), "Content-Type": "text/plain"},
+    )
+    assert answer.status_code == 413
+    assert body.read == 0
+
+
+async def test_a_body_under_the_limit_reaches_the_form(public: Public) -> None:
+    answer = await public.client.post(
+        "/subscribe", data={"email": "a@example.org", "x": "y" * 60_000}
+    )
+    assert answer.status_code == 400  # the form speaks: no CSRF token
+    assert "This form expired" in answer.text
+
+
+# -- rate limits ----------------------------------------------------------------------------
+
+
+async def test_rate_limits_survive_a_restart(public: Public) -> None:
+    codes = [(await public.client.get("/preview?keywords=x")).status_code for _ in range(121)]
+    assert codes == [200] * 120 + [429]
+    async with build(public.ctx, public.service) as restarted:  # a new app: nothing in memory
+        again = await restarted.get("/preview?keywords=x")
+    assert again.status_code == 429 and int(again.headers["retry-after"]) > 0
+
+
+HITS = """
+import sys, time
+from digest.serve import RateLimiter
+from digest.store import Store
+url, start = sys.argv[1], float(sys.argv[2])
+limiter = RateLimiter(10, 3600, name="race", events=Store(url).limits)
+time.sleep(max(0.0, start - time.time()))
+print(sum(1 for _ in range(15) if limiter.allow("198.51.100.7") == 0))
+"""
+
+
+def test_a_rate_limit_holds_across_processes(db_url: str) -> None:
+    Store(db_url).close()  # the tables, once
+    start = time.time() + 2.0
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", HITS, db_url, str(start)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    allowed = [int(p.communicate(timeout=60)[0]) for p in racers]
+    assert sum(allowed) == 10, allowed
+
+
+def test_the_rate_table_keeps_only_live_events(db_url: str) -> None:
+    with Store(db_url) as store:
+        limiter = RateLimiter(3, 60, name="t", events=store.limits)
+        for i in range(500):
+            assert limiter.allow(f"203.0.113.{i}", now=1000.0) == 0
+        assert limiter.allow("203.0.113.1", now=1001.0) == 0
+        assert store.limits.live() == 501
+        assert limiter.allow("203.0.113.1", now=1002.0) == 0  # its third
+        assert limiter.allow("203.0.113.1", now=1003.0) == pytest.approx(57.0)
+        assert limiter.allow("x", now=1061.5) == 0  # every other key's events have expired
+        assert store.limits.live() == 2
+        assert limiter.allow("203.0.113.1", now=1061.5) == 0  # the oldest two left the window
+
+
+def test_the_memory_limiter_is_bounded_and_stays_fast() -> None:
+    events = MemoryEvents(max_keys=1000)
+    limiter = RateLimiter(10, 3600, events=events)
+    started = time.perf_counter()
+    for i in range(150_000):  # the old limiter scanned every key for each key past 100,000
+        assert limiter.allow(f"k{i}", now=float(i)) == 0
+    took = time.perf_counter() - started
+    assert len(events) == 1000
+    assert took < 5, took
+    assert limiter.allow("k149999", now=150_000.0) == 0  # the recent keys are still counted
+    for _ in range(8):
+        limiter.allow("k149999", now=150_000.0)
+    assert limiter.allow("k149999", now=150_000.0) > 0
+
+
+# -- logs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "logged"),
+    [
+        ("/unsubscribe", "token=eyJ1.sig", "/unsubscribe?token=[redacted]"),
+        ("/confirm", "token=a&token=b", "/confirm?token=[redacted]&token=[redacted]"),
+        (
+            "/manage",
+            "utm=1&Token=x&api_key=k",
+            "/manage?utm=[redacted]&Token=[redacted]&api_key=[redacted]",
+        ),
+        ("/preview", "keywords=diffusion&days=2", "/preview?keywords=diffusion&days=2"),
+        ("/feeds/AbCdEf0123456789xyz.atom", "", "/feeds/[redacted].atom"),
+        ("/feeds/AbCdEf0123456789xyz", "", "/feeds/[redacted]"),
+        ("/archive/2026-11-16", "", "/archive/2026-11-16"),
+        ("/", "token", "/?token"),
+    ],
+)
+def test_logged_targets_carry_no_token(path: str, query: str, logged: str) -> None:
+    assert redact(path, query) == logged
+
+
+PAIR = re.compile(r'([a-z_]+)=("(?:[^"\\]|\\.)*"|[^ "]*)(?: |$)')
+
+
+def logfmt(line: str) -> dict[str, str]:
+    """The pairs of one logfmt line; fails unless the whole line is pairs."""
+    pairs = PAIR.findall(line)
+    assert " ".join(f"{k}={v}" for k, v in pairs) == line, line
+    return {k: v.strip('"') for k, v in pairs}
+
+
+async def test_a_request_is_logged_on_one_line_without_its_token(
+    public: Public, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = tokens.sign(SECRET, "unsubscribe", "1")
+    caplog.set_level(logging.INFO, logger="digest.access")
+    await public.client.get(f"/unsubscribe?token={token}")
+    await public.client.get("/feeds/SecretFeedToken0123456789.atom")
+    (first, second) = [r for r in caplog.records if r.name == "digest.access"]
+    lines = [LogfmtFormatter().format(r) for r in (first, second)]
+    assert token not in "".join(lines) and "SecretFeedToken" not in "".join(lines)
+    fields = logfmt(lines[0])
+    assert fields["target"] == "/unsubscribe?token=[redacted]" and fields["method"] == "GET"
+    assert fields["status"] in ("200", "400") and fields["level"] == "info"
+    assert logfmt(lines[1])["status"] == "404"
+
+
+def test_a_traceback_stays_on_one_line() -> None:
+    try:
+        raise ValueError("bad\nthing")
+    except ValueError:
+        record = logging.LogRecord(
+            "digest.web", logging.ERROR, "x", 1, "crashed", (), sys.exc_info()
+        )
+    line = LogfmtFormatter().format(record)
+    assert "\n" not in line and logfmt(line)["exc"].startswith("Traceback")
+
+
+async def test_every_pass_is_logged_with_its_outcome(
+    public: Public, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="digest.scheduler")
+    await public.service.tick(NOW)
+    await public.service.tick(NOW + timedelta(minutes=5))  # nothing due, fetched recently
+    outcomes = [
+        getattr(r, "fields", {}).get("outcome")
+        for r in caplog.records
+        if r.name == "digest.scheduler"
+    ]
+    assert outcomes == ["ok", "idle"]
+
+
+def test_digest_serve_logs_each_request_and_pass_in_logfmt_by_default(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    from tests.test_serve import free_port, write_config
+
+    port = free_port()
+    config = write_config(tmp_path, smtp_server(), port)
+    token = tokens.sign(SECRET, "unsubscribe", "1")
+    out = tmp_path / "serve.log"
+    env = {**os.environ, "DIGEST_SECRET": SECRET.decode()}
+    argv = [sys.executable, "-m", "digest", "--config", str(config), "serve", "--port", str(port)]
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None, out.read_text()
+                time.sleep(0.1)
+        httpx.get(f"{base}/unsubscribe?token={token}", timeout=5)
+        big = httpx.post(f"{base}/subscribe", content=b"x" * 200_000, timeout=5)
+        assert big.status_code == 413
+        while "logger=digest.scheduler" not in out.read_text():
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = out.read_text()
+    assert token not in text and "\x1b[" not in text and "Traceback" not in text
+    lines = [line for line in text.splitlines() if not line.startswith("serving ")]
+    events = [logfmt(line) for line in lines]
+    access = [e for e in events if e["logger"] == "digest.access"]
+    assert {(e["method"], e["target"], e["status"]) for e in access} >= {
+        ("GET", "/healthz", "200"),
+        ("POST", "/subscribe", "413"),
+    }, text
+    assert any(e["target"] == "/unsubscribe?token=[redacted]" for e in access)
+    assert any(e["logger"] == "digest.scheduler" and "outcome" in e for e in events)
