@@ -337,7 +337,6 @@ class Service:
         self._failures = 0
         self.last_pass_at: datetime | None = None  # when the last pass ran (ok or not)
         self.last_good_pass_at: datetime | None = None
-        self.mailbox: MailboxJob | None = None  # the bounce mailbox's job, once started
 
     def start(self) -> None:
         """Start APScheduler in the running event loop: a pass at once, then every minute."""
@@ -359,8 +358,6 @@ class Service:
         )
         # And one pass at once: catch-up digests and the first fetch need not wait.
         scheduler.add_job(self.tick, DateTrigger(datetime.now(UTC)), id="start")
-        # The bounce mailbox, every mailbox.every_minutes (digest.serve.mailbox).
-        self.mailbox = add_mailbox_job(scheduler, self.make_context)
         scheduler.start()
         self.scheduler = scheduler
         self.running = True
