@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from starlette.applications import Starlette
 
 from digest.compose import tokens
 from digest.config import load
@@ -34,9 +35,15 @@ class App:
     """The app, its store, its SMTP server and an HTTP client with a cookie jar."""
 
     def __init__(
-        self, ctx: Context, service: Service, client: httpx.AsyncClient, server: SmtpServer
+        self,
+        ctx: Context,
+        service: Service,
+        client: httpx.AsyncClient,
+        server: SmtpServer,
+        asgi: Starlette,
     ):
         self.ctx = ctx
+        self.asgi = asgi  # the app itself: its routes
         self.store = ctx.store
         self.service = service
         self.client = client
@@ -71,12 +78,23 @@ class App:
         assert found, text
         return found.group(1)
 
+    async def confirm(self, email: str) -> httpx.Response:
+        """Open the newest confirmation link and press its one button (a GET confirms
+        nothing)."""
+        url = self.confirm_url(email)
+        page = await self.client.get(url)
+        assert page.status_code == 200 and page.text.count("<button") == 1, page.text
+        return await self.client.post(url)
+
     def link(self, purpose: str, sub: Subscriber) -> str:
         return f"/{purpose}?token={tokens.sign(SECRET, purpose, str(sub.id))}"
 
 
 @pytest.fixture
-async def app(tmp_path: Path, smtp_server: Callable[..., SmtpServer]) -> AsyncIterator[App]:
+async def app(
+    request: pytest.FixtureRequest, tmp_path: Path, smtp_server: Callable[..., SmtpServer]
+) -> AsyncIterator[App]:
+    """The site; ``parametrize("app", [TOML], indirect=True)`` adds TOML to its config."""
     server = smtp_server()
     write_days(
         tmp_path / "listings",
@@ -92,10 +110,11 @@ async def app(tmp_path: Path, smtp_server: Callable[..., SmtpServer]) -> AsyncIt
         tmp_path,
         server,
         top='base_url = "http://testserver"\ntimezone = "UTC"',
-        more='[feeds]\ntitle = "Test Papers"',
+        more='[feeds]\ntitle = "Test Papers"\n' + getattr(request, "param", ""),
     )
     config = load(path)
     store = Store(config.database)
+    store.members.sync_config_subscribers(config.subscribers)  # as each pass does
     ctx = make_context(config, store, now=datetime(2026, 11, 16, 7, tzinfo=UTC))
     listing = await ctx.source.fetch(DAY)
     store.save_listing(listing)
@@ -104,7 +123,7 @@ async def app(tmp_path: Path, smtp_server: Callable[..., SmtpServer]) -> AsyncIt
     web_app = create_app(lambda: ctx, service, SECRET, start_service=False)
     transport = httpx.ASGITransport(app=web_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield App(ctx, service, client, server)
+        yield App(ctx, service, client, server, web_app)
     store.close()
 
 
@@ -141,7 +160,7 @@ async def test_subscribing_sends_one_confirmation_and_records_a_pending_subscrib
 
 async def test_the_page_never_reveals_an_existing_subscription(app: App) -> None:
     first = await app.subscribe("ada@example.org")
-    await app.client.get(app.confirm_url("ada@example.org"))
+    await app.confirm("ada@example.org")
     again = await app.subscribe("ada@example.org", keywords="robots")
     fresh = await app.subscribe("bo@example.org")
 
@@ -199,6 +218,39 @@ async def test_what_was_typed_is_escaped_when_shown_again(app: App) -> None:
     assert "&lt;script&gt;alert(1)" in page.text
 
 
+@pytest.mark.parametrize(
+    "char", ["\x1b", "\x07", "\x00", "\u202e", "\u2066", "\u200f", "\u2028", "\x9b"]
+)
+@pytest.mark.parametrize("field", ["keywords", "exclude", "name"])
+async def test_control_characters_and_bidi_overrides_are_refused(
+    app: App, field: str, char: str
+) -> None:
+    """ESC [2J would clear the operator's terminal in `digest subscribers list`; U+202E
+    shows a query reversed."""
+    page = await app.subscribe("ada@example.org", **{field: f"diff{char}[2Jusion"})
+    assert page.status_code == 400
+    assert f"(U+{ord(char):04X})" in page.text
+    assert app.store.subscribers() == []
+    assert app.server.messages == []
+
+
+async def test_tabs_in_queries_and_accents_in_names_are_fine(app: App) -> None:
+    page = await app.subscribe(
+        "ada@example.org", keywords="diffusion\tmodel", name="Zoë Nuñez-Ångström ‍"
+    )
+    assert page.status_code == 200, page.text
+    sub = app.store.subscriber("ada@example.org")
+    assert sub is not None and sub.name == "Zoë Nuñez-Ångström ‍".strip()
+
+
+async def test_an_address_with_a_non_ascii_local_part_is_a_form_error(app: App) -> None:
+    page = await app.subscribe("jörg@example.org")
+    assert page.status_code == 400
+    assert "before the @" in page.text and 'name="email"' in page.text
+    assert app.store.subscribers() == []  # no pending row left behind
+    assert app.server.messages == []
+
+
 async def test_subscribe_attempts_are_limited_per_address(app: App) -> None:
     codes = [(await app.subscribe("ada@example.org")).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
@@ -226,13 +278,30 @@ def test_the_rate_limiter_forgets_after_its_window() -> None:
 async def test_confirming_activates_once_and_schedules_no_immediate_send(app: App) -> None:
     await app.subscribe("ada@example.org")
     url = app.confirm_url("ada@example.org")
-    page = await app.client.get(url)
+    page = await app.confirm("ada@example.org")
     assert page.status_code == 200 and "subscribed" in page.text
     sub = app.store.subscriber("ada@example.org")
-    assert sub is not None and sub.status == "active"
+    assert sub is not None and sub.status == "active" and sub.next_send_at is None
     assert f"/feeds/{sub.token}.atom" in page.text
-    assert (await app.client.get(url)).status_code == 200  # clicking twice is harmless
+    again = await app.client.post(url)  # clicking twice is harmless
+    assert again.status_code == 200 and "Already confirmed" in again.text
+    assert app.store.subscriber("ada@example.org") == sub
     assert app.service.feeds_dirty
+
+
+async def test_the_confirmation_email_lists_the_queries_and_the_excluded_ones(app: App) -> None:
+    await app.subscribe(
+        "ada@example.org", keywords="diffusion\nrobot*", exclude="survey\nmedical imaging"
+    )
+    [mail] = app.mails_to("ada@example.org")
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    for body in (text, html):
+        assert "Keywords: diffusion; robot*" in body
+        assert "Never: survey; medical imaging" in body
+    await app.subscribe("bo@example.org", keywords="diffusion")
+    [plain] = app.mails_to("bo@example.org")
+    assert "Never:" not in plain.get_body(("plain",)).get_content()
 
 
 async def test_forged_and_foreign_tokens_get_a_clear_page(app: App) -> None:
@@ -247,10 +316,10 @@ async def test_forged_and_foreign_tokens_get_a_clear_page(app: App) -> None:
         "/confirm?token=%00%ff",
         app.link("unsubscribe", sub).replace("/unsubscribe", "/confirm"),
     ):
-        page = await app.client.get(url)
-        assert page.status_code == 400, url
-        assert "not valid" in page.text
-        assert "Traceback" not in page.text
+        for page in (await app.client.get(url), await app.client.post(url)):
+            assert page.status_code == 400, url
+            assert "not valid" in page.text
+            assert "Traceback" not in page.text
     assert app.store.subscriber("ada@example.org") == sub
 
 
@@ -275,7 +344,7 @@ async def test_an_expired_confirmation_link_says_so(app: App) -> None:
 
 async def active(app: App, email: str) -> Subscriber:
     await app.subscribe(email)
-    await app.client.get(app.confirm_url(email))
+    await app.confirm(email)
     sub = app.store.subscriber(email)
     assert sub is not None and sub.status == "active"
     return sub
@@ -312,6 +381,85 @@ async def test_the_manage_page_edits_queries_and_schedule(app: App) -> None:
         "fri",
     )
     assert app.store.subscriber("bo@example.org") == bo  # only its own subscriber
+
+
+async def test_saving_the_manage_form_keeps_what_it_did_not_show(app: App) -> None:
+    """The name was erased by every save; max_papers (not on the page) must stay too."""
+    app.store.members.add_subscriber(
+        Subscriber(email="ada@example.org", name="Ada Okafor", keywords=("a",), max_papers=7)
+    )
+    ada = app.store.subscriber("ada@example.org")
+    assert ada is not None
+    page = await app.client.get(app.link("manage", ada))
+    assert 'name="name" value="Ada Okafor"' in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    form = {"csrf": csrf.group(1), "keywords": "robots", "send_at": "07:00", "timezone": "UTC"}
+    saved = await app.client.post(app.link("manage", ada), data=form)  # a page without "name"
+    assert saved.status_code == 200 and "Saved." in saved.text
+    kept = app.store.subscriber("ada@example.org")
+    assert kept is not None
+    assert (kept.name, kept.keywords, kept.max_papers) == ("Ada Okafor", ("robots",), 7)
+    renamed = await app.client.post(app.link("manage", ada), data={**form, "name": " Ada O. "})
+    assert renamed.status_code == 200
+    assert (app.store.subscriber("ada@example.org") or ada).name == "Ada O."
+    bad = await app.client.post(app.link("manage", ada), data={**form, "name": "Ada\x1b[2J"})
+    assert bad.status_code == 400 and "(U+001B)" in bad.text
+    assert (app.store.subscriber("ada@example.org") or ada).name == "Ada O."
+
+
+OPERATOR_SUBSCRIBER = """
+[[subscribers]]
+email = "op@example.org"
+name = "Operator's Friend"
+keywords = ["diffusion"]
+"""
+
+
+@pytest.mark.parametrize("app", [OPERATOR_SUBSCRIBER], indirect=True)
+async def test_a_subscriber_of_the_config_can_only_pause_or_unsubscribe_on_the_web(
+    app: App,
+) -> None:
+    """Each pass writes the config's queries back: the page must not offer to edit them
+    (it said "Saved." and the next pass undid it)."""
+    op = app.store.subscriber("op@example.org")
+    assert op is not None and op.status == "active"
+    page = await app.client.get(app.link("manage", op))
+    assert "managed by the operator" in page.text
+    assert "<textarea" not in page.text and 'value="save"' not in page.text
+    assert 'value="pause"' in page.text and "/unsubscribe?token=" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    form = {"csrf": csrf.group(1), "send_at": "08:00", "timezone": "UTC"}
+    edit = await app.client.post(
+        app.link("manage", op), data={**form, "keywords": "robots", "action": "save"}
+    )
+    assert edit.status_code == 400 and "Saved." not in edit.text
+    assert app.store.subscriber("op@example.org") == op
+    paused = await app.client.post(app.link("manage", op), data={**form, "action": "pause"})
+    assert paused.status_code == 200 and 'value="resume"' in paused.text
+    app.store.members.sync_config_subscribers(app.ctx.config.subscribers)  # the next pass
+    after = app.store.subscriber("op@example.org")
+    assert after is not None and after.status == "paused"
+
+
+@pytest.mark.parametrize("app", [OPERATOR_SUBSCRIBER], indirect=True)
+async def test_a_subscriber_of_the_config_who_subscribes_again_gets_the_config_queries(
+    app: App,
+) -> None:
+    op = app.store.subscriber("op@example.org")
+    assert op is not None
+    await app.client.post(app.link("unsubscribe", op))
+    await app.subscribe("op@example.org", keywords="robots", send_at="06:00")
+    pending = app.store.subscriber("op@example.org")
+    assert pending is not None and pending.status == "pending"
+    assert (pending.keywords, pending.send_at) == (op.keywords, op.send_at)
+    text = app.mails_to("op@example.org")[-1].get_body(("plain",)).get_content()
+    assert "Keywords: diffusion" in text
+    await app.confirm("op@example.org")
+    app.store.members.sync_config_subscribers(app.ctx.config.subscribers)  # the next pass
+    back = app.store.subscriber("op@example.org")
+    assert back is not None and back.status == "active" and back.keywords == op.keywords
 
 
 async def test_pause_and_resume(app: App) -> None:

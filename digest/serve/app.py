@@ -136,7 +136,7 @@ def routes(site: Site) -> list[Route]:
     table: Sequence[Route] = [
         Route("/", subscribing.home),
         Route("/subscribe", subscribing.subscribe, methods=["POST"]),
-        Route("/confirm", subscribing.confirm),
+        Route("/confirm", subscribing.confirm, methods=["GET", "POST"]),
         Route("/manage", managing.manage, methods=["GET", "POST"]),
         Route("/unsubscribe", managing.unsubscribe, methods=["GET", "POST"]),
         Route("/feed.{kind:str}", _kinds(feeds.public_feed)),

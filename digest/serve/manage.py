@@ -1,10 +1,14 @@
-"""A subscriber's own pages, reached by a signed link: manage (queries, schedule, pause,
-resume) and unsubscribe (RFC 8058 one-click)."""
+"""A subscriber's own pages, reached by a signed link: manage (name, queries, schedule,
+pause, resume) and unsubscribe (RFC 8058 one-click).
+
+GET and HEAD show a page and change nothing; only a POST acts (a link checker's HEAD on an
+unsubscribe link unsubscribes nobody). A subscriber defined in the configuration is the
+operator's: its page shows the queries and schedule and offers only pause, resume and
+unsubscribe (each pass would write the configuration's values back over an edit)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +27,8 @@ class Managing(Handlers):
     def manage_page(
         self, request: Request, sub: Subscriber, form: Form, status: int = 200, note: str = ""
     ) -> Response:
+        assert sub.id is not None
+        managed = self.store.members.managed_by_config(sub.id)
         return self.site.with_csrf(
             request,
             "manage",
@@ -33,6 +39,8 @@ class Managing(Handlers):
             weekdays=WEEKDAYS,
             token=request.query_params.get("token", ""),
             note=note,
+            managed=managed,
+            schedule=self.site.describe(sub),
             next_send=self.site.next_text(sub) if sub.status == "active" else None,
             **self.site.subscriber_links(sub),
         )
@@ -41,9 +49,10 @@ class Managing(Handlers):
         sub = self.site.subscriber_from(request.query_params.get("token", ""), "manage")
         if sub is None or sub.id is None:
             return self.site.bad_link()
-        if request.method == "GET":
-            return self.manage_page(request, sub, form_of(self.config, sub))
-        form, csrf = await read_form(request, self.config.timezone)
+        shown = form_of(self.config, sub)
+        if request.method != "POST":
+            return self.manage_page(request, sub, shown)
+        form, csrf = await read_form(request, shown)
         data = await request.form()
         action = data.get("action", "save")
         if not self.site.csrf_ok(request, csrf):
@@ -55,12 +64,15 @@ class Managing(Handlers):
         elif action == "resume":
             self.store.set_status(sub.id, "active", None, only_from=("paused",))
             note = "Resumed."
+        elif self.store.members.managed_by_config(sub.id):
+            shown.errors = {"form": "The site's operator sets this subscription: nothing saved."}
+            return self.manage_page(request, sub, shown, 400)
         else:
             changed, errors = check_form(form, need_email=False)
             if changed is None:
                 form.errors = errors
                 return self.manage_page(request, sub, form, 400)
-            self.store.update_preferences(sub.id, replace(changed, max_papers=sub.max_papers))
+            self.store.members.update_preferences(sub.id, changed)
             note = "Saved."
             self.site.feeds_changed()
         log.info("manage subscriber=%s action=%s", sub.email, action)
@@ -72,7 +84,7 @@ class Managing(Handlers):
         sub = self.site.subscriber_from(token, "unsubscribe")
         if sub is None or sub.id is None:
             return self.site.bad_link()
-        if request.method == "GET":
+        if request.method != "POST":  # GET, HEAD: the page and its button, nothing more
             return self.site.page("unsubscribe", sub=sub, token=token)
         # RFC 8058: a POST (body "List-Unsubscribe=One-Click" or our page's button) acts at
         # once, without cookies or CSRF: the signed token is the authority.

@@ -133,6 +133,10 @@ class Site:
             "feed_url": f"{self.config.base_url}/feeds/{sub.token}.atom",
         }
 
+    def describe(self, sub: Subscriber) -> str:
+        """When ``sub`` gets digests, in words (``daily at 08:00 (Europe/Paris)``)."""
+        return schedule_of(self.config, sub).describe()
+
     def next_text(self, sub: Subscriber) -> str:
         sched = schedule_of(self.config, sub)
         when = sub.next_send_at or next_send(sched, self.clock())

@@ -1,5 +1,10 @@
 """Subscribing: the form page (and its script), the subscribe request (double opt-in, rate
-limited), the confirmation email and the confirmation link."""
+limited), the confirmation email and the confirmation link.
+
+The link's GET (and HEAD) only shows what it would confirm, with one button: a mail
+scanner or a prefetcher that follows it confirms nothing. The button's POST confirms the
+request the link was sent for (its queries and schedule), once: the link carries that
+request's nonce, and a newer request (or confirming) replaces it."""
 
 from __future__ import annotations
 
@@ -48,18 +53,20 @@ class Subscribing(Handlers):
             **extra,
         )
 
-    async def home(self, request: Request) -> Response:
+    def blank_form(self) -> Form:
         defaults = self.config.schedule
-        form = Form(
+        return Form(
             send_at=defaults.send_at,
             timezone=self.config.timezone,
             frequency=defaults.frequency,
             weekday=defaults.weekday,
         )
-        return self.form_page(request, form, guess_zone=True)
+
+    async def home(self, request: Request) -> Response:
+        return self.form_page(request, self.blank_form(), guess_zone=True)
 
     async def subscribe(self, request: Request) -> Response:
-        form, csrf = await read_form(request, self.config.timezone)
+        form, csrf = await read_form(request, self.blank_form())
         if not self.site.csrf_ok(request, csrf):
             form.errors = {"form": "This form expired. Please check it and send it again."}
             return self.form_page(request, form, 400)
@@ -78,11 +85,11 @@ class Subscribing(Handlers):
             )
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
-        row, before = self.store.request_subscription(sub)
-        kind = "already" if before in ("active", "paused") else "confirm"
-        log.info("subscribe request subscriber=%s was=%s", row.email, before)
+        asked = self.store.members.request_subscription(sub)
+        row = asked.subscriber
+        log.info("subscribe request subscriber=%s was=%s", row.email, asked.before)
         try:
-            await self.send_confirmation(row, kind)
+            await self.send_confirmation(row, asked.nonce)
         except DigestError as exc:
             log.error("cannot send the confirmation to subscriber=%s: %s", row.email, exc)
             return self.site.message(
@@ -97,12 +104,15 @@ class Subscribing(Handlers):
             f"subscription; it is valid for {self.config.web.confirm_hours} hours.",
         )
 
-    async def send_confirmation(self, sub: Subscriber, kind: str) -> None:
+    async def send_confirmation(self, sub: Subscriber, nonce: str | None) -> None:
+        """The email with the link confirming request ``nonce``; without one (the address
+        is subscribed already) the email that says so, with its manage link."""
         cfg = self.config
         now = self.site.clock()
+        kind = "already" if nonce is None else "confirm"
         confirm_url = None
-        if kind == "confirm":
-            token = self.confirmer.dumps([sub.id, sub.email])
+        if nonce is not None:
+            token = self.confirmer.dumps([sub.id, sub.email, nonce])
             confirm_url = f"{cfg.base_url}/confirm?token={token}"
         context = {
             "kind": kind,
@@ -112,6 +122,7 @@ class Subscribing(Handlers):
             "manage_url": self.site.link("manage", sub),
             "hours": cfg.web.confirm_hours,
             "keywords": sub.keywords,
+            "exclude": sub.exclude,
             "schedule": schedule_of(self.config, sub).describe(),
         }
         subject = (
@@ -147,11 +158,40 @@ class Subscribing(Handlers):
             raise outcome.error
 
     async def confirm(self, request: Request) -> Response:
+        """GET, HEAD: what the link would confirm, and a "Confirm" button; POST: confirm."""
         token = request.query_params.get("token", "")
+        found = self.read_token(token)
+        if isinstance(found, Response):
+            return found
+        sub_id, email, nonce = found
+        if request.method != "POST":
+            pending = self.store.members.pending_request(sub_id, nonce)
+            if pending is None or pending.email != email:
+                return self.unusable(sub_id, email)
+            return self.site.page(
+                "confirm", sub=pending, token=token, schedule=self.site.describe(pending)
+            )
+        sub = self.store.members.confirm(sub_id, email, self.site.clock(), nonce=nonce)
+        if sub is None:
+            return self.unusable(sub_id, email)
+        log.info("confirmed subscriber=%s", sub.email)
+        self.site.feeds_changed()
+        return self.site.page(
+            "confirmed",
+            200,
+            sub=sub,
+            next_send=self.site.next_text(sub),
+            **self.site.subscriber_links(sub),
+        )
+
+    def read_token(self, token: str) -> tuple[int, str, str | None] | Response:
+        """(subscriber id, address, request nonce) a confirmation link names, or the page
+        saying why it cannot be used. Links sent before nonces existed carry none."""
         max_age = self.config.web.confirm_hours * 3600
         try:
-            sub_id, email = self.confirmer.loads(token, max_age=max_age)
-            sub_id, email = int(sub_id), str(email)
+            sub_id, email, *rest = self.confirmer.loads(token, max_age=max_age)
+            nonce = str(rest[0]) if rest else None
+            return int(sub_id), str(email), nonce
         except SignatureExpired:
             return self.site.message(
                 "This confirmation link has expired",
@@ -163,24 +203,22 @@ class Subscribing(Handlers):
             )
         except (BadSignature, ValueError, TypeError):
             return self.site.bad_link()
-        sub = self.store.confirm(sub_id, email, self.site.clock())
-        if sub is None:
+
+    def unusable(self, sub_id: int, email: str) -> Response:
+        """The page for a good link that confirms nothing (any more)."""
+        now = self.store.members.subscriber_by_id(sub_id)
+        if now is not None and now.email == email and now.status in ("active", "paused"):
             return self.site.message(
-                "This link can no longer be used",
-                "The subscription it confirms was changed since. Subscribe again if you "
-                "want the digest.",
-                400,
-                action_url="/",
-                action_text="Subscribe again",
+                "Already confirmed",
+                f"{email} is subscribed: this link has nothing left to do.",
             )
-        log.info("confirmed subscriber=%s", sub.email)
-        self.site.feeds_changed()
-        return self.site.page(
-            "confirmed",
-            200,
-            sub=sub,
-            next_send=self.site.next_text(sub),
-            **self.site.subscriber_links(sub),
+        return self.site.message(
+            "This link can no longer be used",
+            "The subscription it confirms was changed since (a newer request, or an "
+            "unsubscribe). Use the link in your most recent email, or subscribe again.",
+            400,
+            action_url="/",
+            action_text="Subscribe again",
         )
 
     async def script(self, request: Request) -> Response:

@@ -4,6 +4,7 @@ web (double opt-in, preferences, leaving), and its scheduling columns."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from digest.compose import random_token
 from digest.models import Subscriber
 from digest.store.schema import aware, begin, chunks, retried, subscribers, utc_now
 from digest.store.subscriber_rows import (
@@ -22,6 +24,15 @@ from digest.store.subscriber_rows import (
     sync_config_rows,
     to_subscriber,
 )
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    """What :meth:`Members.request_subscription` did."""
+
+    subscriber: Subscriber  # the row as it is now
+    before: str  # "new" or the status the address had
+    nonce: str | None  # what its confirmation link carries; None: nothing to confirm
 
 
 class Members:
@@ -121,8 +132,8 @@ class Members:
         self, values: dict[str, Any], status: str, changes: Callable[[Any], dict[str, Any] | None]
     ) -> str:
         """Insert a subscriber row made of ``values`` with ``status``, or, when the address
-        is known, update it with ``values`` and ``changes(row)`` (None: leave it alone).
-        Returns ``"new"`` or the status the row had."""
+        is known, update it with ``values`` overridden by ``changes(row)`` (None: leave it
+        alone). Returns ``"new"`` or the status the row had."""
         when = utc_now()
         with begin(self.engine) as conn:
             row = conn.execute(
@@ -136,7 +147,7 @@ class Members:
                 conn.execute(
                     sa.update(subscribers)
                     .where(subscribers.c.id == row.id)
-                    .values(**values, **update, updated_at=when)
+                    .values({**values, **update, "updated_at": when})  # update wins
                 )
             return str(row.status)
 
@@ -175,52 +186,82 @@ class Members:
 
     # -- the web: double opt-in, preferences, leaving -----------------------------------------
 
-    def request_subscription(self, sub: Subscriber) -> tuple[Subscriber, str]:
-        """Record a subscription asked for on the web; returns (row, what it was before).
+    def request_subscription(self, sub: Subscriber) -> SubscriptionRequest:
+        """Record a subscription asked for on the web: what it did, and the nonce its
+        confirmation link must carry.
 
         New, unconfirmed, unsubscribed or suspended addresses become ``pending`` with the
-        preferences given (confirming proves the address works). An ``active`` or ``paused``
-        subscriber is left exactly as is: a stranger must not change someone's queries.
-        The second value is ``"new"`` or the previous status.
+        preferences given (confirming proves the address works) and a fresh nonce: a link
+        sent for an earlier request no longer confirms anything. A subscriber of the
+        configuration keeps the configuration's name, queries and schedule (the operator
+        owns them). An ``active`` or ``paused`` subscriber is left exactly as is: a
+        stranger must not change someone's queries.
         """
-        values = {**subscriber_values(sub), **schedule_values(sub)}
+        nonce = random_token()
+        values = {**subscriber_values(sub), **schedule_values(sub), "confirm_nonce": nonce}
         restart = {"status": "pending", "status_reason": None, "next_send_at": None}
-        before = self._put(
-            values,
-            "pending",
-            lambda row: restart if row.status in ("pending", "unsubscribed", "suspended") else None,
-        )
+
+        def changes(row: Any) -> dict[str, Any] | None:
+            if row.status not in ("pending", "unsubscribed", "suspended"):
+                return None
+            if row.in_config:  # only the state and the nonce change
+                kept = {k: getattr(row, k) for k in values if k not in ("email", "confirm_nonce")}
+                return {**restart, **kept}
+            return restart
+
+        before = self._put(values, "pending", changes)
         found = self.subscriber(sub.email)
         assert found is not None
-        return found, before
+        waiting = before not in ("active", "paused")
+        return SubscriptionRequest(found, before, nonce if waiting else None)
 
-    def confirm(self, subscriber_id: int, email: str, when: datetime) -> Subscriber | None:
-        """Activate a pending subscriber (idempotent for an active one); None if the link no
-        longer fits (another address, unsubscribed since, paused...)."""
+    def confirm(
+        self, subscriber_id: int, email: str, when: datetime, *, nonce: str | None = None
+    ) -> Subscriber | None:
+        """Activate the pending request ``nonce`` names (None: a request made before
+        nonces existed); the subscriber, or None when the link no longer fits (another
+        address, a newer request, confirmed already, unsubscribed since...). Confirming
+        clears the nonce: a link confirms once."""
         c = subscribers.c
+        same = c.confirm_nonce.is_(None) if nonce is None else c.confirm_nonce == nonce
         with begin(self.engine) as conn:
-            conn.execute(
+            result = conn.execute(
                 sa.update(subscribers)
-                .where(c.id == subscriber_id, c.email == email, c.status == "pending")
+                .where(c.id == subscriber_id, c.email == email, c.status == "pending", same)
                 .values(
                     status="active",
                     status_reason=None,
                     hard_bounces=0,
                     confirmed_at=when,
                     next_send_at=None,
+                    confirm_nonce=None,
                     updated_at=when,
                 )
             )
-        found = self.subscriber_by_id(subscriber_id)
-        if found is None or found.email != email or found.status != "active":
-            return None
-        return found
+        return self.subscriber_by_id(subscriber_id) if result.rowcount else None
+
+    def pending_request(self, subscriber_id: int, nonce: str | None) -> Subscriber | None:
+        """The pending subscriber whose current request is ``nonce`` (None: one made
+        before nonces existed), or None: what a confirmation link would confirm."""
+        c = subscribers.c
+        same = c.confirm_nonce.is_(None) if nonce is None else c.confirm_nonce == nonce
+        return self._one(sa.and_(c.id == subscriber_id, c.status == "pending", same))
+
+    def managed_by_config(self, subscriber_id: int) -> bool:
+        """Whether the configuration defines this subscriber (its queries and schedule are
+        the operator's: each pass writes them again)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(subscribers.c.in_config).where(subscribers.c.id == subscriber_id)
+            ).scalar()
+        return bool(found)
 
     def update_preferences(self, subscriber_id: int, sub: Subscriber) -> Subscriber | None:
-        """Replace one subscriber's queries and schedule (from the manage page); the
-        scheduler places them again. None if there is no such subscriber."""
+        """Replace one subscriber's name, queries and schedule (from the manage page: what
+        it shows, nothing else; ``max_papers`` stays); the scheduler places them again.
+        None if there is no such subscriber."""
         values = subscriber_values(sub)
-        del values["email"]
+        del values["email"], values["max_papers"]
         with begin(self.engine) as conn:
             result = conn.execute(
                 sa.update(subscribers)

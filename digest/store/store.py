@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from digest.models import Listing, Paper, Subscriber
 from digest.store.limits import RateLimits
-from digest.store.members import Members
+from digest.store.members import Members, SubscriptionRequest
 from digest.store.migrate import upgrade_if_behind
 from digest.store.outbox import Claim, DeliveryRecord, Outbox, PendingDelivery
 from digest.store.outbox_rows import PlannedDelivery
@@ -95,7 +95,7 @@ class Store:
     ) -> ImportCounts:
         return self.members.import_subscribers(subs, batch=batch, now=now)
 
-    def request_subscription(self, sub: Subscriber) -> tuple[Subscriber, str]:
+    def request_subscription(self, sub: Subscriber) -> SubscriptionRequest:
         return self.members.request_subscription(sub)
 
     def confirm(self, subscriber_id: int, email: str, when: datetime) -> Subscriber | None:
