@@ -2,7 +2,8 @@
 
 ``digest serve`` runs as a subprocess on a free port with a real aiosmtpd server and a
 folder of listings. Chromium (Debian's, driven by Playwright, zone Europe/Paris) fills the
-subscribe form; the confirmation email arrives; the browser opens its link; the digest
+subscribe form; the confirmation email arrives; the browser opens its link (a HEAD and a GET
+on it, as mail scanners send, confirm nothing) and presses its Confirm button; the digest
 arrives at the chosen minute and not before; the private feed lists the same papers and
 answers a conditional GET with 304; a mail client's one-click unsubscribe (RFC 8058 POST)
 and the unsubscribe page both work; then nothing more is sent, even once the (now
@@ -393,8 +394,17 @@ def test_subscribe_confirm_digest_feed_unsubscribe_in_a_browser(
     assert found, why(f"no confirm link in:\n{text_part(confirmation.message)}")
     confirm_url = found.group(0)
 
-    # 3. The link, in the browser.
+    # 3. The link: a scanner's HEAD and GET confirm nothing; the browser's page shows the
+    # request and one button, which confirms.
+    for method in ("HEAD", "GET"):
+        probe = httpx.request(method, confirm_url, timeout=10)
+        assert probe.status_code == 200, why(f"{method} {confirm_url}: {probe.status_code}")
+    assert "\tpending" in server.cli("subscribers", "list"), why("a GET confirmed")
     page.goto(confirm_url)
+    expect(page.locator("h1")).to_have_text("Confirm your subscription")
+    expect(page.locator("main button")).to_have_count(1)
+    expect(page.locator(".card")).to_contain_text("medical")  # the exclude query too
+    page.get_by_role("button", name="Confirm").click()
     expect(page.locator("h1")).to_have_text("You're subscribed")
     card = page.locator(".card")
     expect(card).to_contain_text(READER)
@@ -488,8 +498,13 @@ def test_subscribe_confirm_digest_feed_unsubscribe_in_a_browser(
     assert again.headers.get("ETag") == etag
     assert again.content == b""
 
-    # 6. Unsubscribe: the page from the email's link, a mail client's one-click POST,
-    # then the page's own button (still "unsubscribed": it is idempotent).
+    # 6. Unsubscribe: a link checker's HEAD changes nothing; the page from the email's link,
+    # a mail client's one-click POST, then the page's own button (still "unsubscribed": it
+    # is idempotent).
+    head = httpx.head(unsubscribe_url, timeout=10)
+    assert head.status_code == 200, why(f"HEAD {unsubscribe_url}: {head.status_code}")
+    [row] = [r for r in server.cli("subscribers", "list").splitlines() if r.startswith(READER)]
+    assert row.split("\t")[1].startswith("active"), why(f"a HEAD unsubscribed: {row}")
     page.goto(unsubscribe_url)
     expect(page.locator("h1")).to_have_text(f"Unsubscribe {READER}?")
     expect(page.locator("main button")).to_have_count(1)
