@@ -136,6 +136,20 @@ def test_one_click_only_for_https_and_mailto_uri_kept() -> None:
     )
 
 
+def test_no_list_unsubscribe_for_someone_not_on_the_list() -> None:
+    """A one-off ``digest send`` to a non-subscriber: nothing to unsubscribe from."""
+    raw = build(unsubscribe_url=None, unsubscribe_mailto=None)
+    check_wire_format(raw)
+    message = parse(raw)
+    assert "List-Unsubscribe" not in message and "List-Unsubscribe-Post" not in message
+    assert message["List-Id"] == "Paper Digest <digest.example.org>"
+    only_mailto = parse(build(unsubscribe_url=None))
+    assert "List-Unsubscribe-Post" not in only_mailto
+    assert str(only_mailto["List-Unsubscribe"]) == (
+        "<mailto:unsubscribe@example.org?subject=unsubscribe>"
+    )
+
+
 @pytest.mark.parametrize("hostile", [
     "=?UTF-8?Q?=0A?=Bcc: evil@example.com",
     "=?utf-8?q?x=0D=0ABcc:_evil@example.com?=",

@@ -128,7 +128,7 @@ def test_context_fields_are_pinned() -> None:
         "subscriber_email", "subscriber_name", "keywords", "exclude", "total_in_listing",
         "matched_count", "shown_count", "compact_count", "more_count", "max_papers",
         "papers", "compact", "stylesheet", "unsubscribe_url", "manage_url", "feed_url",
-        "more_url", "since",
+        "more_url", "since", "one_off",
     ]  # fmt: skip
     assert [f.name for f in fields(PaperView)] == [
         "key", "arxiv_id", "title", "title_html", "short_title", "url", "hf_url", "abs_url",
@@ -454,12 +454,35 @@ def test_max_papers_summarises_the_rest(renderer: Renderer) -> None:
     assert "2511.00003" in out.html and "2511.00004" not in out.html
 
 
+def test_a_one_off_has_its_own_footer_and_no_unsubscribe_for_a_stranger(
+    renderer: Renderer,
+) -> None:
+    """``digest send``: not "because you subscribed", and no link that would open "This link
+    is not valid"; the shared, inlined shell of a subscriber's digest is not mixed up with it."""
+    matches = [make_match(make_paper(1))]
+    stranger = Subscriber(email="grace@example.org", keywords=("diffusion",))
+    links = EmailLinks(None, feed_url="https://digest.example.org/feed.atom")
+    before = digest_of(renderer, matches)
+    one_off = digest_of(renderer, matches, subscriber=stranger, links=links, one_off=True)
+    after = digest_of(renderer, matches)
+    for body in (one_off.text, one_off.html):
+        assert "A one-off digest of Paper Digest, sent to grace@example.org by hand" in body
+        assert "It is not a subscription" in body and "because you subscribed" not in body
+        assert "nsubscribe" not in body and "None" not in body
+    assert re.search(r'href="https://digest.example.org/"[^>]*>Subscribe</a>', one_off.html)
+    assert (before.html, before.text) == (after.html, after.text)
+    assert "because you subscribed" in after.text and "Unsubscribe" in after.html
+    mine = digest_of(renderer, matches, one_off=True)  # to a subscriber: their links stay
+    assert "Your own subscription to Paper Digest goes on as it was" in mine.text
+    assert "Unsubscribe: https://digest.example.org/unsubscribe?token=abc.def&x=1" in mine.text
+
+
 def test_fragments_are_rendered_once_per_paper_and_highlights(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mine = Renderer()
     calls: list[str] = []
-    real = fragments.paper_view
+    real = paper_view  # the one fragments uses (digest.compose re-exports it)
 
     def counting(match: Match) -> PaperView:
         calls.append(match.paper.key)

@@ -348,6 +348,24 @@ def _part(content_type: str, body: str | Body) -> bytes:
     return head.encode("ascii") + body.data
 
 
+def _unsubscribe_lines(url: str | None, mailto: str | None) -> list[str]:
+    """``List-Unsubscribe`` (RFC 2369) with ``url`` and ``mailto`` (a bare address gets
+    ``?subject=unsubscribe``), and ``List-Unsubscribe-Post`` for an https ``url`` (RFC 8058
+    §3.1); none for neither (a one-off to someone who is not on the list)."""
+    uris = [f"<{_uri(url, ('https://', 'http://'))}>"] if url else []
+    if mailto:
+        mailto = mailto.strip()
+        if not mailto.lower().startswith("mailto:"):
+            mailto = f"mailto:{_addr_spec(mailto)}?subject=unsubscribe"
+        uris.append(f"<{_uri(mailto, ('mailto:',))}>")
+    if not uris:
+        return []
+    lines = [_fold("List-Unsubscribe", [u + "," for u in uris[:-1]] + uris[-1:])]
+    if url and url.strip().lower().startswith("https://"):
+        lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    return lines
+
+
 def build_message(
     *,
     sender: str,
@@ -359,7 +377,7 @@ def build_message(
     message_id: str,
     date: datetime,
     list_id: str,
-    unsubscribe_url: str,
+    unsubscribe_url: str | None,
     unsubscribe_mailto: str | None = None,
     extra_headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
@@ -369,8 +387,9 @@ def build_message(
     address and ``to_name`` its display name; ``message_id`` from :func:`make_message_id`;
     ``date`` timezone-aware; ``list_id`` as ``Name <digest.example.org>`` or the bare id;
     ``unsubscribe_url`` an http(s) URL and ``unsubscribe_mailto`` a ``mailto:`` URI or a bare
-    address (then ``?subject=unsubscribe`` is added). ``List-Unsubscribe-Post`` is written
-    only for an https URL (RFC 8058 §3.1). ``extra_headers`` are ``(name, free text)`` pairs.
+    address (then ``?subject=unsubscribe`` is added); with neither (a one-off to someone who
+    is not on the list), no ``List-Unsubscribe``. ``List-Unsubscribe-Post`` is written only
+    for an https URL (RFC 8058 §3.1). ``extra_headers`` are ``(name, free text)`` pairs.
     ``text`` and ``html`` are strings, or bodies already encoded (see :class:`Body`).
 
     Raises :class:`PermanentDeliveryError` when ``to`` cannot be written as an address (a
@@ -384,13 +403,6 @@ def build_message(
         raise ValueError("date must be timezone-aware")
     if not re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", message_id) or not message_id.isascii():
         raise ValueError(f"not a Message-ID: {message_id!r}")
-    unsubscribe = [f"<{_uri(unsubscribe_url, ('https://', 'http://'))}>"]
-    if unsubscribe_mailto:
-        mailto = unsubscribe_mailto.strip()
-        if not mailto.lower().startswith("mailto:"):
-            mailto = f"mailto:{_addr_spec(mailto)}?subject=unsubscribe"
-        unsubscribe.append(f"<{_uri(mailto, ('mailto:',))}>")
-
     headers = [
         _from_line(sender),
         _fold("To", _mailbox_parts("To", to_name, to_address)),
@@ -399,10 +411,8 @@ def build_message(
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
         _list_id_line(list_id),
-        _fold("List-Unsubscribe", [u + "," for u in unsubscribe[:-1]] + unsubscribe[-1:]),
+        *_unsubscribe_lines(unsubscribe_url, unsubscribe_mailto),
     ]
-    if unsubscribe_url.strip().lower().startswith("https://"):
-        headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     # RFC 3834: no auto-replies (vacation notices) to an automatic message.
     headers += ["Auto-Submitted: auto-generated", "Precedence: bulk"]
     own = {h.lower() for h in OWN_HEADERS}

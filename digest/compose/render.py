@@ -173,11 +173,13 @@ class Renderer:
         total_in_listing: int,
         max_papers: int | None,
         since: date | None = None,
+        one_off: bool = False,
     ) -> RenderedEmail:
         """One subscriber's email for ``day``; ``matches`` best first.
 
         ``since``: the oldest listing date a scheduled digest covers (catch-up, weekly);
-        the labels then name the period.
+        the labels then name the period. ``one_off``: a ``digest send``, not a subscription
+        (see :attr:`DigestContext.one_off`).
 
         The first ``max_papers`` matches go in (None: all), the rest are counted as "N more"
         with a link to ``links.archive_url``. The best-ranked are shown in full; when the
@@ -197,6 +199,7 @@ class Renderer:
             total_in_listing=total_in_listing,
             max_papers=max_papers,
             since=since,
+            one_off=one_off,
         )
         shell = self._shell_maker.html(context)
         in_full = len(full)
@@ -232,6 +235,7 @@ class Renderer:
         total_in_listing: int,
         max_papers: int | None,
         since: date | None,
+        one_off: bool,
     ) -> DigestContext:
         """The shell's context with every ``chosen`` paper in full, of ``matched`` papers."""
         titles = "; ".join(clean(m.paper.title) for m in chosen[:2])
@@ -261,6 +265,7 @@ class Renderer:
             feed_url=links.feed_url,
             more_url=links.archive_url,
             since=since if since is not None and since < day else None,
+            one_off=one_off,
         )
 
     def _bodies(

@@ -26,7 +26,9 @@ AUTHORS_SHOWN = 3
 class EmailLinks:
     """The links of one subscriber's email, built by the caller (tokens, base URL)."""
 
-    unsubscribe_url: str
+    #: None when the recipient is not a subscriber (a one-off ``digest send``): there is
+    #: nothing to unsubscribe from, so no link and no ``List-Unsubscribe``
+    unsubscribe_url: str | None
     manage_url: str | None = None
     feed_url: str | None = None
     #: the full list of the day's papers, linked from "N more" (e.g. base_url/archive/DATE)
@@ -103,13 +105,17 @@ class DigestContext:
     papers: Markup
     compact: Markup
     stylesheet: Markup  #: ``email/email.css``; put it in a ``<style>`` in the HTML head
-    unsubscribe_url: str
+    unsubscribe_url: str | None  #: None: the recipient is not a subscriber (``one_off``)
     manage_url: str | None
     feed_url: str | None
     more_url: str | None
     #: first listing date when the digest covers several (weekly, catch-up), else None;
     #: ``total_in_listing`` then counts the papers of all of them
     since: date | None = None
+    #: a one-off ``digest send`` (queries chosen by whoever sent it, not a subscription);
+    #: ``unsubscribe_url`` and ``manage_url`` are then set only when the address also
+    #: subscribes (active or paused), and ``feed_url`` is their feed, else the public one
+    one_off: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from digest.models import Subscriber
 from digest.run.context import Context
 from digest.run.messages import compose, outgoing
 from digest.select import DayMatcher, select
+
+#: The states in which an address is on the list: a one-off to it carries their links.
+SUBSCRIBED = ("active", "paused")
 
 
 async def send_once(
@@ -26,17 +30,31 @@ async def send_once(
 ) -> int:
     """A one-off digest of ``day`` to any address; touches no subscriber's history.
 
-    Returns the number of papers in it (0: nothing matched and nothing was sent).
+    Its footer says it is a one-off, not a subscription. To someone who is not a subscriber
+    it carries no unsubscribe link and no ``List-Unsubscribe`` (there is nothing to leave);
+    to an address that subscribes (active or paused), their own unsubscribe and manage links
+    and headers, as any email to a subscriber has. Returns the number of papers in it (0:
+    nothing matched and nothing was sent).
     """
-    listing = ctx.store.listing(day) or await ctx.source.fetch(day)
+    listing = ctx.store.papers.listing(day) or await ctx.source.fetch(day)
     matches = DayMatcher(listing.papers).select(keywords, exclude)
     if not matches:
         return 0
     sub = Subscriber(email=to, keywords=tuple(keywords), exclude=tuple(exclude))
+    known = ctx.store.members.subscriber(to)
+    if known is not None and known.status in SUBSCRIBED:
+        sub = replace(sub, id=known.id, token=known.token, name=known.name)
     selection = select(matches, set(), ctx.config.mail.max_papers)
     message_id = make_message_id(ctx.config.mail.sender)
     message = compose(
-        ctx, sub, day, selection, len(listing.papers), message_id=message_id, created_at=ctx.now
+        ctx,
+        sub,
+        day,
+        selection,
+        len(listing.papers),
+        message_id=message_id,
+        created_at=ctx.now,
+        one_off=True,
     )
     if out is not None:
         write_atomic(out, message.data)
