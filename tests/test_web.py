@@ -251,6 +251,28 @@ async def test_an_address_with_a_non_ascii_local_part_is_a_form_error(app: App) 
     assert app.server.messages == []
 
 
+async def test_an_address_the_mail_server_refuses_is_a_form_error_and_leaves_no_row(
+    app: App,
+) -> None:
+    app.server.set_faults(rcpt_replies={"nobody@example.org": "550 5.1.1 No such user"})
+    page = await app.subscribe("nobody@example.org")
+    assert page.status_code == 400
+    assert "cannot send to this address" in page.text and 'name="email"' in page.text
+    assert app.store.subscribers() == []
+
+
+@pytest.mark.slow  # the sender retries the refused connection for ~5 s before giving up
+async def test_a_confirmation_that_cannot_be_sent_leaves_no_pending_row(app: App) -> None:
+    app.server.set_faults(greeting="421 4.3.2 Too busy", times=None)
+    page = await app.subscribe("ada@example.org")
+    assert page.status_code == 503 and "could not send" in page.text
+    assert app.store.subscribers() == []
+    app.server.set_faults()
+    assert (await app.subscribe("ada@example.org")).status_code == 200  # later, it works
+    sub = app.store.subscriber("ada@example.org")
+    assert sub is not None and sub.status == "pending"
+
+
 async def test_subscribe_attempts_are_limited_per_address(app: App) -> None:
     codes = [(await app.subscribe("ada@example.org")).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from digest.compose import build_message, list_id_for, make_message_id, sender_address
 from digest.deliver import Outgoing, send_one
-from digest.errors import DigestError
+from digest.errors import DigestError, PermanentDeliveryError
 from digest.models import Subscriber
 from digest.run import make_sender
 from digest.schedule import WEEKDAYS
@@ -92,6 +92,12 @@ class Subscribing(Handlers):
             await self.send_confirmation(row, asked.nonce)
         except DigestError as exc:
             log.error("cannot send the confirmation to subscriber=%s: %s", row.email, exc)
+            if asked.before == "new" and asked.nonce is not None and row.id is not None:
+                # nothing to confirm was sent: no pending row is left for the address
+                self.store.members.withdraw_request(row.id, asked.nonce)
+            if isinstance(exc, PermanentDeliveryError):  # the address itself was refused
+                form.errors = {"email": "our mail server cannot send to this address"}
+                return self.form_page(request, form, 400)
             return self.site.message(
                 "We could not send the email",
                 "Something went wrong on our side. Please try again in a few minutes.",

@@ -240,6 +240,18 @@ class Members:
             )
         return self.subscriber_by_id(subscriber_id) if result.rowcount else None
 
+    def withdraw_request(self, subscriber_id: int, nonce: str) -> bool:
+        """Forget a new address's request ``nonce`` whose confirmation could not be sent
+        (the row goes, unless a newer request or a confirmation came meanwhile)."""
+        c = subscribers.c
+        with begin(self.engine) as conn:
+            result = conn.execute(
+                sa.delete(subscribers).where(
+                    c.id == subscriber_id, c.status == "pending", c.confirm_nonce == nonce
+                )
+            )
+        return bool(result.rowcount)
+
     def pending_request(self, subscriber_id: int, nonce: str | None) -> Subscriber | None:
         """The pending subscriber whose current request is ``nonce`` (None: one made
         before nonces existed), or None: what a confirmation link would confirm."""
