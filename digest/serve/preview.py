@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from digest.compose import paper_view
 from digest.errors import QueryError
 from digest.run import Previewer
-from digest.serve.forms import MAX_QUERIES, lines
+from digest.serve.forms import MAX_QUERIES, lines, unsafe_character
 from digest.serve.limits import RateLimiter
 from digest.serve.pages import Handlers, Site
 
@@ -35,6 +35,10 @@ class Preview(Handlers):
         params = request.query_params
         keywords = lines(params.get("keywords", ""))[:MAX_QUERIES]
         exclude = lines(params.get("exclude", ""))[:MAX_QUERIES]
+        for n, query in enumerate((*keywords, *exclude), 1):
+            problem = unsafe_character(query, allowed="\t")
+            if problem:  # as the form will say
+                return JSONResponse({"error": f"query {n} holds {problem}"}, 400)
         try:
             days = max(1, min(7, int(params.get("days", "1"))))
         except ValueError:
