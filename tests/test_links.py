@@ -10,6 +10,7 @@ went out.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from starlette.routing import Route
 
 from digest.models import Subscriber
 from digest.serve.app import routes
-from digest.store import metadata
+from digest.store import Store, metadata
 from tests.test_web import DAY, SECRET, App, app
 
 __all__ = ["app"]  # the web fixture, imported for this module's tests
@@ -193,3 +194,37 @@ async def test_a_confirmation_post_needs_no_cookie(app: App) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as fresh:
         assert (await fresh.post(url)).status_code == 200
     assert await status_of(app, "ada@example.org") == ("active", ("diffusion",))
+
+
+def test_the_store_confirms_a_request_by_its_nonce_once(db_url: str) -> None:
+    """The same rules on SQLite and PostgreSQL, through ``store.members``."""
+    when = datetime(2026, 11, 16, 8, tzinfo=UTC)
+    with Store(db_url) as store:
+        members = store.members
+        first = members.request_subscription(Subscriber("ada@example.org", keywords=("a",)))
+        second = members.request_subscription(Subscriber("ada@example.org", keywords=("b",)))
+        sub_id = second.subscriber.id
+        assert sub_id is not None and first.nonce and second.nonce
+        assert (first.before, second.before, first.nonce != second.nonce) == (
+            "new",
+            "pending",
+            True,
+        )
+        assert members.pending_request(sub_id, first.nonce) is None
+        assert members.confirm(sub_id, "ada@example.org", when, nonce=first.nonce) is None
+        assert members.confirm(sub_id, "ada@example.org", when, nonce=None) is None
+        assert members.confirm(sub_id, "bo@example.org", when, nonce=second.nonce) is None
+        shown = members.pending_request(sub_id, second.nonce)
+        assert shown is not None and shown.keywords == ("b",)
+        done = members.confirm(sub_id, "ada@example.org", when, nonce=second.nonce)
+        assert done is not None and done.status == "active"
+        assert members.confirm(sub_id, "ada@example.org", when, nonce=second.nonce) is None
+        again = members.request_subscription(Subscriber("ada@example.org", keywords=("c",)))
+        assert (again.before, again.nonce, again.subscriber.keywords) == ("active", None, ("b",))
+        assert not members.managed_by_config(sub_id)
+
+        lost = members.request_subscription(Subscriber("bo@example.org"))
+        assert lost.nonce is not None and lost.subscriber.id is not None
+        assert not members.withdraw_request(lost.subscriber.id, "another request")
+        assert members.withdraw_request(lost.subscriber.id, lost.nonce)
+        assert members.subscriber("bo@example.org") is None
