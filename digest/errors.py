@@ -11,6 +11,7 @@
     │   ├── TransientDeliveryError   try again later (4xx, dropped connection, timeout)
     │   └── PermanentDeliveryError   the server refused for good (5xx)
     ├── StateError             the database cannot be read or written
+    ├── MailboxError           the bounce mailbox cannot be read (mailbox, reason)
     ├── FeedError              the feed files cannot be written (folder, path, reason)
     └── RosterError            a subscriber file is unreadable or its header wrong (source, line)
 
@@ -158,6 +159,16 @@ class FeedError(DigestError):
         self.path = path
         where = f" ({path})" if path and path != folder else ""
         super().__init__(f"cannot write the feeds in {folder}: {reason}{where}", hint=hint)
+
+
+class MailboxError(DigestError):
+    """The bounce mailbox cannot be reached, logged into or read; ``mailbox`` names it
+    (``imap://bounces@imap.example.org:993/INBOX``, a maildir path)."""
+
+    def __init__(self, mailbox: str, reason: str, *, hint: str | None = None) -> None:
+        self.mailbox = mailbox
+        self.reason = reason
+        super().__init__(f"mailbox {mailbox}: {reason}", hint=hint)
 
 
 class RosterError(DigestError):

@@ -199,7 +199,7 @@ def test_example_file_is_generated_from_the_declaration() -> None:
 
 def test_example_documents_every_key_and_loads(tmp_path: Path) -> None:
     text = example_toml()
-    commented_key = re.compile(r"^# (\[smtp\]|[a-z_]+ = .*)$")
+    commented_key = re.compile(r"^# (\[smtp\]|\[mailbox\]|[a-z_]+ = .*)$")
     uncommented = "\n".join(
         m.group(1) if (m := commented_key.match(line)) else line for line in text.splitlines()
     )

@@ -1,7 +1,7 @@
 """The ``digest`` command: the root group, the list of its commands and the entry point.
 
 Each command group lives in a module of its own (``run``, ``serve``, ``status``,
-``subscribers``, ``config``, ``db``, ``demo``) built on :mod:`digest.cli.shared`;
+``mailbox``, ``subscribers``, ``config``, ``db``, ``demo``) built on :mod:`digest.cli.shared`;
 :data:`COMMANDS` adds them to the root group. Exit codes: 0 done; 1 the run failed (message
 on stderr); 2 usage or config error.
 """
@@ -19,6 +19,7 @@ from digest import GC_THRESHOLDS, __version__
 from digest.cli.config import config_group
 from digest.cli.db import db
 from digest.cli.demo import demo
+from digest.cli.mailbox import mailbox
 from digest.cli.run import feed, preview, run, send
 from digest.cli.serve import serve
 from digest.cli.shared import State
@@ -54,6 +55,7 @@ COMMANDS: tuple[click.Command, ...] = (
     preview,
     feed,
     status,
+    mailbox,
     subscribers,
     config_group,
     db,

@@ -6,7 +6,8 @@ trimming, highlighting), ``fragments`` (each paper's entries, rendered once and 
 ``shells`` (the CSS-inlined digest shells shared between subscribers), ``templates``
 (finding and loading the templates: the one module here that reads files), ``cache`` (an
 LRU dict), ``message`` (MIME bytes and headers), ``feeds`` (RSS/Atom documents), ``tokens``
-(signed links). Imports ``select`` and the bottom layer (``models``, ``errors``, ``words``)
+(signed links), ``verp`` (the signed tokens of VERP envelope senders and mailto
+unsubscribes). Imports ``select`` and the bottom layer (``models``, ``errors``, ``words``)
 only: no database, network, clock or filesystem (except ``templates``, which reads the
 template files).
 """
@@ -37,6 +38,14 @@ from digest.compose.text import segments, to_html, trim_abstract
 from digest.compose.tokens import (
     random_token,
 )
+from digest.compose.verp import (
+    TokenRef,
+    delivery_token,
+    read_token,
+    tokens_in,
+    unsubscribe_token,
+    verp_address,
+)
 from digest.compose.views import (
     DigestContext,
     EmailLinks,
@@ -54,10 +63,12 @@ __all__ = [
     "PaperView",
     "Renderer",
     "SubjectContext",
+    "TokenRef",
     "build_feeds",
     "build_message",
     "clean_for_smtp",
     "clean_header_text",
+    "delivery_token",
     "encode_body",
     "encoded_size",
     "environment",
@@ -68,9 +79,13 @@ __all__ = [
     "paper_view",
     "quoted_printable",
     "random_token",
+    "read_token",
     "segments",
     "sender_address",
     "to_html",
+    "tokens_in",
     "trim_abstract",
+    "unsubscribe_token",
+    "verp_address",
     "xml_text",
 ]

@@ -28,10 +28,15 @@ def example_toml() -> str:
             emit(s, s.key)
     for section in SECTIONS:
         lines.append("")
-        commented = section == "smtp"
-        if commented:
+        commented = section in ("smtp", "mailbox")
+        if section == "smtp":
             lines.append(
                 "# Uncomment [smtp] to send real mail; without it mail goes to the outbox."
+            )
+        if section == "mailbox":
+            lines.append(
+                "# Uncomment [mailbox] (and set mail.bounce_address) to act on bounces,"
+                " complaints and mailto unsubscribes: `digest mailbox`."
             )
         lines.append(("# " if commented else "") + f"[{section}]")
         for s in SETTINGS:

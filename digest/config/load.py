@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from digest.config.mailbox import MailboxConfig, mailbox_problems
 from digest.config.settings import (
     SECTIONS,
     SETTINGS,
@@ -92,6 +93,7 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
         schedule=ScheduleConfig(**_section(values, "schedule")),
         web=WebConfig(**_section(values, "web")),
         run=RunConfig(**_section(values, "run")),
+        mailbox=_mailbox(values, base),
     )
 
 
@@ -128,7 +130,7 @@ def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def _cross_checks(values: Mapping[str, Any]) -> list[ConfigProblem]:
     """Problems of settings valid alone but not together."""
-    problems: list[ConfigProblem] = []
+    problems = mailbox_problems(values)
     if values.get("source.kind") == "file" and values.get("source.path") is None:
         problems.append(ConfigProblem("source.path", 'required when source.kind = "file"'))
     if values.get("smtp.security") == "none" and values.get("smtp.username"):
@@ -188,3 +190,10 @@ def _feeds(values: Mapping[str, Any], base: Path) -> FeedsConfig:
     fields = _section(values, "feeds")
     fields["dir"] = _as_path(base, fields["dir"])
     return FeedsConfig(**fields)
+
+
+def _mailbox(values: Mapping[str, Any], base: Path) -> MailboxConfig:
+    fields = _section(values, "mailbox")
+    if fields["path"] is not None:
+        fields["path"] = _as_path(base, fields["path"])
+    return MailboxConfig(**fields)

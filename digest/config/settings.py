@@ -7,13 +7,11 @@ the loader, ``config.example.toml`` and the docs all come from it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from digest.config.checks import (
-    Check,
     address,
     boolean,
     choice,
@@ -28,22 +26,11 @@ from digest.config.checks import (
     workers,
     zone,
 )
+from digest.config.declaration import Setting as Setting  # re-exported
+from digest.config.mailbox import MAILBOX_SETTINGS, MailboxConfig
 from digest.errors import ConfigError, ConfigProblem
 from digest.models import Subscriber
 from digest.schedule import Schedule, check_frequency, check_weekday
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One configuration key: dotted name, how to check it, its default and its help."""
-
-    key: str
-    check: Check
-    default: Any
-    help: str
-    path: bool = False  # a filesystem path, relative to the config file
-    example: Any = None  # value shown in config.example.toml, when not the default
-
 
 #: Every key of a config file outside ``[[subscribers]]``.
 SETTINGS: tuple[Setting, ...] = (
@@ -134,6 +121,14 @@ SETTINGS: tuple[Setting, ...] = (
         integer(1, 1000),
         3,
         "after this many permanent failures in a row a subscriber is suspended",
+    ),
+    Setting(
+        "mail.bounce_address",
+        optional(address()),
+        None,
+        "envelope sender of the digests: each goes out as bounces+<token>@example.org"
+        " (VERP), so a bounce names its delivery; unset: the From address, no tokens",
+        example="bounces@example.org",
     ),
     Setting(
         "mail.admin",
@@ -283,11 +278,12 @@ SETTINGS: tuple[Setting, ...] = (
         100,
         "a subscriber's private feed holds at most this many of their newest papers",
     ),
+    *MAILBOX_SETTINGS,
 )
 
 
 _BY_KEY = {s.key: s for s in SETTINGS}
-SECTIONS = ("source", "mail", "smtp", "schedule", "run", "web", "feeds")
+SECTIONS = ("source", "mail", "smtp", "schedule", "run", "web", "feeds", "mailbox")
 
 
 @dataclass(frozen=True)
@@ -309,6 +305,7 @@ class MailConfig:
     max_hard_bounces: int = 3
     admin: str | None = None
     alert_after: int = 3
+    bounce_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -392,6 +389,7 @@ class Config:
     schedule: ScheduleConfig = ScheduleConfig()
     web: WebConfig = WebConfig()
     run: RunConfig = RunConfig()
+    mailbox: MailboxConfig = field(default_factory=MailboxConfig)
 
     def schedule_of(self, sub: Subscriber) -> Schedule:
         """A subscriber's schedule, with this configuration's defaults filled in."""

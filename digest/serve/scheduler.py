@@ -26,7 +26,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Outgoing
-from digest.errors import DigestError, SourceError
+from digest.errors import DigestError, FeedError, SourceError
 from digest.models import Listing, Paper, Subscriber
 from digest.run import (
     BATCH,
@@ -44,6 +44,7 @@ from digest.run import (
 )
 from digest.schedule import Schedule, ScheduleError, next_send, window
 from digest.select import DayMatcher
+from digest.serve.mailbox import MailboxJob, add_mailbox_job
 from digest.store import Store
 
 log = logging.getLogger("digest.scheduler")
@@ -196,6 +197,8 @@ async def send_due(
         return report
     except Exception as exc:
         error = str(exc) or type(exc).__name__
+        if isinstance(exc, FeedError):  # the digests went; the feed files could not be written
+            stage = "feeds"
         raise
     except BaseException:
         error, interrupted = "interrupted", True
@@ -337,6 +340,7 @@ class Service:
         self._failures = 0
         self.last_pass_at: datetime | None = None  # when the last pass ran (ok or not)
         self.last_good_pass_at: datetime | None = None
+        self.mailbox: MailboxJob | None = None  # the bounce mailbox's job, once started
 
     def start(self) -> None:
         """Start APScheduler in the running event loop: a pass at once, then every minute."""
@@ -358,6 +362,8 @@ class Service:
         )
         # And one pass at once: catch-up digests and the first fetch need not wait.
         scheduler.add_job(self.tick, DateTrigger(datetime.now(UTC)), id="start")
+        # The bounce mailbox, every mailbox.every_minutes (digest.serve.mailbox).
+        self.mailbox = add_mailbox_job(scheduler, self.make_context)
         scheduler.start()
         self.scheduler = scheduler
         self.running = True

@@ -5,7 +5,8 @@ opens the engine and holds them: ``store.papers`` (``papers``: papers and listin
 ``store.members`` (``members`` with ``subscriber_rows``: subscribers, confirmation,
 preferences, schedule, imports), ``store.outbox`` (``outbox`` with ``outbox_rows``:
 deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys),
-``store.limits`` (``limits``: the web's rate limits, shared by every process).
+``store.limits`` (``limits``: the web's rate limits, shared by every process),
+``store.bounces`` (``bounces``: the bounce mailbox's messages acted on).
 ``schema`` holds the tables, opening the engine, :func:`~digest.store.schema.ensure_schema`
 and the transaction that turns SQLAlchemy's errors into ``StateError``.
 
@@ -20,6 +21,7 @@ transaction (crash-safe): ``mark_sent`` ends the subscriber's run of hard bounce
 Works on SQLite and PostgreSQL. May import ``compose``, ``select`` and the bottom layer.
 """
 
+from digest.store.bounces import Applied, Bounces, DeliveryRef
 from digest.store.limits import RateLimits
 from digest.store.members import Members
 from digest.store.outbox import (
@@ -38,8 +40,11 @@ from digest.store.subscriber_rows import ImportCounts
 
 __all__ = [
     "INSERT_ROWS",
+    "Applied",
+    "Bounces",
     "Claim",
     "DeliveryRecord",
+    "DeliveryRef",
     "ImportCounts",
     "Members",
     "Outbox",

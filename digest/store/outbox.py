@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from digest.models import Subscriber
@@ -303,32 +303,7 @@ class Outbox:
         this failure suspended them.
         """
         with begin(self.engine) as conn:
-            conn.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(status="failed", error=error, attempts=deliveries.c.attempts + 1)
-            )
-            conn.execute(
-                sa.delete(delivery_papers).where(delivery_papers.c.delivery_id == delivery_id)
-            )
-            owner = subscribers.c.id == _subscriber_of(delivery_id)
-            conn.execute(
-                sa.update(subscribers)
-                .where(owner)
-                .values(hard_bounces=subscribers.c.hard_bounces + 1)
-            )
-            if max_hard_bounces is None:
-                return False
-            result = conn.execute(
-                sa.update(subscribers)
-                .where(
-                    owner,
-                    subscribers.c.status == "active",
-                    subscribers.c.hard_bounces >= max_hard_bounces,
-                )
-                .values(status="suspended", status_reason="bounced", updated_at=utc_now())
-            )
-        return bool(result.rowcount == 1)
+            return fail_delivery(conn, delivery_id, error, max_hard_bounces)
 
     def mark_deferred(self, delivery_id: str, error: str) -> None:
         """A transient failure: back to pending (unclaimed) for the next run."""
@@ -391,6 +366,43 @@ class Outbox:
                     )
                 ).scalar_one()
             )
+
+
+def fail_delivery(
+    conn: Connection,
+    delivery_id: str,
+    error: str,
+    max_hard_bounces: int | None,
+    *,
+    bounces: Any = None,
+) -> bool:
+    """:meth:`Outbox.mark_failed` inside the caller's transaction: the delivery failed, its
+    papers released, its subscriber's hard bounces set to ``bounces`` (an SQL expression;
+    default: one more), suspended at ``max_hard_bounces``. True when this suspended them.
+
+    The mailbox's asynchronous bounces come through here too (``digest.store.bounces``).
+    """
+    conn.execute(
+        sa.update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(status="failed", error=error, attempts=deliveries.c.attempts + 1)
+    )
+    conn.execute(sa.delete(delivery_papers).where(delivery_papers.c.delivery_id == delivery_id))
+    owner = subscribers.c.id == _subscriber_of(delivery_id)
+    count = subscribers.c.hard_bounces + 1 if bounces is None else bounces
+    conn.execute(sa.update(subscribers).where(owner).values(hard_bounces=count))
+    if max_hard_bounces is None:
+        return False
+    result = conn.execute(
+        sa.update(subscribers)
+        .where(
+            owner,
+            subscribers.c.status == "active",
+            subscribers.c.hard_bounces >= max_hard_bounces,
+        )
+        .values(status="suspended", status_reason="bounced", updated_at=utc_now())
+    )
+    return bool(result.rowcount == 1)
 
 
 def _subscriber_of(delivery_id: str) -> Any:

@@ -151,6 +151,21 @@ rate_events = sa.Table(
     sa.Index("ix_rate_events_expires", "expires"),
 )
 
+#: The messages of the bounce mailbox acted on (revision 0004), so none is acted on twice:
+#: ``key`` is a hash of the message's Message-ID (see ``digest.mailbox.classify``), ``kind``
+#: what it was (hard, soft, complaint, unsubscribe) and ``detail`` its status or reason.
+mailbox_messages = sa.Table(
+    "mailbox_messages",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("subscriber_id", sa.Integer),
+    sa.Column("delivery_id", sa.String(32)),
+    sa.Column("detail", sa.Text),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_mailbox_messages_subscriber", "subscriber_id"),
+)
+
 #: Columns added after version 1, by table: created by ALTER TABLE on an older database.
 _ADDED_COLUMNS = {
     "subscribers": (

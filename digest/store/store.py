@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy.engine import Engine
 
 from digest.models import Listing, Paper, Subscriber
+from digest.store.bounces import Bounces
 from digest.store.limits import RateLimits
 from digest.store.members import Members, SubscriptionRequest
 from digest.store.migrate import upgrade_if_behind
@@ -33,6 +34,7 @@ class Store:
         self.members = Members(self.engine)
         self.outbox = Outbox(self.engine)
         self.run_log = RunLog(self.engine)
+        self.bounces = Bounces(self.engine)  # the bounce mailbox's record
         self.limits = RateLimits(self.engine)
         upgrade_if_behind(self.engine)  # Alembic: a database that is behind is upgraded
 

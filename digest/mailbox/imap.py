@@ -1,0 +1,174 @@
+"""Reading the bounce mailbox over IMAP (RFC 9051, RFC 3501) with :mod:`imaplib`: messages
+without the keyword :data:`PROCESSED` are fetched without setting ``\\Seen`` and, once
+processed, given that keyword; nothing is deleted.
+
+Blocking (imaplib): ``digest serve`` runs a pass in a thread. imaplib and socket errors
+become :class:`MailboxError` here; the password goes only to ``login``, never into a message.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import ssl
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from digest.errors import MailboxError
+from digest.mailbox.base import Letter
+
+#: The keyword (RFC 9051 §2.3.2) a processed message gets.
+PROCESSED = "$DigestProcessed"
+Security = Literal["tls", "starttls", "none"]
+_FAILURES = (imaplib.IMAP4.error, OSError, EOFError)
+
+
+class ImapMailbox:
+    """One IMAP folder, opened for a pass: ``with ImapMailbox(...) as box:``.
+
+    ``security``: "tls" (TLS from the first byte, port 993), "starttls" (upgrade required) or
+    "none". Certificates are verified against the system store unless ``tls_context`` says
+    otherwise.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: Security,
+        username: str,
+        password: str,
+        folder: str = "INBOX",
+        timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host, self.port, self.security = host, port, security
+        self.username, self._password, self.folder = username, password, folder
+        self.timeout = timeout
+        self.tls_context = tls_context or ssl.create_default_context()
+        self.name = f"imap://{username}@{host}:{port}/{folder}"
+        self._conn: imaplib.IMAP4 | None = None
+
+    def __enter__(self) -> ImapMailbox:
+        try:
+            self._conn = self._connect()
+            self._check(self._conn.login(self.username, self._password), "login")
+            self._check(self._conn.select(_quoted(self.folder)), f"select {self.folder}")
+        except MailboxError:
+            self.__exit__()
+            raise
+        except _FAILURES as exc:
+            self.__exit__()
+            raise self._error(exc) from exc
+        self._check_keywords()
+        return self
+
+    def _connect(self) -> imaplib.IMAP4:
+        if self.security == "tls":
+            return imaplib.IMAP4_SSL(
+                self.host, self.port, ssl_context=self.tls_context, timeout=self.timeout
+            )
+        conn = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+        if self.security == "starttls":
+            conn.starttls(self.tls_context)  # raises when the server does not offer it
+        return conn
+
+    def _check_keywords(self) -> None:
+        """The folder must keep our keyword (PERMANENTFLAGS with ``\\*`` or the keyword),
+        else every pass would process the same messages again."""
+        assert self._conn is not None
+        _, data = self._conn.response("PERMANENTFLAGS")
+        flags = " ".join(_text(d) for d in data if d)
+        if flags and "\\*" not in flags and PROCESSED.lower() not in flags.lower():
+            self.__exit__()
+            raise MailboxError(
+                self.name,
+                f"the folder keeps no keywords of our own (PERMANENTFLAGS {flags})",
+                hint=f"use a folder that allows the keyword {PROCESSED}",
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.state == "SELECTED":
+                conn.close()
+            conn.logout()
+        except _FAILURES:
+            conn.shutdown() if conn.sock else None
+
+    def letters(self) -> Iterator[Letter]:
+        """Each message of the folder without :data:`PROCESSED` and not deleted, by UID."""
+        conn = self._require()
+        try:
+            typ, data = conn.uid("SEARCH", "UNDELETED", "UNKEYWORD", PROCESSED)
+            self._check((typ, data), "search")
+            uids = " ".join(_text(d) for d in data if d).split()
+        except _FAILURES as exc:
+            raise self._error(exc) from exc
+        for uid in uids:
+            raw = self._fetch(conn, uid)
+            if raw is not None:
+                yield Letter(uid, raw)
+
+    def _fetch(self, conn: imaplib.IMAP4, uid: str) -> bytes | None:
+        try:
+            typ, data = conn.uid("FETCH", uid, "(BODY.PEEK[])")  # PEEK: \Seen stays as it is
+            self._check((typ, data), f"fetch {uid}")
+        except _FAILURES as exc:
+            raise self._error(exc) from exc
+        for item in data:
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
+                return item[1]
+        return None  # expunged meanwhile
+
+    def mark_processed(self, letter: Letter) -> None:
+        """Give ``letter`` the keyword :data:`PROCESSED`."""
+        conn = self._require()
+        try:
+            result = conn.uid("STORE", letter.ref, "+FLAGS.SILENT", f"({PROCESSED})")
+            self._check(result, f"store {letter.ref}")
+        except _FAILURES as exc:
+            raise self._error(exc) from exc
+
+    def _require(self) -> imaplib.IMAP4:
+        if self._conn is None:
+            raise MailboxError(self.name, "not open")
+        return self._conn
+
+    def _check(self, result: tuple[str, Any], what: str) -> None:
+        typ, data = result
+        if typ != "OK":
+            detail = " ".join(_text(d) for d in data or [] if d)
+            raise MailboxError(self.name, f"{what} refused: {typ} {detail}".strip())
+
+    def _error(self, exc: BaseException) -> MailboxError:
+        """An imaplib or socket error as a :class:`MailboxError`, with a hint where one helps."""
+        text = _text(exc.args[0]) if exc.args else type(exc).__name__
+        login = re.search(r"auth|login|credential", text, re.I)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            hint = "the server's certificate is not trusted (mailbox.verify_tls = false is for"
+            hint += " a test server only)"
+        elif isinstance(exc, ssl.SSLError):
+            hint = "the server does not speak TLS there: check mailbox.port and"
+            hint += f' mailbox.security ("{self.security}")'
+        elif isinstance(exc, imaplib.IMAP4.error) and login:
+            hint = "check mailbox.username and the password in mailbox.password_env"
+        elif isinstance(exc, OSError):
+            hint = "check mailbox.host and mailbox.port"
+        else:
+            hint = None
+        return MailboxError(self.name, text or type(exc).__name__, hint=hint)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _quoted(folder: str) -> str:
+    """A folder name as an IMAP quoted string (RFC 9051 §4.3)."""
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,152 @@
+"""The bounce mailbox over IMAP, against a real Dovecot started by the tests (skipped, with
+the reason, where Dovecot is missing: ``apt-get install dovecot-imapd``; ``.ci/run``
+installs it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.errors import MailboxError
+from digest.mailbox import PROCESSED, ImapMailbox
+from tests.support import bounces as mail
+from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_problem
+from tests.support.smtpd import SmtpServer, client_tls_context
+from tests.test_mailbox import (
+    BOUNCES,
+    DAYS,
+    counts,
+    digest,
+    dsn_for,
+    sent_to,
+    subscriber,
+    write_config,
+)
+
+pytestmark = pytest.mark.skipif(dovecot_problem() is not None, reason=str(dovecot_problem()))
+
+
+@pytest.fixture
+def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
+    with Dovecot(tmp_path / "dovecot") as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def imap_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_SECRET", "m" * 43)
+    monkeypatch.setenv("DIGEST_MAILBOX_PASSWORD", PASSWORD)
+
+
+def imap_section(server: Dovecot, security: str = "tls", **extra: Any) -> str:
+    port = server.imaps_port if security == "tls" else server.imap_port
+    lines = [
+        "[mailbox]",
+        'kind = "imap"',
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        f'security = "{security}"',
+        f'username = "{USER}"',
+        "verify_tls = false",
+    ]
+    lines += [f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()]
+    return "\n".join(lines).replace('"False"', "false").replace("False", "false")
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls", "none"])
+def test_a_dsn_in_the_imap_mailbox_counts_once_and_is_flagged(
+    tmp_path: Path, db_url: str, smtp_server: Any, dovecot: Dovecot, security: str
+) -> None:
+    """The issue's journey over IMAP: a digest through the real SMTP server, its DSN
+    delivered to the IMAP mailbox, `digest mailbox` counts the hard bounce and flags the
+    message; the next pass processes nothing; mail that names nothing stays unflagged."""
+    server: SmtpServer = smtp_server()
+    config = write_config(tmp_path, db_url, server, imap_section(dovecot, security))
+    assert digest(config, "run", "--date", DAYS[0]).exit_code == 0
+    (bob_digest,) = sent_to(server, "bob@example.org")
+    dovecot.append(dsn_for(bob_digest))
+    dovecot.append(mail.plain_mail(to=BOUNCES))
+
+    first = digest(config, "mailbox")
+    assert counts(first)["hard bounces"] == 1 and counts(first)["unmatched"] == 1
+    assert f"imap://{USER}@127.0.0.1:" in first.stdout
+    assert subscriber(config, "bob@example.org").hard_bounces == 1
+    flags = dovecot.keywords()
+    assert PROCESSED in flags[1] and "\\Seen" not in flags[1]  # read with BODY.PEEK
+    assert flags[2] == ""  # left alone
+
+    again = counts(digest(config, "mailbox"))
+    assert again["hard bounces"] == 0 and again["already seen"] == 0 and again["unmatched"] == 1
+    assert subscriber(config, "bob@example.org").hard_bounces == 1
+
+
+def test_the_reader_verifies_the_certificate_and_lists_only_unprocessed_mail(
+    dovecot: Dovecot,
+) -> None:
+    dovecot.append(mail.plain_mail(to=BOUNCES, subject="one"))
+    dovecot.append(mail.plain_mail(to=BOUNCES, subject="two"))
+    box = ImapMailbox(
+        "localhost",
+        dovecot.imaps_port,
+        security="tls",
+        username=USER,
+        password=PASSWORD,
+        tls_context=client_tls_context(),
+    )
+    with box as opened:
+        first = list(opened.letters())
+        assert [b"Subject: one" in x.raw for x in first] == [True, False]
+        opened.mark_processed(first[0])
+    with box as opened:
+        (left,) = opened.letters()
+        assert b"Subject: two" in left.raw
+
+
+def test_a_wrong_password_exits_1_with_a_hint_and_no_traceback(
+    tmp_path: Path, db_url: str, smtp_server: Any, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_MAILBOX_PASSWORD", "wrong")
+    config = write_config(tmp_path, db_url, smtp_server(), imap_section(dovecot))
+    result = digest(config, "mailbox")
+    assert result.exit_code == 1
+    assert "mailbox imap://bounces@127.0.0.1" in result.stderr
+    assert "mailbox.password_env" in result.stderr and "Traceback" not in result.output
+    assert "wrong" not in result.output  # never the password
+
+
+def test_an_unset_password_is_a_usage_error_naming_the_variable(
+    tmp_path: Path, db_url: str, smtp_server: Any, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DIGEST_MAILBOX_PASSWORD")
+    config = write_config(tmp_path, db_url, smtp_server(), imap_section(dovecot))
+    result = digest(config, "mailbox")
+    assert result.exit_code == 2 and "DIGEST_MAILBOX_PASSWORD" in result.stderr
+
+
+def test_an_untrusted_certificate_or_a_closed_port_exits_1(
+    tmp_path: Path, db_url: str, smtp_server: Any, dovecot: Dovecot
+) -> None:
+    section = imap_section(dovecot).replace("verify_tls = false", "verify_tls = true")
+    config = write_config(tmp_path, db_url, smtp_server(), section)
+    result = digest(config, "mailbox")
+    assert result.exit_code == 1 and "certificate" in result.stderr
+    dovecot.stop()
+    result = digest(config, "mailbox")
+    assert result.exit_code == 1 and "mailbox.port" in result.stderr
+
+
+def test_a_missing_folder_is_a_mailbox_error(dovecot: Dovecot) -> None:
+    box = ImapMailbox(
+        "127.0.0.1",
+        dovecot.imaps_port,
+        security="tls",
+        username=USER,
+        password=PASSWORD,
+        folder="Bounces",
+        tls_context=client_tls_context(),
+    )
+    with pytest.raises(MailboxError, match="select Bounces"), box:
+        pass
