@@ -24,7 +24,7 @@ from digest.store import Store
 from tests.support.listings import item, write_days, write_site_config
 from tests.support.smtpd import SmtpServer
 
-SECRET = "serve-test-secret-0123456789"
+SECRET = "serve-test-secret-0123456789abcdefghij"
 
 
 def free_port() -> int:

@@ -168,7 +168,7 @@ def test_suspended_subscribers_in_status_and_lists(tmp_path: Path, db_url: str) 
 
 # -- secrets ---------------------------------------------------------------------------------
 
-SIGNING_SECRET = "signing-secret-do-not-log-1234"
+SIGNING_SECRET = "signing-secret-do-not-log-1234567890"
 SMTP_PASSWORD = "smtp-password-do-not-log-5678"
 
 

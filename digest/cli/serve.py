@@ -23,30 +23,32 @@ def serve(state: State, host: str | None, port: int | None) -> None:
     """Run the scheduler and the web app (subscribe, confirm, manage, feeds) until stopped."""
     import uvicorn
 
-    from digest.run import SECRET_ENV, make_context
+    from digest.run import MAKE_SECRET, SECRET_ENV, env_secret, make_context
     from digest.serve import Service, create_app, use_logfmt
 
-    secret = os.environ.get(SECRET_ENV, "")
-    if len(secret) < 16:
+    # The same check as run and send (a short one is refused), but serve needs one set:
+    # the database's fallback secret is for a single machine's cron runs.
+    secret = guard(lambda: env_secret(os.environ))
+    if secret is None:
         click.echo(
-            f"error: {SECRET_ENV} is {'too short' if secret else 'not set'}: digest serve signs "
-            "the confirm, manage and unsubscribe links with it\n"
-            f"  hint: make one with  export {SECRET_ENV}=$(python3 -c 'import secrets; "
-            "print(secrets.token_urlsafe(32))')  and keep it: changing it breaks the links "
-            "in emails already sent",
+            f"error: {SECRET_ENV} is not set: digest serve signs the confirm, manage and"
+            " unsubscribe links with it\n"
+            f"hint: make one with  export {SECRET_ENV}=$({MAKE_SECRET})  and keep it: changing"
+            " it breaks the links in emails already sent",
             err=True,
         )
         sys.exit(EXIT_USAGE)
+    level = logging.getLogger().getEffectiveLevel()
+    # One logfmt line per event (a request, a pass) from here on, whatever -v says: journald
+    # and log shippers read it.
+    use_logfmt(level)
     cfg = state.config()
     store = state.store()
     base = guard(lambda: make_context(cfg, store))
     service = Service(lambda now: replace(base, now=now), tick_seconds=cfg.schedule.check_every)
-    app = create_app(lambda: base, service, secret.encode())
+    app = create_app(lambda: base, service, secret)
     the_host, the_port = host or cfg.web.host, port or cfg.web.port
     click.echo(f"serving {cfg.base_url} on http://{the_host}:{the_port} (Ctrl-C to stop)", err=True)
-    level = logging.getLogger().getEffectiveLevel()
-    # One logfmt line per request and per pass, whatever -v says (journald, log shippers).
-    use_logfmt(level)
     if level > logging.DEBUG:  # a line per tick otherwise: our own pass log says what matters
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown: the service finishes what is in

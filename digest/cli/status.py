@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from digest.run import Status
 
 
+#: What ``digest status`` calls a run that failed at each stage (see RunRecord.stage).
+FAILING = {"fetch": "fetch failing", "deliver": "delivery failing", "feeds": "feeds failing"}
+
+
 @click.command()
 @click.pass_obj
 def schedule(state: State) -> None:
@@ -69,7 +73,7 @@ def status_lines(st: Status) -> list[str]:
         lines.append(f"running:    since {at(r.started_at)} for {r.day} (run {r.id})")
     if st.failing:
         first, latest = st.failing[-1], st.failing[0]
-        what = "fetch failing" if latest.stage == "fetch" else "delivery failing"
+        what = FAILING.get(latest.stage or "", "delivery failing")
         lines.append(
             f"listing:    {what} since {at(first.started_at)}"
             f" ({len(st.failing)} failed run(s) in a row): {latest.error or 'unknown error'}"

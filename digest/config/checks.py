@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import QueryError
@@ -101,6 +102,44 @@ def http_url() -> Check:
         return value.rstrip("/")
 
     return check
+
+
+def base_url() -> Check:
+    """The site's public address, which every link in emails and feeds starts with: http or
+    https, a host, nothing a link or an attribute would have to escape, no query or fragment
+    (paths are appended to it). Returned without its trailing ``/``."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            raise Invalid("expected an http:// or https:// URL")
+        for char in value:
+            if char in "\"'<>`\\" or char.isspace() or not char.isprintable():
+                what = "a space" if char.isspace() else _named(char)
+                raise Invalid(f"expected a URL without {what}")
+        parts = urlsplit(value)
+        if parts.query or value.endswith("?"):
+            raise Invalid("expected a URL without a query (?...): paths are added to it")
+        if parts.fragment or "#" in value:
+            raise Invalid("expected a URL without a fragment (#...): paths are added to it")
+        if parts.username is not None or parts.password is not None:
+            raise Invalid("expected a URL without a user name or password")
+        if not parts.hostname:
+            raise Invalid("expected a URL with a host, such as https://digest.example.org")
+        try:
+            parts.port  # noqa: B018 (raises ValueError when out of range)
+        except ValueError:
+            raise Invalid("expected a URL with a port 1-65535") from None
+        return value.rstrip("/")
+
+    return check
+
+
+def _named(char: str) -> str:
+    if char in "\"'`":
+        return f"quotes ({char})"
+    if char.isprintable():
+        return char
+    return f"a control character ({char!r})"
 
 
 def address() -> Check:

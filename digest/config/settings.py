@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from digest.config.checks import (
     address,
+    base_url,
     boolean,
     choice,
     http_url,
@@ -44,7 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("timezone", zone(), "UTC", "default zone for listing dates and send times"),
     Setting(
         "base_url",
-        http_url(),
+        base_url(),
         "http://localhost:8000",
         "public URL used in links (feeds, unsubscribe, archive)",
     ),

@@ -19,8 +19,11 @@ from digest.run.claims import (
     stale_claim,
 )
 from digest.run.context import (
+    MAKE_SECRET,
+    MIN_SECRET,
     SECRET_ENV,
     Context,
+    env_secret,
     make_context,
     make_sender,
 )
@@ -66,6 +69,8 @@ __all__ = [
     "BATCH",
     "HOST",
     "INDEX",
+    "MAKE_SECRET",
+    "MIN_SECRET",
     "PER_WORKER",
     "SECRET_ENV",
     "SHARED",
@@ -78,6 +83,7 @@ __all__ = [
     "claimer",
     "cores",
     "end_run",
+    "env_secret",
     "make_context",
     "make_sender",
     "pid_alive",

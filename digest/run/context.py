@@ -4,16 +4,21 @@ made from the configuration (or injected by tests)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from digest.compose import Renderer
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Sender, SmtpSender
+from digest.errors import ConfigError, ConfigProblem
 from digest.sources import ListingSource, make_source
 from digest.store import Store
 
 SECRET_ENV = "DIGEST_SECRET"
+#: Shortest ``DIGEST_SECRET`` accepted: ``secrets.token_urlsafe(32)`` gives 43 characters.
+MIN_SECRET = 32
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,46 @@ def make_sender(config: Config) -> Sender:
     )
 
 
+def env_secret(environ: Mapping[str, str]) -> bytes | None:
+    """``DIGEST_SECRET`` from ``environ``, or None when it is not set.
+
+    Raises :class:`ConfigError` (with the command that makes a good one) when it is set but
+    shorter than :data:`MIN_SECRET` characters, empty included: links signed with it could
+    be forged.
+    """
+    text = environ.get(SECRET_ENV)
+    if text is None:
+        return None
+    if len(text) < MIN_SECRET:
+        size = f"too short ({len(text)} of {MIN_SECRET} characters)" if text else "set but empty"
+        problem = ConfigProblem(
+            SECRET_ENV,
+            f"{size}: it signs the confirm, manage and unsubscribe links, so it needs at least"
+            f" {MIN_SECRET} characters",
+        )
+        raise ConfigError(
+            [problem],
+            hint=f"make one with  export {SECRET_ENV}=$({MAKE_SECRET})  and keep it: changing"
+            " it breaks the links in emails already sent",
+        )
+    return text.encode()
+
+
+def signing_secret(environ: Mapping[str, str], stored: Callable[[], bytes]) -> bytes:
+    """``DIGEST_SECRET`` when set (checked by :func:`env_secret`); only when it is not set,
+    the database's own secret, ``stored()`` (made on first use)."""
+    secret = env_secret(environ)
+    return secret if secret is not None else stored()
+
+
 def make_context(
     config: Config, store: Store, *, now: datetime | None = None, sender: Sender | None = None
 ) -> Context:
-    secret_text = os.environ.get(SECRET_ENV)
-    secret = secret_text.encode() if secret_text else store.secret()
+    """What a run needs, made from ``config``; the signing secret per :func:`signing_secret`.
+
+    Raises :class:`ConfigError` for a ``DIGEST_SECRET`` too short to sign links with.
+    """
+    secret = signing_secret(os.environ, store.secret)
     src = config.source
     return Context(
         config=config,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from digest.compose import make_message_id
 from digest.deliver import FileOutboxSender, SmtpSender
+from digest.errors import FeedError
 from digest.models import Listing
 from digest.run.claims import HOST, requeue_stale
 from digest.run.context import Context
@@ -66,6 +67,8 @@ async def run(ctx: Context, day: date, *, dry_run: bool = False) -> RunReport:
         return report
     except Exception as exc:
         error = str(exc) or type(exc).__name__
+        if isinstance(exc, FeedError):  # the digests went; the feed files could not be written
+            stage = "feeds"
         raise
     except BaseException:  # Ctrl-C, cancelled: recorded, but no reason to alert anyone
         error, interrupted = "interrupted", True

@@ -10,6 +10,7 @@ A hundred thousand subscribers then cost one file per distinct query set, not tw
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 from digest.compose import FeedMeta, FeedSet
 from digest.config import Config
+from digest.errors import FeedError
 from digest.files import link_atomic, write_atomic
 from digest.models import Paper, Subscriber
 from digest.select import DayMatcher
@@ -53,7 +55,35 @@ def recent_entries(store: Store, days: int) -> list[tuple[date, Paper]]:
 
 def publish_feeds(config: Config, store: Store, now: datetime, batch: int = 1000) -> list[Path]:
     """Rewrite the public feeds and every active subscriber's private feed; return the public
-    files. Private feeds of subscribers no longer active are removed."""
+    files. Private feeds of subscribers no longer active are removed.
+
+    Raises :class:`FeedError` (which path, why, what to do) when ``feeds.dir`` cannot be
+    written: a missing permission, a file where a folder should be, a full disk.
+    """
+    try:
+        return _publish(config, store, now, batch)
+    except OSError as exc:
+        raise feed_error(config.feeds.dir, exc) from exc
+
+
+def feed_error(folder: Path, exc: OSError) -> FeedError:
+    """``exc`` (raised while writing under ``folder``) as words an operator can act on."""
+    reason = exc.strerror or str(exc)
+    path = exc.filename if isinstance(exc.filename, str) else None
+    if path is not None and os.path.basename(path).startswith("."):
+        path = os.path.dirname(path)  # the temp file's folder: the name the operator knows
+    if exc.errno == errno.ENOSPC:
+        hint = f"free some space on the disk that holds {folder}"
+    else:
+        hint = (
+            f"feeds.dir must be a folder digest can create and write: make it (mkdir -p"
+            f" {folder}) and let the user running digest write to it, or set feeds.dir to"
+            " another folder in the config file"
+        )
+    return FeedError(str(folder), reason, path=path, hint=hint)
+
+
+def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Path]:
     base = config.base_url
     title = config.feeds.title
     out = config.feeds.dir

@@ -23,7 +23,7 @@ class RunRecord:
     started_at: datetime
     finished_at: datetime | None
     outcome: str  # running, ok, empty, failed
-    stage: str | None  # where a failed run stopped: "fetch", "deliver"
+    stage: str | None  # where a failed run stopped: "fetch", "deliver", "feeds"
     error: str | None
     fetched: int
     sent: int

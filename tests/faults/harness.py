@@ -149,7 +149,7 @@ class World:
         number = len(self._numbers)
         out = (self.tmp / f"run{number}.out").open("w")
         err = (self.tmp / f"run{number}.err").open("w")
-        env = {**os.environ, "DIGEST_SECRET": "faults-test-secret", **(env or {})}
+        env = {**os.environ, "DIGEST_SECRET": "faults-test-secret-0123456789abcdefgh", **(env or {})}
         prefix = [sys.executable, "-m", "digest"]
         if file_size_limit is not None:
             prefix = [sys.executable, "-c", _LIMITED, str(file_size_limit)]

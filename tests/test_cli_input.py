@@ -1,0 +1,182 @@
+"""Input that cannot hurt the operator or the reader, the CLI side (issue 19): the signing
+secret, ``base_url``, an unwritable ``feeds.dir``, terminal control characters, CSV
+injection in exports and addresses no message can carry."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import cli
+from digest.compose import tokens
+from digest.store import Store
+from tests.support.listings import write_days
+from tests.test_cli import DAYS, config_text
+
+GOOD_SECRET = "a-good-secret-of-forty-characters-0123456"
+assert len(GOOD_SECRET) >= 32
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A config file over three days of listings (tests/test_cli's site)."""
+    listings = write_days(tmp_path / "listings", DAYS)
+    (tmp_path / "config.toml").write_text(config_text(listings), "utf-8")
+    return tmp_path
+
+
+def digest(site: Path, *args: str, secret: str | None = GOOD_SECRET) -> Result:
+    """``digest --config site/config.toml ARGS`` with ``DIGEST_SECRET`` (None: unset)."""
+    return CliRunner().invoke(
+        cli, ["--config", str(site / "config.toml"), *args], env={"DIGEST_SECRET": secret}
+    )
+
+
+def emails(site: Path) -> list[email.message.EmailMessage]:
+    files = sorted((site / "outbox").glob("*.eml")) if (site / "outbox").is_dir() else []
+    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
+
+
+def unsubscribe_token(message: email.message.EmailMessage) -> str:
+    found = re.search(r"/unsubscribe\?token=([^>]+)>", str(message["List-Unsubscribe"]))
+    assert found, message["List-Unsubscribe"]
+    return found.group(1)
+
+
+# -- DIGEST_SECRET ---------------------------------------------------------------------------
+
+COMMANDS = {
+    "run": ("run", "--date", "2026-11-16"),
+    "send": ("send", "--to", "grace@example.org", "--date", "2026-11-16"),
+    "serve": ("serve", "--host", "203.0.113.1"),  # a refused secret never gets to bind
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("secret", ["x", "0123456789abcdef", "a" * 31, ""])
+def test_run_send_and_serve_refuse_a_short_secret_saying_how_to_make_one(
+    site: Path, command: str, secret: str
+) -> None:
+    result = digest(site, *COMMANDS[command], secret=secret)
+    assert result.exit_code == 2, result.output
+    assert "DIGEST_SECRET" in result.stderr
+    assert "at least 32 characters" in result.stderr
+    assert "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'" in result.stderr
+    assert "Traceback" not in result.output
+    assert emails(site) == []  # nothing signed with it went out
+
+
+def test_a_good_secret_signs_the_links_and_the_stored_one_only_when_it_is_unset(
+    site: Path,
+) -> None:
+    assert digest(site, "run", "--date", "2026-11-16").exit_code == 0
+    (signed,) = emails(site)
+    token = unsubscribe_token(signed)
+    assert tokens.verify(GOOD_SECRET.encode(), "unsubscribe", token)
+    with Store(f"sqlite:///{site / 'digest.db'}") as store:
+        stored = store.secret()
+    with pytest.raises(tokens.BadToken):
+        tokens.verify(stored, "unsubscribe", token)
+
+    # Unset (the demo, a cron job on one machine): the database's own secret.
+    sent = digest(site, "send", "--to", "grace@example.org", "--date", "2026-11-17", secret=None)
+    assert sent.exit_code == 0, sent.output
+    fallback = [m for m in emails(site) if m["To"] == "grace@example.org"]
+    assert tokens.verify(stored, "unsubscribe", unsubscribe_token(fallback[0]))
+
+
+def test_the_demo_works_without_a_secret(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["demo", "--dir", str(tmp_path / "demo")], env={"DIGEST_SECRET": None}
+    )
+    assert result.exit_code == 0, result.output
+
+
+# -- base_url --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("ftp://digest.example.org", "http:// or https://"),
+        ("https://", "a host"),
+        ("https:///path", "a host"),
+        ('https://digest.example.org/"onmouseover="x', "quote"),
+        ("https://digest.example.org/a b", "space"),
+        ("https://digest example.org", "space"),
+        ("https://digest.example.org/?ref=mail", "query"),
+        ("https://digest.example.org/#top", "fragment"),
+        ("https://digest.example.org:99999", "port"),
+        ("https://user:pw@digest.example.org", "user name"),
+        ("https://digest.example.org/\x1b[2J", "control"),
+        ("https://digest.example.org/<x>", "<"),
+    ],
+)
+def test_config_check_refuses_a_base_url_that_would_break_links(
+    site: Path, value: str, expected: str
+) -> None:
+    text = (site / "config.toml").read_text("utf-8")
+    toml_value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\x1b", "\\u001b")
+    text = text.replace('"https://digest.example.org"', f'"{toml_value}"', 1)
+    (site / "config.toml").write_text(text, "utf-8")
+    result = digest(site, "config", "check")
+    assert result.exit_code == 2, result.output
+    assert "base_url" in result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+    assert "\x1b" not in result.output
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://digest.example.org", "http://localhost:8000/", "https://example.org/papers/"],
+)
+def test_config_check_accepts_a_plain_base_url(site: Path, value: str) -> None:
+    text = (site / "config.toml").read_text("utf-8")
+    (site / "config.toml").write_text(
+        text.replace('"https://digest.example.org"', f'"{value}"', 1), "utf-8"
+    )
+    result = digest(site, "config", "check")
+    assert result.exit_code == 0, result.output
+
+
+# -- feeds.dir -------------------------------------------------------------------------------
+
+
+def unwritable_feeds(site: Path) -> Path:
+    """feeds.dir under a plain file: no one can write there, not even root."""
+    (site / "blocker").write_text("a file, not a folder\n", "utf-8")
+    text = (site / "config.toml").read_text("utf-8")
+    (site / "config.toml").write_text(
+        text.replace('dir = "public"', 'dir = "blocker/public"', 1), "utf-8"
+    )
+    return site / "blocker" / "public"
+
+
+def test_an_unwritable_feeds_dir_is_one_clear_error_and_a_feed_failure(site: Path) -> None:
+    folder = unwritable_feeds(site)
+    result = digest(site, "run", "--date", "2026-11-16")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot write the feeds in {folder}: Not a directory"]
+    assert "hint: feeds.dir must be a folder digest can create and write: make it" in (
+        result.stderr
+    )
+    assert len(emails(site)) == 1  # the digest went before the feeds failed
+
+    status = digest(site, "status")
+    assert status.exit_code == 0, status.output
+    (listing,) = [line for line in status.stdout.splitlines() if line.startswith("listing:")]
+    assert "feeds failing" in listing and "delivery" not in listing
+    assert f"cannot write the feeds in {folder}" in listing
+
+    feed = digest(site, "feed")
+    assert feed.exit_code == 1
+    assert "Traceback" not in feed.output
+    assert f"error: cannot write the feeds in {folder}" in feed.stderr
