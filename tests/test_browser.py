@@ -10,7 +10,7 @@ and the unsubscribe page both work; then nothing more is sent, even once the (no
 unsubscribed) reader's send time comes again with a new matching paper. SIGTERM ends the
 server with exit status 0.
 
-Screenshots (subscribe, confirmed, digest, unsubscribed) go to ``$DIGEST_TEST_ARTIFACTS``,
+Screenshots (subscribe, confirm, confirmed, digest, unsubscribed) go to ``$DIGEST_TEST_ARTIFACTS``,
 by default ``test-artifacts/`` at the repository's root.
 """
 
@@ -404,6 +404,7 @@ def test_subscribe_confirm_digest_feed_unsubscribe_in_a_browser(
     expect(page.locator("h1")).to_have_text("Confirm your subscription")
     expect(page.locator("main button")).to_have_count(1)
     expect(page.locator(".card")).to_contain_text("medical")  # the exclude query too
+    page.screenshot(path=shots / "confirm.png", full_page=True)
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator("h1")).to_have_text("You're subscribed")
     card = page.locator(".card")
