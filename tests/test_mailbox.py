@@ -441,3 +441,13 @@ def test_a_folder_that_is_not_a_maildir_is_a_mailbox_error(
     with pytest.raises(MailboxError) as caught, MaildirMailbox(tmp_path / "x"):
         pass
     assert caught.value.mailbox == str(tmp_path / "x")
+
+
+def test_mailbox_refuses_a_short_secret_as_run_does(
+    site: tuple[Path, SmtpServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tokens were signed with the run's secret: the same rule reads them."""
+    config, _, _ = site
+    monkeypatch.setenv("DIGEST_SECRET", "short")
+    result = digest(config, "mailbox")
+    assert result.exit_code == 2 and "DIGEST_SECRET" in result.stderr

@@ -37,7 +37,7 @@ from digest.mailbox import (
     classify,
     message_key,
 )
-from digest.run.context import SECRET_ENV
+from digest.run.context import signing_secret
 from digest.store import Applied, DeliveryRef, Store
 
 log = logging.getLogger("digest.mailbox")
@@ -96,9 +96,9 @@ def open_mailbox(config: Config) -> Mailbox:
 
 def mailbox_secret(store: Store) -> bytes:
     """The secret the digests' tokens were signed with: a run's (``DIGEST_SECRET``, else
-    the database's own)."""
-    text = os.environ.get(SECRET_ENV)
-    return text.encode() if text else store.run_log.secret()
+    the database's own; see :func:`~digest.run.context.signing_secret`). Raises ConfigError
+    for a ``DIGEST_SECRET`` too short."""
+    return signing_secret(os.environ, store.run_log.secret)
 
 
 def read_mailbox(
