@@ -25,7 +25,7 @@ class Preview(Handlers):
 
     async def preview(self, request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
-        wait = self.preview_limit.allow(client)
+        wait = await asyncio.to_thread(self.preview_limit.allow, client)  # a transaction
         if wait:
             return JSONResponse(
                 {"error": "too many previews; wait a little"},
