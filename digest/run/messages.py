@@ -24,10 +24,14 @@ from digest.select import Selection
 
 
 def links_for(ctx: Context, sub: Subscriber, day: date) -> EmailLinks:
+    """The links of ``sub``'s email; without an id (someone who is not a subscriber, sent a
+    one-off) no unsubscribe or manage link: there is nothing they would act on."""
     base = ctx.config.base_url
-    ident = str(sub.id) if sub.id is not None else "email:" + sub.email
+    ident = str(sub.id)
     return EmailLinks(
-        unsubscribe_url=f"{base}/unsubscribe?token={tokens.sign(ctx.secret, 'unsubscribe', ident)}",
+        unsubscribe_url=f"{base}/unsubscribe?token={tokens.sign(ctx.secret, 'unsubscribe', ident)}"
+        if sub.id is not None
+        else None,
         manage_url=f"{base}/manage?token={tokens.sign(ctx.secret, 'manage', ident)}"
         if sub.id is not None
         else None,
@@ -51,8 +55,10 @@ def compose(
     message_id: str,
     created_at: datetime,
     since: date | None = None,
+    one_off: bool = False,
 ) -> Composed:
-    """The message bytes of one subscriber's digest."""
+    """The message bytes of one subscriber's digest (``one_off``: a ``digest send``; for
+    someone who is not a subscriber, no unsubscribe link and no ``List-Unsubscribe``)."""
     cfg = ctx.config
     links = links_for(ctx, sub, day)
     rendered = ctx.renderer.render_digest(
@@ -63,6 +69,7 @@ def compose(
         total_in_listing=total,
         max_papers=len(selection.shown),
         since=since,
+        one_off=one_off,
     )
     data = build_message(
         sender=cfg.mail.sender,
@@ -75,7 +82,7 @@ def compose(
         date=created_at,
         list_id=cfg.mail.list_id or list_id_for(cfg.mail.sender),
         unsubscribe_url=links.unsubscribe_url,
-        unsubscribe_mailto=unsubscribe_mailto(ctx, sub),
+        unsubscribe_mailto=unsubscribe_mailto(ctx, sub) if links.unsubscribe_url else None,
     )
     return Composed(data, clean_for_smtp(rendered.text_body, rendered.html_body))
 
