@@ -45,7 +45,7 @@ def dovecot_problem() -> str | None:
     return tls_problem()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
@@ -56,8 +56,8 @@ class Dovecot:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.imap_port = _free_port()
-        self.imaps_port = _free_port()
+        self.imap_port = free_port()
+        self.imaps_port = free_port()
         self.maildir = folder / "mail" / USER
         self._process: subprocess.Popen[bytes] | None = None
         self._base = folder
@@ -93,6 +93,7 @@ ssl_key = <{cert.key}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 default_internal_user = {internal}
 default_internal_group = {group if os.getuid() else internal}
 default_login_user = {login}
@@ -187,17 +188,24 @@ service imap-login {{
         finally:
             conn.logout()
 
-    def keywords(self) -> dict[int, str]:
-        """Each message's flags, by UID."""
+    def empty(self) -> None:
+        """Remove every message of INBOX (between tests sharing the server)."""
         conn = self.client()
         try:
-            _, data = conn.uid("FETCH", "1:*", "(FLAGS)")
-            flags: dict[int, str] = {}
-            for item in data:
-                if isinstance(item, bytes) and b"UID" in item:
-                    text = item.decode()
-                    uid = int(text.split("UID ")[1].split()[0].rstrip(")"))
-                    flags[uid] = text.split("FLAGS (")[1].split(")")[0]
-            return flags
+            conn.uid("STORE", "1:*", "+FLAGS.SILENT", "(\\Deleted)")
+            conn.expunge()
+        finally:
+            conn.logout()
+
+    def keywords(self) -> list[str]:
+        """Each message's flags, in the order of INBOX."""
+        conn = self.client()
+        try:
+            _, data = conn.fetch("1:*", "(FLAGS)")
+            return [
+                item.decode().split("FLAGS (")[1].split(")")[0]
+                for item in data
+                if isinstance(item, bytes) and b"FLAGS (" in item
+            ]
         finally:
             conn.logout()
