@@ -257,3 +257,11 @@ def test_an_unsubscribe_names_the_subscriber_of_its_token(subscriber_id: int, su
     assert isinstance(verdict, Unsubscribe)
     refs = [read_token(SECRET, t) for t in verdict.refs.tokens]
     assert [r.subscriber_id for r in refs if r] == [subscriber_id]
+
+
+def test_the_config_check_of_the_bounce_address_leaves_room_for_a_delivery_token() -> None:
+    from digest.compose.verp import MAX_BOUNCE_LOCAL
+    from digest.config.mailbox import MAX_BOUNCE_LOCAL as CHECKED
+
+    token = delivery_token(SECRET, DELIVERY)
+    assert token is not None and CHECKED == MAX_BOUNCE_LOCAL == 64 - len("+" + token)
