@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -304,39 +306,72 @@ async def test_every_pass_is_logged_with_its_outcome(
     assert outcomes == ["ok", "idle"]
 
 
-def test_digest_serve_logs_each_request_and_pass_in_logfmt_by_default(
-    tmp_path: Path, smtp_server: Callable[..., SmtpServer]
-) -> None:
-    from tests.test_serve import free_port, write_config
+class Serving:
+    """A real ``digest serve`` (no ``-v``) on a free port, its output in ``out``."""
 
-    port = free_port()
-    config = write_config(tmp_path, smtp_server(), port)
-    token = tokens.sign(SECRET, "unsubscribe", "1")
-    out = tmp_path / "serve.log"
-    env = {**os.environ, "DIGEST_SECRET": SECRET.decode()}
-    argv = [sys.executable, "-m", "digest", "--config", str(config), "serve", "--port", str(port)]
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+    def __init__(self, tmp: Path, server: SmtpServer, env: dict[str, str] | None = None) -> None:
+        from tests.test_serve import free_port, write_config
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = write_config(tmp, server, self.port)
+        self.out = tmp / "serve.log"
+        environ = {**os.environ, "DIGEST_SECRET": SECRET.decode(), **(env or {})}
+        argv = [sys.executable, "-m", "digest", "--config", str(config), "serve"]
+        with self.out.open("wb") as sink:
+            self.proc = subprocess.Popen(
+                [*argv, "--port", str(self.port)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=environ,
+            )
+        self.deadline = time.monotonic() + 20
         while True:
             try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
+                httpx.get(f"{self.base}/healthz", timeout=2)
+                return
             except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None, out.read_text()
+                assert time.monotonic() < self.deadline and self.proc.poll() is None, self.text()
                 time.sleep(0.1)
-        httpx.get(f"{base}/unsubscribe?token={token}", timeout=5)
-        big = httpx.post(f"{base}/subscribe", content=b"x" * 200_000, timeout=5)
-        assert big.status_code == 413
-        while "logger=digest.scheduler" not in out.read_text():
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.1)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    text = out.read_text()
+
+    def text(self) -> str:
+        return self.out.read_text("utf-8", errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+@pytest.fixture
+def serving(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer]
+) -> Iterator[Callable[..., Serving]]:
+    started: list[Serving] = []
+
+    def start(env: dict[str, str] | None = None) -> Serving:
+        started.append(Serving(tmp_path, smtp_server(), env))
+        return started[-1]
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+def test_digest_serve_logs_each_request_and_pass_in_logfmt_by_default(
+    serving: Callable[..., Serving],
+) -> None:
+    token = tokens.sign(SECRET, "unsubscribe", "1")
+    s = serving()
+    httpx.get(f"{s.base}/unsubscribe?token={token}", timeout=5)
+    big = httpx.post(f"{s.base}/subscribe", content=b"x" * 200_000, timeout=5)
+    assert big.status_code == 413
+    while "logger=digest.scheduler" not in s.text():
+        assert time.monotonic() < s.deadline, s.text()
+        time.sleep(0.1)
+    s.stop()
+    text = s.text()
     assert token not in text and "\x1b[" not in text and "Traceback" not in text
     lines = [line for line in text.splitlines() if not line.startswith("serving ")]
     events = [logfmt(line) for line in lines]
@@ -347,3 +382,36 @@ def test_digest_serve_logs_each_request_and_pass_in_logfmt_by_default(
     }, text
     assert any(e["target"] == "/unsubscribe?token=[redacted]" for e in access)
     assert any(e["logger"] == "digest.scheduler" and "outcome" in e for e in events)
+
+
+def test_digest_serve_stops_reading_a_streamed_body_at_the_limit_and_spools_nothing(
+    tmp_path: Path, serving: Callable[..., Serving]
+) -> None:
+    spool = tmp_path / "spool"  # the server's temporary folder (TMPDIR): where parts spool
+    spool.mkdir()
+    s = serving({"TMPDIR": str(spool)})
+    total = 60 * 1024 * 1024
+    sent, answer = 0, b""
+    head = (
+        "POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n"
+    )
+    part = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f"; filename="b"\r\n\r\n'
+    chunk = f"{CHUNK:x}\r\n".encode() + b"x" * CHUNK + b"\r\n"
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+        sock.sendall(head.encode() + f"{len(part):x}\r\n{part}\r\n".encode())
+        try:
+            while sent < total:
+                readable, writable, _ = select.select([sock], [sock], [], 5)
+                if readable or not writable:  # answered (or stuck): stop sending
+                    break
+                sent += sock.send(chunk)
+            answer = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # the server closed the connection: it read no further
+    assert sent < total // 4, sent  # what the socket buffers took, not the 60 MB
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert list(spool.iterdir()) == []
+    assert httpx.get(f"{s.base}/healthz", timeout=5).status_code == 200  # still serving
+    s.stop()
+    assert "target=/subscribe status=413" in s.text()
