@@ -84,10 +84,11 @@ def test_a_good_secret_signs_the_links_and_the_stored_one_only_when_it_is_unset(
         tokens.verify(stored, "unsubscribe", token)
 
     # Unset (the demo, a cron job on one machine): the database's own secret.
-    sent = digest(site, "send", "--to", "grace@example.org", "--date", "2026-11-17", secret=None)
-    assert sent.exit_code == 0, sent.output
-    fallback = [m for m in emails(site) if m["To"] == "grace@example.org"]
-    assert tokens.verify(stored, "unsubscribe", unsubscribe_token(fallback[0]))
+    again = digest(site, "run", "--date", "2026-11-17", secret=None)
+    assert again.exit_code == 0, again.output
+    later = {unsubscribe_token(m) for m in emails(site)} - {token}
+    assert len(emails(site)) == 2 and len(later) == 1
+    assert tokens.verify(stored, "unsubscribe", later.pop())
 
 
 def test_the_demo_works_without_a_secret(tmp_path: Path) -> None:
@@ -180,3 +181,86 @@ def test_an_unwritable_feeds_dir_is_one_clear_error_and_a_feed_failure(site: Pat
     assert feed.exit_code == 1
     assert "Traceback" not in feed.output
     assert f"error: cannot write the feeds in {folder}" in feed.stderr
+
+
+# -- control characters never reach the terminal raw ----------------------------------------
+
+#: What a terminal must never get from a value (the CLI's own line breaks and tabs aside).
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+EVIL = "\x1b]0;owned\x07\x1b[2J\u202etxt.exe\x9b31m\x00"
+EVIL_SHOWN = "\\x1b]0;owned\\x07\\x1b[2J\\u202etxt.exe\\x9b31m\\x00"
+
+
+def assert_safe(result: Result) -> None:
+    assert not UNSAFE.findall(result.output), result.output
+    assert "Traceback" not in result.output
+
+
+def test_shown_escapes_controls_and_bidi_and_leaves_text_alone() -> None:
+    from digest.cli.shared import shown
+
+    assert shown(EVIL) == EVIL_SHOWN
+    text = "Ada Lovelace, 日本語, é, 👩\u200d💻, a\\b"
+    assert shown(text) == text
+    assert shown("a\tb\nc\u2028") == "a\\x09b\\x0ac\\u2028"
+
+
+def test_subscribers_list_and_show_escape_what_others_typed(site: Path) -> None:
+    from digest.models import Subscriber
+
+    with Store(f"sqlite:///{site / 'digest.db'}") as store:  # as an old import left them
+        store.members.add_subscriber(
+            Subscriber(email="eve@example.org", name=f"Eve{EVIL}", keywords=(f"diffusion{EVIL}",))
+        )
+    listed = digest(site, "subscribers", "list")
+    assert listed.exit_code == 0, listed.output
+    assert_safe(listed)
+    assert f"eve@example.org\tactive\tdiffusion{EVIL_SHOWN}" in listed.stdout
+    shown_one = digest(site, "subscribers", "show", "eve@example.org")
+    assert shown_one.exit_code == 0, shown_one.output
+    assert_safe(shown_one)
+    assert f"name:       Eve{EVIL_SHOWN}" in shown_one.stdout
+    assert f"keywords:   diffusion{EVIL_SHOWN}" in shown_one.stdout
+
+
+def test_preview_escapes_third_party_titles(site: Path) -> None:
+    from datetime import date
+
+    from digest.models import Listing, Paper
+
+    paper = Paper(key="2511.00009", title=f"Diffusion {EVIL} Agents", arxiv_id="2511.00009")
+    with Store(f"sqlite:///{site / 'digest.db'}") as store:  # stored by an older version
+        store.papers.save_listing(Listing(date(2026, 11, 16), (paper,)))
+    previewed = digest(site, "preview", "--keywords", "diffusion")
+    assert previewed.exit_code == 0, previewed.output
+    assert "2511.00009" in previewed.stdout and "Agents" in previewed.stdout
+    assert_safe(previewed)
+    assert "\\x1b" in previewed.stdout
+
+
+def test_errors_quoting_a_value_escape_it(site: Path) -> None:
+    bad_query = digest(site, "subscribers", "add", "eve@example.org", "--keyword", f"({EVIL}")
+    assert bad_query.exit_code == 2
+    assert_safe(bad_query)
+    bad_address = digest(site, "subscribers", "show", f"eve{EVIL}@example.org")
+    assert bad_address.exit_code == 2
+    assert_safe(bad_address)
+    bad_file = site / "people.csv"
+    bad_file.write_text(f"email,name,keywords\nx@example.org,X,({EVIL}\n", "utf-8")
+    imported = digest(site, "subscribers", "import", str(bad_file))
+    assert imported.exit_code == 1
+    assert_safe(imported)
+    assert "line 2: keywords:" in imported.stderr
+
+
+def test_status_escapes_a_recorded_error(site: Path) -> None:
+    from datetime import UTC, date, datetime
+
+    with Store(f"sqlite:///{site / 'digest.db'}") as store:
+        now = datetime(2026, 11, 16, 7, tzinfo=UTC)
+        run_id = store.run_log.start_run(date(2026, 11, 16), now, "host", 1)
+        store.run_log.finish_run(run_id, now, "failed", stage="fetch", error=f"bad {EVIL}")
+    status = digest(site, "status")
+    assert status.exit_code == 0, status.output
+    assert_safe(status)
+    assert f"bad {EVIL_SHOWN}" in status.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -160,7 +162,7 @@ def test_export_round_trips_through_import(site: Path, db_url: str) -> None:
     digest(site, "subscribers", "import", write(site, "p.csv", people(1500)))
     digest(site, "subscribers", "remove", "user3@example.org")
     before = stored(site, db_url)
-    exported = digest(site, "subscribers", "export")
+    exported = digest(site, "subscribers", "export", "--all")
     assert exported.exit_code == 0, exported.output
     lines = exported.stdout.splitlines()
     assert lines[0] == "email,name,keywords,exclude,max_papers,status"
@@ -216,3 +218,71 @@ def test_store_import_in_batches_counts_and_dedups(db_url: str) -> None:
         assert counts == ImportCounts(updated=1, unchanged=22)
         assert [s.email for s in store.iter_subscribers(batch=4)] == [s.email for s in subs]
         assert store.subscriber("u3@example.org").name == "New"  # type: ignore[union-attr]
+
+
+def set_status(db_url: str, **status: str) -> None:
+    """``user0="pending"``: put each user in a state the CLI cannot (a web request, a bounce)."""
+    with Store(db_url) as store, store.engine.begin() as conn:
+        for user, state in status.items():
+            conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.email == f"{user}@example.org")
+                .values(status=state)
+            )
+
+
+def test_export_leaves_out_pending_unsubscribed_and_suspended_unless_all(
+    site: Path, db_url: str
+) -> None:
+    digest(site, "subscribers", "import", write(site, "p.csv", people(5)))
+    set_status(db_url, user0="pending", user1="unsubscribed", user2="suspended", user3="paused")
+    out = site / "known.csv"
+    result = digest(site, "subscribers", "export", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"{out}: 2 subscribers (3 pending, unsubscribed or suspended left out: --all adds them)\n"
+    )
+    rows = out.read_text("utf-8").splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["user3@example.org", "user4@example.org"]
+    assert [row.rsplit(",", 1)[1] for row in rows] == ["paused", "active"]
+
+    everyone = digest(site, "subscribers", "export", "--all", "--format", "jsonl")
+    statuses = [json.loads(line)["status"] for line in everyone.stdout.splitlines()]
+    assert statuses == ["pending", "unsubscribed", "suspended", "paused", "active"]
+
+
+FORMULAS = {
+    "=cmd@example.org": ('=HYPERLINK("http://evil.example","click")', "-2+3", "+x"),
+    "-minus@example.org": ("@SUM(A1:A9)", "diffusion", "'=already quoted"),
+    "plain@example.org": ("'s-Gravesande", "llm", "survey"),
+}
+
+
+def test_csv_export_neutralises_formulas_and_import_reads_them_back(
+    site: Path, db_url: str
+) -> None:
+    for address, (name, keyword, exclude) in FORMULAS.items():
+        added = digest(
+            site, "subscribers", "add", f"--name={name}", f"--keyword={keyword}",
+            f"--exclude={exclude}", "--", address,
+        )  # fmt: skip
+        assert added.exit_code == 0, added.output
+    before = stored(site, db_url)
+    exported = digest(site, "subscribers", "export")
+    assert exported.exit_code == 0, exported.output
+    cells = [cell for row in csv.reader(io.StringIO(exported.stdout)) for cell in row]
+    # No cell a spreadsheet would run (OWASP CSV injection): each starts with ' instead.
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    for cell in ("'=cmd@example.org", "'=HYPERLINK(\"http://evil.example\",\"click\")",
+                 "'-2+3", "'+x", "'-minus@example.org", "'@SUM(A1:A9)", "''=already quoted",
+                 "'s-Gravesande"):  # fmt: skip
+        assert cell in cells
+
+    other = site / "other"
+    other.mkdir()
+    (other / "config.toml").write_text('database = "sqlite:///other.db"\n', "utf-8")
+    again = digest(other, "subscribers", "import", "-", "--format", "csv", input=exported.stdout)
+    assert again.exit_code == 0, again.output
+    with Store(f"sqlite:///{other / 'other.db'}") as store:
+        copied = {s.email: (s.name, s.keywords, s.exclude) for s in store.subscribers()}
+    assert copied == {a: (s.name, s.keywords, s.exclude) for a, s in before.items()}

@@ -281,3 +281,44 @@ _DOMAINS = st.sampled_from(
 def test_check_address_agrees_with_normalise_address(local: str, domain: str, pad: str) -> None:
     value = f"{pad}{local}@{domain}{pad}"
     assert _either(roster.check_address, value) == _either(normalise_address, value)
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-survey", "'-survey"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("'=1", "''=1"),  # one more quote, so that the import gives back exactly this
+        ("'s-Gravesande", "'s-Gravesande"),
+        ("Ada", "Ada"),
+        ("a=b", "a=b"),
+        ("", ""),
+    ],
+)
+def test_csv_cells_a_spreadsheet_would_run_get_a_quote(value: str, written: str) -> None:
+    assert roster.neutralise(value) == written
+    assert roster.restore(written) == value
+
+
+_CELLS = st.text(st.sampled_from("'=+-@\t\rab;"), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CELLS)
+def test_restore_undoes_neutralise_and_nothing_written_starts_a_formula(value: str) -> None:
+    written = roster.neutralise(value)
+    assert roster.restore(written) == value
+    assert written[:1] not in ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_export_neutralises_every_text_cell_and_reads_back() -> None:
+    sub = Subscriber(
+        email="-x@example.org", name="=HYPERLINK(1)", keywords=("-survey", "llm"), exclude=("@a",)
+    )
+    text = "".join(roster.export_lines([sub], "csv"))
+    assert text.splitlines()[1] == "'-x@example.org,'=HYPERLINK(1),'-survey;llm,'@a,,active"
+    assert roster.read(text, "csv").subscribers == (sub,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digest.cli.shared import State
+from digest.cli.shared import State, shown
 
 
 @click.group("config")
@@ -30,4 +30,4 @@ def config_check(state: State) -> None:
         if cfg.smtp.host
         else f"outbox {cfg.mail.outbox_dir}"
     )
-    click.echo(f"{cfg.path}: ok; {len(cfg.subscribers)} subscribers, mail via {mail}")
+    click.echo(shown(f"{cfg.path}: ok; {len(cfg.subscribers)} subscribers, mail via {mail}"))

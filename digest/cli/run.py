@@ -16,6 +16,7 @@ from digest.cli.shared import (
     guard,
     parse_date,
     run_async,
+    shown,
 )
 
 
@@ -51,7 +52,7 @@ def print_report(report: Any) -> None:
     mode = " (dry run: nothing sent or recorded)" if report.dry_run else ""
     click.echo(f"{report.day}: fetched {report.fetched} papers, {report.new} new{mode}")
     for warning in report.warnings:
-        click.echo(f"  warning: {warning}", err=True)
+        click.echo(f"  warning: {shown(warning)}", err=True)
     if report.fetched == 0:
         click.echo("  the listing is empty (a weekend or holiday?): nothing to send")
     if report.requeued:
@@ -64,18 +65,18 @@ def print_report(report: Any) -> None:
         elif sub.sent:
             status = "sent"
         elif sub.error:
-            status = f"not sent: {sub.error}"
+            status = f"not sent: {shown(sub.error)}"
         else:
             status = "nothing new" if not sub.matched else "not sent"
-        click.echo(f"  {sub.email}: {sub.matched} matched, {status}")
+        click.echo(f"  {shown(sub.email)}: {sub.matched} matched, {status}")
     if not report.dry_run:
         click.echo(f"sent {report.sent}, failed {report.failed}, deferred {report.deferred}")
         for address in report.suspended:
-            click.echo(f"  {address}: suspended after repeated permanent failures")
+            click.echo(f"  {shown(address)}: suspended after repeated permanent failures")
         if report.outbox:
-            click.echo(f"emails: {report.outbox}")
+            click.echo(f"emails: {shown(report.outbox)}")
         if report.feeds:
-            click.echo(f"feeds: {', '.join(str(p) for p in report.feeds)}")
+            click.echo(f"feeds: {shown(', '.join(str(p) for p in report.feeds))}")
 
 
 @click.command()
@@ -116,9 +117,9 @@ def send(
     if not count:
         click.echo(f"{the_day}: no paper matches; nothing sent")
     elif out:
-        click.echo(f"{the_day}: {count} papers written to {out}")
+        click.echo(f"{the_day}: {count} papers written to {shown(out)}")
     else:
-        click.echo(f"{the_day}: {count} papers sent to {address}")
+        click.echo(f"{the_day}: {count} papers sent to {shown(address)}")
 
 
 @click.command()
@@ -149,7 +150,7 @@ def preview(state: State, keywords: tuple[str, ...], exclude: tuple[str, ...], d
         for m in day.matches:
             ident = m.paper.arxiv_id or m.paper.key
             terms = f"  [{', '.join(m.terms)}]" if m.terms else ""
-            click.echo(f"  {ident}  {' '.join(m.paper.title.split())}{terms}")
+            click.echo(shown(f"  {ident}  {' '.join(m.paper.title.split())}{terms}"))
 
 
 @click.command()
@@ -163,4 +164,4 @@ def feed(state: State) -> None:
         ctx = guard(lambda: make_context(cfg, store))
         written = guard(lambda: write_feeds(ctx))
     for path in written:
-        click.echo(str(path))
+        click.echo(shown(path))

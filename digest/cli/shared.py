@@ -1,5 +1,7 @@
 """What every command shares: the state (config and store, loaded once), the one translation
-of errors into words and exit codes, the checks of common options and the words for states.
+of errors into words and exit codes, the checks of common options, the words for states and
+:func:`shown`, through which every value the CLI prints passes (names, queries, titles, errors
+quoting them): no control character reaches the terminal raw.
 
 Exit codes: 0 done; 1 the run failed (message on stderr); 2 usage or config error.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
@@ -25,14 +28,47 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 T = TypeVar("T")
 
+#: What a terminal must never get raw from a value: C0 controls (ESC starts escape sequences
+#: that move the cursor, retitle the window or rewrite what was printed; BEL, NUL), DEL, C1
+#: controls (0x9b is a one-byte ESC [), the bidirectional marks, embeddings, overrides and
+#: isolates that reorder what is shown ("Trojan Source", CVE-2021-42574), the line and
+#: paragraph separators, and lone surrogates (not text at all).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def shown(value: object) -> str:
+    """``value`` as text to print: each character of :data:`_UNSAFE` written as a visible
+    escape (``\\x1b``, ``\\x07``, ``\\u202e``), all else as it is (a backslash too).
+
+    Every value from outside the program that the CLI prints (subscribers' names and
+    queries, papers, servers' replies, errors quoting a value) goes through it; the CLI's
+    own line breaks and tabs are added around the values, never inside them.
+    """
+    return _UNSAFE.sub(_escape, str(value))
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown_lines(text: str) -> str:
+    """:func:`shown` for a message of several lines: its line breaks stay."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
 
 def fail(error: DigestError) -> NoReturn:
-    """Say ``error`` (and its hint) on stderr and exit: 2 for a user mistake, else 1."""
+    """Say ``error`` (and its hint) on stderr and exit: 2 for a user mistake, else 1.
+
+    The message's own lines stay lines; anything else unsafe in it is :func:`shown`.
+    """
     usage = isinstance(error, ConfigError | QueryError | RosterError)
     code = EXIT_USAGE if usage else EXIT_FAILED
-    click.echo(f"error: {error}", err=True)
+    click.echo(f"error: {shown_lines(str(error))}", err=True)
     if error.hint:
-        click.echo(f"hint: {error.hint}", err=True)
+        click.echo(f"hint: {shown_lines(error.hint)}", err=True)
     sys.exit(code)
 
 
@@ -84,7 +120,7 @@ def check_queries(option: str, queries: Sequence[str]) -> tuple[str, ...]:
             validate_query(q)
         except QueryError as exc:
             hint = f"\nhint: {exc.hint}" if exc.hint else ""
-            raise click.BadParameter(str(exc) + hint, param_hint=option) from None
+            raise click.BadParameter(shown_lines(str(exc) + hint), param_hint=option) from None
     return tuple(queries)
 
 
@@ -93,7 +129,7 @@ def check_address(value: str) -> str:
     try:
         return normalise_address(value)
     except Invalid as exc:
-        raise click.BadParameter(f"{value!r}: {exc}") from None
+        raise click.BadParameter(shown(f"{value!r}: {exc}")) from None
 
 
 def at(moment: datetime | None) -> str:
@@ -107,4 +143,4 @@ def status_text(sub: Subscriber) -> str:
         return "active"
     if sub.status_reason == "bounced":
         return f"{sub.status} (bounced: {sub.hard_bounces} in a row)"
-    return f"{sub.status} ({sub.status_reason})" if sub.status_reason else sub.status
+    return shown(f"{sub.status} ({sub.status_reason})" if sub.status_reason else sub.status)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from digest.cli.shared import State, at, guard, status_text
+from digest.cli.shared import State, at, guard, shown, status_text
 
 if TYPE_CHECKING:
     from digest.run import Status
@@ -36,8 +36,8 @@ def schedule(state: State) -> None:
         local = when.astimezone(sched.zone)
         late = "  (due now: catch-up)" if when <= now else ""
         click.echo(
-            f"{sub.email}\t{local:%Y-%m-%d %H:%M %Z} ({sched.timezone})\t"
-            f"{when:%Y-%m-%d %H:%M} UTC\t{sched.describe()}{late}"
+            f"{shown(sub.email)}\t{local:%Y-%m-%d %H:%M %Z} ({shown(sched.timezone)})\t"
+            f"{when:%Y-%m-%d %H:%M} UTC\t{shown(sched.describe())}{late}"
         )
     if inactive:
         click.echo(
@@ -76,7 +76,7 @@ def status_lines(st: Status) -> list[str]:
         what = FAILING.get(latest.stage or "", "delivery failing")
         lines.append(
             f"listing:    {what} since {at(first.started_at)}"
-            f" ({len(st.failing)} failed run(s) in a row): {latest.error or 'unknown error'}"
+            f" ({len(st.failing)} failed run(s) in a row): {shown(latest.error or 'unknown error')}"
         )
     elif last is not None and last.outcome == "empty":
         lines.append("listing:    listing empty (weekend or holiday?)")
@@ -89,7 +89,7 @@ def status_lines(st: Status) -> list[str]:
     )
     lines.append(f"suspended:  {len(st.suspended)}")
     for sub in st.suspended:
-        lines.append(f"  {sub.email}  {status_text(sub)}")
+        lines.append(f"  {shown(sub.email)}  {status_text(sub)}")
     states = st.states or {}
     if states:
         order = ("active", "pending", "paused", "unsubscribed", "suspended")

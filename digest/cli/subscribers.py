@@ -17,6 +17,8 @@ from digest.cli.shared import (
     check_queries,
     fail,
     guard,
+    shown,
+    shown_lines,
     status_text,
 )
 from digest.config import roster
@@ -91,7 +93,7 @@ def subscribers_add(
     )
     with state.store() as store:
         added = guard(lambda: store.add_subscriber(sub))
-    click.echo(f"{added.email}: active")
+    click.echo(f"{shown(added.email)}: active")
 
 
 @subscribers.command("list")
@@ -104,7 +106,7 @@ def subscribers_list(state: State) -> None:
         click.echo("no subscribers")
     for s in subs:
         keywords = "; ".join(s.keywords) or "(everything)"
-        click.echo(f"{s.email}\t{status_text(s)}\t{keywords}")
+        click.echo(f"{shown(s.email)}\t{status_text(s)}\t{shown(keywords)}")
 
 
 @subscribers.command("show")
@@ -119,20 +121,20 @@ def subscribers_show(state: State, email: str) -> None:
     with state.store() as store:
         sub = guard(lambda: store.subscriber(address))
         if sub is None:
-            click.echo(f"error: no subscriber {address}", err=True)
+            click.echo(f"error: no subscriber {shown(address)}", err=True)
             sys.exit(EXIT_FAILED)
         assert sub.id is not None
         sub_id = sub.id
         history = guard(lambda: store.history(sub_id))
         total = guard(lambda: store.sent_count(sub_id))
-    click.echo(f"email:      {sub.email}")
-    click.echo(f"name:       {sub.name or ''}")
+    click.echo(f"email:      {shown(sub.email)}")
+    click.echo(f"name:       {shown(sub.name or '')}")
     click.echo(f"status:     {status_text(sub)}")
-    click.echo(f"keywords:   {'; '.join(sub.keywords) or '(everything)'}")
-    click.echo(f"exclude:    {'; '.join(sub.exclude) or '(none)'}")
+    click.echo(f"keywords:   {shown('; '.join(sub.keywords) or '(everything)')}")
+    click.echo(f"exclude:    {shown('; '.join(sub.exclude) or '(none)')}")
     click.echo(f"max papers: {sub.max_papers or '(default)'}")
     sched = guard(lambda: schedule_of(cfg, sub))
-    click.echo(f"schedule:   {sched.describe()}")
+    click.echo(f"schedule:   {shown(sched.describe())}")
     if sub.status == "active":
         when = sub.next_send_at
         click.echo(
@@ -144,7 +146,7 @@ def subscribers_show(state: State, email: str) -> None:
     for rec in history:
         line = f"  {rec.listing_date}  {rec.status:8} {rec.papers} papers"
         if rec.error:
-            line += f"  ({rec.error})"
+            line += f"  ({shown(rec.error)})"
         click.echo(line)
 
 
@@ -157,9 +159,9 @@ def subscribers_remove(state: State, email: str) -> None:
     with state.store() as store:
         removed = guard(lambda: store.remove_subscriber(address))
     if not removed:
-        click.echo(f"error: no subscriber {address}", err=True)
+        click.echo(f"error: no subscriber {shown(address)}", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"{address}: unsubscribed")
+    click.echo(f"{shown(address)}: unsubscribed")
 
 
 @subscribers.command("import")
@@ -185,7 +187,9 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     source = "<stdin>" if file == "-" else file
     kind = fmt or (None if file == "-" else roster.format_for(file))
     if kind is None:
-        raise click.UsageError(f"cannot tell the format of {source}: give --format csv|jsonl")
+        raise click.UsageError(
+            f"cannot tell the format of {shown(source)}: give --format csv|jsonl"
+        )
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
@@ -194,14 +198,15 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     notes: list[roster.RowError | roster.Duplicate] = [*read.errors, *read.duplicates]
     for note in sorted(notes, key=lambda n: n.line):
         prefix = "warning: " if isinstance(note, roster.Duplicate) else ""
-        click.echo(prefix + str(note), err=True)
+        click.echo(prefix + shown(note), err=True)
     counts = ImportCounts()
     if read.subscribers:
         with state.store() as store:
             counts = guard(lambda: store.import_subscribers(read.subscribers))
     click.echo(
-        f"{source}: added {counts.added}, updated {counts.updated}, unchanged {counts.unchanged},"
-        f" kept unsubscribed {counts.kept_unsubscribed}, rejected {read.rejected}"
+        f"{shown(source)}: added {counts.added}, updated {counts.updated},"
+        f" unchanged {counts.unchanged}, kept unsubscribed {counts.kept_unsubscribed},"
+        f" rejected {read.rejected}"
     )
     if read.rejected:
         sys.exit(EXIT_FAILED)
@@ -219,47 +224,74 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write this file (it appears complete, or not at all) instead of stdout.",
 )
+@click.option(
+    "--all",
+    "everyone",
+    is_flag=True,
+    help="Also those pending, unsubscribed or suspended (default: active and paused only).",
+)
 @click.pass_obj
-def subscribers_export(state: State, fmt: str | None, out: Path | None) -> None:
-    """Write every subscriber, with their status, as CSV or JSON Lines.
+def subscribers_export(state: State, fmt: str | None, out: Path | None, everyone: bool) -> None:
+    """Write the active and paused subscribers, with their status, as CSV or JSON Lines.
 
-    `digest subscribers import` reads the file back (ignoring status). Tokens are not
-    exported: they are the private feed addresses.
+    Pending requests (never confirmed), the unsubscribed and the suspended are left out
+    unless --all. `digest subscribers import` reads the file back (ignoring status). Tokens
+    are not exported: they are the private feed addresses. A CSV cell starting with =, +,
+    -, @, a tab or a carriage return gets a ' in front, so that a spreadsheet shows it
+    as text instead of running it; the import takes it off again.
     """
     kind = fmt or (roster.format_for(out.name) if out else None) or "csv"
+    states = None if everyone else roster.EXPORTED
     with state.store() as store:
         subs = store.iter_subscribers()
         if out is None:
-            guard(lambda: _export(sys.stdout.buffer, subs, kind))
+            # A terminal gets its control characters escaped; a pipe or a file, the data.
+            screen = sys.stdout.isatty()
+            guard(lambda: _export(sys.stdout.buffer, subs, kind, states, screen=screen))
             return
         try:
             with open_atomic(out) as fh:
-                count = guard(lambda: _export(fh, subs, kind))
+                count, left = guard(lambda: _export(fh, subs, kind, states))
         except OSError as exc:
-            click.echo(f"error: cannot write {out}: {exc.strerror or exc}", err=True)
+            click.echo(f"error: cannot write {shown(out)}: {exc.strerror or exc}", err=True)
             sys.exit(EXIT_FAILED)
-    click.echo(f"{out}: {count} subscribers")
+    others = ""
+    if left:
+        others = f" ({left} pending, unsubscribed or suspended left out: --all adds them)"
+    click.echo(f"{shown(out)}: {count} subscribers{others}")
 
 
-def _export(stream: BinaryIO, subs: Iterable[Subscriber], kind: str) -> int:
-    """Write ``subs`` to ``stream`` a thousand lines at a time; returns how many."""
-    count = 0
+def _export(
+    stream: BinaryIO,
+    subs: Iterable[Subscriber],
+    kind: str,
+    states: tuple[str, ...] | None,
+    *,
+    screen: bool = False,
+) -> tuple[int, int]:
+    """Write those of ``subs`` in ``states`` (None: all) to ``stream`` a thousand lines at a
+    time (``screen``: for a terminal, :func:`shown`); returns how many were written and how
+    many left out."""
+    count = left = 0
 
     def counted() -> Iterator[Subscriber]:
-        nonlocal count
+        nonlocal count, left
         for sub in subs:
+            if states is not None and sub.status not in states:
+                left += 1
+                continue
             problem = roster.export_problem(sub, kind)
             if problem:
-                click.echo(f"warning: {problem}; use --format jsonl", err=True)
+                click.echo(f"warning: {shown(problem)}; use --format jsonl", err=True)
             count += 1
             yield sub
 
     pending: list[str] = []
     for line in roster.export_lines(counted(), kind):
-        pending.append(line)
+        pending.append(shown_lines(line) if screen else line)
         if len(pending) >= 1000:
             stream.write("".join(pending).encode())
             pending.clear()
     stream.write("".join(pending).encode())
     stream.flush()
-    return count
+    return count, left

@@ -11,6 +11,13 @@ file's columns (or a JSON object's keys) are :data:`FIELDS`; only ``email`` is r
 In CSV, ``keywords`` and ``exclude`` hold queries separated by ``;`` (empty: none); in JSON
 Lines, a list of strings or such a string. ``status`` is written by ``export`` and ignored on
 import: an import never changes whether someone receives digests.
+
+A CSV export is opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-`` or
+``@`` (or a tab or carriage return) as a formula (OWASP "CSV injection"): such a cell is
+written with a ``'`` in front (:func:`neutralise`), and the import takes that ``'`` off again
+(:func:`restore`). A cell that already starts with ``'`` and then one of those characters gets
+one more, so every value reads back as it was; only a hand-made cell such as ``'-x`` loses its
+first ``'`` on import.
 """
 
 from __future__ import annotations
@@ -32,11 +39,17 @@ from digest.models import Subscriber
 from digest.select import validate as validate_query
 
 FIELDS = ("email", "name", "keywords", "exclude", "max_papers", "status")
+#: Who ``digest subscribers export`` writes without ``--all``: those who confirmed and have
+#: not left (active or paused). Pending requests (an address someone typed, never
+#: confirmed), the unsubscribed and the suspended (their address bounced) are left out.
+EXPORTED = ("active", "paused")
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _CHECK_MAX_PAPERS = next(s.check for s in SUBSCRIBER_SETTINGS if s.key == "max_papers")
 _SHOWN = 60  # characters of a bad value quoted in its error
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")  # a spreadsheet reads a formula (after its quotes)
+_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +153,7 @@ def read_csv(lines: Iterable[str], source: str = "<stdin>") -> Roster:
         if len(row) != len(columns):
             builder.reject([RowError(line, f"expected {len(columns)} fields, found {len(row)}")])
             continue
-        builder.add(line, dict(zip(columns, row, strict=True)))
+        builder.add(line, dict(zip(columns, map(restore, row), strict=True)))
     return builder.roster()
 
 
@@ -236,8 +249,25 @@ def export_lines(subs: Iterable[Subscriber], fmt: str) -> Iterator[str]:
         fields = _export_fields(s)
         fields["keywords"] = ";".join(s.keywords)
         fields["exclude"] = ";".join(s.exclude)
-        writer.writerow(["" if fields[k] is None else fields[k] for k in FIELDS])
+        writer.writerow(["" if fields[k] is None else neutralise(fields[k]) for k in FIELDS])
         yield _take(buffer)
+
+
+def neutralise(cell: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: ``'`` before a value starting with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return (after any ``'``); others unchanged.
+
+    ``=HYPERLINK("http://x")`` is written ``'=HYPERLINK("http://x")``, ``-medical`` is written
+    ``'-medical``, ``Ada`` stays ``Ada``.
+    """
+    if isinstance(cell, str) and _FORMULA.match(cell):
+        return "'" + cell
+    return cell
+
+
+def restore(cell: str) -> str:
+    """A CSV cell as it was before :func:`neutralise`: one ``'`` taken off where it added one."""
+    return cell[1:] if _NEUTRALISED.match(cell) else cell
 
 
 def export_problem(sub: Subscriber, fmt: str) -> str | None:
