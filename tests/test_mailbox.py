@@ -435,6 +435,28 @@ async def test_serve_reads_the_mailbox_every_few_minutes(
         assert store.members.subscriber("bob@example.org").hard_bounces == 1  # type: ignore[union-attr]
 
 
+async def test_digest_serve_schedules_the_mailbox_job_only_with_a_mailbox(
+    site: tuple[Path, SmtpServer, Path], tmp_path: Path, smtp_server: Any
+) -> None:
+    from digest.serve import Service
+
+    config, _, _ = site
+    bare = write_config(tmp_path / "bare", f"sqlite:///{tmp_path / 'bare.db'}", smtp_server(), "")
+    for path, expected in ((config, 5 * 60), (bare, None)):
+        cfg = load(path)
+        with Store(cfg.database) as store:
+            base = make_context(cfg, store)
+            service = Service(lambda now, base=base: base)  # type: ignore[misc]
+            service.start()
+            try:
+                job = service.scheduler.get_job("mailbox")  # type: ignore[attr-defined]
+                interval = job.trigger.interval.total_seconds() if job else None
+                assert interval == expected
+                assert (service.mailbox is not None) is (expected is not None)
+            finally:
+                await service.stop(1)
+
+
 def test_a_folder_that_is_not_a_maildir_is_a_mailbox_error(
     tmp_path: Path,
 ) -> None:
