@@ -8,12 +8,14 @@ ones of every key), so at most ``limit`` rows per key, whatever the number of ke
 
 from __future__ import annotations
 
+import zlib
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.store.schema import begin, rate_events
 
-#: pg_advisory_xact_lock's first key for rate limits (the second is the key's hash): the
+#: pg_advisory_xact_lock's first key for rate limits (the second is the key's CRC-32): the
 #: two-key space does not overlap the one-key lock of ``migrate``.
 _PG_LOCK_CLASS = 0x64696773
 
@@ -34,7 +36,8 @@ class RateLimits:
         """
         with begin(self.engine) as conn:
             if conn.dialect.name == "postgresql":
-                lock = sa.func.pg_advisory_xact_lock(_PG_LOCK_CLASS, sa.func.hashtext(key))
+                key_lock = zlib.crc32(key.encode()) - 2**31  # an int4, as the function takes
+                lock = sa.func.pg_advisory_xact_lock(_PG_LOCK_CLASS, key_lock)
                 # An event lost to a crash in the next instant costs nothing: no fsync wait.
                 quick = sa.func.set_config("synchronous_commit", "off", True)
                 conn.execute(sa.select(lock, quick))
