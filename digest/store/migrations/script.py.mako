@@ -3,6 +3,8 @@
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Created: ${create_date}
+
+After adding a revision, set ``digest.store.migrate.HEAD`` to its id (a test checks).
 """
 
 from __future__ import annotations
