@@ -373,8 +373,8 @@ def test_digest_serve_logs_each_request_and_pass_in_logfmt_by_default(
     s.stop()
     text = s.text()
     assert token not in text and "\x1b[" not in text and "Traceback" not in text
-    lines = [line for line in text.splitlines() if not line.startswith("serving ")]
-    events = [logfmt(line) for line in lines]
+    events = [logfmt(line) for line in text.splitlines()]  # every line, the banner too
+    assert events[0]["logger"] == "digest.serve" and events[0]["listen"] == s.base
     access = [e for e in events if e["logger"] == "digest.access"]
     assert {(e["method"], e["target"], e["status"]) for e in access} >= {
         ("GET", "/healthz", "200"),

@@ -48,7 +48,13 @@ def serve(state: State, host: str | None, port: int | None) -> None:
     service = Service(lambda now: replace(base, now=now), tick_seconds=cfg.schedule.check_every)
     app = create_app(lambda: base, service, secret)
     the_host, the_port = host or cfg.web.host, port or cfg.web.port
-    click.echo(f"serving {cfg.base_url} on http://{the_host}:{the_port} (Ctrl-C to stop)", err=True)
+    listen = f"http://{the_host}:{the_port}"
+    logging.getLogger("digest.serve").info(
+        "serving %s on %s (Ctrl-C to stop)",
+        cfg.base_url,
+        listen,
+        extra={"fields": {"base_url": cfg.base_url, "listen": listen}},
+    )
     if level > logging.DEBUG:  # a line per tick otherwise: our own pass log says what matters
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown: the service finishes what is in
