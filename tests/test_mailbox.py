@@ -202,6 +202,12 @@ def test_a_dsn_for_a_sent_digest_counts_a_hard_bounce_once(
     again = digest(config, "mailbox")
     assert sum(counts(again).values()) == 0
     assert subscriber(config, "bob@example.org").hard_bounces == 1
+    status = digest(config, "status")
+    assert status.exit_code == 0, status.output
+    assert (
+        "mailbox:    last 7 days: hard bounces 1, soft bounces 0, complaints 0, unsubscribes 0"
+        in status.stdout
+    )
 
 
 def test_hard_bounces_after_accepted_digests_still_suspend_at_the_limit(

@@ -45,6 +45,15 @@ def schedule(state: State) -> None:
         )
 
 
+#: How ``digest status`` names the kinds of the bounce mailbox's messages.
+MAILBOX_KINDS = (
+    ("hard", "hard bounces"),
+    ("soft", "soft bounces"),
+    ("complaint", "complaints"),
+    ("mailto", "unsubscribes"),
+)
+
+
 @click.command()
 @click.pass_obj
 def status(state: State) -> None:
@@ -105,6 +114,9 @@ def status_lines(st: Status) -> list[str]:
         )
     if not st.upcoming and not states.get("unscheduled"):
         lines.append("next send:  none scheduled")
+    if st.mailbox:
+        counted = ", ".join(f"{name} {st.mailbox.get(kind, 0)}" for kind, name in MAILBOX_KINDS)
+        lines.append(f"mailbox:    last {st.mailbox_days} days: {counted}")
     if st.alerting:
         lines.append("alert:      the admin was told runs are failing")
     return lines

@@ -7,7 +7,7 @@ Each run is a row of the store's ``runs`` table (the pipeline records them); the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from digest.models import Subscriber
 from digest.run.alerts import ALERT_KEY, failed_streak
@@ -26,10 +26,16 @@ class Status:
     alerting: bool
     upcoming: tuple[tuple[datetime, int], ...] = ()  # next send instants (UTC), subscribers
     states: dict[str, int] | None = None  # subscribers by state, and "unscheduled"
+    #: The bounce mailbox's messages acted on in the last ``mailbox_days`` days, by kind
+    #: (hard, soft, complaint, mailto).
+    mailbox: dict[str, int] | None = None
+    mailbox_days: int = 7
 
 
-def status(store: Store) -> Status:
+def status(store: Store, now: datetime | None = None) -> Status:
     recent = store.runs(50)
+    days = Status.mailbox_days
+    since = (now or datetime.now(UTC)) - timedelta(days=days)
     finished = [r for r in recent if r.outcome != "running"]
     return Status(
         last=finished[0] if finished else None,
@@ -40,4 +46,6 @@ def status(store: Store) -> Status:
         alerting=store.get_meta(ALERT_KEY) == "alerting",
         upcoming=tuple(store.upcoming(3)),
         states=store.state_counts(),
+        mailbox=store.bounces.counts(since),
+        mailbox_days=days,
     )
