@@ -138,6 +138,12 @@ def test_the_rfc5965_example_as_it_is_is_a_complaint_that_names_nothing_of_ours(
     assert verdict.refs.tokens == () and verdict.refs.message_ids == ()
 
 
+def test_a_feedback_report_without_its_type_is_left_alone() -> None:
+    raw = mail.arf(mail_from=ENVELOPE).replace(b"Feedback-Type: abuse\r\n", b"")
+    verdict = classify(raw, BOUNCES)
+    assert isinstance(verdict, Unmatched) and "Feedback-Type" in verdict.reason
+
+
 @pytest.mark.parametrize("kind", ["not-spam", "auth-failure"])
 def test_feedback_that_is_not_a_complaint_is_left_alone(kind: str) -> None:
     verdict = classify(mail.arf(mail_from=ENVELOPE, feedback_type=kind), BOUNCES)

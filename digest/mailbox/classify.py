@@ -178,7 +178,9 @@ def _complaint(msg: Message, parts: list[Message], bounce_address: str) -> Verdi
         if part.get_content_type() == "message/feedback-report":
             report = fields_of(part)
             break
-    feedback_type = (report.get("feedback-type") or ["abuse"])[0].strip().lower()
+    feedback_type = (report.get("feedback-type") or [""])[0].strip().lower()
+    if not feedback_type:
+        return Unmatched("a feedback report without a Feedback-Type (RFC 5965 §3.1)")
     if feedback_type not in COMPLAINT_TYPES:
         return Unmatched(f"a feedback report of type {feedback_type!r}, not a complaint")
     mail_from = " ".join(report.get("original-mail-from", []))
