@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ from click.testing import CliRunner, Result
 
 from digest.cli import cli
 from digest.compose import tokens
+from digest.models import Subscriber
 from digest.store import Store
 from tests.support.listings import write_days
+from tests.support.smtpd import SmtpServer
 from tests.test_cli import DAYS, config_text
 
 GOOD_SECRET = "a-good-secret-of-forty-characters-0123456"
@@ -79,7 +82,7 @@ def test_a_good_secret_signs_the_links_and_the_stored_one_only_when_it_is_unset(
     token = unsubscribe_token(signed)
     assert tokens.verify(GOOD_SECRET.encode(), "unsubscribe", token)
     with Store(f"sqlite:///{site / 'digest.db'}") as store:
-        stored = store.secret()
+        stored = store.run_log.secret()
     with pytest.raises(tokens.BadToken):
         tokens.verify(stored, "unsubscribe", token)
 
@@ -206,8 +209,6 @@ def test_shown_escapes_controls_and_bidi_and_leaves_text_alone() -> None:
 
 
 def test_subscribers_list_and_show_escape_what_others_typed(site: Path) -> None:
-    from digest.models import Subscriber
-
     with Store(f"sqlite:///{site / 'digest.db'}") as store:  # as an old import left them
         store.members.add_subscriber(
             Subscriber(email="eve@example.org", name=f"Eve{EVIL}", keywords=(f"diffusion{EVIL}",))
@@ -264,3 +265,111 @@ def test_status_escapes_a_recorded_error(site: Path) -> None:
     assert status.exit_code == 0, status.output
     assert_safe(status)
     assert f"bad {EVIL_SHOWN}" in status.stdout
+
+
+# -- addresses with letters outside ASCII before the @ ----------------------------------------
+
+JOSE = "josé@example.org"
+
+
+def test_subscribers_add_and_send_refuse_a_non_ascii_local_part(site: Path) -> None:
+    for args in (("subscribers", "add", JOSE), ("send", "--to", JOSE, "--date", "2026-11-16")):
+        result = digest(site, *args)
+        assert result.exit_code == 2, result.output
+        assert "letters outside ASCII before the @" in result.stderr
+        assert "Traceback" not in result.output
+    assert emails(site) == []
+    with Store(f"sqlite:///{site / 'digest.db'}") as store:
+        assert store.members.subscriber(JOSE) is None
+
+
+def test_import_and_config_refuse_a_non_ascii_local_part(site: Path) -> None:
+    people = site / "people.csv"
+    people.write_text(f"email,name\n{JOSE},José\ngrace@example.org,Grace\n", "utf-8")
+    imported = digest(site, "subscribers", "import", str(people))
+    assert imported.exit_code == 1, imported.output
+    assert "line 2: email:" in imported.stderr
+    assert "letters outside ASCII before the @" in imported.stderr
+    assert "added 1," in imported.stdout and "rejected 1" in imported.stdout
+
+    text = (site / "config.toml").read_text("utf-8")
+    (site / "config.toml").write_text(text.replace("ada@example.org", JOSE), "utf-8")
+    checked = digest(site, "config", "check")
+    assert checked.exit_code == 2
+    assert "subscribers[0].email" in checked.stderr
+    assert "letters outside ASCII before the @" in checked.stderr
+
+
+def smtp_site(site: Path, server: SmtpServer) -> None:
+    text = (site / "config.toml").read_text("utf-8")
+    smtp = f'[smtp]\nhost = "{server.host}"\nport = {server.port}\nsecurity = "none"\n'
+    (site / "config.toml").write_text(text.replace("[feeds]", smtp + "\n[feeds]"), "utf-8")
+
+
+def test_a_stored_non_ascii_address_fails_its_digest_for_good_and_the_run_goes_on(
+    site: Path, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    server = smtp_server()
+    smtp_site(site, server)
+    url = f"sqlite:///{site / 'digest.db'}"
+    assert digest(site, "subscribers", "list").exit_code == 0  # the database made
+    with Store(url) as store:  # as an older version's import left it
+        jose = store.members.add_subscriber(Subscriber(email=JOSE, keywords=("diffusion",)))
+    first = digest(site, "run", "--date", "2026-11-16")
+    assert "Traceback" not in first.output
+    assert [m.rcpt_tos for m in server.messages] == [("ada@example.org",)]
+    assert f"  {JOSE}: 1 matched, not sent: delivery to {JOSE} failed" in first.stdout
+    assert "letters outside ASCII before the @ need SMTPUTF8" in first.stdout
+    assert "sent 1, failed 1, deferred 0" in first.stdout
+    with Store(url) as store:
+        assert store.outbox.delivery_counts() == {"sent": 1, "failed": 1}
+        assert jose.id is not None
+        (record,) = store.outbox.history(jose.id)
+        assert record.status == "failed" and "SMTPUTF8" in (record.error or "")
+
+    # Nothing left to retry: the next run sends what is new, tries josé's new digest once.
+    second = digest(site, "run", "--date", "2026-11-17")
+    assert "Traceback" not in second.output
+    assert "sent 1, failed 1, deferred 0" in second.stdout
+    with Store(url) as store:
+        assert store.outbox.delivery_counts() == {"sent": 2, "failed": 2}
+    status = digest(site, "status")
+    assert "deliveries: pending 0, sending 0, failed 2, sent 2" in status.stdout
+
+    # The operator can still look them up and remove them.
+    shown_one = digest(site, "subscribers", "show", JOSE)
+    assert shown_one.exit_code == 0, shown_one.output
+    assert "SMTPUTF8" in shown_one.stdout
+    assert digest(site, "subscribers", "remove", JOSE).exit_code == 0
+
+
+def test_a_pending_digest_to_a_non_ascii_address_fails_for_good_when_resumed(
+    site: Path, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    from datetime import UTC, date, datetime
+
+    from digest.store import PlannedDelivery, new_delivery_id
+
+    server = smtp_server()
+    smtp_site(site, server)
+    url = f"sqlite:///{site / 'digest.db'}"
+    assert digest(site, "run", "--date", "2026-11-16").exit_code == 0
+    with Store(url) as store:  # an older version recorded it, then failed on it every run
+        jose = store.members.add_subscriber(Subscriber(email=JOSE, keywords=("diffusion",)))
+        listing = store.papers.listing(date(2026, 11, 16))
+        assert jose.id is not None and listing is not None
+        plan = PlannedDelivery(
+            jose.id, listing.date, (listing.papers[0].key,), 1, new_delivery_id(), "<m@x>"
+        )
+        store.outbox.record_pending([plan], datetime(2026, 11, 16, 7, tzinfo=UTC))
+    again = digest(site, "run", "--date", "2026-11-16")
+    assert "Traceback" not in again.output
+    assert "resumed 1 digest(s)" in again.stdout
+    with Store(url) as store:
+        # The resumed digest failed (its paper released, as after a 5xx), and so did the
+        # one planned next with that paper: nothing pending, nothing retried.
+        assert store.outbox.delivery_counts() == {"sent": 1, "failed": 2}
+        records = store.outbox.history(jose.id)
+        assert [r.status for r in records] == ["failed", "failed"]
+        assert all("SMTPUTF8" in (r.error or "") for r in records)
+    assert [m.rcpt_tos for m in server.messages] == [("ada@example.org",)]

@@ -124,10 +124,15 @@ def check_queries(option: str, queries: Sequence[str]) -> tuple[str, ...]:
     return tuple(queries)
 
 
-def check_address(value: str) -> str:
-    """An email address given on the command line, normalised; a bad one is a usage error."""
+def check_address(value: str, *, deliverable: bool = True) -> str:
+    """An email address given on the command line, normalised; a bad one is a usage error.
+
+    ``deliverable``: one to send to, so its local part must be ASCII (see
+    :func:`digest.config.normalise_address`); else one to look up, which an older version
+    may have stored with letters outside ASCII before the @.
+    """
     try:
-        return normalise_address(value)
+        return normalise_address(value, deliverable=deliverable)
     except Invalid as exc:
         raise click.BadParameter(shown(f"{value!r}: {exc}")) from None
 

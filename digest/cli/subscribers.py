@@ -116,7 +116,7 @@ def subscribers_show(state: State, email: str) -> None:
     """Show one subscriber, their queries and their recent deliveries."""
     from digest.serve import schedule_of
 
-    address = check_address(email)
+    address = check_address(email, deliverable=False)  # to find, not to send to
     cfg = state.config()
     with state.store() as store:
         sub = guard(lambda: store.subscriber(address))
@@ -155,7 +155,7 @@ def subscribers_show(state: State, email: str) -> None:
 @click.pass_obj
 def subscribers_remove(state: State, email: str) -> None:
     """Unsubscribe someone (their history is kept, so nothing is ever resent)."""
-    address = check_address(email)
+    address = check_address(email, deliverable=False)  # to find, not to send to
     with state.store() as store:
         removed = guard(lambda: store.remove_subscriber(address))
     if not removed:

@@ -207,13 +207,28 @@ def optional(check: Check) -> Check:
     return inner
 
 
-def normalise_address(value: str) -> str:
-    """A checked, normalised email address (domain lower-cased); raises :class:`Invalid`."""
+#: Why an address with letters outside ASCII before the @ (``josé@example.org``) is refused.
+NON_ASCII_LOCAL = (
+    "letters outside ASCII before the @ cannot be delivered to from here (that needs"
+    " SMTPUTF8, RFC 6531, which few mail servers offer): use another address"
+)
+
+
+def normalise_address(value: str, *, deliverable: bool = True) -> str:
+    """A checked, normalised email address (domain lower-cased); raises :class:`Invalid`.
+
+    With ``deliverable`` (an address to send to: a new subscriber, ``send --to``), the
+    part before the @ must be ASCII (:data:`NON_ASCII_LOCAL`): digests are sent without
+    SMTPUTF8, so such an address would be a subscriber no digest can reach. Without (an
+    address to look up: one an older version stored), any well-formed address.
+    """
     from email_validator import EmailNotValidError, validate_email
 
     try:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise Invalid(f"expected an email address ({exc})") from exc
+    if deliverable and not result.local_part.isascii():
+        raise Invalid(NON_ASCII_LOCAL)
     # Local parts are case-sensitive in theory, never in practice: one person, one row.
     return str(result.normalized).lower()

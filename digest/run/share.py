@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from digest.compose import make_message_id
 from digest.deliver import Outgoing
+from digest.errors import PermanentDeliveryError
 from digest.models import Listing, Match, Subscriber
 from digest.run.claims import Claimer, claimer
 from digest.run.context import Context
@@ -74,17 +75,45 @@ def resume_items(
         }
         matches = [ranked.get(paper.key) or Match(paper=paper, score=0.0) for paper in found]
         selection = Selection(shown=tuple(matches[: p.shown]), more=tuple(matches[p.shown :]))
-        message = compose(
-            ctx,
-            p.subscriber,
-            p.listing_date,
-            selection,
-            total,
-            message_id=p.message_id,
-            created_at=p.created_at,
-        )
         report.resumed += 1
+        try:
+            message = compose(
+                ctx,
+                p.subscriber,
+                p.listing_date,
+                selection,
+                total,
+                message_id=p.message_id,
+                created_at=p.created_at,
+            )
+        except PermanentDeliveryError as exc:
+            undeliverable(ctx, report, p.id, exc)
+            continue
         yield outgoing(ctx, p.id, p.subscriber.email, message, p.message_id)
+
+
+def undeliverable(
+    ctx: Context,
+    report: RunReport,
+    key: str,
+    error: PermanentDeliveryError,
+    rep: SubscriberReport | None = None,
+) -> None:
+    """Delivery ``key`` failed for good before any SMTP: no message can carry its address
+    (a non-ASCII local part stored by an older version, say). It fails as a 5xx to RCPT
+    would, once, counted toward ``mail.max_hard_bounces``; never left pending to retry."""
+    reason = str(error)
+    if not error.recipient.rpartition("@")[0].isascii():
+        reason += " (letters outside ASCII before the @ need SMTPUTF8, RFC 6531: not retried)"
+    suspended = ctx.store.outbox.mark_failed(
+        key, reason, max_hard_bounces=ctx.config.mail.max_hard_bounces
+    )
+    report.failed += 1
+    if rep is not None:
+        rep.error = reason
+    if suspended:
+        report.suspended.append(error.recipient)
+    log.warning("failed to=%s delivery=%s error=%s", error.recipient, key, reason)
 
 
 def paper_cap(ctx: Context, sub: Subscriber) -> int:
@@ -201,21 +230,28 @@ def plan_batch(
         p.id
         for p in ctx.store.record_pending([p for _, _, p, _ in plans], ctx.now, claimed_by=run_id)
     }
-    return _messages(ctx, [p for p in plans if p[2].id in recorded])
+    return _messages(ctx, [p for p in plans if p[2].id in recorded], report, recorder)
 
 
 def _messages(
-    ctx: Context, plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]]
+    ctx: Context,
+    plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]],
+    report: RunReport,
+    recorder: Recorder,
 ) -> Iterator[Outgoing]:
     for sub, selection, plan, pool in plans:
-        message = compose(
-            ctx,
-            sub,
-            pool.day,
-            selection,
-            pool.total,
-            message_id=plan.message_id,
-            created_at=ctx.now,
-            since=pool.since,
-        )
+        try:
+            message = compose(
+                ctx,
+                sub,
+                pool.day,
+                selection,
+                pool.total,
+                message_id=plan.message_id,
+                created_at=ctx.now,
+                since=pool.since,
+            )
+        except PermanentDeliveryError as exc:
+            undeliverable(ctx, report, plan.id, exc, recorder.by_email.get(sub.email))
+            continue
         yield outgoing(ctx, plan.id, sub.email, message, plan.message_id)
