@@ -230,6 +230,16 @@ def test_hard_bounces_after_accepted_digests_still_suspend_at_the_limit(
     assert digest(config, "run", "--date", DAYS[3]).exit_code == 0
     assert len(sent_to(server, "bob@example.org")) == 3  # no more digests to bob
 
+    # Reinstated by the operator, the address still bouncing: its failed digests are still
+    # the last ones in a row, so the next hard bounce suspends again (README).
+    assert digest(config, "subscribers", "add", "bob@example.org").exit_code == 0
+    assert subscriber(config, "bob@example.org").hard_bounces == 0
+    assert digest(config, "run", "--date", DAYS[3]).exit_code == 0
+    maildir(box).add(dsn_for(sent_to(server, "bob@example.org")[-1]))
+    assert counts(digest(config, "mailbox"))["hard bounces"] == 1
+    bob = subscriber(config, "bob@example.org")
+    assert (bob.status, bob.hard_bounces) == ("suspended", 4)
+
 
 def test_a_soft_bounce_is_counted_and_reported_not_acted_on(
     site: tuple[Path, SmtpServer, Path],
