@@ -8,6 +8,7 @@ become :class:`MailboxError` here; the password goes only to ``login``, never in
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 import ssl
@@ -96,8 +97,9 @@ class ImapMailbox:
             if conn.state == "SELECTED":
                 conn.close()
             conn.logout()
-        except _FAILURES:
-            conn.shutdown() if conn.sock else None
+        except _FAILURES:  # the connection is gone or broken: just close the socket
+            with contextlib.suppress(OSError, AttributeError):
+                conn.shutdown()
 
     def letters(self) -> Iterator[Letter]:
         """Each message of the folder without :data:`PROCESSED` and not deleted, by UID."""
