@@ -292,6 +292,26 @@ def test_a_traceback_stays_on_one_line() -> None:
     assert "\n" not in line and logfmt(line)["exc"].startswith("Traceback")
 
 
+def test_tokens_in_any_logged_text_are_redacted() -> None:
+    token = tokens.sign(SECRET, "manage", "7")
+    try:
+        raise OSError("cannot write /srv/public/feeds/FeedTok3n_0123456789.atom")
+    except OSError:
+        record = logging.LogRecord(
+            "digest.run",
+            logging.ERROR,
+            "x",
+            1,
+            "GET https://example.org/manage?token=%s&api_key=k3y&days=2 failed",
+            (token,),
+            sys.exc_info(),
+        )
+    line = LogfmtFormatter().format(record)
+    assert token not in line and "k3y" not in line
+    assert "FeedTok3n" not in line and "/feeds/[redacted].atom" in line
+    assert logfmt(line)["msg"].endswith("?token=[redacted]&api_key=[redacted]&days=2 failed")
+
+
 async def test_every_pass_is_logged_with_its_outcome(
     public: Public, caplog: pytest.LogCaptureFixture
 ) -> None:

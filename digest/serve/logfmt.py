@@ -3,7 +3,8 @@ journalctl, Loki, Vector and the like read it), never colours, and the redaction
 tokens out of logged URLs.
 
 A record's ``fields`` (``log.info("request", extra={"fields": {...}})``) become pairs after
-``msg``; a traceback becomes one quoted ``exc`` value, so an event stays on one line.
+``msg``; a traceback becomes one quoted ``exc`` value, so an event stays on one line. The
+message and the traceback are scrubbed of secret-looking parameters whoever logged them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ REDACTED = "[redacted]"
 #: Every other parameter's value (``token=`` of the confirm, manage and unsubscribe links,
 #: and any parameter added later) is logged as ``[redacted]``.
 SAFE_PARAMS = frozenset({"days", "keywords", "exclude"})
+#: A secret-looking parameter or a private feed's token in free text (a message, a
+#: traceback): redacted there too, whatever logged it.
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)\b([\w-]*(?:token|secret|passw(?:or)?d|signature|auth)[\w-]*=|[\w-]*(?:key|sig)=)"
+    r"[^&\s\"'<>]+"
+    r"|(/feeds/)[\w-]+"
+)
 #: A value logged bare; anything else is quoted (JSON escapes, ASCII only).
 _BARE = re.compile(r"[A-Za-z0-9_.,:/@+\-\[\]]+")
 
@@ -46,6 +54,16 @@ def redact(path: str, query: str) -> str:
     return f"{path}?{'&'.join(parts)}"
 
 
+def scrub(text: str) -> str:
+    """``text`` with the values of secret-looking parameters (``token=``, ``api_key=``...)
+    and private feed tokens replaced by ``[redacted]``.
+
+    >>> scrub("GET https://x/unsubscribe?token=eyJ.abc failed")
+    'GET https://x/unsubscribe?token=[redacted] failed'
+    """
+    return _SECRET_IN_TEXT.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
+
+
 def pair(key: str, value: Any) -> str:
     """``key=value``, the value quoted when it holds anything but plain characters."""
     text = "" if value is None else str(value)
@@ -63,13 +81,13 @@ class LogfmtFormatter(logging.Formatter):
             pair("ts", when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"),
             pair("level", record.levelname.lower()),
             pair("logger", record.name),
-            pair("msg", record.getMessage()),
+            pair("msg", scrub(record.getMessage())),
         ]
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             pairs.extend(pair(str(k), v) for k, v in fields.items())
         if record.exc_info:
-            pairs.append(pair("exc", self.formatException(record.exc_info)))
+            pairs.append(pair("exc", scrub(self.formatException(record.exc_info))))
         return " ".join(pairs)
 
 
