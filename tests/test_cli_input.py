@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -373,3 +376,20 @@ def test_a_pending_digest_to_a_non_ascii_address_fails_for_good_when_resumed(
         assert [r.status for r in records] == ["failed", "failed"]
         assert all("SMTPUTF8" in (r.error or "") for r in records)
     assert [m.rcpt_tos for m in server.messages] == [("ada@example.org",)]
+
+
+def test_log_lines_escape_what_a_server_replied(
+    site: Path, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    server = smtp_server(rcpt_replies={"ada@example.org": "550 5.1.1 gone\x1b[2J\x07"})
+    smtp_site(site, server)
+    env = {**os.environ, "DIGEST_SECRET": GOOD_SECRET}
+    done = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(site / "config.toml"), "run",
+         "--date", "2026-11-16"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert "refused by the mail server" in done.stderr
+    assert "WARNING digest.pipeline: failed to=ada@example.org" in done.stderr
+    assert "gone\\x1b[2J\\x07" in done.stderr and "gone\\x1b[2J\\x07" in done.stdout
+    assert not UNSAFE.findall(done.stdout + done.stderr)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from digest.cli.shared import State, guard
+from digest.cli.shared import State, guard, shown
 
 if TYPE_CHECKING:
     from digest.run.mailbox import MailboxReport
@@ -23,7 +23,7 @@ def mailbox(state: State) -> None:
     with state.store() as store:
         secret = guard(lambda: mailbox_secret(store))
         report = guard(lambda: read_mailbox(cfg, store, secret, box=box))
-    click.echo(f"mailbox {box.name}: {report.processed} processed")
+    click.echo(f"mailbox {shown(box.name)}: {report.processed} processed")
     for line in report_lines(report):
         click.echo(line)
 
@@ -39,6 +39,6 @@ def report_lines(report: MailboxReport) -> list[str]:
         f"  unmatched:     {report.unmatched}{left}",
         f"  already seen:  {report.seen}",
     ]
-    lines += [f"  suspended:     {email} (hard bounces)" for email in report.suspended]
-    lines += [f"  unsubscribed:  {email}" for email in report.unsubscribed]
+    lines += [f"  suspended:     {shown(email)} (hard bounces)" for email in report.suspended]
+    lines += [f"  unsubscribed:  {shown(email)}" for email in report.unsubscribed]
     return lines

@@ -22,7 +22,7 @@ from digest.cli.demo import demo
 from digest.cli.mailbox import mailbox
 from digest.cli.run import feed, preview, run, send
 from digest.cli.serve import serve
-from digest.cli.shared import State
+from digest.cli.shared import ShownFormatter, State
 from digest.cli.status import schedule, status
 from digest.cli.subscribers import subscribers
 
@@ -40,9 +40,9 @@ from digest.cli.subscribers import subscribers
 def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """paper-digest: the day's trending papers, by email and feed, to those who asked."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ShownFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     ctx.obj = State(config_path)
 
 

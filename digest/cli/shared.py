@@ -9,6 +9,7 @@ Exit codes: 0 done; 1 the run failed (message on stderr); 2 usage or config erro
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -57,6 +58,14 @@ def _escape(found: re.Match[str]) -> str:
 def shown_lines(text: str) -> str:
     """:func:`shown` for a message of several lines: its line breaks stay."""
     return "\n".join(shown(line) for line in text.split("\n"))
+
+
+class ShownFormatter(logging.Formatter):
+    """Log lines for a terminal: each record's text (a server's reply, a listing's warning)
+    passed through :func:`shown`, its own line breaks (a traceback's) kept."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return shown_lines(super().format(record))
 
 
 def fail(error: DigestError) -> NoReturn:
