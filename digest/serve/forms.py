@@ -102,16 +102,8 @@ def check_form(form: Form, *, need_email: bool) -> tuple[Subscriber | None, dict
     if need_email:
         try:
             email = normalise_address(form.email)
-        except Invalid as exc:
+        except Invalid as exc:  # also an address with non-ASCII before the @ (no SMTPUTF8)
             errors["email"] = str(exc)
-        else:
-            if not email.rpartition("@")[0].isascii():
-                # RFC 6531 (SMTPUTF8) would be needed to deliver to it: refused here rather
-                # than accepted, stored and failed on sending.
-                errors["email"] = (
-                    "letters outside ASCII before the @ cannot be delivered to from here:"
-                    " please use another address"
-                )
     name = _name(form, errors)
     keywords = _queries(form, "keywords", errors)
     exclude = _queries(form, "exclude", errors)
