@@ -533,11 +533,12 @@ def test_subscribe_confirm_digest_feed_unsubscribe_in_a_browser(
     from digest.store import Store
 
     with Store(f"sqlite:///{tmp_path / 'digest.db'}") as store:
-        sub = store.subscriber(READER)
+        sub = store.members.subscriber(READER)
         assert sub is not None and sub.id is not None and sub.status == "unsubscribed"
         past = datetime.now(UTC) - timedelta(minutes=1)
-        store.set_next_sends([(sub.id, past, None)], only_if_due=None)  # unsubscribing cleared it
-        assert (store.subscriber(READER) or sub).next_send_at is not None
+        # unsubscribing cleared it
+        store.members.set_next_sends([(sub.id, past, None)], only_if_due=None)
+        assert (store.members.subscriber(READER) or sub).next_send_at is not None
     time.sleep(6)  # three ticks
     assert len(smtp.messages) == 2, why(
         f"sent after unsubscribing: {[str(m.message['Subject']) for m in smtp.messages[2:]]}"

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from digest.config import load
 from digest.models import Subscriber
 from digest.run import HOST, make_context, run, stale_claim
-from digest.store import Claim, PlannedDelivery, Store, new_delivery_id, schema
+from digest.store import Claim, PlannedDelivery, Store, migrate, new_delivery_id, schema
 from tests.support.listings import item, write_days
 from tests.support.smtpd import SmtpServer
 
@@ -37,7 +37,7 @@ def dead_pid() -> int:
 
 
 def plan(store: Store, email: str, keys: tuple[str, ...] = ("k1",)) -> str:
-    sub = store.subscriber(email) or store.add_subscriber(Subscriber(email=email))
+    sub = store.members.subscriber(email) or store.members.add_subscriber(Subscriber(email=email))
     assert sub.id is not None
     delivery = PlannedDelivery(
         subscriber_id=sub.id,
@@ -47,7 +47,7 @@ def plan(store: Store, email: str, keys: tuple[str, ...] = ("k1",)) -> str:
         id=new_delivery_id(),
         message_id=f"<{new_delivery_id()}@example.org>",
     )
-    assert store.record_pending([delivery], NOW) == [delivery]
+    assert store.outbox.record_pending([delivery], NOW) == [delivery]
     return delivery.id
 
 
@@ -63,16 +63,16 @@ def status_of(store: Store, delivery_id: str) -> str:
 def test_a_pending_delivery_is_claimed_by_one_run_only(db_url: str) -> None:
     with Store(db_url) as a, Store(db_url) as b:
         delivery = plan(a, "ada@example.org")
-        run_a = a.start_run(D1, NOW, HOST, os.getpid())
-        run_b = b.start_run(D1, NOW, HOST, os.getpid())
-        assert a.claim(delivery, run_a, NOW)
-        assert not b.claim(delivery, run_b, NOW)
-        assert not a.claim(delivery, run_a, NOW)  # not pending any more
-        assert [p.id for p in b.pending()] == []  # a claimed delivery is not resumable
+        run_a = a.run_log.start_run(D1, NOW, HOST, os.getpid())
+        run_b = b.run_log.start_run(D1, NOW, HOST, os.getpid())
+        assert a.outbox.claim(delivery, run_a, NOW)
+        assert not b.outbox.claim(delivery, run_b, NOW)
+        assert not a.outbox.claim(delivery, run_a, NOW)  # not pending any more
+        assert [p.id for p in b.outbox.pending()] == []  # a claimed delivery is not resumable
         assert status_of(a, delivery) == "sending"
-        assert b.release_claims(run_b) == 0
-        assert a.release_claims(run_a) == 1
-        assert [p.id for p in b.pending()] == [delivery]
+        assert b.outbox.release_claims(run_b) == 0
+        assert a.outbox.release_claims(run_a) == 1
+        assert [p.id for p in b.outbox.pending()] == [delivery]
 
 
 def claim(
@@ -105,31 +105,46 @@ def test_claims_of_dead_and_live_runs(db_url: str) -> None:
     with Store(db_url) as store:
         held_by_dead = plan(store, "ada@example.org", ("a",))
         held_by_live = plan(store, "bob@example.org", ("b",))
-        dead = store.start_run(D1, NOW, HOST, dead_pid())
-        live = store.start_run(D1, NOW, HOST, os.getpid())
-        assert store.claim(held_by_dead, dead, NOW)
-        assert store.claim(held_by_live, live, NOW)
-        claims = {c.delivery_id: c for c in store.claims()}
+        dead = store.run_log.start_run(D1, NOW, HOST, dead_pid())
+        live = store.run_log.start_run(D1, NOW, HOST, os.getpid())
+        assert store.outbox.claim(held_by_dead, dead, NOW)
+        assert store.outbox.claim(held_by_live, live, NOW)
+        claims = {c.delivery_id: c for c in store.outbox.claims()}
         assert claims[held_by_dead].run_pid != os.getpid()
         from digest.run import pid_alive
 
         stale = [c for c in claims.values() if stale_claim(c, NOW, HOST, pid_alive)]
         assert [c.delivery_id for c in stale] == [held_by_dead]
-        assert store.requeue(stale[0])
-        assert not store.requeue(stale[0])  # only once
-        assert [p.id for p in store.pending()] == [held_by_dead]
+        assert store.outbox.requeue(stale[0])
+        assert not store.outbox.requeue(stale[0])  # only once
+        assert [p.id for p in store.outbox.pending()] == [held_by_dead]
         assert status_of(store, held_by_live) == "sending"
 
 
 # -- upgrade from schema version 1 ----------------------------------------------------------
 
 
+#: The tables paper-digest 1 made, and the columns of theirs that came later: in version 2
+#: or 3 (added by ALTER TABLE when a database is adopted), or by a revision since.
+V1_TABLES = {
+    "meta",
+    "papers",
+    "listings",
+    "listing_papers",
+    "subscribers",
+    "deliveries",
+    "delivery_papers",
+}
+LATER_COLUMNS = {**migrate.LEGACY_COLUMNS}
+LATER_COLUMNS["subscribers"] += ("confirm_nonce",)  # revision 0002
+
+
 def make_v1_database(url: str) -> None:
     """The tables as paper-digest 1 made them: no claim columns, no hard_bounces, no runs."""
-    added = {(t, c) for t, cols in schema._ADDED_COLUMNS.items() for c in cols}
+    added = {(t, c) for t, cols in LATER_COLUMNS.items() for c in cols}
     v1 = sa.MetaData()
     for table in schema.metadata.sorted_tables:
-        if table.name == "runs":
+        if table.name not in V1_TABLES:
             continue
         columns = [c._copy() for c in table.columns if (table.name, c.name) not in added]
         sa.Table(table.name, v1, *columns)
@@ -173,16 +188,16 @@ def test_a_version_1_database_is_upgraded_in_place(db_url: str) -> None:
         }
         assert "hard_bounces" in {c["name"] for c in inspector.get_columns("subscribers")}
         assert "runs" in inspector.get_table_names()
-        assert store.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
-        sub = store.subscriber("ada@example.org")
+        assert store.run_log.get_meta("schema_version") == str(migrate.LEGACY_VERSION)
+        sub = store.members.subscriber("ada@example.org")
         assert sub is not None and sub.hard_bounces == 0
-        [old] = store.pending()
-        run_id = store.start_run(D1, NOW, HOST, os.getpid())
-        assert store.claim(old.id, run_id, NOW)
-        store.mark_sent(old.id)
+        [old] = store.outbox.pending()
+        run_id = store.run_log.start_run(D1, NOW, HOST, os.getpid())
+        assert store.outbox.claim(old.id, run_id, NOW)
+        store.outbox.mark_sent(old.id)
         assert status_of(store, old.id) == "sent"
     with Store(db_url) as again:  # opening an upgraded database changes nothing
-        assert again.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
+        assert again.run_log.get_meta("schema_version") == str(migrate.LEGACY_VERSION)
 
 
 # -- whole runs ------------------------------------------------------------------------------
@@ -226,7 +241,7 @@ async def test_two_runs_at_once_send_each_digest_once(
     server = smtp_server()
     cfg = load(write_config(tmp_path, db_url, server, 30))
     with Store(cfg.database) as first:  # the database exists before the race
-        first.sync_config_subscribers(cfg.subscribers)
+        first.members.sync_config_subscribers(cfg.subscribers)
         # Left pending by an earlier run that died after recording them: both runs resume.
         leftovers = [plan(first, f"late{i}@example.org", (f"x{i}",)) for i in range(10)]
     assert len(leftovers) == 10
@@ -244,7 +259,7 @@ async def test_two_runs_at_once_send_each_digest_once(
     assert all(r.failed == r.deferred == 0 for r in reports)
     assert all(r.sent for r in reports)  # both runs did part of the work
     with Store(cfg.database) as store:
-        assert store.delivery_counts() == {"sent": 50}
+        assert store.outbox.delivery_counts() == {"sent": 50}
 
 
 async def test_a_digest_left_sending_by_a_killed_run_goes_out_once(
@@ -254,15 +269,15 @@ async def test_a_digest_left_sending_by_a_killed_run_goes_out_once(
     cfg = load(write_config(tmp_path, db_url, server, 0))
     with Store(cfg.database) as store:
         delivery = plan(store, "ada@example.org", ("2511.00001",))
-        killed = store.start_run(D1, NOW, HOST, dead_pid())
-        assert store.claim(delivery, killed, NOW)
-        [held] = store.claims()
+        killed = store.run_log.start_run(D1, NOW, HOST, dead_pid())
+        assert store.outbox.claim(delivery, killed, NOW)
+        [held] = store.outbox.claims()
         report = await run(make_context(cfg, store, now=NOW + timedelta(minutes=5)), D1)
         # the re-queued digest (paper 1), then today's with what it left (paper 2)
         assert (report.requeued, report.resumed, report.sent) == (1, 1, 2)
         again = await run(make_context(cfg, store, now=NOW + timedelta(minutes=10)), D1)
         assert (again.requeued, again.resumed, again.sent) == (0, 0, 0)
-        assert store.claims() == []
+        assert store.outbox.claims() == []
     assert [m.rcpt_tos for m in server.messages] == [("ada@example.org",)] * 2
     assert len({m.message["Message-ID"] for m in server.messages}) == 2
     assert held.delivery_id == delivery
@@ -275,8 +290,8 @@ async def test_a_claim_of_a_live_run_is_left_alone(
     cfg = load(write_config(tmp_path, db_url, server, 0))
     with Store(cfg.database) as store:
         delivery = plan(store, "ada@example.org", ("2511.00001",))
-        other = store.start_run(D1, NOW, HOST, os.getpid())  # alive: this very process
-        assert store.claim(delivery, other, NOW)
+        other = store.run_log.start_run(D1, NOW, HOST, os.getpid())  # alive: this very process
+        assert store.outbox.claim(delivery, other, NOW)
         report = await run(make_context(cfg, store, now=NOW), D1)
         # not resumed; today's digest has only what the held one did not reserve (paper 2)
         assert (report.requeued, report.resumed, report.sent) == (0, 0, 1)
@@ -296,39 +311,43 @@ async def test_hard_bounces_in_a_row_suspend_a_subscriber(
     with Store(cfg.database) as store:
         first = await run(make_context(cfg, store, now=NOW), D1)
         assert (first.sent, first.failed, first.suspended) == (1, 1, [])
-        sub = store.subscriber("reader001@example.org")
+        sub = store.members.subscriber("reader001@example.org")
         assert sub is not None and (sub.status, sub.hard_bounces) == ("active", 1)
         # the failure released the papers: the rerun tries again, and bounces again
         second = await run(make_context(cfg, store, now=NOW), D1)
         assert (second.sent, second.failed) == (0, 1)
         assert second.suspended == ["reader001@example.org"]
-        sub = store.subscriber("reader001@example.org")
+        sub = store.members.subscriber("reader001@example.org")
         assert sub is not None
         assert (sub.status, sub.status_reason, sub.hard_bounces) == ("suspended", "bounced", 2)
         third = await run(make_context(cfg, store, now=NOW), D1)  # suspended: nothing for them
         assert (third.sent, third.failed) == (0, 0)
-        assert [s.email for s in store.subscribers("suspended")] == ["reader001@example.org"]
+        assert [s.email for s in store.members.subscribers("suspended")] == [
+            "reader001@example.org"
+        ]
     assert sum(1 for m in server.messages if "reader001@example.org" in m.rcpt_tos) == 0
 
 
 def test_a_success_resets_the_hard_bounce_count(db_url: str) -> None:
     with Store(db_url) as store:
         bounced = plan(store, "ada@example.org", ("a",))
-        assert not store.mark_failed(bounced, "550 no", max_hard_bounces=3)
-        assert not store.mark_failed(plan(store, "ada@example.org", ("b",)), "550 no",
+        assert not store.outbox.mark_failed(bounced, "550 no", max_hard_bounces=3)
+        assert not store.outbox.mark_failed(plan(store, "ada@example.org", ("b",)), "550 no",
                                      max_hard_bounces=3)  # fmt: skip
-        assert store.subscriber("ada@example.org").hard_bounces == 2  # type: ignore[union-attr]
-        store.mark_sent(plan(store, "ada@example.org", ("c",)))
-        assert store.subscriber("ada@example.org").hard_bounces == 0  # type: ignore[union-attr]
+        assert store.members.subscriber("ada@example.org").hard_bounces == 2  # type: ignore[union-attr]
+        store.outbox.mark_sent(plan(store, "ada@example.org", ("c",)))
+        assert store.members.subscriber("ada@example.org").hard_bounces == 0  # type: ignore[union-attr]
         for key in ("d", "e"):
-            assert not store.mark_failed(
+            assert not store.outbox.mark_failed(
                 plan(store, "ada@example.org", (key,)), "550", max_hard_bounces=3
             )
-        assert store.mark_failed(plan(store, "ada@example.org", ("f",)), "550", max_hard_bounces=3)
-        sub = store.subscriber("ada@example.org")
+        assert store.outbox.mark_failed(
+            plan(store, "ada@example.org", ("f",)), "550", max_hard_bounces=3
+        )
+        sub = store.members.subscriber("ada@example.org")
         assert sub is not None and sub.status == "suspended"
-        store.add_subscriber(Subscriber(email="ada@example.org"))  # the operator reinstates
-        sub = store.subscriber("ada@example.org")
+        store.members.add_subscriber(Subscriber(email="ada@example.org"))  # the operator reinstates
+        sub = store.members.subscriber("ada@example.org")
         assert sub is not None and (sub.status, sub.hard_bounces) == ("active", 0)
 
 
@@ -367,5 +386,5 @@ def test_two_digest_processes_at_once_send_each_digest_once(
     assert all(n == 1 for a, n in received.items() if a.startswith("reader"))
     assert len(received) == 50
     with Store(load(config).database) as store:
-        assert store.delivery_counts() == {"sent": 60}
-        assert [r.outcome for r in store.runs()] == ["ok", "ok"]
+        assert store.outbox.delivery_counts() == {"sent": 60}
+        assert [r.outcome for r in store.run_log.runs()] == ["ok", "ok"]

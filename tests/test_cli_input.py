@@ -393,3 +393,16 @@ def test_log_lines_escape_what_a_server_replied(
     assert "WARNING digest.pipeline: failed to=ada@example.org" in done.stderr
     assert "gone\\x1b[2J\\x07" in done.stderr and "gone\\x1b[2J\\x07" in done.stdout
     assert not UNSAFE.findall(done.stdout + done.stderr)
+
+
+def test_export_to_a_terminal_escapes_and_to_a_file_keeps_the_data() -> None:
+    import io
+
+    from digest.cli.subscribers import _export
+
+    eve = Subscriber(email="eve@example.org", name=f"Eve{EVIL}")
+    for screen, expected in ((True, EVIL_SHOWN), (False, EVIL)):
+        out = io.BytesIO()
+        assert _export(out, [eve], "csv", None, screen=screen) == (1, 0)
+        line = out.getvalue().decode().splitlines()[1]
+        assert line == f"eve@example.org,Eve{expected},,,,active"

@@ -43,7 +43,7 @@ def people(n: int, start: int = 0, keyword: str = "diffusion") -> str:
 
 def stored(site: Path, db_url: str) -> dict[str, Subscriber]:
     with Store(db_url) as store:
-        return {s.email: s for s in store.subscribers()}
+        return {s.email: s for s in store.members.subscribers()}
 
 
 def test_import_adds_everyone_and_says_so(site: Path, db_url: str) -> None:
@@ -196,7 +196,8 @@ def test_export_jsonl_to_a_file_and_into_another_database(
     assert digest(other, "subscribers", "import", str(out)).exit_code == 0
     with Store(f"sqlite:///{other / 'other.db'}") as store:
         copied = [
-            (s.email, s.name, s.keywords, s.exclude, s.max_papers) for s in store.subscribers()
+            (s.email, s.name, s.keywords, s.exclude, s.max_papers)
+            for s in store.members.subscribers()
         ]
     original = stored(site, db_url).values()
     assert copied == [(s.email, s.name, s.keywords, s.exclude, s.max_papers) for s in original]
@@ -212,12 +213,12 @@ def test_csv_export_warns_about_a_query_it_cannot_carry(site: Path) -> None:
 def test_store_import_in_batches_counts_and_dedups(db_url: str) -> None:
     subs = [Subscriber(email=f"u{i}@example.org", name=f"U{i}") for i in range(23)]
     with Store(db_url) as store:
-        assert store.import_subscribers(subs, batch=5) == ImportCounts(added=23)
+        assert store.members.import_subscribers(subs, batch=5) == ImportCounts(added=23)
         changed = [*subs[:5], Subscriber(email="u3@example.org", name="New"), *subs[5:]]
-        counts = store.import_subscribers(changed, batch=7)
+        counts = store.members.import_subscribers(changed, batch=7)
         assert counts == ImportCounts(updated=1, unchanged=22)
-        assert [s.email for s in store.iter_subscribers(batch=4)] == [s.email for s in subs]
-        assert store.subscriber("u3@example.org").name == "New"  # type: ignore[union-attr]
+        assert [s.email for s in store.members.iter_subscribers(batch=4)] == [s.email for s in subs]
+        assert store.members.subscriber("u3@example.org").name == "New"  # type: ignore[union-attr]
 
 
 def set_status(db_url: str, **status: str) -> None:
@@ -284,5 +285,5 @@ def test_csv_export_neutralises_formulas_and_import_reads_them_back(
     again = digest(other, "subscribers", "import", "-", "--format", "csv", input=exported.stdout)
     assert again.exit_code == 0, again.output
     with Store(f"sqlite:///{other / 'other.db'}") as store:
-        copied = {s.email: (s.name, s.keywords, s.exclude) for s in store.subscribers()}
+        copied = {s.email: (s.name, s.keywords, s.exclude) for s in store.members.subscribers()}
     assert copied == {a: (s.name, s.keywords, s.exclude) for a, s in before.items()}

@@ -85,8 +85,8 @@ async def test_no_route_changes_anything_on_get_head_or_options(app: App) -> Non
             assert response.status_code != 500, (method, route.path, response.text)
             assert snapshot(app) == before, f"{method} {route.path} changed the database"
             assert len(app.server.messages) == mails, f"{method} {route.path} sent an email"
-    bo = app.store.subscriber("bo@example.org")
-    ada = app.store.subscriber("ada@example.org")
+    bo = app.store.members.subscriber("bo@example.org")
+    ada = app.store.members.subscriber("ada@example.org")
     assert bo is not None and bo.status == "pending"
     assert ada is not None and ada.status == "active"
     assert {r.path for r in table if r.methods and "POST" in r.methods} == {
@@ -104,7 +104,7 @@ async def test_a_head_on_an_unsubscribe_link_unsubscribes_nobody(app: App) -> No
     for method in PROBES:
         response = await app.client.request(method, url)
         assert response.status_code in (200, 405), (method, response.status_code)
-    still = app.store.subscriber("ada@example.org")
+    still = app.store.members.subscriber("ada@example.org")
     assert still is not None and still.status == "active"
     one_click = await app.client.post(
         url,
@@ -112,7 +112,7 @@ async def test_a_head_on_an_unsubscribe_link_unsubscribes_nobody(app: App) -> No
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert one_click.status_code == 200
-    gone = app.store.subscriber("ada@example.org")
+    gone = app.store.members.subscriber("ada@example.org")
     assert gone is not None and gone.status == "unsubscribed"
 
 
@@ -126,16 +126,16 @@ async def test_a_confirmation_link_shows_one_button_and_only_its_post_confirms(a
     assert page.text.count("<button") == 1 and ">Confirm</button>" in page.text
     assert re.search(r'<form[^>]* method="post" action="/confirm\?token=', page.text)
     assert "diffusion" in page.text and "survey" in page.text
-    pending = app.store.subscriber("ada@example.org")
+    pending = app.store.members.subscriber("ada@example.org")
     assert pending is not None and pending.status == "pending"
     done = await app.client.post(url)
     assert done.status_code == 200 and "subscribed" in done.text
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None and sub.status == "active"
 
 
 async def status_of(app: App, email: str) -> tuple[str, tuple[str, ...]]:
-    sub = app.store.subscriber(email)
+    sub = app.store.members.subscriber(email)
     assert sub is not None
     return sub.status, sub.keywords
 
@@ -155,7 +155,7 @@ async def test_a_link_confirms_its_own_request_once_and_never_a_newer_one(app: A
     assert again.status_code == 200 and "Already confirmed" in again.text
 
     # Unsubscribed, then a stranger asks for other queries: no old link reactivates her.
-    ada = app.store.subscriber("ada@example.org")
+    ada = app.store.members.subscriber("ada@example.org")
     assert ada is not None
     await app.client.post(app.link("unsubscribe", ada))
     for link in (first, second):
@@ -173,7 +173,7 @@ async def test_links_sent_before_nonces_existed_confirm_their_request_once(app: 
     await app.subscribe("ada@example.org")
     with app.store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE subscribers SET confirm_nonce = NULL")
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None
     old = URLSafeTimedSerializer(SECRET, salt="digest-confirm").dumps([sub.id, sub.email])
     url = f"/confirm?token={old}"

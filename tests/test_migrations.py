@@ -91,7 +91,7 @@ def test_a_new_database_is_made_at_head_with_the_schema_version_old_code_checks(
     assert migrate.current(engine) == migrate.HEAD
     assert differences(engine) == []
     with Store(str(engine.url.render_as_string(hide_password=False))) as store:
-        assert store.get_meta("schema_version") == str(migrate.LEGACY_VERSION)
+        assert store.run_log.get_meta("schema_version") == str(migrate.LEGACY_VERSION)
 
 
 def test_an_up_to_date_database_costs_one_query(engine: Engine) -> None:
@@ -232,15 +232,15 @@ def test_a_database_made_before_migrations_is_stamped_and_upgraded(
     with Store(db_url) as store:
         assert migrate.current(engine) == migrate.HEAD
         assert differences(engine) == []
-        assert [s.email for s in store.subscribers()] == [
+        assert [s.email for s in store.members.subscribers()] == [
             "ada@example.org",
             "bob@example.org",
             "cy@example.org",
         ]
-        assert store.delivery_counts() == {"sent": 2, "pending": 2}
-        assert len(store.pending()) == 2
-        assert store.get_meta("secret")
-        assert store.get_meta("schema_version") == str(migrate.LEGACY_VERSION)
+        assert store.outbox.delivery_counts() == {"sent": 2, "pending": 2}
+        assert len(store.outbox.pending()) == 2
+        assert store.run_log.get_meta("secret")
+        assert store.run_log.get_meta("schema_version") == str(migrate.LEGACY_VERSION)
 
 
 def test_an_old_database_of_a_newer_schema_version_is_refused(

@@ -109,9 +109,9 @@ async def test_a_refused_recipient_is_failed_and_the_papers_come_again_later(
     assert papers_to(server, "bob@example.org") == []
     cfg = load(path)
     with Store(cfg.database) as store:
-        bob = store.subscriber("bob@example.org")
+        bob = store.members.subscriber("bob@example.org")
         assert bob is not None and bob.id is not None
-        (record,) = store.history(bob.id)
+        (record,) = store.outbox.history(bob.id)
         assert record.status == "failed" and "Mailbox full" in (record.error or "")
     # the next day's listing still holds 2511.00002: bob gets it then; ada does not again
     assert await run_day(path, D2) == (2, 0, 0, 0)

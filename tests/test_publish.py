@@ -33,18 +33,20 @@ def paper(n: int, title: str, abstract: str = "") -> Paper:
 def setup(tmp_path: Path) -> tuple[Config, Store, dict[str, Subscriber]]:
     config = parse({"database": f"sqlite:///{tmp_path / 'digest.db'}"}, base=tmp_path)
     store = Store(config.database)
-    store.save_listing(
+    store.papers.save_listing(
         Listing(date(2026, 11, 17), (paper(1, "Diffusion models"), paper(2, "Speech agents"))),
         NOW,
     )
     subs = {
-        "ab": store.add_subscriber(
+        "ab": store.members.add_subscriber(
             Subscriber(email="ab@example.org", keywords=("diffusion", "speech"))
         ),
-        "ba": store.add_subscriber(
+        "ba": store.members.add_subscriber(
             Subscriber(email="ba@example.org", keywords=("speech", "diffusion", "speech"))
         ),
-        "protein": store.add_subscriber(Subscriber(email="p@example.org", keywords=("protein",))),
+        "protein": store.members.add_subscriber(
+            Subscriber(email="p@example.org", keywords=("protein",))
+        ),
     }
     return config, store, subs
 
@@ -91,7 +93,7 @@ def test_an_unchanged_feed_is_not_written_again(tmp_path: Path) -> None:
         assert {p: (stamp(p), p.read_bytes()) for p in (ab, protein)} == before
 
         # A new protein paper: that feed is rewritten, the other one is left as it was.
-        store.save_listing(Listing(date(2026, 11, 18), (paper(3, "Protein design"),)), NOW)
+        store.papers.save_listing(Listing(date(2026, 11, 18), (paper(3, "Protein design"),)), NOW)
         publish_feeds(config, store, NOW.replace(hour=11))
         assert (stamp(ab), ab.read_bytes()) == before[ab]
         assert protein.read_bytes() != before[protein][1]

@@ -88,7 +88,7 @@ max_papers = 200
         return self._context
 
     def add(self, email: str, **schedule: Any) -> Subscriber:
-        return self.store.add_subscriber(Subscriber(email=email, **schedule))
+        return self.store.members.add_subscriber(Subscriber(email=email, **schedule))
 
     async def at(self, now: datetime) -> PassReport:
         before = len(self.server.messages)
@@ -326,7 +326,7 @@ async def test_a_failing_listing_keeps_subscribers_due_until_it_works(
     broken.write_bytes(good)
     await w.at(datetime(2026, 11, 12, 8, 30, tzinfo=UTC))
     assert len(w.sends_to("ada@example.org")) == 1
-    runs = w.store.runs()
+    runs = w.store.run_log.runs()
     assert [r.outcome for r in runs[:2]] == ["ok", "failed"]
 
 
@@ -336,7 +336,7 @@ async def test_only_active_subscribers_are_scheduled(world: Callable[..., World]
         sub = w.add(f"{state}@example.org", send_at="08:00")
         if state != "active":
             assert sub.id is not None
-            assert w.store.set_status(sub.id, state, None, only_from=("active",))
+            assert w.store.members.set_status(sub.id, state, None, only_from=("active",))
     await w.at(datetime(2026, 11, 11, 7, 0, tzinfo=UTC))
     await w.at(datetime(2026, 11, 11, 8, 0, tzinfo=UTC))
     assert Counter(to for _, to, _ in w.sent) == {"active@example.org": 1}
@@ -357,7 +357,7 @@ async def test_the_service_refreshes_the_listing_hourly_even_when_nobody_is_due(
     assert quiet is not None and quiet.run_id is None  # nothing due, fetched recently
     later = await svc.tick(start + timedelta(minutes=61))
     assert later is not None and later.run_id is not None
-    assert [r.outcome for r in w.store.runs()] == ["ok", "ok"]
+    assert [r.outcome for r in w.store.run_log.runs()] == ["ok", "ok"]
     assert w.sent == []
 
 
@@ -370,11 +370,11 @@ async def test_a_failing_pass_backs_off_instead_of_hammering(world: Callable[...
     assert await svc.tick(start) is None
     assert svc.last_error is not None and "2026-11-11" in svc.last_error
     assert await svc.tick(start + timedelta(minutes=1)) is None  # backing off: no attempt
-    assert len(w.store.runs()) == 1
+    assert len(w.store.run_log.runs()) == 1
     (w.tmp / "listings" / "2026-11-11.json").write_text("[]", "utf-8")
     recovered = await svc.tick(start + timedelta(minutes=3))
     assert recovered is not None and svc.last_error is None
-    assert [r.outcome for r in w.store.runs()] == ["ok", "failed"]  # 10 Nov had papers
+    assert [r.outcome for r in w.store.run_log.runs()] == ["ok", "failed"]  # 10 Nov had papers
 
 
 def test_a_service_whose_ticks_stopped_is_not_healthy() -> None:

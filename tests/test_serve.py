@@ -143,9 +143,11 @@ def test_sigterm_mid_send_finishes_what_is_in_flight_and_loses_nothing(
     config = load(config_path)
     emails = [f"reader{i:02d}@example.org" for i in range(30)]
     with Store(config.database) as store:
-        ids = [store.add_subscriber(Subscriber(email=e)).id for e in emails]
+        ids = [store.members.add_subscriber(Subscriber(email=e)).id for e in emails]
         due = datetime.now(UTC) - timedelta(minutes=5)  # missed a send: one catch-up each
-        store.set_next_sends([(i, due, None) for i in ids if i is not None], only_if_due=None)
+        store.members.set_next_sends(
+            [(i, due, None) for i in ids if i is not None], only_if_due=None
+        )
 
     proc = serve(config_path, port)
     deadline = time.monotonic() + 30
@@ -158,7 +160,7 @@ def test_sigterm_mid_send_finishes_what_is_in_flight_and_loses_nothing(
     received = Counter(m.rcpt_tos[0] for m in server.messages)
     assert 3 <= len(received) < len(emails), "SIGTERM came too late to test anything"
     with Store(config.database) as store:
-        counts = store.delivery_counts()
+        counts = store.outbox.delivery_counts()
     # Every message the server accepted was recorded as sent; the rest wait, none lost.
     assert counts.get("sent", 0) == len(server.messages), (counts, proc.output())
     assert counts.get("sending", 0) == 0

@@ -135,7 +135,7 @@ async def test_the_alert_goes_through_smtp_like_the_digests(
     with Store(cfg.database) as store:
         with pytest.raises(SourceError):
             await run(make_context(cfg, store, now=NOW), date.fromisoformat(BROKEN))
-        [record] = store.runs()
+        [record] = store.run_log.runs()
         assert (record.outcome, record.stage) == ("failed", "fetch")
         assert record.error and "JSON" in record.error
     [alert] = server.messages
@@ -146,12 +146,12 @@ async def test_the_alert_goes_through_smtp_like_the_digests(
 def test_suspended_subscribers_in_status_and_lists(tmp_path: Path, db_url: str) -> None:
     config = setup(tmp_path, db_url)
     with Store(load(config).database) as store:
-        bob = store.add_subscriber(Subscriber(email="bob@example.org"))
+        bob = store.members.add_subscriber(Subscriber(email="bob@example.org"))
         assert bob.id is not None
         plan = PlannedDelivery(bob.id, date(2026, 11, 16), ("k",), 1, new_delivery_id(),
                                "<m1@example.org>")  # fmt: skip
-        store.record_pending([plan], NOW)
-        assert store.mark_failed(plan.id, "550 5.1.1 No such user", max_hard_bounces=1)
+        store.outbox.record_pending([plan], NOW)
+        assert store.outbox.mark_failed(plan.id, "550 5.1.1 No such user", max_hard_bounces=1)
     status = digest(config, "status")
     assert status.exit_code == 0
     assert "deliveries: pending 0, sending 0, failed 1, sent 0" in status.output
@@ -201,10 +201,10 @@ async def test_no_secret_in_logs_or_errors(
         other = smtp_server(starttls=True, auth=("digest", "the-right-one"))
         smtp = smtp.replace(f"port = {server.port}", f"port = {other.port}")
         cfg = load(setup(tmp_path, db_url, "", smtp))
-        store.add_subscriber(Subscriber(email="bob@example.org"))
+        store.members.add_subscriber(Subscriber(email="bob@example.org"))
         with pytest.raises(DeliveryError) as caught:
             await run(make_context(cfg, store, now=NOW), date.fromisoformat(GOOD))
-        records = store.runs()
+        records = store.run_log.runs()
     for secret in (SIGNING_SECRET, SMTP_PASSWORD):
         assert secret not in str(caught.value)
         assert secret not in repr(caught.value)

@@ -117,7 +117,7 @@ async def app(
     store.members.sync_config_subscribers(config.subscribers)  # as each pass does
     ctx = make_context(config, store, now=datetime(2026, 11, 16, 7, tzinfo=UTC))
     listing = await ctx.source.fetch(DAY)
-    store.save_listing(listing)
+    store.papers.save_listing(listing)
     write_feeds(ctx)
     service = Service(lambda now: replace(ctx, now=now))
     web_app = create_app(lambda: ctx, service, SECRET, start_service=False)
@@ -148,7 +148,7 @@ async def test_subscribing_sends_one_confirmation_and_records_a_pending_subscrib
     page = await app.subscribe("Ada@Example.org", keywords='diffusion\n"language model"')
     assert page.status_code == 200
     assert "Check your inbox" in page.text
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None and sub.status == "pending"
     assert sub.keywords == ("diffusion", '"language model"')
     assert (sub.send_at, sub.timezone) == ("08:00", "Europe/Paris")
@@ -168,7 +168,7 @@ async def test_the_page_never_reveals_an_existing_subscription(app: App) -> None
         return re.sub(r"\S+@example\.org", "ADDRESS", r.text)
 
     assert body(first) == body(again) == body(fresh)
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None and sub.status == "active"
     assert sub.keywords == ("diffusion",)  # a stranger cannot change someone's queries
     last = app.mails_to("ada@example.org")[-1]
@@ -184,7 +184,7 @@ async def test_a_post_without_the_csrf_token_is_refused(app: App) -> None:
         )
         assert page.status_code == 400
         assert "This form expired" in page.text
-    assert app.store.subscriber("eve@example.org") is None
+    assert app.store.members.subscriber("eve@example.org") is None
     assert app.server.messages == []
 
 
@@ -207,7 +207,7 @@ async def test_bad_input_is_shown_on_the_form_and_nothing_is_stored(
     page = await app.subscribe(fields.pop("email", "ada@example.org"), **fields)
     assert page.status_code == 400
     assert message in page.text.replace("&#34;", '"').replace("&quot;", '"')
-    assert app.store.subscribers() == []
+    assert app.store.members.subscribers() == []
     assert app.server.messages == []
 
 
@@ -230,7 +230,7 @@ async def test_control_characters_and_bidi_overrides_are_refused(
     page = await app.subscribe("ada@example.org", **{field: f"diff{char}[2Jusion"})
     assert page.status_code == 400
     assert f"(U+{ord(char):04X})" in page.text
-    assert app.store.subscribers() == []
+    assert app.store.members.subscribers() == []
     assert app.server.messages == []
 
 
@@ -239,7 +239,7 @@ async def test_tabs_in_queries_and_accents_in_names_are_fine(app: App) -> None:
         "ada@example.org", keywords="diffusion\tmodel", name="Zoë Nuñez-Ångström ‍"
     )
     assert page.status_code == 200, page.text
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None and sub.name == "Zoë Nuñez-Ångström ‍".strip()
 
 
@@ -247,7 +247,7 @@ async def test_an_address_with_a_non_ascii_local_part_is_a_form_error(app: App) 
     page = await app.subscribe("jörg@example.org")
     assert page.status_code == 400
     assert "before the @" in page.text and 'name="email"' in page.text
-    assert app.store.subscribers() == []  # no pending row left behind
+    assert app.store.members.subscribers() == []  # no pending row left behind
     assert app.server.messages == []
 
 
@@ -258,7 +258,7 @@ async def test_an_address_the_mail_server_refuses_is_a_form_error_and_leaves_no_
     page = await app.subscribe("nobody@example.org")
     assert page.status_code == 400
     assert "cannot send to this address" in page.text and 'name="email"' in page.text
-    assert app.store.subscribers() == []
+    assert app.store.members.subscribers() == []
 
 
 @pytest.mark.slow  # the sender retries the refused connection for ~5 s before giving up
@@ -266,10 +266,10 @@ async def test_a_confirmation_that_cannot_be_sent_leaves_no_pending_row(app: App
     app.server.set_faults(greeting="421 4.3.2 Too busy", times=None)
     page = await app.subscribe("ada@example.org")
     assert page.status_code == 503 and "could not send" in page.text
-    assert app.store.subscribers() == []
+    assert app.store.members.subscribers() == []
     app.server.set_faults()
     assert (await app.subscribe("ada@example.org")).status_code == 200  # later, it works
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None and sub.status == "pending"
 
 
@@ -302,12 +302,12 @@ async def test_confirming_activates_once_and_schedules_no_immediate_send(app: Ap
     url = app.confirm_url("ada@example.org")
     page = await app.confirm("ada@example.org")
     assert page.status_code == 200 and "subscribed" in page.text
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None and sub.status == "active" and sub.next_send_at is None
     assert f"/feeds/{sub.token}.atom" in page.text
     again = await app.client.post(url)  # clicking twice is harmless
     assert again.status_code == 200 and "Already confirmed" in again.text
-    assert app.store.subscriber("ada@example.org") == sub
+    assert app.store.members.subscriber("ada@example.org") == sub
     assert app.service.feeds_dirty
 
 
@@ -329,7 +329,7 @@ async def test_the_confirmation_email_lists_the_queries_and_the_excluded_ones(ap
 async def test_forged_and_foreign_tokens_get_a_clear_page(app: App) -> None:
     await app.subscribe("ada@example.org")
     good = app.confirm_url("ada@example.org")
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None
     for url in (
         good[:-3] + "AAA",
@@ -342,12 +342,12 @@ async def test_forged_and_foreign_tokens_get_a_clear_page(app: App) -> None:
             assert page.status_code == 400, url
             assert "not valid" in page.text
             assert "Traceback" not in page.text
-    assert app.store.subscriber("ada@example.org") == sub
+    assert app.store.members.subscriber("ada@example.org") == sub
 
 
 async def test_an_expired_confirmation_link_says_so(app: App) -> None:
     await app.subscribe("ada@example.org")
-    sub = app.store.subscriber("ada@example.org")
+    sub = app.store.members.subscriber("ada@example.org")
     assert sub is not None
 
     class Yesterday(TimestampSigner):
@@ -358,7 +358,7 @@ async def test_an_expired_confirmation_link_says_so(app: App) -> None:
     page = await app.client.get(f"/confirm?token={old.dumps([sub.id, sub.email])}")
     assert page.status_code == 400
     assert "expired" in page.text
-    assert app.store.subscriber("ada@example.org") == sub
+    assert app.store.members.subscriber("ada@example.org") == sub
 
 
 # -- manage, pause, unsubscribe -------------------------------------------------------------
@@ -367,7 +367,7 @@ async def test_an_expired_confirmation_link_says_so(app: App) -> None:
 async def active(app: App, email: str) -> Subscriber:
     await app.subscribe(email)
     await app.confirm(email)
-    sub = app.store.subscriber(email)
+    sub = app.store.members.subscriber(email)
     assert sub is not None and sub.status == "active"
     return sub
 
@@ -393,7 +393,7 @@ async def test_the_manage_page_edits_queries_and_schedule(app: App) -> None:
         },
     )
     assert saved.status_code == 200 and "Saved." in saved.text
-    changed = app.store.subscriber("ada@example.org")
+    changed = app.store.members.subscriber("ada@example.org")
     assert changed is not None
     assert changed.keywords == ("robots", "agent*") and changed.exclude == ("survey",)
     assert (changed.send_at, changed.timezone, changed.frequency, changed.weekday) == (
@@ -402,7 +402,7 @@ async def test_the_manage_page_edits_queries_and_schedule(app: App) -> None:
         "weekly",
         "fri",
     )
-    assert app.store.subscriber("bo@example.org") == bo  # only its own subscriber
+    assert app.store.members.subscriber("bo@example.org") == bo  # only its own subscriber
 
 
 async def test_saving_the_manage_form_keeps_what_it_did_not_show(app: App) -> None:
@@ -410,7 +410,7 @@ async def test_saving_the_manage_form_keeps_what_it_did_not_show(app: App) -> No
     app.store.members.add_subscriber(
         Subscriber(email="ada@example.org", name="Ada Okafor", keywords=("a",), max_papers=7)
     )
-    ada = app.store.subscriber("ada@example.org")
+    ada = app.store.members.subscriber("ada@example.org")
     assert ada is not None
     page = await app.client.get(app.link("manage", ada))
     assert 'name="name" value="Ada Okafor"' in page.text
@@ -419,15 +419,15 @@ async def test_saving_the_manage_form_keeps_what_it_did_not_show(app: App) -> No
     form = {"csrf": csrf.group(1), "keywords": "robots", "send_at": "07:00", "timezone": "UTC"}
     saved = await app.client.post(app.link("manage", ada), data=form)  # a page without "name"
     assert saved.status_code == 200 and "Saved." in saved.text
-    kept = app.store.subscriber("ada@example.org")
+    kept = app.store.members.subscriber("ada@example.org")
     assert kept is not None
     assert (kept.name, kept.keywords, kept.max_papers) == ("Ada Okafor", ("robots",), 7)
     renamed = await app.client.post(app.link("manage", ada), data={**form, "name": " Ada O. "})
     assert renamed.status_code == 200
-    assert (app.store.subscriber("ada@example.org") or ada).name == "Ada O."
+    assert (app.store.members.subscriber("ada@example.org") or ada).name == "Ada O."
     bad = await app.client.post(app.link("manage", ada), data={**form, "name": "Ada\x1b[2J"})
     assert bad.status_code == 400 and "(U+001B)" in bad.text
-    assert (app.store.subscriber("ada@example.org") or ada).name == "Ada O."
+    assert (app.store.members.subscriber("ada@example.org") or ada).name == "Ada O."
 
 
 OPERATOR_SUBSCRIBER = """
@@ -444,7 +444,7 @@ async def test_a_subscriber_of_the_config_can_only_pause_or_unsubscribe_on_the_w
 ) -> None:
     """Each pass writes the config's queries back: the page must not offer to edit them
     (it said "Saved." and the next pass undid it)."""
-    op = app.store.subscriber("op@example.org")
+    op = app.store.members.subscriber("op@example.org")
     assert op is not None and op.status == "active"
     page = await app.client.get(app.link("manage", op))
     assert "managed by the operator" in page.text
@@ -457,11 +457,11 @@ async def test_a_subscriber_of_the_config_can_only_pause_or_unsubscribe_on_the_w
         app.link("manage", op), data={**form, "keywords": "robots", "action": "save"}
     )
     assert edit.status_code == 400 and "Saved." not in edit.text
-    assert app.store.subscriber("op@example.org") == op
+    assert app.store.members.subscriber("op@example.org") == op
     paused = await app.client.post(app.link("manage", op), data={**form, "action": "pause"})
     assert paused.status_code == 200 and 'value="resume"' in paused.text
     app.store.members.sync_config_subscribers(app.ctx.config.subscribers)  # the next pass
-    after = app.store.subscriber("op@example.org")
+    after = app.store.members.subscriber("op@example.org")
     assert after is not None and after.status == "paused"
 
 
@@ -469,18 +469,18 @@ async def test_a_subscriber_of_the_config_can_only_pause_or_unsubscribe_on_the_w
 async def test_a_subscriber_of_the_config_who_subscribes_again_gets_the_config_queries(
     app: App,
 ) -> None:
-    op = app.store.subscriber("op@example.org")
+    op = app.store.members.subscriber("op@example.org")
     assert op is not None
     await app.client.post(app.link("unsubscribe", op))
     await app.subscribe("op@example.org", keywords="robots", send_at="06:00")
-    pending = app.store.subscriber("op@example.org")
+    pending = app.store.members.subscriber("op@example.org")
     assert pending is not None and pending.status == "pending"
     assert (pending.keywords, pending.send_at) == (op.keywords, op.send_at)
     text = app.mails_to("op@example.org")[-1].get_body(("plain",)).get_content()
     assert "Keywords: diffusion" in text
     await app.confirm("op@example.org")
     app.store.members.sync_config_subscribers(app.ctx.config.subscribers)  # the next pass
-    back = app.store.subscriber("op@example.org")
+    back = app.store.members.subscriber("op@example.org")
     assert back is not None and back.status == "active" and back.keywords == op.keywords
 
 
@@ -491,10 +491,10 @@ async def test_pause_and_resume(app: App) -> None:
     assert csrf
     form = {"csrf": csrf.group(1), "send_at": "08:00", "timezone": "UTC"}
     await app.client.post(app.link("manage", ada), data={**form, "action": "pause"})
-    paused = app.store.subscriber("ada@example.org")
+    paused = app.store.members.subscriber("ada@example.org")
     assert paused is not None and paused.status == "paused"
     await app.client.post(app.link("manage", ada), data={**form, "action": "resume"})
-    resumed = app.store.subscriber("ada@example.org")
+    resumed = app.store.members.subscriber("ada@example.org")
     assert resumed is not None and resumed.status == "active"
 
 
@@ -505,7 +505,7 @@ async def test_a_manage_post_without_csrf_changes_nothing(app: App) -> None:
         app.link("manage", ada), data={"keywords": "x", "send_at": "08:00", "timezone": "UTC"}
     )
     assert page.status_code == 400
-    assert app.store.subscriber("ada@example.org") == ada
+    assert app.store.members.subscriber("ada@example.org") == ada
 
 
 async def test_one_click_unsubscribe_works_without_cookies(app: App) -> None:
@@ -524,9 +524,9 @@ async def test_one_click_unsubscribe_works_without_cookies(app: App) -> None:
         )
         assert done.status_code == 200
         assert "unsubscribed" in done.text
-    gone = app.store.subscriber("ada@example.org")
+    gone = app.store.members.subscriber("ada@example.org")
     assert gone is not None and gone.status == "unsubscribed"
-    assert app.store.subscriber("bo@example.org") == bo
+    assert app.store.members.subscriber("bo@example.org") == bo
     assert app.service.feeds_dirty
     assert (await app.client.get(f"/feeds/{ada.token}.atom")).status_code == 404
 
@@ -539,14 +539,14 @@ async def test_tokens_act_only_for_their_purpose(app: App) -> None:
     forged = f"/unsubscribe?token={tokens.sign(b'guessed', 'unsubscribe', str(ada.id))}"
     assert (await app.client.post(forged)).status_code == 400
     assert (await app.client.get("/manage?token=1.2")).status_code == 400
-    still = app.store.subscriber("ada@example.org")
+    still = app.store.members.subscriber("ada@example.org")
     assert still is not None and still.status == "active"
 
 
 async def test_links_signed_with_the_stored_secret_still_work(app: App) -> None:
     """Emails sent by `digest run` before DIGEST_SECRET was set carry such links."""
     ada = await active(app, "ada@example.org")
-    legacy = tokens.sign(app.store.secret(), "unsubscribe", str(ada.id))
+    legacy = tokens.sign(app.store.run_log.secret(), "unsubscribe", str(ada.id))
     assert (await app.client.post(f"/unsubscribe?token={legacy}")).status_code == 200
 
 
@@ -639,7 +639,7 @@ async def test_the_preview_shows_what_a_query_would_have_brought(app: App) -> No
     assert bad.status_code == 400 and "at character" in bad.json()["error"]
     escape = await app.client.get("/preview", params={"keywords": "a\nb\x1b[2J"})
     assert escape.status_code == 400 and "(U+001B)" in escape.json()["error"]
-    assert app.store.subscribers() == []
+    assert app.store.members.subscribers() == []
 
 
 async def test_healthz_is_503_while_the_scheduler_is_not_running(app: App) -> None:

@@ -69,7 +69,9 @@ def _site(
     with Store(db_url) as store:
         for i in range(readers):
             keywords = () if i % 5 == 0 else (TOPICS[i % 4],)
-            store.add_subscriber(Subscriber(email=f"reader{i:03d}@example.org", keywords=keywords))
+            store.members.add_subscriber(
+                Subscriber(email=f"reader{i:03d}@example.org", keywords=keywords)
+            )
     return config
 
 
@@ -100,9 +102,9 @@ def test_two_workers_send_each_subscriber_one_digest(
     everything = next(m for m in server.messages if m.rcpt_tos[0] == "reader000@example.org")
     assert everything.message["Subject"].endswith(": 12 new papers")
     with Store(db_url) as store:
-        counts = store.delivery_counts()
+        counts = store.outbox.delivery_counts()
         assert counts == {"sent": readers}, counts
-        runs = store.runs(limit=1)
+        runs = store.run_log.runs(limit=1)
         assert runs[0].outcome == "ok" and runs[0].sent == readers
 
     again = _digest(config, "run", "--date", DAY.isoformat())
@@ -125,7 +127,7 @@ def test_a_worker_stopped_by_the_server_fails_the_run_and_loses_nothing(
     assert "Traceback" not in err
     assert "421" in err
     with Store(db_url) as store:
-        counts = store.delivery_counts()
+        counts = store.outbox.delivery_counts()
     assert counts.get("sending", 0) == 0, counts  # claims given back
     assert sum(counts.values()) == 10 and counts.get("sent", 0) == 0, counts
 
@@ -169,5 +171,5 @@ def test_sigkill_of_the_run_takes_its_workers_along(
     # Sent twice only if accepted in the instant of the kill: at most one per connection.
     assert sum(received.values()) - readers <= 4, received
     with Store(db_url) as store:
-        counts = store.delivery_counts()
+        counts = store.outbox.delivery_counts()
     assert counts == {"sent": readers}, counts

@@ -26,9 +26,9 @@ def schedule(state: State) -> None:
     cfg = state.config()
     now = datetime.now(UTC)
     with state.store() as store:
-        guard(lambda: store.sync_config_subscribers(cfg.subscribers))  # as every pass does
+        guard(lambda: store.members.sync_config_subscribers(cfg.subscribers))  # as every pass does
         rows = guard(lambda: next_sends(cfg, store, now))
-        states = guard(store.state_counts)
+        states = guard(store.members.state_counts)
     inactive = sum(n for state, n in states.items() if state not in ("active", "unscheduled"))
     if not rows:
         click.echo("no active subscribers")

@@ -92,7 +92,7 @@ def subscribers_add(
         days=day_list or None,
     )
     with state.store() as store:
-        added = guard(lambda: store.add_subscriber(sub))
+        added = guard(lambda: store.members.add_subscriber(sub))
     click.echo(f"{shown(added.email)}: active")
 
 
@@ -101,7 +101,7 @@ def subscribers_add(
 def subscribers_list(state: State) -> None:
     """List every subscriber with their state."""
     with state.store() as store:
-        subs = guard(lambda: store.subscribers())
+        subs = guard(lambda: store.members.subscribers())
     if not subs:
         click.echo("no subscribers")
     for s in subs:
@@ -119,14 +119,14 @@ def subscribers_show(state: State, email: str) -> None:
     address = check_address(email, deliverable=False)  # to find, not to send to
     cfg = state.config()
     with state.store() as store:
-        sub = guard(lambda: store.subscriber(address))
+        sub = guard(lambda: store.members.subscriber(address))
         if sub is None:
             click.echo(f"error: no subscriber {shown(address)}", err=True)
             sys.exit(EXIT_FAILED)
         assert sub.id is not None
         sub_id = sub.id
-        history = guard(lambda: store.history(sub_id))
-        total = guard(lambda: store.sent_count(sub_id))
+        history = guard(lambda: store.outbox.history(sub_id))
+        total = guard(lambda: store.outbox.sent_count(sub_id))
     click.echo(f"email:      {shown(sub.email)}")
     click.echo(f"name:       {shown(sub.name or '')}")
     click.echo(f"status:     {status_text(sub)}")
@@ -157,7 +157,7 @@ def subscribers_remove(state: State, email: str) -> None:
     """Unsubscribe someone (their history is kept, so nothing is ever resent)."""
     address = check_address(email, deliverable=False)  # to find, not to send to
     with state.store() as store:
-        removed = guard(lambda: store.remove_subscriber(address))
+        removed = guard(lambda: store.members.remove_subscriber(address))
     if not removed:
         click.echo(f"error: no subscriber {shown(address)}", err=True)
         sys.exit(EXIT_FAILED)
@@ -202,7 +202,7 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     counts = ImportCounts()
     if read.subscribers:
         with state.store() as store:
-            counts = guard(lambda: store.import_subscribers(read.subscribers))
+            counts = guard(lambda: store.members.import_subscribers(read.subscribers))
     click.echo(
         f"{shown(source)}: added {counts.added}, updated {counts.updated},"
         f" unchanged {counts.unchanged}, kept unsubscribed {counts.kept_unsubscribed},"
@@ -243,7 +243,7 @@ def subscribers_export(state: State, fmt: str | None, out: Path | None, everyone
     kind = fmt or (roster.format_for(out.name) if out else None) or "csv"
     states = None if everyone else roster.EXPORTED
     with state.store() as store:
-        subs = store.iter_subscribers()
+        subs = store.members.iter_subscribers()
         if out is None:
             # A terminal gets its control characters escaped; a pipe or a file, the data.
             screen = sys.stdout.isatty()

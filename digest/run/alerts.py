@@ -50,12 +50,12 @@ async def alert_admin(
     mail = config.mail
     if not mail.admin:
         return False
-    state = store.get_meta(ALERT_KEY)
+    state = store.run_log.get_meta(ALERT_KEY)
     if outcome == "failed":
-        streak = failed_streak(store.runs(mail.alert_after + 20))
+        streak = failed_streak(store.run_log.runs(mail.alert_after + 20))
         if state == "alerting" or len(streak) < mail.alert_after:
             return False
-        if not store.swap_meta(ALERT_KEY, state, "alerting"):
+        if not store.run_log.swap_meta(ALERT_KEY, state, "alerting"):
             return False
         since = streak[-1].started_at
         subject = f"paper-digest: {len(streak)} runs failed in a row"
@@ -66,17 +66,17 @@ async def alert_admin(
             "`digest status` tells more. You will get one more email when a run succeeds.\n"
         )
         if not await _send_alert(config, sender, now, mail.admin, subject, text):
-            store.swap_meta(ALERT_KEY, "alerting", "quiet")
+            store.run_log.swap_meta(ALERT_KEY, "alerting", "quiet")
             return False
         return True
-    if state != "alerting" or not store.swap_meta(ALERT_KEY, "alerting", "quiet"):
+    if state != "alerting" or not store.run_log.swap_meta(ALERT_KEY, "alerting", "quiet"):
         return False
-    last = store.runs(1)
+    last = store.run_log.runs(1)
     day = last[0].day if last else ""
     subject = "paper-digest: runs succeed again"
     text = f"The run for {day} succeeded ({outcome}); paper-digest works again.\n"
     if not await _send_alert(config, sender, now, mail.admin, subject, text):
-        store.swap_meta(ALERT_KEY, "quiet", "alerting")
+        store.run_log.swap_meta(ALERT_KEY, "quiet", "alerting")
         return False
     return True
 

@@ -3,7 +3,7 @@ those held by runs that died (:func:`stale_claim` is the policy, the rest the I/
 
 A delivery moves pending → sending → sent | failed. A run records the digests it plans
 already claimed by itself (sending, with its id); a digest an earlier run left pending is
-*claimed* right before it is handed to the sender (``Store.claim``: one conditional UPDATE,
+*claimed* right before it is handed to the sender (``store.outbox.claim``: one conditional UPDATE,
 pending → sending with the run's id), so two runs resuming the same pending digests never
 both send one. A run gives back what it claimed but did not hand over when it stops; a
 claim left by a run that died (SIGKILL, power cut) is re-queued by the next run once
@@ -41,7 +41,7 @@ def claimer(ctx: Context, run_id: int, clock: Callable[[], datetime]) -> Claimer
     before it is handed to the sender; False (and a log line) when another run has it."""
 
     def claim(delivery_id: str, to: str, message_id: str) -> bool:
-        if ctx.store.claim(delivery_id, run_id, clock()):
+        if ctx.store.outbox.claim(delivery_id, run_id, clock()):
             return True
         log.info("skipped to=%s message_id=%s: claimed by another run", to, message_id)
         return False
@@ -87,8 +87,8 @@ def pid_alive(pid: int) -> bool:
 def requeue_stale(ctx: Context, *, host: str = HOST) -> int:
     """Put back to pending the deliveries claimed by runs that died; returns how many."""
     count = 0
-    for claim in ctx.store.claims():
-        if stale_claim(claim, ctx.now, host, pid_alive) and ctx.store.requeue(claim):
+    for claim in ctx.store.outbox.claims():
+        if stale_claim(claim, ctx.now, host, pid_alive) and ctx.store.outbox.requeue(claim):
             log.warning(
                 "requeued delivery=%s claimed by run %s, which is gone",
                 claim.delivery_id,

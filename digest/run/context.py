@@ -98,7 +98,7 @@ def make_context(
 
     Raises :class:`ConfigError` for a ``DIGEST_SECRET`` too short to sign links with.
     """
-    secret = signing_secret(os.environ, store.secret)
+    secret = signing_secret(os.environ, store.run_log.secret)
     src = config.source
     return Context(
         config=config,

@@ -52,7 +52,7 @@ async def run(ctx: Context, day: date, *, dry_run: bool = False) -> RunReport:
     def clock() -> datetime:
         return ctx.now + timedelta(seconds=time.monotonic() - started)
 
-    run_id = ctx.store.start_run(day, ctx.now, HOST, os.getpid())
+    run_id = ctx.store.run_log.start_run(day, ctx.now, HOST, os.getpid())
     report.run_id = run_id
     stage: str | None = "fetch"
     error: str | None = None
@@ -86,7 +86,7 @@ def _start_workers(ctx: Context) -> WorkerPool | None:
     """
     if not isinstance(ctx.sender, SmtpSender):
         return None
-    active = ctx.store.state_counts().get("active", 0)
+    active = ctx.store.members.state_counts().get("active", 0)
     parts = worker_count(ctx.config.run.workers, active, cores())
     if parts == 1:
         return None
@@ -97,7 +97,7 @@ def _start_workers(ctx: Context) -> WorkerPool | None:
 def _fetched(ctx: Context, listing: Listing, report: RunReport) -> None:
     report.fetched = len(listing.papers)
     report.warnings = list(listing.warnings)
-    known = ctx.store.papers_by_key(p.key for p in listing.papers)
+    known = ctx.store.papers.papers_by_key(p.key for p in listing.papers)
     report.new = sum(1 for p in listing.papers if p.key not in known)
 
 
@@ -112,13 +112,13 @@ async def _deliver(
     """Store the listing, then match, compose and send every digest (here or in the
     workers, see :func:`digest.run.share.deliver_share`), then write the feeds."""
     _fetched(ctx, listing, report)
-    ctx.store.save_listing(listing, ctx.now)
-    ctx.store.sync_config_subscribers(ctx.config.subscribers)
+    ctx.store.papers.save_listing(listing, ctx.now)
+    ctx.store.members.sync_config_subscribers(ctx.config.subscribers)
     report.requeued = requeue_stale(ctx)
     if isinstance(ctx.sender, FileOutboxSender):
         report.outbox = ctx.config.mail.outbox_dir
     if workers is None:
-        pending = ctx.store.pending()
+        pending = ctx.store.outbox.pending()
         await deliver_share(ctx, Pool.of(listing), pending, report, run_id, clock)
         report.feeds = write_feeds(ctx)
         return
@@ -150,11 +150,11 @@ def _add_up(report: RunReport, results: Sequence[Done]) -> None:
 async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
     """Match and render for every subscriber without sending or recording anything."""
     matcher = DayMatcher(listing.papers)
-    stored = {s.email: s for s in ctx.store.subscribers("active")}
+    stored = {s.email: s for s in ctx.store.members.subscribers("active")}
     for sub in ctx.config.subscribers:
         stored.setdefault(sub.email, sub)
     ids = [s.id for s in stored.values() if s.id is not None]
-    delivered = ctx.store.delivered_keys(ids, listing.date)
+    delivered = ctx.store.outbox.delivered_keys(ids, listing.date)
     for sub in stored.values():
         seen = delivered.get(sub.id, set()) if sub.id is not None else set()
         selection = select(matcher.select(sub.keywords, sub.exclude), seen, paper_cap(ctx, sub))

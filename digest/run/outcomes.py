@@ -69,7 +69,7 @@ class Recorder:
         the crash duplicate bound stays one message per connection."""
         assert self.store is not None
         if self._sent_writer is None:
-            self.store.mark_sent(key)
+            self.store.outbox.mark_sent(key)
             return
         loop = asyncio.get_running_loop()
         done = loop.create_future()
@@ -99,7 +99,7 @@ class Recorder:
             self.commits += 1
             error: Exception | None = None
             try:
-                self.store.mark_sent_many([key for key, _ in batch])
+                self.store.outbox.mark_sent_many([key for key, _ in batch])
             except Exception as exc:  # each waiting connection gets the error
                 error = exc
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
@@ -136,7 +136,7 @@ class Recorder:
             suspended = False
             if self.store is not None:
                 suspended = await self._write(
-                    self.store.mark_failed,
+                    self.store.outbox.mark_failed,
                     str(item.key),
                     error,
                     max_hard_bounces=self.max_hard_bounces,
@@ -154,7 +154,7 @@ class Recorder:
                 )
         else:
             if self.store is not None:
-                await self._write(self.store.mark_deferred, str(item.key), error)
+                await self._write(self.store.outbox.mark_deferred, str(item.key), error)
             self.report.deferred += 1
             log.warning(
                 "deferred to=%s message_id=%s error=%s", item.recipients[0], item.message_id, error

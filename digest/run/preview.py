@@ -63,8 +63,8 @@ class Previewer:
     ) -> list[DayPreview]:
         out: list[DayPreview] = []
         seen: set[str] = set()
-        for day in self.store.recent_dates(days):
-            listing = self.store.listing(day)
+        for day in self.store.papers.recent_dates(days):
+            listing = self.store.papers.listing(day)
             if listing is None:
                 continue
             found = self._matcher(listing).select(tuple(keywords), tuple(exclude))

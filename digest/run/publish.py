@@ -42,8 +42,8 @@ def recent_entries(store: Store, days: int) -> list[tuple[date, Paper]]:
     """The papers of the ``days`` most recent listing dates, newest first, each once."""
     entries: list[tuple[date, Paper]] = []
     seen: set[str] = set()
-    for day in store.recent_dates(days):
-        listing = store.listing(day)
+    for day in store.papers.recent_dates(days):
+        listing = store.papers.listing(day)
         if listing is None:
             continue
         for paper in listing.papers:
@@ -118,7 +118,7 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
     tokens: set[str] = set()
     linked = set(os.listdir(private))  # a first run makes every link without a look first
     folder = os.fspath(private)
-    for subs in store.active_batches(batch):
+    for subs in store.members.active_batches(batch):
         for sub in subs:
             name = signature(sub.keywords, sub.exclude)
             if name not in index:

@@ -72,10 +72,10 @@ async def end_run(
         stage = "deliver"
         error = f"{report.deferred} digest(s) left pending"
     try:
-        released = ctx.store.release_claims(run_id)
+        released = ctx.store.outbox.release_claims(run_id)
         if released:
             log.info("released %s unsent digest(s) for the next run", released)
-        ctx.store.finish_run(
+        ctx.store.run_log.finish_run(
             run_id,
             finished,
             outcome,

@@ -57,7 +57,7 @@ def resume_items(
     Each is claimed first; one another run claimed meanwhile is skipped.
     """
     keys = {k for p in pending for k in p.paper_keys}
-    papers = ctx.store.papers_by_key(keys)
+    papers = ctx.store.papers.papers_by_key(keys)
     # One matcher and one listing per date, shared by every digest of that date: a restart
     # after a crash may have to resume most of a day's digests.
     by_date: dict[date, tuple[DayMatcher, int]] = {}
@@ -66,7 +66,7 @@ def resume_items(
             continue
         found = [papers[k] for k in p.paper_keys if k in papers]
         if p.listing_date not in by_date:
-            listing = ctx.store.listing(p.listing_date)
+            listing = ctx.store.papers.listing(p.listing_date)
             day_papers = listing.papers if listing else tuple(found)
             by_date[p.listing_date] = (DayMatcher(day_papers), len(day_papers))
         matcher, total = by_date[p.listing_date]
@@ -130,7 +130,7 @@ async def deliver_share(
     share: tuple[int, int] | None = None,
 ) -> None:
     """Resume ``pending``, then plan and send the digests of the active subscribers (of
-    ``share``, see :meth:`Store.active_batches`), each marked sent as it is accepted.
+    ``share``, see :meth:`Members.active_batches`), each marked sent as it is accepted.
 
     Three threads share the work: this one composes messages and drives SMTP; one plans
     the next batch (matching, recording it as pending) while this batch is sent; one
@@ -143,7 +143,7 @@ async def deliver_share(
     recorder = Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces, marker)
     claim = claimer(ctx, run_id, clock)
     # A small first batch: the first messages leave while the next batch is planned.
-    batches = ctx.store.active_batches(BATCH, share, first=FIRST_BATCH)
+    batches = ctx.store.members.active_batches(BATCH, share, first=FIRST_BATCH)
 
     def plan_next() -> Iterator[Outgoing] | None:
         batch = next(batches, None)
@@ -190,13 +190,13 @@ def plan_batch(
     are taken: a batch's messages are never all in memory at once).
 
     With ``run_id`` they are recorded already claimed by that run (see
-    :meth:`Store.record_pending`): hand them to the sender without claiming them again.
+    :meth:`Outbox.record_pending`): hand them to the sender without claiming them again.
     """
     pools = {id(p): p for p in map(pool_of, batch)}
     delivered: dict[int, set[str]] = {}
     for pool in pools.values():
         ids = [s.id for s in batch if s.id is not None and pool_of(s) is pool]
-        delivered.update(ctx.store.delivered_keys(ids, pool.dates))
+        delivered.update(ctx.store.outbox.delivered_keys(ids, pool.dates))
     plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]] = []
     for sub in batch:
         assert sub.id is not None
@@ -228,7 +228,9 @@ def plan_batch(
         )
     recorded = {
         p.id
-        for p in ctx.store.record_pending([p for _, _, p, _ in plans], ctx.now, claimed_by=run_id)
+        for p in ctx.store.outbox.record_pending(
+            [p for _, _, p, _ in plans], ctx.now, claimed_by=run_id
+        )
     }
     return _messages(ctx, [p for p in plans if p[2].id in recorded], report, recorder)
 

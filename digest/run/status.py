@@ -33,7 +33,7 @@ class Status:
 
 
 def status(store: Store, now: datetime | None = None) -> Status:
-    recent = store.runs(50)
+    recent = store.run_log.runs(50)
     days = Status.mailbox_days
     since = (now or datetime.now(UTC)) - timedelta(days=days)
     finished = [r for r in recent if r.outcome != "running"]
@@ -41,11 +41,11 @@ def status(store: Store, now: datetime | None = None) -> Status:
         last=finished[0] if finished else None,
         running=tuple(r for r in recent if r.outcome == "running"),
         failing=tuple(failed_streak(recent)),
-        deliveries=store.delivery_counts(),
-        suspended=tuple(store.subscribers("suspended")),
-        alerting=store.get_meta(ALERT_KEY) == "alerting",
-        upcoming=tuple(store.upcoming(3)),
-        states=store.state_counts(),
+        deliveries=store.outbox.delivery_counts(),
+        suspended=tuple(store.members.subscribers("suspended")),
+        alerting=store.run_log.get_meta(ALERT_KEY) == "alerting",
+        upcoming=tuple(store.members.upcoming(3)),
+        states=store.members.state_counts(),
         mailbox=store.bounces.counts(since),
         mailbox_days=days,
     )

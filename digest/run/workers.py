@@ -126,7 +126,7 @@ def work(job: Job) -> Done:
             ctx = make_context(config, store, now=job.now)
             pending = [
                 p
-                for p in store.pending()
+                for p in store.outbox.pending()
                 if p.subscriber.id is not None and p.subscriber.id % job.parts == job.part
             ]
             asyncio.run(

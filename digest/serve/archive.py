@@ -16,7 +16,7 @@ class Archive(Handlers):
     """The archive pages."""
 
     async def archive_index(self, request: Request) -> Response:
-        days = self.store.recent_dates(90)
+        days = self.store.papers.recent_dates(90)
         return self.site.page("archive_index", days=days)
 
     async def archive_day(self, request: Request) -> Response:
@@ -24,7 +24,7 @@ class Archive(Handlers):
             day = date.fromisoformat(request.path_params["day"])
         except ValueError:
             return self.site.not_found()
-        listing = self.store.listing(day)
+        listing = self.store.papers.listing(day)
         if listing is None:
             return self.site.message(
                 "No listing for this date",
@@ -34,8 +34,8 @@ class Archive(Handlers):
                 action_text="All dates",
             )
         views = [paper_view(Match(p, 0.0)) for p in listing.papers]
-        newer = [d for d in self.store.recent_dates(90) if d > day]
-        older = [d for d in self.store.recent_dates(90) if d < day]
+        newer = [d for d in self.store.papers.recent_dates(90) if d > day]
+        older = [d for d in self.store.papers.recent_dates(90) if d < day]
         return self.site.page(
             "archive_day",
             day=day,

@@ -62,7 +62,7 @@ class Feeds(Handlers):
         token, kind = request.path_params["token"], request.path_params["kind"]
         if not TOKEN_SHAPE.match(token):
             return self.site.not_found()
-        sub = self.store.subscriber_by_token(token)
+        sub = self.store.members.subscriber_by_token(token)
         if sub is None or sub.status not in ("active", "paused"):
             return self.site.not_found()  # unknown, or gone: even before its file is removed
         path = self.config.feeds.dir / "feeds" / f"{token}.{kind}"

@@ -59,10 +59,10 @@ class Managing(Handlers):
             form.errors = {"form": "This form expired. Please check it and send it again."}
             return self.manage_page(request, sub, form, 400)
         if action == "pause":
-            self.store.set_status(sub.id, "paused", "self", only_from=("active",))
+            self.store.members.set_status(sub.id, "paused", "self", only_from=("active",))
             note = "Paused: no digests until you resume."
         elif action == "resume":
-            self.store.set_status(sub.id, "active", None, only_from=("paused",))
+            self.store.members.set_status(sub.id, "active", None, only_from=("paused",))
             note = "Resumed."
         elif self.store.members.managed_by_config(sub.id):
             shown.errors = {"form": "The site's operator sets this subscription: nothing saved."}
@@ -76,7 +76,7 @@ class Managing(Handlers):
             note = "Saved."
             self.site.feeds_changed()
         log.info("manage subscriber=%s action=%s", sub.email, action)
-        fresh = self.store.subscriber_by_id(sub.id) or sub
+        fresh = self.store.members.subscriber_by_id(sub.id) or sub
         return self.manage_page(request, fresh, form_of(self.config, fresh), note=note)
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -88,7 +88,7 @@ class Managing(Handlers):
             return self.site.page("unsubscribe", sub=sub, token=token)
         # RFC 8058: a POST (body "List-Unsubscribe=One-Click" or our page's button) acts at
         # once, without cookies or CSRF: the signed token is the authority.
-        self.store.set_status(
+        self.store.members.set_status(
             sub.id,
             "unsubscribed",
             "self",

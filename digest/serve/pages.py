@@ -49,7 +49,7 @@ class Site:
         self.service = service
         self.secret = secret
         # Links in emails sent before DIGEST_SECRET was set were signed with the stored one.
-        self.secrets = [secret, self.store.secret()]
+        self.secrets = [secret, self.store.run_log.secret()]
         self.clock = clock
         self.env: Environment = environment(self.config.templates_dir)
 
@@ -117,9 +117,9 @@ class Site:
             except tokens.BadToken:
                 continue
             if value.startswith("email:"):
-                return self.store.subscriber(value[6:])
+                return self.store.members.subscriber(value[6:])
             if value.isdigit():
-                return self.store.subscriber_by_id(int(value))
+                return self.store.members.subscriber_by_id(int(value))
         return None
 
     def link(self, purpose: str, sub: Subscriber) -> str:

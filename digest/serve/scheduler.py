@@ -73,9 +73,9 @@ def schedule_of(config: Config, sub: Subscriber) -> Schedule:
 def place_new(ctx: Context, now: datetime) -> int:
     """Give every active subscriber without one their next send time (never ``now``)."""
     placed = 0
-    while batch := ctx.store.unscheduled(BATCH):
+    while batch := ctx.store.members.unscheduled(BATCH):
         marks = [(s.id, next_send(schedule_of(ctx.config, s), now), None) for s in batch]
-        ctx.store.set_next_sends(
+        ctx.store.members.set_next_sends(
             [(i, n, c) for i, n, c in marks if i is not None], only_if_due=None
         )
         placed += len(batch)
@@ -126,17 +126,18 @@ async def fetch_dates(
         except SourceError as exc:
             if day == today:
                 raise
-            stored = ctx.store.listing(day)
+            stored = ctx.store.papers.listing(day)
             report.warnings.append(f"{day}: {exc}; using the stored listing")
             if stored is not None:
                 found[day] = stored
             continue
-        known = ctx.store.papers_by_key(p.key for p in listing.papers)
+        known = ctx.store.papers.papers_by_key(p.key for p in listing.papers)
         report.new += sum(1 for p in listing.papers if p.key not in known)
         report.fetched += len(listing.papers)
         report.warnings.extend(listing.warnings)
-        ctx.store.save_listing(listing, ctx.now)
-        found[day] = ctx.store.listing(day) or listing  # with papers added on earlier fetches
+        ctx.store.papers.save_listing(listing, ctx.now)
+        # with papers added on earlier fetches
+        found[day] = ctx.store.papers.listing(day) or listing
     return found
 
 
@@ -158,10 +159,10 @@ async def send_due(
     today = today_of(ctx, now)
     report = PassReport(day=today)
     if sync:  # the config's [[subscribers]] into the database
-        ctx.store.sync_config_subscribers(ctx.config.subscribers)
+        ctx.store.members.sync_config_subscribers(ctx.config.subscribers)
     report.placed = place_new(ctx, now)
-    first = ctx.store.due(now, BATCH)
-    if not first and not refresh and not ctx.store.pending():
+    first = ctx.store.members.due(now, BATCH)
+    if not first and not refresh and not ctx.store.outbox.pending():
         return report
 
     started = time.monotonic()
@@ -169,7 +170,7 @@ async def send_due(
     def clock() -> datetime:
         return now + timedelta(seconds=time.monotonic() - started)
 
-    run_id = ctx.store.start_run(today, now, HOST, os.getpid())
+    run_id = ctx.store.run_log.start_run(today, now, HOST, os.getpid())
     report.run_id = run_id
     stage: str | None = "fetch"
     error: str | None = None
@@ -183,7 +184,7 @@ async def send_due(
                 assert sub.id is not None
                 windows[sub.id] = dates_for(ctx, sub, today)
             after = batch[-1].id or after
-            batch = ctx.store.due(now, BATCH, after)
+            batch = ctx.store.members.due(now, BATCH, after)
         report.due = len(windows)
         needed = {d for dates in windows.values() for d in dates}
         if refresh:
@@ -220,7 +221,7 @@ async def _deliver_due(
     now = ctx.now
     recorder = Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
     report.requeued = requeue_stale(ctx)
-    pending = ctx.store.pending()
+    pending = ctx.store.outbox.pending()
     pools: dict[tuple[date, ...], Pool] = {}
 
     def pool_of(sub: Subscriber) -> Pool:
@@ -245,7 +246,7 @@ async def _deliver_due(
                 return
             yield item
         after = 0
-        while batch := ctx.store.due(now, BATCH, after):
+        while batch := ctx.store.members.due(now, BATCH, after):
             if should_stop():
                 report.stopped = True
                 return
@@ -255,7 +256,7 @@ async def _deliver_due(
             batch = [s for s in batch if s.id in windows]
             outgoing = plan_batch(ctx, batch, pool_of, report, recorder, run_id)
             # Their digests are recorded as pending: move them on to their next send.
-            ctx.store.set_next_sends(
+            ctx.store.members.set_next_sends(
                 [
                     (s.id, next_send(schedule_of(ctx.config, s), now), today)
                     for s in batch
@@ -282,7 +283,7 @@ def next_sends(
     """Every active subscriber's next send (stored, else computed from ``now``), soonest
     first."""
     out: list[tuple[Subscriber, Schedule, datetime]] = []
-    for batch in store.active_batches(BATCH):
+    for batch in store.members.active_batches(BATCH):
         for sub in batch:
             sched = schedule_of(config, sub)
             out.append((sub, sched, sub.next_send_at or next_send(sched, now)))

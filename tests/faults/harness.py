@@ -149,7 +149,11 @@ class World:
         number = len(self._numbers)
         out = (self.tmp / f"run{number}.out").open("w")
         err = (self.tmp / f"run{number}.err").open("w")
-        env = {**os.environ, "DIGEST_SECRET": "faults-test-secret-0123456789abcdefgh", **(env or {})}
+        env = {
+            **os.environ,
+            "DIGEST_SECRET": "faults-test-secret-0123456789abcdefgh",
+            **(env or {}),
+        }
         prefix = [sys.executable, "-m", "digest"]
         if file_size_limit is not None:
             prefix = [sys.executable, "-c", _LIMITED, str(file_size_limit)]
@@ -208,7 +212,7 @@ def template_db(tmp: Path, n: int) -> Path:
     """A database file with ``n`` active subscribers, to copy into each world."""
     path = tmp / "template.db"
     with Store(f"sqlite:///{path}") as store:
-        store.import_subscribers([Subscriber(email=email(i)) for i in range(n)])
+        store.members.import_subscribers([Subscriber(email=email(i)) for i in range(n)])
     return path
 
 
