@@ -188,6 +188,10 @@ def test_an_unwritable_feeds_dir_is_one_clear_error_and_a_feed_failure(site: Pat
     assert "Traceback" not in feed.output
     assert f"error: cannot write the feeds in {folder}" in feed.stderr
 
+    checked = digest(site, "config", "check")  # says so before any run
+    assert checked.exit_code == 2
+    assert f"error: feeds.dir: {folder}: {folder.parent} is a file, not a folder" in checked.stderr
+
 
 # -- control characters never reach the terminal raw ----------------------------------------
 
