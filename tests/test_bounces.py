@@ -108,6 +108,18 @@ def test_a_temporary_failure_or_a_delay_is_a_soft_bounce(action: str, status: st
     assert verdict.refs.tokens == (TOKEN,)
 
 
+def test_an_rfc6533_internationalised_dsn_is_read_as_well() -> None:
+    raw = (
+        mail.dsn(to=BOUNCES, returned=ORIGINAL.split("\n\n")[0] + "\n", headers_only=True)
+        .replace(b"report-type=delivery-status", b"report-type=global-delivery-status")
+        .replace(b"message/delivery-status", b"message/global-delivery-status")
+        .replace(b"text/rfc822-headers", b"message/global-headers")
+    )
+    verdict = classify(raw, BOUNCES)
+    assert isinstance(verdict, Bounce) and verdict.hard and verdict.status == "5.1.1"
+    assert verdict.refs.tokens == (TOKEN,) and verdict.refs.message_ids == (MESSAGE_ID,)
+
+
 def test_a_report_of_delivery_is_not_a_bounce() -> None:
     verdict = classify(mail.dsn(to=ENVELOPE, action="delivered", status="2.0.0"), BOUNCES)
     assert isinstance(verdict, Unmatched)

@@ -86,6 +86,10 @@ Verdict = Bounce | Complaint | Unsubscribe | Unmatched
 #: Feedback types that are a reader's complaint (RFC 5965 §7.3); ``not-spam`` (RFC 6650)
 #: and ``auth-failure`` (RFC 6591) are not.
 COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})
+#: A delivery status notification's report type and part (RFC 3464), and their forms for
+#: internationalised mail (RFC 6533).
+DSN_REPORTS = ("delivery-status", "global-delivery-status")
+DSN_PARTS = ("message/delivery-status", "message/global-delivery-status")
 #: The headers that say where the message itself was delivered (the VERP address a bounce
 #: was sent to): Postfix's Delivered-To and X-Original-To, Exim's Envelope-To.
 ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
@@ -141,7 +145,7 @@ def _classify(msg: Message, bounce_address: str) -> Verdict:
     report_type = report.lower() if isinstance(report, str) else ""
     if report_type == "feedback-report" or "message/feedback-report" in types:
         return _complaint(msg, parts, bounce_address)
-    if report_type == "delivery-status" or "message/delivery-status" in types:
+    if report_type in DSN_REPORTS or types & set(DSN_PARTS):
         return _dsn(msg, parts, bounce_address)
     if _looks_like_bounce(msg):
         return _plain_bounce(msg, parts, bounce_address)
@@ -195,7 +199,7 @@ def _complaint(msg: Message, parts: list[Message], bounce_address: str) -> Verdi
 def _dsn(msg: Message, parts: list[Message], bounce_address: str) -> Verdict:
     recipients = []
     for part in parts:
-        if part.get_content_type() == "message/delivery-status":
+        if part.get_content_type() in DSN_PARTS:
             recipients += dsn_recipients(part)
     graded = [(_grade(r), r) for r in recipients]
     failures = [(hard, r) for hard, r in graded if hard is not None]

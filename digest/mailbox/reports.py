@@ -127,13 +127,14 @@ def dsn_recipients(part: Message) -> list[Fields]:
 
 def attached_originals(parts: list[Message]) -> list[str]:
     """The headers of each returned original, as text: an attached ``message/rfc822``
-    (RFC 3464 §2) or a ``text/rfc822-headers`` part (RFC 6522)."""
+    (RFC 3464 §2) or a ``text/rfc822-headers`` part (RFC 6522), or their internationalised
+    forms ``message/global`` and ``message/global-headers`` (RFC 6533)."""
     texts = []
     for part in parts:
         kind = part.get_content_type()
         if kind == "text/rfc822-headers":
             texts.append(body_text(part))
-        elif kind in ("message/rfc822", "message/global"):
+        elif kind in ("message/rfc822", "message/global", "message/global-headers"):
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 original = inner[0]
