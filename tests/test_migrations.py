@@ -22,8 +22,7 @@ from sqlalchemy.engine import Engine
 
 from digest.cli import cli
 from digest.errors import StateError
-from digest.store import Store, metadata, migrate
-from digest.store.schema import open_engine
+from digest.store import Store, metadata, migrate, open_engine
 from tests.fixtures.legacy.make_legacy_db import LISTINGS
 from tests.support.listings import write_days
 from tests.support.smtpd import SmtpServer

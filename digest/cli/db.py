@@ -9,8 +9,7 @@ import click
 from sqlalchemy.engine import Engine
 
 from digest.cli.shared import State, guard
-from digest.store import migrate
-from digest.store.schema import open_engine
+from digest.store import migrate, open_engine
 
 
 @click.group()

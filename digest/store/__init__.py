@@ -7,8 +7,9 @@ preferences, schedule, imports), ``store.outbox`` (``outbox`` with ``outbox_rows
 deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys),
 ``store.limits`` (``limits``: the web's rate limits, shared by every process),
 ``store.bounces`` (``bounces``: the bounce mailbox's messages acted on).
-``schema`` holds the tables, opening the engine, :func:`~digest.store.schema.ensure_schema`
-and the transaction that turns SQLAlchemy's errors into ``StateError``.
+``schema`` holds the tables, opening the engine and the transaction that turns SQLAlchemy's
+errors into ``StateError``; ``migrate`` makes and upgrades the tables with the Alembic
+revisions of ``migrations/`` (``Store`` on opening; ``digest db`` with ``open_engine``).
 
 Where a query spans two areas it lives with the table it asks about, and reads the other
 table only: the outbox's ``delivered_keys`` joins ``listing_papers`` (which of a day's
@@ -34,7 +35,7 @@ from digest.store.outbox import (
 from digest.store.outbox_rows import INSERT_ROWS, PlannedDelivery
 from digest.store.papers import Papers
 from digest.store.runs import RunLog, RunRecord
-from digest.store.schema import deliveries, delivery_papers, metadata, subscribers
+from digest.store.schema import deliveries, delivery_papers, metadata, open_engine, subscribers
 from digest.store.store import Store
 from digest.store.subscriber_rows import ImportCounts
 
@@ -59,5 +60,6 @@ __all__ = [
     "delivery_papers",
     "metadata",
     "new_delivery_id",
+    "open_engine",
     "subscribers",
 ]

@@ -1,6 +1,5 @@
-"""The schema: the tables over one ``metadata``, opening the engine, making or upgrading
-the tables (:func:`ensure_schema`), and the transaction that turns SQLAlchemy's errors
-into :class:`StateError`."""
+"""The schema: the tables over one ``metadata`` (``migrate`` makes and upgrades them),
+opening the engine, and the transaction that turns SQLAlchemy's errors into StateError."""
 
 from __future__ import annotations
 
@@ -15,11 +14,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from digest.errors import StateError
 
 T = TypeVar("T")
-
-#: 2: deliveries.claimed_by/claimed_at (the sending claim), subscribers.hard_bounces, runs.
-#: 3: subscribers' schedule (send_at, timezone, frequency, weekday, days, next_send_at,
-#: covered_until) and confirmed_at.
-SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -166,22 +160,6 @@ mailbox_messages = sa.Table(
     sa.Index("ix_mailbox_messages_subscriber", "subscriber_id"),
 )
 
-#: Columns added after version 1, by table: created by ALTER TABLE on an older database.
-_ADDED_COLUMNS = {
-    "subscribers": (
-        "hard_bounces",
-        "send_at",
-        "timezone",
-        "frequency",
-        "weekday",
-        "days",
-        "next_send_at",
-        "covered_until",
-        "confirmed_at",
-    ),
-    "deliveries": ("claimed_by", "claimed_at"),
-}
-
 
 def open_engine(url: str) -> Engine:
     """The engine for ``url`` (SQLite gets its pragmas on each connection); raises
@@ -193,48 +171,6 @@ def open_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Create the tables that are missing and upgrade an older database in place
-    (:data:`SCHEMA_VERSION`); raises :class:`StateError` for a newer one."""
-    url = engine.url.render_as_string(hide_password=False)
-    with begin(engine) as conn:
-        metadata.create_all(conn)
-        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
-        version = row.scalar()
-        if version is None:
-            conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(version) > SCHEMA_VERSION:
-            raise StateError(
-                f"database {safe_url(url)} has schema version {version}, newer than"
-                f" this paper-digest ({SCHEMA_VERSION})",
-                hint="upgrade paper-digest",
-            )
-        elif int(version) < SCHEMA_VERSION:
-            _add_columns(conn)
-            for index in subscribers.indexes:
-                index.create(conn, checkfirst=True)
-            conn.execute(
-                sa.update(meta)
-                .where(meta.c.key == "schema_version")
-                .values(value=str(SCHEMA_VERSION))
-            )
-
-
-def _add_columns(conn: Connection) -> None:
-    """Upgrade an older database in place: ALTER TABLE for each column it lacks."""
-    inspector = sa.inspect(conn)
-    for name, added in _ADDED_COLUMNS.items():
-        table = metadata.tables[name]
-        present = {c["name"] for c in inspector.get_columns(name)}
-        for column in (table.c[c] for c in added if c not in present):
-            ddl = f"{column.name} {column.type.compile(dialect=conn.dialect)}"
-            if column.server_default is not None:
-                ddl += f" NOT NULL DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
-            if conn.dialect.name == "postgresql":
-                ddl = "IF NOT EXISTS " + ddl  # two runs upgrading at once
-            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {ddl}")
 
 
 def begin(engine: Engine) -> Transaction:
