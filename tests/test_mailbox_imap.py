@@ -94,6 +94,32 @@ def test_a_dsn_in_the_imap_mailbox_counts_once_and_is_flagged(
     assert subscriber(config, "bob@example.org").hard_bounces == 1
 
 
+def test_with_move_to_processed_mail_is_moved_and_the_rest_stays(
+    tmp_path: Path, smtp_server: Any, dovecot: Dovecot
+) -> None:
+    """For servers that keep no keywords of ours (mailbox.move_to): IMAP MOVE."""
+    server: SmtpServer = smtp_server()
+    folder = "Processed"
+    dovecot.create(folder)
+    section = imap_section(dovecot, move_to=folder)
+    config = write_config(tmp_path, sqlite(tmp_path), server, section)
+    assert digest(config, "run", "--date", DAYS[0]).exit_code == 0
+    (bob_digest,) = sent_to(server, "bob@example.org")
+    dovecot.append(dsn_for(bob_digest))
+    dovecot.append(mail.plain_mail(to=BOUNCES))
+    first = counts(digest(config, "mailbox"))
+    assert (first["hard bounces"], first["unmatched"]) == (1, 1)
+    assert dovecot.keywords() == [""]  # only the stranger's mail is left, untouched
+    assert len(dovecot.keywords(folder)) == 1
+    again = counts(digest(config, "mailbox"))
+    assert (again["hard bounces"], again["already seen"], again["unmatched"]) == (0, 0, 1)
+    missing = write_config(
+        tmp_path, sqlite(tmp_path), server, imap_section(dovecot, move_to="Nope")
+    )
+    result = digest(missing, "mailbox")
+    assert result.exit_code == 1 and "mailbox.move_to" in result.stderr
+
+
 def test_the_reader_verifies_the_certificate_and_lists_only_unprocessed_mail(
     dovecot: Dovecot,
 ) -> None:

@@ -63,6 +63,14 @@ MAILBOX_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("mailbox.folder", text(), "INBOX", "IMAP folder to read"),
     Setting(
+        "mailbox.move_to",
+        optional(text()),
+        None,
+        "IMAP folder processed messages are moved to (for a server that keeps no keywords of"
+        " our own); unset: they stay where they are, with the keyword $DigestProcessed",
+        example="Processed",
+    ),
+    Setting(
         "mailbox.path",
         optional(text()),
         None,
@@ -97,6 +105,7 @@ class MailboxConfig:
     username: str | None = None
     password_env: str = "DIGEST_MAILBOX_PASSWORD"
     folder: str = "INBOX"
+    move_to: str | None = None
     path: Path | None = None
     every_minutes: int = 5
     timeout: float = 30.0

@@ -1,6 +1,7 @@
 """Reading the bounce mailbox over IMAP (RFC 9051, RFC 3501) with :mod:`imaplib`: messages
 without the keyword :data:`PROCESSED` are fetched without setting ``\\Seen`` and, once
-processed, given that keyword; nothing is deleted.
+processed, given that keyword and, with ``move_to``, moved to that folder (RFC 6851 MOVE;
+without it, copied there and marked ``\\Deleted``, which the next pass skips).
 
 Blocking (imaplib): ``digest serve`` runs a pass in a thread. imaplib and socket errors
 become :class:`MailboxError` here; the password goes only to ``login``, never into a message.
@@ -41,21 +42,29 @@ class ImapMailbox:
         username: str,
         password: str,
         folder: str = "INBOX",
+        move_to: str | None = None,
         timeout: float = 30.0,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port, self.security = host, port, security
         self.username, self._password, self.folder = username, password, folder
+        self.move_to = move_to
         self.timeout = timeout
         self.tls_context = tls_context or ssl.create_default_context()
         self.name = f"imap://{username}@{host}:{port}/{folder}"
         self._conn: imaplib.IMAP4 | None = None
+        self._can_move = False
 
     def __enter__(self) -> ImapMailbox:
         try:
             self._conn = self._connect()
             self._check(self._conn.login(self.username, self._password), "login")
             self._check(self._conn.select(_quoted(self.folder)), f"select {self.folder}")
+            if self.move_to is not None:
+                found = self._conn.status(_quoted(self.move_to), "(MESSAGES)")
+                self._check(found, f"status {self.move_to} (mailbox.move_to)")
+                _, caps = self._conn.capability()  # those after login (MOVE, UIDPLUS...)
+                self._can_move = "MOVE" in " ".join(_text(c) for c in caps if c).upper().split()
         except MailboxError:
             self.__exit__()
             raise
@@ -81,12 +90,13 @@ class ImapMailbox:
         assert self._conn is not None
         _, data = self._conn.response("PERMANENTFLAGS")
         flags = " ".join(_text(d) for d in data if d)
-        if flags and "\\*" not in flags and PROCESSED.lower() not in flags.lower():
+        keeps = "\\*" in flags or PROCESSED.lower() in flags.lower()
+        if flags and not keeps and self.move_to is None:
             self.__exit__()
             raise MailboxError(
                 self.name,
                 f"the folder keeps no keywords of our own (PERMANENTFLAGS {flags})",
-                hint=f"use a folder that allows the keyword {PROCESSED}",
+                hint="set mailbox.move_to to a folder processed messages go to",
             )
 
     def __exit__(self, *exc: object) -> None:
@@ -127,11 +137,21 @@ class ImapMailbox:
         return None  # expunged meanwhile
 
     def mark_processed(self, letter: Letter) -> None:
-        """Give ``letter`` the keyword :data:`PROCESSED`."""
+        """Give ``letter`` the keyword :data:`PROCESSED` (where the folder keeps keywords)
+        and, with ``move_to``, move it there."""
         conn = self._require()
         try:
             result = conn.uid("STORE", letter.ref, "+FLAGS.SILENT", f"({PROCESSED})")
-            self._check(result, f"store {letter.ref}")
+            if self.move_to is None:
+                self._check(result, f"store {letter.ref}")
+                return
+            target = _quoted(self.move_to)
+            if self._can_move:
+                self._check(conn.uid("MOVE", letter.ref, target), f"move {letter.ref}")
+                return
+            self._check(conn.uid("COPY", letter.ref, target), f"copy {letter.ref}")
+            deleted = conn.uid("STORE", letter.ref, "+FLAGS.SILENT", "(\\Deleted)")
+            self._check(deleted, f"store {letter.ref}")
         except _FAILURES as exc:
             raise self._error(exc) from exc
 

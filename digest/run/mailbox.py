@@ -79,6 +79,7 @@ def open_mailbox(config: Config) -> Mailbox:
             username=box.username,
             password=box.password(),
             folder=box.folder,
+            move_to=box.move_to,
             timeout=box.timeout,
             tls_context=context,
         )

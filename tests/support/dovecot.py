@@ -172,12 +172,21 @@ service imap-login {{
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def client(self) -> imaplib.IMAP4_SSL:
-        """A logged-in IMAP client over TLS, INBOX selected."""
+    def client(self, folder: str = "INBOX") -> imaplib.IMAP4_SSL:
+        """A logged-in IMAP client over TLS, ``folder`` selected."""
         conn = imaplib.IMAP4_SSL(HOST, self.imaps_port, ssl_context=client_tls_context())
         conn.login(USER, PASSWORD)
-        conn.select("INBOX")
+        conn.select(folder)
         return conn
+
+    def create(self, folder: str) -> None:
+        """Make the folder ``folder``."""
+        conn = self.client()
+        try:
+            typ, data = conn.create(folder)
+            assert typ == "OK", data
+        finally:
+            conn.logout()
 
     def append(self, raw: bytes, folder: str = "INBOX") -> None:
         """Deliver ``raw`` into ``folder`` (IMAP APPEND, as a delivery agent would)."""
@@ -197,9 +206,9 @@ service imap-login {{
         finally:
             conn.logout()
 
-    def keywords(self) -> list[str]:
-        """Each message's flags, in the order of INBOX."""
-        conn = self.client()
+    def keywords(self, folder: str = "INBOX") -> list[str]:
+        """Each message's flags, in the order of ``folder``."""
+        conn = self.client(folder)
         try:
             _, data = conn.fetch("1:*", "(FLAGS)")
             return [
