@@ -120,6 +120,37 @@ def test_with_move_to_processed_mail_is_moved_and_the_rest_stays(
     assert result.exit_code == 1 and "mailbox.move_to" in result.stderr
 
 
+def test_without_move_processed_mail_is_copied_then_expunged_or_marked_deleted(
+    tmp_path: Path,
+) -> None:
+    """A server without MOVE: COPY, then the message alone expunged (UIDPLUS), or, without
+    UIDPLUS either, left marked \\Deleted, which the next pass skips."""
+    for capability, left in (("IMAP4rev1 UIDPLUS", 0), ("IMAP4rev1", 1)):
+        with Dovecot(tmp_path / capability.replace(" ", "-"), capability=capability) as server:
+            server.create("Processed")
+            server.append(mail.arf(mail_from="x@example.net"))
+            server.append(mail.plain_mail(to=BOUNCES))
+            box = ImapMailbox(
+                "127.0.0.1",
+                server.imaps_port,
+                security="tls",
+                username=USER,
+                password=PASSWORD,
+                move_to="Processed",
+                tls_context=client_tls_context(),
+            )
+            with box as opened:
+                first, _ = opened.letters()
+                opened.mark_processed(first)
+            with box as opened:
+                assert len(list(opened.letters())) == 1  # the stranger's mail only
+            flags = server.keywords()
+            assert len(flags) == 1 + left and flags[-1] == ""
+            if left:
+                assert "\\Deleted" in flags[0]
+            assert len(server.keywords("Processed")) == 1
+
+
 def test_the_reader_verifies_the_certificate_and_lists_only_unprocessed_mail(
     dovecot: Dovecot,
 ) -> None:

@@ -1,7 +1,9 @@
 """Reading the bounce mailbox over IMAP (RFC 9051, RFC 3501) with :mod:`imaplib`: messages
 without the keyword :data:`PROCESSED` are fetched without setting ``\\Seen`` and, once
 processed, given that keyword and, with ``move_to``, moved to that folder (RFC 6851 MOVE;
-without it, copied there and marked ``\\Deleted``, which the next pass skips).
+without it, copied there and marked ``\\Deleted``, expunged alone with RFC 4315's UID
+EXPUNGE where the server has it, skipped by the next pass where not). Nothing else is
+deleted or expunged.
 
 Blocking (imaplib): ``digest serve`` runs a pass in a thread. imaplib and socket errors
 become :class:`MailboxError` here; the password goes only to ``login``, never into a message.
@@ -53,7 +55,7 @@ class ImapMailbox:
         self.tls_context = tls_context or ssl.create_default_context()
         self.name = f"imap://{username}@{host}:{port}/{folder}"
         self._conn: imaplib.IMAP4 | None = None
-        self._can_move = False
+        self._caps: set[str] = set()
 
     def __enter__(self) -> ImapMailbox:
         try:
@@ -64,7 +66,7 @@ class ImapMailbox:
                 found = self._conn.status(_quoted(self.move_to), "(MESSAGES)")
                 self._check(found, f"status {self.move_to} (mailbox.move_to)")
                 _, caps = self._conn.capability()  # those after login (MOVE, UIDPLUS...)
-                self._can_move = "MOVE" in " ".join(_text(c) for c in caps if c).upper().split()
+                self._caps = set(" ".join(_text(c) for c in caps if c).upper().split())
         except MailboxError:
             self.__exit__()
             raise
@@ -104,9 +106,7 @@ class ImapMailbox:
         if conn is None:
             return
         try:
-            if conn.state == "SELECTED":
-                conn.close()
-            conn.logout()
+            conn.logout()  # not CLOSE, which would expunge every message marked \\Deleted
         except _FAILURES:  # the connection is gone or broken: just close the socket
             with contextlib.suppress(OSError, AttributeError):
                 conn.shutdown()
@@ -146,12 +146,14 @@ class ImapMailbox:
                 self._check(result, f"store {letter.ref}")
                 return
             target = _quoted(self.move_to)
-            if self._can_move:
+            if "MOVE" in self._caps:
                 self._check(conn.uid("MOVE", letter.ref, target), f"move {letter.ref}")
                 return
             self._check(conn.uid("COPY", letter.ref, target), f"copy {letter.ref}")
             deleted = conn.uid("STORE", letter.ref, "+FLAGS.SILENT", "(\\Deleted)")
             self._check(deleted, f"store {letter.ref}")
+            if "UIDPLUS" in self._caps:  # RFC 4315: expunge this message only
+                self._check(conn.uid("EXPUNGE", letter.ref), f"expunge {letter.ref}")
         except _FAILURES as exc:
             raise self._error(exc) from exc
 

@@ -54,8 +54,11 @@ def free_port() -> int:
 class Dovecot:
     """Dovecot serving one maildir user from ``folder`` (made if missing)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, capability: str | None = None) -> None:
+        """``capability``: what the server announces after login, instead of its own list
+        (``"IMAP4rev1 UIDPLUS"``: a server without MOVE)."""
         self.folder = folder
+        self.capability = capability
         self.imap_port = free_port()
         self.imaps_port = free_port()
         self.maildir = folder / "mail" / USER
@@ -94,6 +97,7 @@ ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
+{f"imap_capability = {self.capability}" if self.capability else ""}
 default_internal_user = {internal}
 default_internal_group = {group if os.getuid() else internal}
 default_login_user = {login}
