@@ -11,64 +11,18 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from digest.cli import cli
-from tests.support.listings import item, write_days
+from tests.support.listings import write_days
 from tests.support.mime import body_of
-
-DAYS = {
-    "2026-11-16": [
-        item("2511.00001", "Diffusion Agents Plan in Latent Space", "Diffusion models plan."),
-        item("2511.00002", "A Survey of Large Language Model Agents", "We survey LLM agents."),
-        item("2511.00003", "Protein Folding with Graphs", "Graph networks fold proteins."),
-    ],
-    "2026-11-17": [
-        # 00001 comes back (with a version suffix): never sent twice
-        item("2511.00001v2", "Diffusion Agents Plan in Latent Space", "Diffusion models plan."),
-        item("2511.00004", "Medical Diffusion for MRI", "Diffusion for medical imaging."),
-        item("2511.00005", "Quantized Diffusion Transformers", "We quantize diffusion models."),
-    ],
-    "2026-11-18": [],
-}
-
-
-def config_text(listings: Path, extra: str = "") -> str:
-    return f"""\
-database = "sqlite:///digest.db"
-timezone = "UTC"
-base_url = "https://digest.example.org"
-
-[source]
-kind = "file"
-path = "{listings}"
-
-[mail]
-from = "Paper Digest <digest@example.org>"
-outbox_dir = "outbox"
-
-[feeds]
-dir = "public"
-title = "Trending papers"
-
-[[subscribers]]
-email = "ada@example.org"
-name = "Ada"
-keywords = ["diffusion"]
-exclude = ["medical"]
-{extra}"""
+from tests.support.site import DAYS, config_text, digest, write_site
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A config file over three days of listings, in its own folder."""
-    listings = write_days(tmp_path / "listings", DAYS)
-    (tmp_path / "config.toml").write_text(config_text(listings), "utf-8")
-    return tmp_path
-
-
-def digest(site: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--config", str(site / "config.toml"), *args])
+    return write_site(tmp_path)
 
 
 def outbox(site: Path) -> list[email.message.EmailMessage]:

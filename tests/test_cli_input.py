@@ -20,9 +20,8 @@ from digest.cli import cli
 from digest.compose import tokens
 from digest.models import Subscriber
 from digest.store import Store
-from tests.support.listings import write_days
+from tests.support.site import write_site
 from tests.support.smtpd import SmtpServer
-from tests.test_cli import DAYS, config_text
 
 GOOD_SECRET = "a-good-secret-of-forty-characters-0123456"
 assert len(GOOD_SECRET) >= 32
@@ -31,9 +30,7 @@ assert len(GOOD_SECRET) >= 32
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A config file over three days of listings (tests/test_cli's site)."""
-    listings = write_days(tmp_path / "listings", DAYS)
-    (tmp_path / "config.toml").write_text(config_text(listings), "utf-8")
-    return tmp_path
+    return write_site(tmp_path)
 
 
 def digest(site: Path, *args: str, secret: str | None = GOOD_SECRET) -> Result:

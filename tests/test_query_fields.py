@@ -9,13 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from digest.cli import cli
 from digest.models import Subscriber
 from digest.store import Store
 from tests.support.listings import write_days
-from tests.test_cli import DAYS, config_text
+from tests.support.site import DAYS, config_text, digest, write_site
 from tests.test_web import App, active, app
 
 __all__ = ["app"]  # the web fixture, imported for this module's tests
@@ -23,13 +21,7 @@ __all__ = ["app"]  # the web fixture, imported for this module's tests
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    listings = write_days(tmp_path / "listings", DAYS)
-    (tmp_path / "config.toml").write_text(config_text(listings), "utf-8")
-    return tmp_path
-
-
-def digest(site: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--config", str(site / "config.toml"), *args])
+    return write_site(tmp_path)
 
 
 # -- the CLI ---------------------------------------------------------------------------------

@@ -11,12 +11,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from digest.cli import cli
 from digest.run import send_once
-from tests.support.listings import write_days
-from tests.test_cli import DAYS, config_text
+from tests.support.site import digest, write_site
 from tests.test_web import DAY, SECRET, App, active, app
 
 __all__ = ["app"]  # the web fixture, imported for this module's tests
@@ -24,13 +21,7 @@ __all__ = ["app"]  # the web fixture, imported for this module's tests
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    listings = write_days(tmp_path / "listings", DAYS)
-    (tmp_path / "config.toml").write_text(config_text(listings), "utf-8")
-    return tmp_path
-
-
-def digest(site: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--config", str(site / "config.toml"), *args])
+    return write_site(tmp_path)
 
 
 def read(path: Path) -> EmailMessage:
