@@ -24,6 +24,7 @@ import pytest
 
 from digest.compose import tokens
 from digest.config import load
+from digest.models import Subscriber
 from digest.run import Context, make_context, status
 from digest.serve import (
     LogfmtFormatter,
@@ -157,6 +158,23 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading(public
     )
     assert answer.status_code == 413
     assert body.read == 0
+
+
+async def test_a_streamed_body_over_the_limit_is_refused_where_the_handler_reads_none(
+    public: Public,
+) -> None:
+    """The unsubscribe POST acts on its signed token and never reads its body: a 60 MB body
+    without Content-Length is still 413, and the subscriber stays subscribed."""
+    sub = public.ctx.store.members.add_subscriber(Subscriber(email="ada@example.org"))
+    token = tokens.sign(SECRET, "unsubscribe", str(sub.id))
+    body = Stream()
+    answer = await public.client.post(
+        f"/unsubscribe?token={token}", content=body, headers={"Content-Type": "text/plain"}
+    )
+    assert answer.status_code == 413
+    assert body.read <= public.ctx.config.web.max_body + CHUNK
+    after = public.ctx.store.members.subscriber("ada@example.org")
+    assert after is not None and after.status == "active"
 
 
 async def test_a_body_under_the_limit_reaches_the_form(public: Public) -> None:

@@ -16,14 +16,10 @@ from digest.serve.logfmt import redact
 access_log = logging.getLogger("digest.access")
 
 
-class BodyTooLarge(Exception):
-    """Raised inside the app by the counting ``receive`` once the body passes the limit."""
-
-
 class BodyLimit:
     """Answer 413 (``too_large()``) to a request whose body passes ``max_body`` bytes: at
-    once when its Content-Length says so, else as soon as the bytes received pass it (the
-    app's ``receive`` raises :class:`BodyTooLarge`; nothing more is read)."""
+    once when its Content-Length says so, else as soon as the bytes received pass it
+    (nothing more is read), before the app sees the request, whatever its handler reads."""
 
     def __init__(self, app: ASGIApp, max_body: int, too_large: Callable[[], Response]) -> None:
         self.app = app
@@ -38,29 +34,27 @@ class BodyLimit:
         if declared is not None and declared > self.max_body:
             await self._refuse(scope, receive, send)
             return
+        # The whole body is read (up to the limit) before the app runs, so a handler that
+        # never reads its body (the unsubscribe POST acts on its token) cannot act on a
+        # request that is too large: the forms need a few KB, so holding it costs nothing.
+        held: list[Message] = []
         received = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLarge(received)
-            return message
+            held.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replayed() -> Message:
+            return held.pop(0) if held else await receive()
 
-        try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge:
-            if started:  # too late for a 413: the server closes the connection
-                raise
-            await self._refuse(scope, receive, send)
+        await self.app(scope, replayed, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = self.too_large()
