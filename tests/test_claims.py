@@ -21,6 +21,7 @@ from digest.config import load
 from digest.models import Subscriber
 from digest.run import HOST, make_context, run, stale_claim
 from digest.store import Claim, PlannedDelivery, Store, migrate, new_delivery_id, schema
+from tests.support import site as sites
 from tests.support.listings import item, write_days
 from tests.support.smtpd import SmtpServer
 
@@ -210,29 +211,11 @@ def write_config(
         tmp_path / "listings",
         {"2026-11-16": [item("2511.00001", "Diffusion one"), item("2511.00002", "Diffusion 2")]},
     )
-    subs = "".join(
-        f'[[subscribers]]\nemail = "reader{i:03}@example.org"\nkeywords = ["diffusion"]\n'
-        for i in range(n)
+    readers = [f"reader{i:03}@example.org" for i in range(n)]
+    smtp = "max_attempts = 1\nconcurrency = 2"
+    return sites.write_config(
+        tmp_path, db_url, listings, server=server, mail=extra_mail, smtp=smtp, readers=readers
     )
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""database = "{db_url}"
-[source]
-kind = "file"
-path = "{listings}"
-[mail]
-from = "Paper Digest <digest@example.org>"
-{extra_mail}
-[smtp]
-host = "{server.host}"
-port = {server.port}
-security = "none"
-max_attempts = 1
-concurrency = 2
-{subs}""",
-        "utf-8",
-    )
-    return path
 
 
 async def test_two_runs_at_once_send_each_digest_once(

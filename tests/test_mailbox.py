@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from digest.cli import cli
 from digest.compose import read_token, unsubscribe_token, verp_address
 from digest.config import load, parse
 from digest.errors import ConfigError, MailboxError
@@ -26,7 +25,9 @@ from digest.run.mailbox import MailboxReport
 from digest.serve.mailbox import MailboxJob, add_mailbox_job
 from digest.store import Store
 from tests.support import bounces as mail
+from tests.support import site as sites
 from tests.support.listings import item, write_days
+from tests.support.site import digest
 from tests.support.smtpd import Received, SmtpServer
 
 SECRET = "m" * 43
@@ -46,35 +47,15 @@ def write_config(
         folder / "listings",
         {day: [item(f"2511.0000{i}", f"Diffusion paper {i}")] for i, day in enumerate(DAYS)},
     )
-    path = folder / "config.toml"
-    path.write_text(
-        f"""database = "{db_url}"
-[source]
-kind = "file"
-path = "{listings}"
-[mail]
-from = "Paper Digest <digest@example.org>"
-bounce_address = "{bounce}"
-max_hard_bounces = 3
-[smtp]
-host = "{server.host}"
-port = {server.port}
-security = "none"
-{mailbox}
-[[subscribers]]
-email = "ada@example.org"
-keywords = ["diffusion"]
-[[subscribers]]
-email = "bob@example.org"
-keywords = ["diffusion"]
-""",
-        "utf-8",
+    return sites.write_config(
+        folder,
+        db_url,
+        listings,
+        server=server,
+        mail=f'bounce_address = "{bounce}"\nmax_hard_bounces = 3',
+        more=mailbox,
+        readers=("ada@example.org", "bob@example.org"),
     )
-    return path
-
-
-def digest(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
 def maildir(folder: Path) -> stdlib_mailbox.Maildir:

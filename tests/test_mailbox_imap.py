@@ -15,12 +15,12 @@ from digest.errors import MailboxError
 from digest.mailbox import PROCESSED, ImapMailbox
 from tests.support import bounces as mail
 from tests.support.dovecot import PASSWORD, USER, Dovecot, dovecot_problem, free_port
+from tests.support.site import digest
 from tests.support.smtpd import SmtpServer, client_tls_context
 from tests.test_mailbox import (
     BOUNCES,
     DAYS,
     counts,
-    digest,
     dsn_for,
     sent_to,
     subscriber,

@@ -16,6 +16,7 @@ from digest.config import load
 from digest.run import make_context, run
 from digest.store import Store
 from tests.support.listings import item, write_days
+from tests.support.site import write_config
 from tests.support.smtpd import SmtpServer
 
 Server = Callable[..., SmtpServer]
@@ -39,29 +40,14 @@ def listings(tmp_path: Path) -> Path:
 
 
 def config(tmp_path: Path, db_url: str, listings: Path, server: SmtpServer) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""database = "{db_url}"
-[source]
-kind = "file"
-path = "{listings}"
-[mail]
-from = "Paper Digest <digest@example.org>"
-[smtp]
-host = "{server.host}"
-port = {server.port}
-security = "none"
-max_attempts = 2
-[[subscribers]]
-email = "ada@example.org"
-keywords = ["diffusion"]
-[[subscribers]]
-email = "bob@example.org"
-keywords = ["diffusion"]
-""",
-        "utf-8",
+    return write_config(
+        tmp_path,
+        db_url,
+        listings,
+        server=server,
+        smtp="max_attempts = 2",
+        readers=("ada@example.org", "bob@example.org"),
     )
-    return path
 
 
 async def run_day(cfg_path: Path, day: date) -> tuple[int, int, int, int]:

@@ -13,15 +13,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from digest.cli import cli
 from digest.config import load
 from digest.errors import DeliveryError, SourceError, StateError
 from digest.models import Subscriber
 from digest.run import make_context, run
 from digest.store import PlannedDelivery, Store, new_delivery_id
 from tests.support.listings import item, write_days
+from tests.support.site import digest, write_config
 from tests.support.smtpd import SmtpServer
 
 Server = Callable[..., SmtpServer]
@@ -36,28 +35,8 @@ def setup(tmp_path: Path, db_url: str, mail: str = "", smtp: str = "") -> Path:
     )
     (listings / f"{BROKEN}.json").write_text("<html>502 Bad Gateway</html>", "utf-8")
     # EMPTY has no file: the file source takes that as an empty day
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""database = "{db_url}"
-[source]
-kind = "file"
-path = "{listings}"
-[mail]
-from = "Paper Digest <digest@example.org>"
-outbox_dir = "outbox"
-{mail}
-{smtp}
-[[subscribers]]
-email = "ada@example.org"
-keywords = ["diffusion"]
-""",
-        "utf-8",
-    )
-    return path
-
-
-def digest(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--config", str(config), *args])
+    mail = f'outbox_dir = "outbox"\n{mail}'
+    return write_config(tmp_path, db_url, listings, mail=mail, more=smtp)
 
 
 def outbox(tmp_path: Path) -> list[EmailMessage]:
