@@ -119,6 +119,9 @@ def test_the_demo_works_without_a_secret(tmp_path: Path) -> None:
         ("https://user:pw@digest.example.org", "user name"),
         ("https://digest.example.org/\x1b[2J", "control"),
         ("https://digest.example.org/<x>", "<"),
+        ("http://[::1", "host"),
+        ("https://[digest.example.org]/", "host"),
+        ("https://digest.example.org:http", "port"),
     ],
 )
 def test_config_check_refuses_a_base_url_that_would_break_links(
@@ -138,7 +141,12 @@ def test_config_check_refuses_a_base_url_that_would_break_links(
 
 @pytest.mark.parametrize(
     "value",
-    ["https://digest.example.org", "http://localhost:8000/", "https://example.org/papers/"],
+    [
+        "https://digest.example.org",
+        "http://localhost:8000/",
+        "https://example.org/papers/",
+        "http://[::1]:8000",
+    ],
 )
 def test_config_check_accepts_a_plain_base_url(site: Path, value: str) -> None:
     text = (site / "config.toml").read_text("utf-8")

@@ -116,7 +116,12 @@ def base_url() -> Check:
             if char in "\"'<>`\\" or char.isspace() or not char.isprintable():
                 what = "a space" if char.isspace() else _named(char)
                 raise Invalid(f"expected a URL without {what}")
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # a bracket that opens no IP address: "http://[::1", "http://[x]"
+            raise Invalid(
+                "expected a URL with a host, such as https://digest.example.org"
+            ) from None
         if parts.query or value.endswith("?"):
             raise Invalid("expected a URL without a query (?...): paths are added to it")
         if parts.fragment or "#" in value:
