@@ -89,6 +89,25 @@ class App:
     def link(self, purpose: str, sub: Subscriber) -> str:
         return f"/{purpose}?token={tokens.sign(SECRET, purpose, str(sub.id))}"
 
+    async def save(self, sub: Subscriber, **fields: str) -> httpx.Response:
+        """Open ``sub``'s manage page and save it with ``fields`` over a daily digest of
+        ``diffusion`` at 08:00 UTC."""
+        page = await self.client.get(self.link("manage", sub))
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf, page.text
+        data = {
+            "csrf": csrf.group(1),
+            "keywords": "diffusion",
+            "exclude": "",
+            "send_at": "08:00",
+            "timezone": "UTC",
+            "frequency": "daily",
+            "weekday": "mon",
+            "action": "save",
+            **fields,
+        }
+        return await self.client.post(self.link("manage", sub), data=data)
+
 
 @pytest.fixture
 async def app(
@@ -377,20 +396,14 @@ async def test_the_manage_page_edits_queries_and_schedule(app: App) -> None:
     bo = await active(app, "bo@example.org")
     page = await app.client.get(app.link("manage", ada))
     assert page.status_code == 200 and "diffusion" in page.text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf
-    saved = await app.client.post(
-        app.link("manage", ada),
-        data={
-            "csrf": csrf.group(1),
-            "keywords": "robots\nagent*",
-            "exclude": "survey",
-            "send_at": "06:45",
-            "timezone": "Asia/Tokyo",
-            "frequency": "weekly",
-            "weekday": "fri",
-            "action": "save",
-        },
+    saved = await app.save(
+        ada,
+        keywords="robots\nagent*",
+        exclude="survey",
+        send_at="06:45",
+        timezone="Asia/Tokyo",
+        frequency="weekly",
+        weekday="fri",
     )
     assert saved.status_code == 200 and "Saved." in saved.text
     changed = app.store.members.subscriber("ada@example.org")
