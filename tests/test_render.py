@@ -613,3 +613,17 @@ def test_golden_email(renderer: Renderer) -> None:
     out = digest_of(renderer, matches, max_papers=2)
     check_golden("email.html", out.html)
     check_golden("email.txt", out.text)
+
+
+def test_compiled_templates_are_shared_and_an_edited_one_is_compiled_again(
+    tmp_path: Path,
+) -> None:
+    """Environments share compiled templates (each run and test makes its own), and the
+    source's checksum decides: an operator's edited template is never served stale."""
+    (tmp_path / "email").mkdir()
+    page = tmp_path / "email" / "subject.txt"
+    page.write_text("first {{ 1 + 1 }}")
+    assert templates.environment(tmp_path).get_template("email/subject.txt").render() == "first 2"
+    assert templates.environment(tmp_path).get_template("email/subject.txt").render() == "first 2"
+    page.write_text("second {{ 2 + 2 }}")
+    assert templates.environment(tmp_path).get_template("email/subject.txt").render() == "second 4"
