@@ -237,3 +237,20 @@ def test_a_section_key_at_the_top_level_says_where_it_goes(tmp_path: Path) -> No
     text = str(caught.value)
     assert "send_at: unknown key (put it in its section: [schedule] send_at = ...)" in text
     assert "[smtp] port" in text or "[web] port" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://[::1", "a host"),
+        ("https://", "a host"),
+        ("https://exa mple.org/api", "a space"),
+        ("https://huggingface.co:http/api", "port"),
+    ],
+)
+def test_a_source_url_a_request_cannot_go_to_is_a_config_error(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    """Caught at load (and so by ``digest config check``), not as a traceback at fetch."""
+    (problem,) = problems(tmp_path, f'[source]\nurl = "{url}"\n')
+    assert "source.url" in problem and expected in problem

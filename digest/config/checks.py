@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import QueryError
@@ -96,12 +96,39 @@ def zone() -> Check:
 
 
 def http_url() -> Check:
+    """A URL requests go to: http or https, a host (and a valid port), no space or control
+    character. Returned without its trailing ``/``."""
+
     def check(value: Any) -> str:
         if not isinstance(value, str) or not value.startswith(("http://", "https://")):
             raise Invalid("expected an http:// or https:// URL")
+        for char in value:
+            if char.isspace() or not char.isprintable():
+                what = "a space" if char.isspace() else _named(char)
+                raise Invalid(f"expected a URL without {what}")
+        _host_and_port(_split(value))
         return value.rstrip("/")
 
     return check
+
+
+_NO_HOST = "expected a URL with a host, such as https://digest.example.org"
+
+
+def _split(value: str) -> SplitResult:
+    try:
+        return urlsplit(value)
+    except ValueError:  # a bracket that opens no IP address: "http://[::1", "http://[x]"
+        raise Invalid(_NO_HOST) from None
+
+
+def _host_and_port(parts: SplitResult) -> None:
+    if not parts.hostname:
+        raise Invalid(_NO_HOST)
+    try:
+        parts.port  # noqa: B018 (raises ValueError when out of range)
+    except ValueError:
+        raise Invalid("expected a URL with a port 1-65535") from None
 
 
 def base_url() -> Check:
@@ -116,24 +143,14 @@ def base_url() -> Check:
             if char in "\"'<>`\\" or char.isspace() or not char.isprintable():
                 what = "a space" if char.isspace() else _named(char)
                 raise Invalid(f"expected a URL without {what}")
-        try:
-            parts = urlsplit(value)
-        except ValueError:  # a bracket that opens no IP address: "http://[::1", "http://[x]"
-            raise Invalid(
-                "expected a URL with a host, such as https://digest.example.org"
-            ) from None
+        parts = _split(value)
         if parts.query or value.endswith("?"):
             raise Invalid("expected a URL without a query (?...): paths are added to it")
         if parts.fragment or "#" in value:
             raise Invalid("expected a URL without a fragment (#...): paths are added to it")
         if parts.username is not None or parts.password is not None:
             raise Invalid("expected a URL without a user name or password")
-        if not parts.hostname:
-            raise Invalid("expected a URL with a host, such as https://digest.example.org")
-        try:
-            parts.port  # noqa: B018 (raises ValueError when out of range)
-        except ValueError:
-            raise Invalid("expected a URL with a port 1-65535") from None
+        _host_and_port(parts)
         return value.rstrip("/")
 
     return check
