@@ -94,10 +94,26 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
         if found is None and sa.inspect(conn).has_table("meta"):
             _adopt(conn)
             command.stamp(_config(conn), BASELINE)
+        elif found is None and revision == "head":
+            return _create(conn)
         elif found is not None:
             check_known(engine, found)
         command.upgrade(_config(conn), revision)
         return _revision(conn)
+
+
+def _create(conn: Connection) -> str | None:
+    """A new database made at head in one step, as Alembic's documentation advises: the
+    tables of ``schema.metadata`` (a test checks they are what the revisions make), the
+    baseline's ``schema_version`` row, and the head revision stamped. Running every
+    revision from nothing cost ~40 ms a database; this costs a few."""
+    from alembic import command
+
+    metadata.create_all(conn)
+    meta = metadata.tables["meta"]
+    conn.execute(sa.insert(meta).values(key="schema_version", value=str(LEGACY_VERSION)))
+    command.stamp(_config(conn), "head")
+    return _revision(conn)
 
 
 def downgrade(engine: Engine, revision: str) -> str | None:
