@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import mailbox as stdlib_mailbox
 import re
+import socket
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -347,6 +348,22 @@ def test_a_missing_maildir_exits_1_naming_it(tmp_path: Path, db_url: str, smtp_s
     assert result.exit_code == 1
     assert str(gone) in result.stderr and "not a maildir" in result.stderr
     assert "hint:" in result.stderr
+
+
+def test_an_imap_server_that_refuses_the_connection_is_named_in_words(
+    tmp_path: Path, db_url: str, smtp_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    section = '[mailbox]\nkind = "imap"\nhost = "127.0.0.1"\nusername = "b"\n'
+    section += f'security = "none"\nport = {port}'
+    config = write_config(tmp_path, db_url, smtp_server(), section)
+    monkeypatch.setenv("DIGEST_MAILBOX_PASSWORD", "pw")
+    result = digest(config, "mailbox")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Connection refused" in result.stderr, result.stderr  # not "111"
+    assert "check mailbox.host and mailbox.port" in result.stderr
 
 
 @pytest.mark.parametrize(

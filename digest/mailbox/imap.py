@@ -171,6 +171,8 @@ class ImapMailbox:
     def _error(self, exc: BaseException) -> MailboxError:
         """An imaplib or socket error as a :class:`MailboxError`, with a hint where one helps."""
         text = _text(exc.args[0]) if exc.args else type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror:  # (111, "Connection refused"): the words
+            text = exc.strerror
         login = re.search(r"auth|login|credential", text, re.I)
         if isinstance(exc, ssl.SSLCertVerificationError):
             hint = "the server's certificate is not trusted (mailbox.verify_tls = false is for"
