@@ -4,7 +4,7 @@
 ``share`` (delivering one share of the subscribers: resume, plan, compose, send), ``messages``
 (one subscriber's digest as an email), ``outcomes`` (each delivery's fate recorded as it is
 known), ``claims`` (claiming pending digests, re-queueing those of dead runs), ``report``
-(what a run did, and the record of its end), ``workers`` (worker processes sharing a run),
+(what a run did; its record in the ``runs`` table), ``workers`` (worker processes of a run),
 ``send`` (one-off sends), ``publish`` (feed files), ``status`` (``digest status``),
 ``alerts`` (admin alerts), ``preview`` (a day's matches for a query). May import every
 layer below: ``store``, ``deliver``, ``sources``, ``config``, ``compose``, ``select`` and
@@ -43,8 +43,9 @@ from digest.run.publish import (
     publish_feeds,
 )
 from digest.run.report import (
+    RunInProgress,
     RunReport,
-    end_run,
+    recorded_run,
 )
 from digest.run.send import (
     send_once,
@@ -78,17 +79,18 @@ __all__ = [
     "Pool",
     "Previewer",
     "Recorder",
+    "RunInProgress",
     "RunReport",
     "Status",
     "claimer",
     "cores",
-    "end_run",
     "env_secret",
     "make_context",
     "make_sender",
     "pid_alive",
     "plan_batch",
     "publish_feeds",
+    "recorded_run",
     "requeue_stale",
     "resume_items",
     "run",

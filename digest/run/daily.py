@@ -13,21 +13,18 @@ admin (:mod:`digest.run.alerts`).
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from digest.compose import make_message_id
 from digest.deliver import FileOutboxSender, SmtpSender
-from digest.errors import FeedError
 from digest.models import Listing
-from digest.run.claims import HOST, requeue_stale
+from digest.run.claims import requeue_stale
 from digest.run.context import Context
 from digest.run.messages import compose
 from digest.run.publish import publish_feeds
-from digest.run.report import RunReport, SubscriberReport, end_run
+from digest.run.report import RunReport, SubscriberReport, recorded_run
 from digest.run.share import BATCH, Pool, deliver_share, paper_cap
 from digest.run.workers import Done, WorkerError, WorkerPool, cores, worker_count
 from digest.select import DayMatcher, select
@@ -47,36 +44,16 @@ async def run(ctx: Context, day: date, *, dry_run: bool = False) -> RunReport:
         await _dry_run(ctx, listing, report)
         return report
 
-    started = time.monotonic()
-
-    def clock() -> datetime:
-        return ctx.now + timedelta(seconds=time.monotonic() - started)
-
-    run_id = ctx.store.run_log.start_run(day, ctx.now, HOST, os.getpid())
-    report.run_id = run_id
-    stage: str | None = "fetch"
-    error: str | None = None
-    interrupted = False
-    workers: WorkerPool | None = None
-    try:
+    async with recorded_run(ctx, report, day) as record:
         workers = _start_workers(ctx)
-        listing = await ctx.source.fetch(day)
-        stage = "deliver"
-        await _deliver(ctx, listing, report, run_id, clock, workers)
-        stage = None
-        return report
-    except Exception as exc:
-        error = str(exc) or type(exc).__name__
-        if isinstance(exc, FeedError):  # the digests went; the feed files could not be written
-            stage = "feeds"
-        raise
-    except BaseException:  # Ctrl-C, cancelled: recorded, but no reason to alert anyone
-        error, interrupted = "interrupted", True
-        raise
-    finally:
-        if workers is not None:
-            workers.close()
-        await end_run(ctx, report, run_id, clock(), stage, error, alert=not interrupted)
+        try:
+            listing = await ctx.source.fetch(day)
+            record.stage = "deliver"
+            await _deliver(ctx, listing, report, record.run_id, record.clock, workers)
+        finally:
+            if workers is not None:
+                workers.close()
+    return report
 
 
 def _start_workers(ctx: Context) -> WorkerPool | None:

@@ -1,15 +1,20 @@
-"""What a run did (:class:`RunReport`), its outcome, and the record of its end in the
-``runs`` table, with the admin alert."""
+"""What a run did (:class:`RunReport`), its outcome, and its record in the ``runs`` table
+(:func:`recorded_run`: the row at its start, the outcome at its end), with the admin alert."""
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from digest.errors import DigestError
+from digest.errors import DigestError, FeedError
 from digest.run.alerts import alert_admin
+from digest.run.claims import HOST
 from digest.run.context import Context
 
 log = logging.getLogger("digest.pipeline")
@@ -90,3 +95,48 @@ async def end_run(
             await alert_admin(ctx.config, ctx.store, ctx.sender, ctx.now, outcome, error)
     except DigestError as exc:  # the run's own error, if any, matters more
         log.error("cannot record the end of run %s: %s", run_id, exc)
+
+
+@dataclass
+class RunInProgress:
+    """A run being recorded: its row in ``runs``, its clock (``ctx.now`` moving on with the
+    run) and the stage it is in, which the run moves on (``"deliver"`` once fetched)."""
+
+    run_id: int
+    clock: Callable[[], datetime]
+    stage: str | None = "fetch"
+
+
+@asynccontextmanager
+async def recorded_run(ctx: Context, report: RunReport, day: date) -> AsyncIterator[RunInProgress]:
+    """Record a run of ``day`` in the ``runs`` table around the ``async with`` body.
+
+    The row is started on entry (``report.run_id`` set); on leaving, :func:`end_run` records
+    the outcome: the stage and error of an exception (a :class:`FeedError` is the
+    ``feeds`` stage: the digests went), or ``interrupted`` without an alert for Ctrl-C or a
+    cancellation. The exception goes on.
+    """
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return ctx.now + timedelta(seconds=time.monotonic() - started)
+
+    record = RunInProgress(ctx.store.run_log.start_run(day, ctx.now, HOST, os.getpid()), clock)
+    report.run_id = record.run_id
+    error: str | None = None
+    interrupted = False
+    try:
+        yield record
+        record.stage = None
+    except Exception as exc:
+        error = str(exc) or type(exc).__name__
+        if isinstance(exc, FeedError):  # the digests went; the feed files could not be written
+            record.stage = "feeds"
+        raise
+    except BaseException:  # Ctrl-C, cancelled: recorded, but no reason to alert anyone
+        error, interrupted = "interrupted", True
+        raise
+    finally:
+        await end_run(
+            ctx, report, record.run_id, clock(), record.stage, error, alert=not interrupted
+        )

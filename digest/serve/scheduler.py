@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,18 +25,17 @@ from typing import Any
 
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Outgoing
-from digest.errors import DigestError, FeedError, SourceError
+from digest.errors import DigestError, SourceError
 from digest.models import Listing, Paper, Subscriber
 from digest.run import (
     BATCH,
-    HOST,
     Context,
     Pool,
     Recorder,
     RunReport,
     claimer,
-    end_run,
     plan_batch,
+    recorded_run,
     requeue_stale,
     resume_items,
     write_feeds,
@@ -165,17 +163,7 @@ async def send_due(
     if not first and not refresh and not ctx.store.outbox.pending():
         return report
 
-    started = time.monotonic()
-
-    def clock() -> datetime:
-        return now + timedelta(seconds=time.monotonic() - started)
-
-    run_id = ctx.store.run_log.start_run(today, now, HOST, os.getpid())
-    report.run_id = run_id
-    stage: str | None = "fetch"
-    error: str | None = None
-    interrupted = False
-    try:
+    async with recorded_run(ctx, report, today) as record:
         windows: dict[int, tuple[date, ...]] = {}
         after = 0
         batch = first
@@ -192,20 +180,11 @@ async def send_due(
             needed.update(today - timedelta(days=i) for i in range(lookback + 1))
         report.dates = sorted(needed, reverse=True)
         listings = await fetch_dates(ctx, needed, today, report) if needed else {}
-        stage = "deliver"
-        await _deliver_due(ctx, listings, windows, today, report, run_id, clock, should_stop)
-        stage = None
-        return report
-    except Exception as exc:
-        error = str(exc) or type(exc).__name__
-        if isinstance(exc, FeedError):  # the digests went; the feed files could not be written
-            stage = "feeds"
-        raise
-    except BaseException:
-        error, interrupted = "interrupted", True
-        raise
-    finally:
-        await end_run(ctx, report, run_id, clock(), stage, error, alert=not interrupted)
+        record.stage = "deliver"
+        await _deliver_due(
+            ctx, listings, windows, today, report, record.run_id, record.clock, should_stop
+        )
+    return report
 
 
 async def _deliver_due(
