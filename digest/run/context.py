@@ -4,6 +4,7 @@ made from the configuration (or injected by tests)."""
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,13 +40,6 @@ def make_sender(config: Config) -> Sender:
     smtp = config.smtp
     if not smtp.host:
         return FileOutboxSender(config.mail.outbox_dir)
-    context = None
-    if not smtp.verify_tls:
-        import ssl
-
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
     return SmtpSender(
         smtp.host,
         smtp.port,
@@ -55,8 +49,20 @@ def make_sender(config: Config) -> Sender:
         timeout=smtp.timeout,
         concurrency=smtp.concurrency,
         max_attempts=smtp.max_attempts,
-        tls_context=context,
+        tls_context=tls_context(smtp.verify_tls),
     )
+
+
+def tls_context(verify_tls: bool) -> ssl.SSLContext | None:
+    """The TLS context of a mail client (SMTP, IMAP): None, the client's own default that
+    verifies certificates against the system store, or with ``verify_tls = false`` one that
+    checks neither the certificate nor the host name (a test or self-signed server)."""
+    if verify_tls:
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def env_secret(environ: Mapping[str, str]) -> bytes | None:

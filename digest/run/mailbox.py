@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -37,7 +36,7 @@ from digest.mailbox import (
     classify,
     message_key,
 )
-from digest.run.context import signing_secret
+from digest.run.context import signing_secret, tls_context
 from digest.store import Applied, DeliveryRef, Store
 
 log = logging.getLogger("digest.mailbox")
@@ -68,10 +67,6 @@ def open_mailbox(config: Config) -> Mailbox:
     if box.kind == "maildir" and box.path is not None:
         return MaildirMailbox(box.path)
     if box.kind == "imap" and box.host and box.username:
-        context = ssl.create_default_context()
-        if not box.verify_tls:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
         return ImapMailbox(
             box.host,
             box.imap_port,
@@ -81,7 +76,7 @@ def open_mailbox(config: Config) -> Mailbox:
             folder=box.folder,
             move_to=box.move_to,
             timeout=box.timeout,
-            tls_context=context,
+            tls_context=tls_context(box.verify_tls),
         )
     raise ConfigError(
         [
