@@ -668,3 +668,11 @@ async def test_unknown_pages_and_methods_get_pages_not_tracebacks(app: App) -> N
     assert (await app.client.get("/nope")).status_code == 404
     assert (await app.client.put("/subscribe")).status_code == 405
     assert (await app.client.get("/subscribe")).status_code == 405
+    # RFC 9110 15.5.6: a 405 says what the resource takes (a prefetcher's OPTIONS too)
+    refused = await app.client.options("/unsubscribe?token=x")
+    assert refused.status_code == 405 and set(refused.headers["allow"].split(", ")) == {
+        "GET",
+        "HEAD",
+        "POST",
+    }
+    assert (await app.client.get("/subscribe")).headers["allow"] == "POST"

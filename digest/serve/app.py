@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -107,7 +108,10 @@ def create_app(
         return site.not_found()
 
     async def method(request: Request, exc: Exception) -> Response:
-        return site.message("Not allowed", "This page does not take that request.", 405)
+        refused = site.message("Not allowed", "This page does not take that request.", 405)
+        if isinstance(exc, HTTPException) and exc.headers:  # RFC 9110 15.5.6: Allow
+            refused.headers.update(exc.headers)
+        return refused
 
     async def crashed(request: Request, exc: Exception) -> Response:
         log.exception("error on %s %s", request.method, redact(request.url.path, ""))
