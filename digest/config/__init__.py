@@ -4,7 +4,8 @@
 value checks the declarations use), ``table`` (one TOML table checked against its declaration),
 ``subscribers`` (``[[subscribers]]``: declaration and validation), ``load`` (finding, reading
 and validating the file), ``example`` (``config.example.toml`` from the declarations),
-``roster`` (CSV/JSONL subscriber import and export). May import ``select`` (to check queries)
+``roster`` (CSV/JSONL subscriber import and export), ``passwords`` (the passwords the
+config names, read from the environment). May import ``select`` (to check queries)
 and the bottom layer.
 """
 

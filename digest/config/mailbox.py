@@ -7,7 +7,6 @@ Its keys are part of the one declaration (:data:`digest.config.settings.SETTINGS
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 
 from digest.config.checks import boolean, choice, integer, number, optional, text
 from digest.config.declaration import Setting
-from digest.errors import ConfigError, ConfigProblem
+from digest.config.passwords import env_password
+from digest.errors import ConfigProblem
 
 #: Hosts where an IMAP password may travel without TLS: it never leaves the machine.
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -120,18 +120,7 @@ class MailboxConfig:
 
     def password(self) -> str:
         """The IMAP password from the environment; ConfigError naming the variable if unset."""
-        value = os.environ.get(self.password_env)
-        if not value:
-            raise ConfigError(
-                [
-                    ConfigProblem(
-                        "mailbox.password_env",
-                        f"environment variable {self.password_env} is not set",
-                        hint=f"export {self.password_env}=... with the password of {self.username}",
-                    )
-                ]
-            )
-        return value
+        return env_password("mailbox.password_env", self.password_env, self.username)
 
 
 def mailbox_problems(values: Mapping[str, Any]) -> list[ConfigProblem]:

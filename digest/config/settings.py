@@ -6,7 +6,6 @@ the loader, ``config.example.toml`` and the docs all come from it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,7 +28,7 @@ from digest.config.checks import (
 )
 from digest.config.declaration import Setting as Setting  # re-exported
 from digest.config.mailbox import MAILBOX_SETTINGS, MailboxConfig
-from digest.errors import ConfigError, ConfigProblem
+from digest.config.passwords import env_password
 from digest.models import Subscriber
 from digest.schedule import Schedule, check_frequency, check_weekday
 
@@ -325,18 +324,7 @@ class SmtpConfig:
         """The SMTP password from the environment; ConfigError naming the variable if unset."""
         if not self.username:
             return None
-        value = os.environ.get(self.password_env)
-        if not value:
-            raise ConfigError(
-                [
-                    ConfigProblem(
-                        "smtp.password_env",
-                        f"environment variable {self.password_env} is not set",
-                        hint=f"export {self.password_env}=... with the password of {self.username}",
-                    )
-                ]
-            )
-        return value
+        return env_password("smtp.password_env", self.password_env, self.username)
 
 
 @dataclass(frozen=True)
