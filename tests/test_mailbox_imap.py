@@ -60,6 +60,19 @@ def imap_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGEST_MAILBOX_PASSWORD", PASSWORD)
 
 
+def imaps(server: Dovecot, host: str = "127.0.0.1", **options: Any) -> ImapMailbox:
+    """A reader of ``server`` over TLS as its user, trusting the test certificate."""
+    return ImapMailbox(
+        host,
+        server.imaps_port,
+        security="tls",
+        username=USER,
+        password=PASSWORD,
+        tls_context=client_tls_context(),
+        **options,
+    )
+
+
 def imap_section(server: Dovecot, security: str = "tls", **extra: Any) -> str:
     port = server.imaps_port if security == "tls" else server.imap_port
     lines = [
@@ -138,15 +151,7 @@ def test_without_move_processed_mail_is_copied_then_expunged_or_marked_deleted(
             server.create("Processed")
             server.append(mail.arf(mail_from="x@example.net"))
             server.append(mail.plain_mail(to=BOUNCES))
-            box = ImapMailbox(
-                "127.0.0.1",
-                server.imaps_port,
-                security="tls",
-                username=USER,
-                password=PASSWORD,
-                move_to="Processed",
-                tls_context=client_tls_context(),
-            )
+            box = imaps(server, move_to="Processed")
             with box as opened:
                 first, _ = opened.letters()
                 opened.mark_processed(first)
@@ -164,14 +169,7 @@ def test_the_reader_verifies_the_certificate_and_lists_only_unprocessed_mail(
 ) -> None:
     dovecot.append(mail.plain_mail(to=BOUNCES, subject="one"))
     dovecot.append(mail.plain_mail(to=BOUNCES, subject="two"))
-    box = ImapMailbox(
-        "localhost",
-        dovecot.imaps_port,
-        security="tls",
-        username=USER,
-        password=PASSWORD,
-        tls_context=client_tls_context(),
-    )
+    box = imaps(dovecot, "localhost")
     with box as opened:
         first = list(opened.letters())
         assert [b"Subject: one" in x.raw for x in first] == [True, False]
@@ -205,15 +203,7 @@ def test_an_untrusted_certificate_or_a_closed_port_exits_1(
 
 
 def test_a_missing_folder_is_a_mailbox_error(dovecot: Dovecot) -> None:
-    box = ImapMailbox(
-        "127.0.0.1",
-        dovecot.imaps_port,
-        security="tls",
-        username=USER,
-        password=PASSWORD,
-        folder="Bounces",
-        tls_context=client_tls_context(),
-    )
+    box = imaps(dovecot, folder="Bounces")
     with pytest.raises(MailboxError, match="select Bounces"), box:
         pass
 
