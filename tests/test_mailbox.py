@@ -479,6 +479,26 @@ def test_a_folder_that_is_not_a_maildir_is_a_mailbox_error(
     assert caught.value.mailbox == str(tmp_path / "x")
 
 
+def test_digest_serve_refuses_to_start_without_the_mailbox_password(
+    tmp_path: Path, db_url: str, smtp_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for the SMTP password: said at the start (exit 2), not in the log 5 minutes on."""
+    import uvicorn
+
+    import digest.serve as serving
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    monkeypatch.setattr(serving, "use_logfmt", lambda level: None)
+    monkeypatch.delenv("DIGEST_MAILBOX_PASSWORD", raising=False)
+    section = '[mailbox]\nkind = "imap"\nhost = "127.0.0.1"\nusername = "bounces"'
+    config = write_config(tmp_path, db_url, smtp_server(), section)
+    result = digest(config, "serve")
+    assert result.exit_code == 2 and served == [], result.output
+    assert "mailbox.password_env" in result.stderr and "DIGEST_MAILBOX_PASSWORD" in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_mailbox_refuses_a_short_secret_as_run_does(
     site: tuple[Path, SmtpServer, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

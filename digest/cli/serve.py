@@ -38,11 +38,13 @@ def serve(state: State, host: str | None, port: int | None) -> None:
             err=True,
         )
         sys.exit(EXIT_USAGE)
+    cfg = state.config()
+    if cfg.mailbox.kind == "imap":  # said now, as for the SMTP one, not at the first pass
+        guard(cfg.mailbox.password)
     level = logging.getLogger().getEffectiveLevel()
     # One logfmt line per event (a request, a pass) from here on, whatever -v says: journald
     # and log shippers read it.
     use_logfmt(level)
-    cfg = state.config()
     store = state.store()
     base = guard(lambda: make_context(cfg, store))
     service = Service(lambda now: replace(base, now=now), tick_seconds=cfg.schedule.check_every)
