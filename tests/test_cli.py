@@ -16,18 +16,13 @@ from click.testing import CliRunner
 from digest.cli import cli
 from tests.support.listings import write_days
 from tests.support.mime import body_of
-from tests.support.site import DAYS, config_text, digest, write_site
+from tests.support.site import DAYS, config_text, digest, outbox, write_site
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A config file over three days of listings, in its own folder."""
     return write_site(tmp_path)
-
-
-def outbox(site: Path) -> list[email.message.EmailMessage]:
-    files = sorted((site / "outbox").glob("*.eml")) if (site / "outbox").is_dir() else []
-    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
 
 
 def test_run_sends_new_matching_papers_once_and_a_rerun_sends_nothing(site: Path) -> None:

@@ -20,7 +20,7 @@ from digest.cli import cli
 from digest.compose import tokens
 from digest.models import Subscriber
 from digest.store import Store
-from tests.support.site import write_site
+from tests.support.site import outbox, write_site
 from tests.support.smtpd import SmtpServer
 
 GOOD_SECRET = "a-good-secret-of-forty-characters-0123456"
@@ -38,11 +38,6 @@ def digest(site: Path, *args: str, secret: str | None = GOOD_SECRET) -> Result:
     return CliRunner().invoke(
         cli, ["--config", str(site / "config.toml"), *args], env={"DIGEST_SECRET": secret}
     )
-
-
-def emails(site: Path) -> list[email.message.EmailMessage]:
-    files = sorted((site / "outbox").glob("*.eml")) if (site / "outbox").is_dir() else []
-    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
 
 
 def unsubscribe_token(message: email.message.EmailMessage) -> str:
@@ -71,14 +66,14 @@ def test_run_send_and_serve_refuse_a_short_secret_saying_how_to_make_one(
     assert "at least 32 characters" in result.stderr
     assert "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'" in result.stderr
     assert "Traceback" not in result.output
-    assert emails(site) == []  # nothing signed with it went out
+    assert outbox(site) == []  # nothing signed with it went out
 
 
 def test_a_good_secret_signs_the_links_and_the_stored_one_only_when_it_is_unset(
     site: Path,
 ) -> None:
     assert digest(site, "run", "--date", "2026-11-16").exit_code == 0
-    (signed,) = emails(site)
+    (signed,) = outbox(site)
     token = unsubscribe_token(signed)
     assert tokens.verify(GOOD_SECRET.encode(), "unsubscribe", token)
     with Store(f"sqlite:///{site / 'digest.db'}") as store:
@@ -89,8 +84,8 @@ def test_a_good_secret_signs_the_links_and_the_stored_one_only_when_it_is_unset(
     # Unset (the demo, a cron job on one machine): the database's own secret.
     again = digest(site, "run", "--date", "2026-11-17", secret=None)
     assert again.exit_code == 0, again.output
-    later = {unsubscribe_token(m) for m in emails(site)} - {token}
-    assert len(emails(site)) == 2 and len(later) == 1
+    later = {unsubscribe_token(m) for m in outbox(site)} - {token}
+    assert len(outbox(site)) == 2 and len(later) == 1
     assert tokens.verify(stored, "unsubscribe", later.pop())
 
 
@@ -180,7 +175,7 @@ def test_an_unwritable_feeds_dir_is_one_clear_error_and_a_feed_failure(site: Pat
     assert "hint: feeds.dir must be a folder digest can create and write: make it" in (
         result.stderr
     )
-    assert len(emails(site)) == 1  # the digest went before the feeds failed
+    assert len(outbox(site)) == 1  # the digest went before the feeds failed
 
     status = digest(site, "status")
     assert status.exit_code == 0, status.output
@@ -290,7 +285,7 @@ def test_subscribers_add_and_send_refuse_a_non_ascii_local_part(site: Path) -> N
         assert result.exit_code == 2, result.output
         assert "letters outside ASCII before the @" in result.stderr
         assert "Traceback" not in result.output
-    assert emails(site) == []
+    assert outbox(site) == []
     with Store(f"sqlite:///{site / 'digest.db'}") as store:
         assert store.members.subscriber(JOSE) is None
 

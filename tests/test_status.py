@@ -4,8 +4,6 @@ any log line or error."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -20,7 +18,7 @@ from digest.models import Subscriber
 from digest.run import make_context, run
 from digest.store import PlannedDelivery, Store, new_delivery_id
 from tests.support.listings import item, write_days
-from tests.support.site import digest, write_config
+from tests.support.site import digest, outbox, write_config
 from tests.support.smtpd import SmtpServer
 
 Server = Callable[..., SmtpServer]
@@ -37,13 +35,6 @@ def setup(tmp_path: Path, db_url: str, mail: str = "", smtp: str = "") -> Path:
     # EMPTY has no file: the file source takes that as an empty day
     mail = f'outbox_dir = "outbox"\n{mail}'
     return write_config(tmp_path, db_url, listings, mail=mail, more=smtp)
-
-
-def outbox(tmp_path: Path) -> list[EmailMessage]:
-    return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-        for p in sorted((tmp_path / "outbox").glob("*.eml"))
-    ]
 
 
 def to(messages: list[EmailMessage], address: str) -> list[EmailMessage]:

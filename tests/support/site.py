@@ -3,12 +3,16 @@
 ``write_site(folder)`` makes the operator's site of tests/test_cli.py (three days of
 listings, the outbox, feeds, ada with a name and an exclude); ``write_config(folder, db_url,
 listings, server=...)`` the site of the delivery tests (a database URL, a real SMTP server or
-the outbox, readers of ``diffusion``); ``digest(site, "run", ...)`` invokes the CLI on either.
+the outbox, readers of ``diffusion``); ``digest(site, "run", ...)`` invokes the CLI on
+either, and ``outbox(site)`` reads the mail it wrote to ``site/outbox``.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Sequence
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -109,6 +113,12 @@ from = "Paper Digest <digest@example.org>"
         "utf-8",
     )
     return path
+
+
+def outbox(site: Path) -> list[EmailMessage]:
+    """The messages in ``site/outbox``, by file name (none when there is no such folder)."""
+    files = sorted((site / "outbox").glob("*.eml")) if (site / "outbox").is_dir() else []
+    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
 
 
 def digest(site: Path, *args: str, **invoke: Any) -> Result:
