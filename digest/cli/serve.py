@@ -2,15 +2,66 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
 import sys
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import click
 
 from digest.cli.shared import EXIT_USAGE, State, guard
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_ANY = {"0.0.0.0", "::", ""}
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def dead_links(base_url: str, host: str, port: int) -> str | None:
+    """Why the links built on ``base_url`` cannot reach a server listening on ``host``:``port``,
+    or None when they can (or when nothing can be told: a name other than localhost may be
+    a reverse proxy in front of us).
+
+    ``dead_links("http://localhost:8000", "127.0.0.1", 8080)`` says the ports differ;
+    ``("https://digest.example.org", "127.0.0.1", 8000)`` is None (a proxy's job).
+    """
+    url = urlsplit(base_url)
+    target = url.hostname or ""
+    target_port = url.port or (443 if url.scheme == "https" else 80)
+    if _loopback(target):
+        if host not in _ANY and not _loopback(host):
+            return f"{host} is not this machine's loopback address that {target} names"
+        if target_port != port:
+            return f"it points to port {target_port}, not {port}"
+        return None
+    if _literal(target) and host not in _ANY and not _literal_same(target, host):
+        return f"it points to {target}, not {host}"
+    return None
+
+
+def _literal_same(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
 
 
 @click.command()
@@ -57,6 +108,16 @@ def serve(state: State, host: str | None, port: int | None) -> None:
         listen,
         extra={"fields": {"base_url": cfg.base_url, "listen": listen}},
     )
+    problem = dead_links(cfg.base_url, the_host, the_port)
+    if problem:
+        # Every link in an email (confirm, manage, unsubscribe, archive) starts with base_url.
+        logging.getLogger("digest.serve").warning(
+            "base_url %s does not lead here (%s): the links in emails will not work;"
+            " set base_url, or --host and --port, to match",
+            cfg.base_url,
+            problem,
+            extra={"fields": {"base_url": cfg.base_url, "listen": listen}},
+        )
     if level > logging.DEBUG:  # a line per tick otherwise: our own pass log says what matters
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # uvicorn handles SIGTERM/SIGINT (graceful shutdown: the service finishes what is in
