@@ -136,7 +136,7 @@ def test_context_fields_are_pinned() -> None:
         "upvotes", "comments", "abstract", "abstract_html", "abstract_trimmed", "terms",
     ]  # fmt: skip
     assert [f.name for f in fields(SubjectContext)] == [
-        "site_title", "day", "day_label", "count", "total_in_listing", "since",
+        "site_title", "day", "day_label", "count", "matched", "total_in_listing", "since",
     ]  # fmt: skip
     assert templates.TEMPLATES == {
         "subject": "email/subject.txt",
@@ -238,6 +238,32 @@ def test_a_shell_that_drops_the_papers_is_refused(tmp_path: Path) -> None:
 def test_subject(renderer: Renderer, count: int, subject: str) -> None:
     matches = [make_match(make_paper(i)) for i in range(count)]
     assert digest_of(renderer, matches).subject == subject
+
+
+@pytest.mark.parametrize(("matched", "max_papers", "subject"), [
+    (25, 10, "Paper Digest for 22 Nov 2026: 10 new papers (25 matched)"),
+    (2, 1, "Paper Digest for 22 Nov 2026: 1 new paper (2 matched)"),
+    (10, 10, "Paper Digest for 22 Nov 2026: 10 new papers"),
+])  # fmt: skip
+def test_the_subject_counts_what_the_email_shows(
+    renderer: Renderer, matched: int, max_papers: int, subject: str
+) -> None:
+    matches = [make_match(make_paper(i)) for i in range(matched)]
+    out = digest_of(renderer, matches, max_papers=max_papers)
+    assert out.subject == subject
+    assert out.shown + out.compact == min(matched, max_papers)
+
+
+def test_the_lede_of_a_subscriber_without_keywords_names_no_keywords(
+    renderer: Renderer,
+) -> None:
+    everything = Subscriber(email="all@example.org", keywords=())
+    matches = [make_match(make_paper(i)) for i in range(3)]
+    out = digest_of(renderer, matches, subscriber=everything)
+    for body in (out.html, out.text):
+        assert "3 new papers, of 312 in the day's listing." in body
+        assert "matching your keywords" not in body
+    assert "3 new papers matching your keywords, of 312" in digest_of(renderer, matches).text
 
 
 def test_email_has_header_links_footer_and_dark_mode(renderer: Renderer) -> None:
@@ -447,7 +473,7 @@ def test_max_papers_summarises_the_rest(renderer: Renderer) -> None:
     matches = [make_match(make_paper(i)) for i in range(10)]
     out = digest_of(renderer, matches, max_papers=4)
     assert (out.shown, out.compact, out.more) == (4, 0, 6)
-    assert out.subject.endswith("10 new papers")
+    assert out.subject.endswith("4 new papers (10 matched)")
     assert "And 6 more matching papers, past your limit of 4 per email." in out.html
     assert 'href="https://digest.example.org/archive/2026-11-22"' in out.html
     assert "See the full list: https://digest.example.org/archive/2026-11-22" in out.text

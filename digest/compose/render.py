@@ -124,7 +124,7 @@ class Renderer:
         self._shell_maker = Shells(
             self._render, inliner, nonce=nonce, shared=shared, cache_size=cache_size
         )
-        self._subjects: Cache[tuple[date, int, int, date | None], str] = Cache(1_000)
+        self._subjects: Cache[tuple[date, int, int, int, date | None], str] = Cache(1_000)
 
     @property
     def _shell_shared(self) -> bool:
@@ -152,14 +152,23 @@ class Renderer:
         return str(self.stylesheet)
 
     def subject(
-        self, day: date, count: int, total_in_listing: int, since: date | None = None
+        self,
+        day: date,
+        count: int,
+        total_in_listing: int,
+        since: date | None = None,
+        matched: int | None = None,
     ) -> str:
-        """The subject line of a digest of ``count`` papers (from ``email/subject.txt``)."""
-        key = (day, count, total_in_listing, since)
+        """The subject line of a digest showing ``count`` papers of ``matched`` (None: as
+        many as it shows) (from ``email/subject.txt``)."""
+        matched = count if matched is None else max(matched, count)
+        key = (day, count, matched, total_in_listing, since)
         hit = self._subjects.get(key)
         if hit is None:
             label = period_label(since, day)
-            context = SubjectContext(self.site_title, day, label, count, total_in_listing, since)
+            context = SubjectContext(
+                self.site_title, day, label, count, matched, total_in_listing, since
+            )
             hit = self._subjects.put(key, clean(self._render("subject", context)))
         return hit
 
@@ -188,7 +197,8 @@ class Renderer:
         """
         chosen = matches if max_papers is None else matches[: max(0, max_papers)]
         full = [self._fragments.get(m, "paper") for m in chosen]
-        subject = self.subject(day, len(matches), total_in_listing, since)
+        # The subject counts what the email shows: "10 new papers (25 matched)".
+        subject = self.subject(day, len(chosen), total_in_listing, since, len(matches))
         context = self._context(
             subject,
             day=day,
@@ -239,7 +249,9 @@ class Renderer:
     ) -> DigestContext:
         """The shell's context with every ``chosen`` paper in full, of ``matched`` papers."""
         titles = "; ".join(clean(m.paper.title) for m in chosen[:2])
-        count = f"{matched} new paper{'' if matched == 1 else 's'}"
+        count = f"{len(chosen)} new paper{'' if len(chosen) == 1 else 's'}"
+        if matched > len(chosen):
+            count += f" ({matched} matched)"
         return DigestContext(
             subject=subject,
             preheader=(f"{count}: {titles}" if titles else count)[:150],

@@ -42,7 +42,8 @@ class SubjectContext:
     site_title: str
     day: date
     day_label: str  #: e.g. ``22 Nov 2026``
-    count: int  #: papers of the digest, including those past ``max_papers``
+    count: int  #: papers the email shows (in full or briefly): not those past ``max_papers``
+    matched: int  #: papers that matched, including those past ``max_papers`` (>= ``count``)
     total_in_listing: int
     since: date | None = None  #: first listing date of a digest covering several (weekly...)
 
