@@ -60,6 +60,7 @@ async def site_with_links(app: App) -> dict[str, str]:
         "/feeds/{token:str}.{kind:str}": f"/feeds/{ada.token}.atom",
         "/archive/": "/archive/",
         "/archive": "/archive",
+        "/archive/search": "/archive/search?q=diffusion",
         "/archive/{day:str}": f"/archive/{DAY.isoformat()}",
         "/preview": "/preview?keywords=diffusion",
         "/static/subscribe.js": "/static/subscribe.js",

@@ -147,6 +147,7 @@ def routes(site: Site) -> list[Route]:
         Route("/feeds/{token:str}.{kind:str}", _kinds(feeds.private_feed)),
         Route("/archive/", archive.archive_index),
         Route("/archive", archive.archive_index),
+        Route("/archive/search", archive.archive_search),
         Route("/archive/{day:str}", archive.archive_day),
         Route("/preview", preview.preview),
         Route("/static/subscribe.js", subscribing.script),

@@ -1,30 +1,47 @@
-"""The archive: the stored listing dates, and every paper of one date."""
+"""The archive: the stored listing dates, every paper of one date in the order a digest
+gives them (rank, then upvotes), and a search over the recent papers in the query language."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from digest.compose import paper_view
-from digest.models import Match
+from digest.errors import QueryError
+from digest.select import DayMatcher
+from digest.serve.forms import MAX_QUERIES, unsafe_character
 from digest.serve.pages import Handlers
+
+#: The index lists this many listing dates (those with papers).
+INDEX_DAYS = 90
+#: The search looks in the papers of this many recent listing dates, at most SEARCH_LIMIT.
+SEARCH_DAYS = 60
+SEARCH_LIMIT = 5_000
+#: Search results per page.
+PAGE_SIZE = 20
+MAX_QUERY = 500
 
 
 class Archive(Handlers):
     """The archive pages."""
 
     async def archive_index(self, request: Request) -> Response:
-        days = self.store.papers.recent_dates(90)
-        return self.site.page("archive_index", days=days)
+        days = await asyncio.to_thread(self.store.papers.day_counts, INDEX_DAYS)
+        return self.site.page("archive_index", days=days, q="")
 
     async def archive_day(self, request: Request) -> Response:
+        """A day's papers, best first as in a digest; ``?q=`` (repeated) and ``?x=`` keep
+        those a digest of these keywords and exclusions would hold (the email's "view in
+        browser" link), in its order."""
         try:
             day = date.fromisoformat(request.path_params["day"])
         except ValueError:
             return self.site.not_found()
-        listing = self.store.papers.listing(day)
+        listing = await asyncio.to_thread(self.store.papers.listing, day)
         if listing is None:
             return self.site.message(
                 "No listing for this date",
@@ -33,13 +50,65 @@ class Archive(Handlers):
                 action_url="/archive/",
                 action_text="All dates",
             )
-        views = [paper_view(Match(p, 0.0)) for p in listing.papers]
-        newer = [d for d in self.store.papers.recent_dates(90) if d > day]
-        older = [d for d in self.store.papers.recent_dates(90) if d < day]
+        keywords = _queries(request, "q")
+        exclude = _queries(request, "x")
+        try:
+            matches = DayMatcher(listing.papers).select(keywords, exclude)
+        except QueryError:
+            keywords, exclude = [], []
+            matches = DayMatcher(listing.papers).select([])
+        dates = [d for d, _ in await asyncio.to_thread(self.store.papers.day_counts, INDEX_DAYS)]
+        newer = [d for d in dates if d > day]
+        older = [d for d in dates if d < day]
         return self.site.page(
             "archive_day",
             day=day,
-            papers=views,
+            papers=[paper_view(m) for m in matches],
+            total=len(listing.papers),
+            keywords=keywords,
+            exclude=exclude,
             newer=min(newer) if newer else None,
             older=max(older) if older else None,
+            q="",
         )
+
+    async def archive_search(self, request: Request) -> Response:
+        """``?q=QUERY&page=N``: the recent papers matching QUERY, best first, a page at a time."""
+        q = request.query_params.get("q", "").strip()[:MAX_QUERY]
+        try:
+            page = max(1, int(request.query_params.get("page", "1")))
+        except ValueError:
+            page = 1
+        context: dict[str, Any] = {
+            "q": q,
+            "page": page,
+            "papers": [],
+            "count": 0,
+            "pages": 0,
+            "error": None,
+        }
+        context["searched_days"] = SEARCH_DAYS
+        context["start"] = (page - 1) * PAGE_SIZE + 1
+        if not q:
+            return self.site.page("archive_search", **context)
+        problem = unsafe_character(q)
+        if problem:
+            context["error"] = f"The query holds {problem}."
+            return self.site.page("archive_search", 400, **context)
+        papers = await asyncio.to_thread(self.store.papers.recent_papers, SEARCH_DAYS, SEARCH_LIMIT)
+        try:
+            matches = await asyncio.to_thread(lambda: DayMatcher(papers).select([q]))
+        except QueryError as exc:
+            context["error"] = f"{exc.reason} (at character {exc.position + 1})."
+            return self.site.page("archive_search", 400, **context)
+        start = (page - 1) * PAGE_SIZE
+        context["papers"] = [paper_view(m) for m in matches[start : start + PAGE_SIZE]]
+        context["count"] = len(matches)
+        context["pages"] = (len(matches) + PAGE_SIZE - 1) // PAGE_SIZE
+        return self.site.page("archive_search", **context)
+
+
+def _queries(request: Request, name: str) -> list[str]:
+    """The queries of a repeated query parameter, blank and unsafe ones left out."""
+    found = [v.strip() for v in request.query_params.getlist(name)]
+    return [v[:MAX_QUERY] for v in found if v and not unsafe_character(v)][:MAX_QUERIES]

@@ -91,6 +91,42 @@ class Papers:
                 ).scalars()
             )
 
+    def day_counts(self, n: int) -> list[tuple[date, int]]:
+        """The ``n`` most recent listing dates that hold papers, newest first, with how many
+        (a date fetched empty, a weekend's, is left out)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(listings.c.date, listings.c.count)
+                .where(listings.c.count > 0)
+                .order_by(listings.c.date.desc())
+                .limit(n)
+            )
+            return [(r[0], r[1]) for r in rows]
+
+    def recent_papers(self, days: int, limit: int) -> list[Paper]:
+        """The papers of the ``days`` most recent listing dates, at most ``limit`` of them
+        (those of the newest dates first), each once: what the archive's search looks in."""
+        with self.engine.connect() as conn:
+            dates = (
+                sa.select(listings.c.date)
+                .order_by(listings.c.date.desc())
+                .limit(days)
+                .scalar_subquery()
+            )
+            newest = (
+                sa.select(listing_papers.c.paper_key, sa.func.max(listing_papers.c.date).label("d"))
+                .where(listing_papers.c.date.in_(dates))
+                .group_by(listing_papers.c.paper_key)
+                .subquery()
+            )
+            rows = conn.execute(
+                sa.select(papers)
+                .join(newest, newest.c.paper_key == papers.c.key)
+                .order_by(newest.c.d.desc(), papers.c.key)
+                .limit(limit)
+            ).mappings()
+            return [_paper(r) for r in rows]
+
     def papers_by_key(self, keys: Iterable[str]) -> dict[str, Paper]:
         found: dict[str, Paper] = {}
         with self.engine.connect() as conn:
