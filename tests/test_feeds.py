@@ -115,7 +115,25 @@ def test_fields_of_an_entry() -> None:
         assert entry.published_parsed[:6] == (2026, 11, 19, 0, 0, 0)
     assert [a["name"] for a in atom.entries[0].authors] == ["Zoë Ångström", "李 雷", "Bo Li"]
     assert rss.entries[0].author == "Zoë Ångström, 李 雷, Bo Li"  # from dc:creator
-    assert atom.feed.updated_parsed[:4] == (2026, 11, 20, 7)
+    assert atom.feed.updated_parsed[:4] == (2026, 11, 19, 0)  # its newest entry's
+
+
+def test_a_feed_is_updated_at_its_newest_entry_so_its_bytes_change_only_with_an_entry() -> None:
+    """The public feed's ETag is its bytes' hash: built again later (another hour, another
+    day) over the same entries, it must be byte for byte the same."""
+    old, new = paper("2511.00001", "Old"), paper("2511.00002", "New")
+    first = build([(D1, old), (D2, new)])
+    assert build([(D1, old), (D2, new)], updated=UPDATED.replace(day=25)) == first
+    for parsed in map(parse, first):
+        assert parsed.feed.updated_parsed[:4] == (2026, 11, 19, 0)
+    assert b"<lastBuildDate>Thu, 19 Nov 2026 00:00:00 +0000</lastBuildDate>" in first[0]
+    later = build([(D1, old), (D2, new), (D3, paper("2511.00003", "Newer"))])
+    assert parse(later[1]).feed.updated_parsed[:3] == (2026, 11, 20)
+    # A private subset is updated at its own newest entry; an empty feed at ``updated``.
+    feed_set = FeedSet([(D1, old), (D2, new)], link=SITE, updated=UPDATED)
+    meta = FeedMeta("Yours", SITE, None, None, "Mine")
+    assert parse(feed_set.build(meta, {old.key})[1]).feed.updated_parsed[:3] == (2026, 11, 18)
+    assert parse(feed_set.build(meta, set())[1]).feed.updated_parsed[:4] == (2026, 11, 20, 7)
 
 
 def test_rss_has_no_author_element_since_it_must_be_an_email_address() -> None:

@@ -108,10 +108,12 @@ class FeedSet:
     """The entries of a set of papers rendered once, assembled into any number of feeds.
 
     feedgen renders every paper once (RSS item and Atom entry); a feed of any subset is then
-    its shell (also feedgen's, cached per :class:`FeedMeta`) with the chosen fragments
-    spliced in. Markup in text is escaped, so an entry's closing tag can only be its own,
-    and in RSS escaped once more, since readers take RSS text as HTML (see the module's
-    docstring).
+    its shell (also feedgen's, cached per :class:`FeedMeta` and date) with the chosen
+    fragments spliced in. A feed's ``<updated>`` (RSS ``<lastBuildDate>``) is its newest
+    entry's, so its bytes, and the ETag served for them, change only when an entry does;
+    ``updated`` dates an empty feed. Markup in text is escaped, so an entry's closing tag
+    can only be its own, and in RSS escaped once more, since readers take RSS text as HTML
+    (see the module's docstring).
     """
 
     def __init__(
@@ -127,8 +129,10 @@ class FeedSet:
         self.updated = updated
         self.entries = newest_first(entries, link)
         self.keys = [paper.key for _, paper in self.entries]
+        self._when = [datetime.combine(day, time(0), tzinfo=tz) for day, _ in self.entries]
         everything = FeedMeta("all", link, None, None, "all")
-        atom_fg, rss_fg = self._generator(everything), self._generator(everything, rss=True)
+        atom_fg = self._generator(everything, updated)
+        rss_fg = self._generator(everything, updated, rss=True)
         for day, paper in self.entries:
             _add_entry(atom_fg, day, paper, link, tz, xml_text)
             _add_entry(rss_fg, day, paper, link, tz, html_text)
@@ -136,10 +140,10 @@ class FeedSet:
         self._rss = _RSS_ITEM.findall(rss_fg.rss_str(pretty=True)) if self.entries else []
         if len(self._atom) != len(self.entries) or len(self._rss) != len(self.entries):
             raise RuntimeError("feedgen output did not split into one fragment per paper")
-        self._shells: dict[FeedMeta, tuple[bytes, bytes, bytes, bytes]] = {}
+        self._shells: dict[tuple[FeedMeta, datetime], tuple[bytes, bytes, bytes, bytes]] = {}
         self._digests: list[bytes] | None = None
 
-    def _generator(self, meta: FeedMeta, *, rss: bool = False) -> FeedGenerator:
+    def _generator(self, meta: FeedMeta, updated: datetime, *, rss: bool = False) -> FeedGenerator:
         """A generator for the Atom output, or (``rss``) for the RSS output: text is then
         HTML-escaped (:func:`html_text`), as RSS readers take it as HTML."""
         text = html_text if rss else xml_text
@@ -157,18 +161,19 @@ class FeedSet:
         fg.link(href=meta.link, rel="alternate")
         fg.language("en")
         fg.generator(GENERATOR)
-        fg.updated(self.updated)
-        fg.lastBuildDate(self.updated)
+        fg.updated(updated)
+        fg.lastBuildDate(updated)
         return fg
 
-    def _shell(self, meta: FeedMeta) -> tuple[bytes, bytes, bytes, bytes]:
-        """(rss head, rss tail, atom head, atom tail) of an empty feed described by ``meta``."""
-        shell = self._shells.get(meta)
+    def _shell(self, meta: FeedMeta, updated: datetime) -> tuple[bytes, bytes, bytes, bytes]:
+        """(rss head, rss tail, atom head, atom tail) of an empty feed described by ``meta``,
+        updated at ``updated``."""
+        shell = self._shells.get((meta, updated))
         if shell is None:
-            fg = self._generator(meta, rss=True)
+            fg = self._generator(meta, updated, rss=True)
             plain = all(html_text(t) == xml_text(t) for t in (meta.title, meta.description))
             # Most titles have nothing to escape: then one generator makes both shells.
-            atom = (fg if plain else self._generator(meta)).atom_str(pretty=True)
+            atom = (fg if plain else self._generator(meta, updated)).atom_str(pretty=True)
             if meta.rss_url:
                 fg.link(href=meta.rss_url, rel="self", replace=True)
                 fg.link(href=meta.link, rel="alternate")
@@ -176,7 +181,7 @@ class FeedSet:
             rss_at = rss.rindex(b"  </channel>")
             atom_at = atom.rindex(b"</feed>")
             shell = (rss[:rss_at], rss[rss_at:], atom[:atom_at], atom[atom_at:])
-            self._shells[meta] = shell
+            self._shells[meta, updated] = shell
         return shell
 
     def choose(
@@ -213,9 +218,10 @@ class FeedSet:
     ) -> tuple[bytes, bytes]:
         """``(rss, atom)`` with the papers whose key is in ``keys`` (None: all), newest first,
         at most ``limit`` of them (or the entries ``chosen`` by :meth:`choose`)."""
-        rss_head, rss_tail, atom_head, atom_tail = self._shell(meta)
         if chosen is None:
             chosen = self.choose(keys, limit)
+        newest = self._when[chosen[0]] if chosen else self.updated  # entries: newest first
+        rss_head, rss_tail, atom_head, atom_tail = self._shell(meta, newest)
         rss = b"".join([rss_head, *(self._rss[i] for i in chosen), rss_tail])
         atom = b"".join([atom_head, *(self._atom[i] for i in chosen), atom_tail])
         return rss, atom
@@ -267,8 +273,9 @@ def build_feeds(
     (Atom ``<author><name>``, RSS ``<dc:creator>`` since RSS ``<author>`` must be an email
     address), the listing date at midnight in ``tz``, and the abstract; text is cleaned by
     :func:`xml_text`, and in RSS also HTML-escaped (:func:`html_text`). ``link`` is the
-    site, ``rss_url``/``atom_url`` where the feeds are served; ``updated`` must be
-    timezone-aware (else ValueError). Output is deterministic for the same input. For many
+    site, ``rss_url``/``atom_url`` where the feeds are served. The feed is updated at
+    its newest entry's date; ``updated`` dates an empty one and must be timezone-aware (else
+    ValueError). Output is deterministic for the same input. For many
     feeds over the same papers, use :class:`FeedSet`.
     """
     feeds = FeedSet(entries, link=link, updated=updated, tz=tz)
