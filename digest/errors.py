@@ -5,6 +5,7 @@
     DigestError
     ├── ConfigError            a config file or CLI value is wrong (file, key, value, hint)
     ├── SourceError            a listing could not be fetched or is not the expected shape (url)
+    ├── EmptyListingError      a one-off send's listing has no papers: nothing to send (day)
     ├── QueryError             a keyword query does not parse (query, position, hint)
     ├── RenderError            a template is missing or fails (template)
     ├── DeliveryError          a message could not be delivered (recipient, code, reply)
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 
 class DigestError(Exception):
@@ -89,6 +91,20 @@ class SourceError(DigestError):
         self.url = url
         self.reason = reason
         super().__init__(f"{url}: {reason}", hint=hint)
+
+
+class EmptyListingError(DigestError):
+    """The listing of ``day`` has no papers (a weekend, a holiday, a date not yet listed),
+    so a one-off ``digest send`` of it has nothing to send; ``source`` names where it was
+    read from."""
+
+    def __init__(self, day: date, source: str = "") -> None:
+        self.day = day
+        self.source = source
+        super().__init__(
+            f"the listing for {day.isoformat()} is empty: nothing to send",
+            hint="pick a listing day with --date YYYY-MM-DD (`digest status` shows the last)",
+        )
 
 
 class QueryError(DigestError):

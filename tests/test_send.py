@@ -105,3 +105,16 @@ async def test_the_unsubscribe_link_of_a_one_off_to_a_subscriber_works(
     assert done.status_code == 200 and "unsubscribed" in done.text
     gone = app.store.members.subscriber("ada@example.org")
     assert gone is not None and gone.id == ada.id and gone.status == "unsubscribed"
+
+
+def test_a_send_of_an_empty_listing_says_so_and_fails(site: Path) -> None:
+    # 2026-11-18 of the test site is an empty listing (a holiday): nothing could match.
+    result = digest(site, "send", "--to", "grace@example.org", "--date", "2026-11-18")
+    assert result.exit_code == 1, result.output
+    assert "the listing for 2026-11-18 is empty: nothing to send" in result.stderr
+    assert "no paper matches" not in result.output and "Traceback" not in result.output
+    # A listing with papers none of which match is another thing: said, and exit 0.
+    none = digest(site, "send", "--to", "grace@example.org", "--keywords", "zebra",
+                  "--date", "2026-11-16")  # fmt: skip
+    assert none.exit_code == 0, none.output
+    assert "2026-11-16: no paper matches; nothing sent" in none.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from digest.compose import make_message_id
 from digest.deliver import send_one
+from digest.errors import EmptyListingError
 from digest.files import write_atomic
 from digest.models import Subscriber
 from digest.run.context import Context
@@ -34,9 +35,14 @@ async def send_once(
     it carries no unsubscribe link and no ``List-Unsubscribe`` (there is nothing to leave);
     to an address that subscribes (active or paused), their own unsubscribe and manage links
     and headers, as any email to a subscriber has. Returns the number of papers in it (0:
-    nothing matched and nothing was sent).
+    nothing matched and nothing was sent); raises :class:`EmptyListingError` when the
+    listing of ``day`` has no papers at all.
     """
-    listing = ctx.store.papers.listing(day) or await ctx.source.fetch(day)
+    stored = ctx.store.papers.listing(day)
+    # A listing stored empty (fetched before the day's papers were out) is asked again.
+    listing = stored if stored is not None and stored.papers else await ctx.source.fetch(day)
+    if not listing.papers:
+        raise EmptyListingError(day, listing.source)
     matches = DayMatcher(listing.papers).select(keywords, exclude)
     if not matches:
         return 0
