@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -165,8 +166,10 @@ def test_export_round_trips_through_import(site: Path, db_url: str) -> None:
     exported = digest(site, "subscribers", "export", "--all")
     assert exported.exit_code == 0, exported.output
     lines = exported.stdout.splitlines()
-    assert lines[0] == "email,name,keywords,exclude,max_papers,status"
-    assert lines[1] == 'user0@example.org,"User 0, Jr.",diffusion;llm agent*,survey,1,active'
+    assert lines[0] == (
+        "email,name,keywords,exclude,max_papers,send_at,timezone,frequency,weekday,days,status"
+    )
+    assert lines[1] == 'user0@example.org,"User 0, Jr.",diffusion;llm agent*,survey,1,,,,,,active'
     assert lines[4].endswith(",unsubscribed") and len(lines) == 1501
     again = digest(site, "subscribers", "import", "-", "--format", "csv", input=exported.stdout)
     assert "added 0, updated 0, unchanged 1499, kept unsubscribed 1, rejected 0" in again.stdout
@@ -189,6 +192,11 @@ def test_export_jsonl_to_a_file_and_into_another_database(
         "keywords": ["diffusion", "llm agent*"],
         "exclude": ["survey"],
         "max_papers": 1,
+        "send_at": None,
+        "timezone": None,
+        "frequency": None,
+        "weekday": None,
+        "days": None,
         "status": "active",
     }
     other = tmp_path_factory.mktemp("other")
@@ -287,3 +295,90 @@ def test_csv_export_neutralises_formulas_and_import_reads_them_back(
     with Store(f"sqlite:///{other / 'other.db'}") as store:
         copied = {s.email: (s.name, s.keywords, s.exclude) for s in store.members.subscribers()}
     assert copied == {a: (s.name, s.keywords, s.exclude) for a, s in before.items()}
+
+
+def schedules(site: Path, db_url: str) -> dict[str, tuple[object, ...]]:
+    return {
+        email: (s.send_at, s.timezone, s.frequency, s.weekday, s.days)
+        for email, s in stored(site, db_url).items()
+    }
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_moving_subscribers_to_another_instance_keeps_their_hour(
+    site: Path, db_url: str, tmp_path_factory: pytest.TempPathFactory, fmt: str
+) -> None:
+    digest(
+        site,
+        "subscribers",
+        "add",
+        "ada@example.org",
+        "--send-at",
+        "06:30",
+        "--timezone",
+        "Asia/Tokyo",
+        "--frequency",
+        "weekly",
+        "--weekday",
+        "fri",
+    )
+    digest(site, "subscribers", "add", "bob@example.org", "--days", "mon,wed")
+    digest(site, "subscribers", "add", "cy@example.org")
+    out = site / f"all.{fmt}"
+    assert digest(site, "subscribers", "export", "--out", str(out)).exit_code == 0
+    other = tmp_path_factory.mktemp("other")
+    (other / "config.toml").write_text('database = "sqlite:///other.db"\n', "utf-8")
+    result = digest(other, "subscribers", "import", str(out))
+    assert result.exit_code == 0, result.output
+    moved = schedules(other, f"sqlite:///{other / 'other.db'}")
+    assert moved == schedules(site, db_url)
+    assert moved["ada@example.org"] == ("06:30", "Asia/Tokyo", "weekly", "fri", None)
+    assert moved["bob@example.org"] == (None, None, None, None, ("mon", "wed"))
+
+
+_SOON = datetime(2026, 12, 8, 5, 30, tzinfo=UTC)
+
+
+def test_an_imported_schedule_replaces_the_stored_one_and_is_placed_again(
+    site: Path, db_url: str
+) -> None:
+    digest(site, "subscribers", "add", "ada@example.org", "--send-at", "06:30")
+    with Store(db_url) as store:
+        ada = store.members.subscriber("ada@example.org")
+        assert ada is not None and ada.id is not None
+        store.members.set_next_sends([(ada.id, _SOON, None)], only_if_due=None)
+    # A file without schedule columns leaves the schedule (and its placement) alone.
+    result = digest(
+        site, "subscribers", "import", write(site, "a.csv", "email,name\nada@example.org,Ada\n")
+    )
+    assert "updated 1," in result.stdout
+    ada = stored(site, db_url)["ada@example.org"]
+    assert (ada.send_at, ada.next_send_at) == ("06:30", _SOON)
+    text = "email,send_at,timezone\nada@example.org,21:15,Europe/Berlin\n"
+    result = digest(site, "subscribers", "import", write(site, "b.csv", text))
+    assert "updated 1," in result.stdout, result.output
+    ada = stored(site, db_url)["ada@example.org"]
+    assert (ada.send_at, ada.timezone, ada.next_send_at) == ("21:15", "Europe/Berlin", None)
+
+
+def test_bad_schedule_cells_are_row_errors(site: Path, db_url: str) -> None:
+    text = (
+        "email,send_at,timezone,frequency,weekday,days\n"
+        "a@example.org,25:00,,,,\n"
+        "b@example.org,,Europe/Berln,,,\n"
+        "c@example.org,,,hourly,,\n"
+        "d@example.org,,,weekly,fry,\n"
+        "e@example.org,,,,,mon;tue\n"
+        'f@example.org,07:05,UTC,daily,,"mon, fri"\n'
+    )
+    result = digest(site, "subscribers", "import", write(site, "s.csv", text))
+    assert result.exit_code == 1
+    errors = result.stderr.splitlines()
+    assert [e.split(":")[0] for e in errors] == [f"line {n}" for n in range(2, 7)]
+    assert errors[0].startswith('line 2: send_at: "25:00": expected a time of day')
+    assert errors[1].startswith('line 3: timezone: "Europe/Berln": unknown time zone')
+    assert errors[2] == 'line 4: frequency: "hourly": expected "daily" or "weekly"'
+    assert errors[3].startswith('line 5: weekday: "fry": expected one of mon')
+    assert errors[4].startswith('line 6: days: "mon;tue": ')
+    f = stored(site, db_url)["f@example.org"]
+    assert (f.send_at, f.timezone, f.frequency, f.days) == ("07:05", "UTC", "daily", ("mon", "fri"))

@@ -222,8 +222,8 @@ def test_no_format_from_other_names(name: str) -> None:
 def test_export_csv_is_readable_by_spreadsheets() -> None:
     subs = [Subscriber(email="ada@example.org", name="Okafor, Ada", keywords=('"a b"', "c"))]
     assert "".join(roster.export_lines(subs, "csv")) == (
-        "email,name,keywords,exclude,max_papers,status\n"
-        'ada@example.org,"Okafor, Ada","""a b"";c",,,active\n'
+        "email,name,keywords,exclude,max_papers,send_at,timezone,frequency,weekday,days,status\n"
+        'ada@example.org,"Okafor, Ada","""a b"";c",,,,,,,,active\n'
     )
 
 
@@ -249,6 +249,11 @@ _SUBSCRIBER = st.builds(
     keywords=st.lists(_QUERIES, max_size=3, unique=True).map(tuple),
     exclude=st.lists(_QUERIES, max_size=2, unique=True).map(tuple),
     max_papers=st.none() | st.integers(1, 10_000),
+    send_at=st.none() | st.sampled_from(["00:00", "06:30", "23:59"]),
+    timezone=st.none() | st.sampled_from(["UTC", "Europe/Berlin", "America/Argentina/Salta"]),
+    frequency=st.none() | st.sampled_from(["daily", "weekly"]),
+    weekday=st.none() | st.sampled_from(["mon", "sun"]),
+    days=st.none() | st.sampled_from([("mon",), ("mon", "wed", "fri"), ("sat", "sun")]),
 )
 
 
@@ -320,5 +325,21 @@ def test_export_neutralises_every_text_cell_and_reads_back() -> None:
         email="-x@example.org", name="=HYPERLINK(1)", keywords=("-survey", "llm"), exclude=("@a",)
     )
     text = "".join(roster.export_lines([sub], "csv"))
-    assert text.splitlines()[1] == "'-x@example.org,'=HYPERLINK(1),'-survey;llm,'@a,,active"
+    assert text.splitlines()[1] == "'-x@example.org,'=HYPERLINK(1),'-survey;llm,'@a,,,,,,,active"
     assert roster.read(text, "csv").subscribers == (sub,)
+
+
+def test_schedule_columns_are_checked_per_row_and_mark_the_file() -> None:
+    r = jsonl_of(
+        {"email": "a@example.org", "send_at": "7:05", "days": ["fri", "Monday"]},
+        {"email": "b@example.org", "timezone": "Mars/Olympus", "weekday": 3},
+        {"email": "c@example.org", "frequency": None, "send_at": ""},
+    )
+    assert r.schedule
+    assert [(s.email, s.send_at, s.days) for s in r.subscribers] == [
+        ("a@example.org", "07:05", ("mon", "fri")),
+        ("c@example.org", None, None),
+    ]
+    assert [e.field for e in r.errors] == ["timezone", "weekday"] and r.rejected == 1
+    assert not csv_of(HEADER + "a@example.org,,,,\n").schedule
+    assert csv_of("email,days\na@example.org,\n").schedule

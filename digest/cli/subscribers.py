@@ -177,7 +177,9 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     """Add or update subscribers from a CSV or JSON Lines file (FILE - reads stdin).
 
     Columns: email (required), name, keywords, exclude (queries separated by ";"),
-    max_papers; status is ignored. A known address is updated, never duplicated, and no
+    max_papers, and the schedule (send_at, timezone, frequency, weekday, days: empty is the
+    configured default; a file without these columns leaves schedules as they are); status
+    is ignored. A known address is updated, never duplicated, and no
     one unsubscribed or suspended is reactivated. Bad rows are reported with their line
     and skipped; of two rows with one address, the later wins.
 
@@ -202,7 +204,9 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     counts = ImportCounts()
     if read.subscribers:
         with state.store() as store:
-            counts = guard(lambda: store.members.import_subscribers(read.subscribers))
+            counts = guard(
+                lambda: store.members.import_subscribers(read.subscribers, schedule=read.schedule)
+            )
     click.echo(
         f"{shown(source)}: added {counts.added}, updated {counts.updated},"
         f" unchanged {counts.unchanged}, kept unsubscribed {counts.kept_unsubscribed},"

@@ -12,6 +12,12 @@ In CSV, ``keywords`` and ``exclude`` hold queries separated by ``;`` (empty: non
 Lines, a list of strings or such a string. ``status`` is written by ``export`` and ignored on
 import: an import never changes whether someone receives digests.
 
+The schedule columns (``send_at`` "HH:MM", ``timezone`` an IANA name, ``frequency`` daily or
+weekly, ``weekday`` mon..sun, ``days`` "mon,wed,fri", a list in JSON Lines) carry each
+subscriber's hour from one instance to the next; an empty cell is the configuration's
+default. A file with none of them (:attr:`Roster.schedule` false) leaves the stored
+schedules alone.
+
 A CSV export is opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-`` or
 ``@`` (or a tab or carriage return) as a formula (OWASP "CSV injection"): such a cell is
 written with a ``'`` in front (:func:`neutralise`), and the import takes that ``'`` off again
@@ -27,7 +33,7 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -36,9 +42,19 @@ from digest.config.checks import Invalid, normalise_address
 from digest.config.subscribers import SUBSCRIBER_SETTINGS
 from digest.errors import QueryError, RosterError
 from digest.models import Subscriber
+from digest.schedule import (
+    ScheduleError,
+    check_days,
+    check_frequency,
+    check_weekday,
+    check_zone,
+    parse_send_at,
+)
 from digest.select import validate as validate_query
 
-FIELDS = ("email", "name", "keywords", "exclude", "max_papers", "status")
+#: A subscriber's own schedule (empty or absent: the configuration's default).
+SCHEDULE_FIELDS = ("send_at", "timezone", "frequency", "weekday", "days")
+FIELDS = ("email", "name", "keywords", "exclude", "max_papers", *SCHEDULE_FIELDS, "status")
 #: Who ``digest subscribers export`` writes without ``--all``: those who confirmed and have
 #: not left (active or paused). Pending requests (an address someone typed, never
 #: confirmed), the unsubscribed and the suspended (their address bounced) are left out.
@@ -89,6 +105,7 @@ class Roster:
     subscribers: tuple[Subscriber, ...]
     errors: tuple[RowError, ...]  # one or more per rejected row, in line order
     duplicates: tuple[Duplicate, ...]
+    schedule: bool = False  # the file has schedule columns: the import writes them
 
     @property
     def rejected(self) -> int:
@@ -136,7 +153,7 @@ def read_csv(lines: Iterable[str], source: str = "<stdin>") -> Roster:
         raise RosterError(source, f"no header line (expected {','.join(FIELDS[:4])})", line=1)
     columns = [h.strip().lower() for h in header]
     _check_header(columns, source)
-    builder = _Builder()
+    builder = _Builder(schedule=any(c in SCHEDULE_FIELDS for c in columns))
     start = reader.line_num + 1
     while True:
         try:
@@ -180,6 +197,7 @@ def read_jsonl(lines: Iterable[str], source: str = "<stdin>") -> Roster:
         if unknown:
             builder.reject([RowError(number, f"unknown field {_unknown(k)}") for k in unknown])
             continue
+        builder.schedule = builder.schedule or any(k in SCHEDULE_FIELDS for k in obj)
         builder.add(number, obj)
     return builder.roster()
 
@@ -206,10 +224,16 @@ def check_row(line: int, row: Mapping[str, Any]) -> Subscriber | list[RowError]:
     keywords = _queries(line, "keywords", row.get("keywords"), errors)
     exclude = _queries(line, "exclude", row.get("exclude"), errors)
     max_papers = _max_papers(line, row.get("max_papers"), errors)
+    schedule = _schedule(line, row, errors)
     if errors:
         return errors
     return Subscriber(
-        email=address, name=name, keywords=keywords, exclude=exclude, max_papers=max_papers
+        email=address,
+        name=name,
+        keywords=keywords,
+        exclude=exclude,
+        max_papers=max_papers,
+        **schedule,
     )
 
 
@@ -249,6 +273,7 @@ def export_lines(subs: Iterable[Subscriber], fmt: str) -> Iterator[str]:
         fields = _export_fields(s)
         fields["keywords"] = ";".join(s.keywords)
         fields["exclude"] = ";".join(s.exclude)
+        fields["days"] = None if s.days is None else ",".join(s.days)
         writer.writerow(["" if fields[k] is None else neutralise(fields[k]) for k in FIELDS])
         yield _take(buffer)
 
@@ -282,7 +307,8 @@ def export_problem(sub: Subscriber, fmt: str) -> str | None:
 class _Builder:
     """Rows checked one by one; the last row of an address wins."""
 
-    def __init__(self) -> None:
+    def __init__(self, schedule: bool = False) -> None:
+        self.schedule = schedule
         self.by_email: dict[str, tuple[int, Subscriber]] = {}
         self.errors: list[RowError] = []
         self.duplicates: list[Duplicate] = []
@@ -305,6 +331,7 @@ class _Builder:
             subscribers=tuple(sub for _, sub in self.by_email.values()),
             errors=tuple(self.errors),
             duplicates=tuple(self.duplicates),
+            schedule=self.schedule,
         )
 
 
@@ -375,6 +402,35 @@ def _max_papers(line: int, value: Any, errors: list[RowError]) -> int | None:
         return None
 
 
+def _schedule(line: int, row: Mapping[str, Any], errors: list[RowError]) -> dict[str, Any]:
+    """The row's schedule fields checked as ``digest subscribers add`` checks its options;
+    an empty or absent one is None (the configuration's default)."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "send_at": lambda v: parse_send_at(v).strftime("%H:%M"),
+        "timezone": check_zone,
+        "frequency": lambda v: check_frequency(v.strip() if isinstance(v, str) else v),
+        "weekday": check_weekday,
+        "days": lambda v: check_days(v) or None,
+    }
+    found: dict[str, Any] = {}
+    for field, check in checks.items():
+        value = row.get(field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            found[field] = None
+            continue
+        try:
+            found[field] = check(value)
+        except ScheduleError as exc:
+            shown = value if isinstance(value, str) else json.dumps(value)
+            errors.append(RowError(line, _reason(exc.message), field=field, value=shown))
+    return found
+
+
+def _reason(message: str) -> str:
+    """A schedule check's message without its ``, got …`` (the row error shows the value)."""
+    return re.sub(r",? got .*$", "", message)
+
+
 def _export_fields(s: Subscriber) -> dict[str, Any]:
     return {
         "email": s.email,
@@ -382,6 +438,11 @@ def _export_fields(s: Subscriber) -> dict[str, Any]:
         "keywords": list(s.keywords),
         "exclude": list(s.exclude),
         "max_papers": s.max_papers,
+        "send_at": s.send_at,
+        "timezone": s.timezone,
+        "frequency": s.frequency,
+        "weekday": s.weekday,
+        "days": None if s.days is None else list(s.days),
         "status": s.status,
     }
 

@@ -153,36 +153,44 @@ class Members:
 
     def remove_subscriber(self, email: str) -> bool:
         """Mark a subscriber unsubscribed (history is kept so nothing is resent on return)."""
-        with begin(self.engine) as conn:
-            result = conn.execute(
-                sa.update(subscribers)
-                .where(subscribers.c.email == email)
-                .values(status="unsubscribed", status_reason="removed", updated_at=utc_now())
-            )
-        return bool(result.rowcount)
+        return self._write(
+            sa.update(subscribers)
+            .where(subscribers.c.email == email)
+            .values(status="unsubscribed", status_reason="removed", updated_at=utc_now())
+        )
 
     def import_subscribers(
-        self, subs: Sequence[Subscriber], *, batch: int = 5000, now: datetime | None = None
+        self,
+        subs: Sequence[Subscriber],
+        *,
+        batch: int = 5000,
+        now: datetime | None = None,
+        schedule: bool = False,
     ) -> ImportCounts:
         """Upsert ``subs`` by (normalised) address, one transaction per ``batch`` of them.
 
         A new address is added, active, with a fresh token. A known one keeps its id, token,
         status and bounce count; its name, queries and max_papers are updated when they
-        differ. Someone unsubscribed or suspended stays so (counted ``kept_unsubscribed``,
-        fields updated all the same): an import never reactivates anyone. Of one address
-        given twice in a batch, the last wins. Each batch takes three statements: one
-        SELECT of the known addresses, one executemany INSERT, one executemany UPDATE.
+        differ; with ``schedule`` (the file carried schedule columns) so is their schedule,
+        placed again when it changed. Someone unsubscribed or suspended stays so (counted
+        ``kept_unsubscribed``, fields updated all the same): an import never reactivates
+        anyone. Of one address given twice in a batch, the last wins. Each batch takes three
+        statements: one SELECT of the known addresses, one executemany INSERT, one executemany
+        UPDATE.
         """
         when = now or utc_now()
         total = ImportCounts()
         for chunk in chunks(subs, batch):
             # another import may add some of them meanwhile: the batch is done again
-            total += retried(partial(self._import_batch, chunk, when), "import subscribers")
+            job = partial(self._import_batch, chunk, when, schedule)
+            total += retried(job, "import subscribers")
         return total
 
-    def _import_batch(self, chunk: Sequence[Subscriber], when: datetime) -> ImportCounts:
+    def _import_batch(
+        self, chunk: Sequence[Subscriber], when: datetime, schedule: bool
+    ) -> ImportCounts:
         with begin(self.engine) as conn:
-            return import_rows(conn, chunk, when)
+            return import_rows(conn, chunk, when, schedule=schedule)
 
     # -- the web: double opt-in, preferences, leaving -----------------------------------------
 

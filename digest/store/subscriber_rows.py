@@ -16,6 +16,9 @@ from digest.compose import random_token
 from digest.models import Subscriber
 from digest.store.schema import aware, subscribers
 
+#: A subscriber's own schedule (None: the configuration's default), as columns.
+SCHEDULE_COLUMNS = ("send_at", "timezone", "frequency", "weekday", "days")
+
 
 @dataclass(frozen=True)
 class ImportCounts:
@@ -84,9 +87,12 @@ def sync_config_rows(
     return added, updated, deactivated
 
 
-def import_rows(conn: Connection, chunk: Sequence[Subscriber], now: datetime) -> ImportCounts:
+def import_rows(
+    conn: Connection, chunk: Sequence[Subscriber], now: datetime, *, schedule: bool = False
+) -> ImportCounts:
     """One batch of :meth:`Members.import_subscribers`: one SELECT, one executemany
-    INSERT, one executemany UPDATE."""
+    INSERT, one executemany UPDATE. With ``schedule`` the schedule columns are written too
+    (None: the configuration's default), and a changed schedule is placed again."""
     c = subscribers.c
     given = {s.email: s for s in chunk}
     added = updated = unchanged = kept = 0
@@ -95,38 +101,39 @@ def import_rows(conn: Connection, chunk: Sequence[Subscriber], now: datetime) ->
     known = {
         r.email: r
         for r in conn.execute(
-            sa.select(c.id, c.email, c.name, c.keywords, c.exclude, c.max_papers, c.status).where(
+            sa.select(c.id, c.status, c.next_send_at, *_IMPORTED).where(
                 one_of(conn, c.email, list(given))
             )
         )
     }
     for email, sub in given.items():
         values = subscriber_values(sub)
+        moved = schedule_values(sub) if schedule else {}
         row = known.get(email)
         if row is None:
-            inserts.append(new_row(values, "active", now=now))
+            inserts.append(new_row({**values, **moved}, "active", now=now))
             added += 1
             continue
         if row.status != "active":
             kept += 1
-        if all(getattr(row, k) == v for k, v in values.items()):
+        replaced = any(getattr(row, k) != v for k, v in moved.items())
+        if not replaced and all(getattr(row, k) == v for k, v in values.items()):
             unchanged += row.status == "active"
             continue
         updated += row.status == "active"
-        updates.append({"b_" + k: v for k, v in values.items() if k != "email"})
-        updates[-1].update(b_id=row.id, b_updated_at=now)
+        changed = {**values, **moved, "updated_at": now}
+        if schedule:  # the scheduler places a changed schedule again
+            changed["next_send_at"] = None if replaced else row.next_send_at
+        updates.append({"b_" + k: v for k, v in changed.items() if k != "email"})
+        updates[-1]["b_id"] = row.id
     if inserts:
         conn.execute(sa.insert(subscribers), inserts)
     if updates:
+        names = [k[2:] for k in updates[0] if k != "b_id"]
         conn.execute(
             sa.update(subscribers)
             .where(c.id == sa.bindparam("b_id"))
-            .values(
-                {
-                    name: sa.bindparam("b_" + name)
-                    for name in ("name", "keywords", "exclude", "max_papers", "updated_at")
-                }
-            ),
+            .values({name: sa.bindparam("b_" + name) for name in names}),
             updates,
         )
     return ImportCounts(added, updated, unchanged, kept)
@@ -165,6 +172,13 @@ def new_row(
         "created_at": now,
         "updated_at": now,
     }
+
+
+#: The columns an import compares and writes.
+_IMPORTED = tuple(
+    getattr(subscribers.c, name)
+    for name in ("email", "name", "keywords", "exclude", "max_papers", *SCHEDULE_COLUMNS)
+)
 
 
 def schedule_values(s: Subscriber) -> dict[str, Any]:
