@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -606,6 +607,27 @@ async def test_private_feeds_are_served_by_token_and_unknown_ones_are_404(app: A
         "/feed.html",
     ):
         assert (await app.client.get(path)).status_code == 404, path
+
+
+async def test_a_private_feed_exists_once_confirmed_and_follows_a_change_of_queries(
+    app: App,
+) -> None:
+    """No 503 "being prepared" after confirming, no old queries until the next papers: the
+    feed file is written on confirmation, and a feed whose queries changed (manage page,
+    CLI) is written again when it is asked for."""
+    ada = await active(app, "ada@example.org")  # keywords "diffusion"; no pass ran since
+    link = app.ctx.config.feeds.dir / "feeds" / f"{ada.token}.atom"
+    assert link.exists()  # for a web server serving feeds.dir too
+    feed = await app.client.get(f"/feeds/{ada.token}.atom")
+    assert feed.status_code == 200
+    parsed = feedparser.parse(feed.content)
+    assert not parsed.bozo and len(parsed.entries) == 2  # the two "diffusion" papers
+    assert (await app.save(ada, keywords="robots")).status_code == 200
+    for kind in ("atom", "xml"):
+        again = await app.client.get(f"/feeds/{ada.token}.{kind}")
+        assert again.status_code == 200 and again.headers["etag"] != feed.headers["etag"]
+        titles = [e.title for e in feedparser.parse(again.content).entries]
+        assert titles == ["A survey of robots"], kind
 
 
 def test_if_none_match_wins_over_if_modified_since() -> None:

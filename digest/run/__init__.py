@@ -40,7 +40,9 @@ from digest.run.preview import (
 from digest.run.publish import (
     INDEX,
     SHARED,
+    private_target,
     publish_feeds,
+    publish_private,
 )
 from digest.run.report import (
     RunInProgress,
@@ -89,7 +91,9 @@ __all__ = [
     "make_sender",
     "pid_alive",
     "plan_batch",
+    "private_target",
     "publish_feeds",
+    "publish_private",
     "recorded_run",
     "requeue_stale",
     "resume_items",

@@ -66,6 +66,43 @@ def publish_feeds(config: Config, store: Store, now: datetime, batch: int = 1000
         raise feed_error(config.feeds.dir, exc) from exc
 
 
+def publish_private(config: Config, store: Store, sub: Subscriber, now: datetime) -> Path:
+    """Write ``sub``'s private feed pair now, as :func:`publish_feeds` would, and point their
+    links at it; return the Atom link. For a subscriber just confirmed, or whose queries just
+    changed: their feed exists and follows their queries at once, not at the next pass.
+
+    Raises :class:`FeedError` as :func:`publish_feeds` does.
+    """
+    try:
+        entries = recent_entries(store, config.feeds.days)
+        matcher = DayMatcher([paper for _, paper in entries])
+        keys = matcher.keys(sub.keywords, sub.exclude)
+        # Only the matching papers are rendered: their entries are the same bytes as in a
+        # FeedSet of every paper (each entry is rendered on its own).
+        feeds = FeedSet(
+            [(day, paper) for day, paper in entries if paper.key in keys],
+            link=config.base_url + "/",
+            updated=now,
+        )
+        private = config.feeds.dir / "feeds"
+        shared = private / SHARED
+        shared.mkdir(parents=True, exist_ok=True)
+        name = signature(sub.keywords, sub.exclude)
+        host = urlsplit(config.base_url).hostname or "localhost"
+        _write_shared(feeds, config, sub, name, matcher, shared, host, None, set())
+        for suffix in (".xml", ".atom"):
+            link_atomic(private / (sub.token + suffix), f"{SHARED}/{name}{suffix}")
+    except OSError as exc:
+        raise feed_error(config.feeds.dir, exc) from exc
+    return private / (sub.token + ".atom")
+
+
+def private_target(sub: Subscriber, suffix: str) -> str:
+    """Where ``sub``'s private feed link (``.xml`` or ``.atom``) points when it follows
+    their queries, relative to the links' folder."""
+    return f"{SHARED}/{signature(sub.keywords, sub.exclude)}{suffix}"
+
+
 def feed_error(folder: Path, exc: OSError) -> FeedError:
     """``exc`` (raised while writing under ``folder``) as words an operator can act on."""
     reason = exc.strerror or str(exc)

@@ -4,6 +4,8 @@ and conditional GET (RFC 9110)."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -11,7 +13,12 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
+from digest.errors import FeedError
+from digest.models import Subscriber
+from digest.run import private_target, publish_private
 from digest.serve.pages import TOKEN_SHAPE, Handlers, Site
+
+log = logging.getLogger("digest.web")
 
 
 class Feeds(Handlers):
@@ -66,14 +73,37 @@ class Feeds(Handlers):
         if sub is None or sub.status not in ("active", "paused"):
             return self.site.not_found()  # unknown, or gone: even before its file is removed
         path = self.config.feeds.dir / "feeds" / f"{token}.{kind}"
-        if path.exists():
-            return self.serve_file(request, path, kind, True)
-        self.site.feeds_changed()
-        return Response(
-            "Your feed is being prepared; try again in a minute.\n",
-            status_code=503,
-            headers={"Retry-After": "60"},
-        )
+        if not follows_queries(path, sub) and not refresh_private(self.site, sub):
+            return Response(
+                "Your feed is being prepared; try again in a minute.\n",
+                status_code=503,
+                headers={"Retry-After": "60"},
+            )
+        return self.serve_file(request, path, kind, True)
+
+
+def follows_queries(path: Path, sub: Subscriber) -> bool:
+    """Whether the private feed link ``path`` is there and points at the feed of ``sub``'s
+    present queries (not the old ones, changed since by the manage page or the CLI)."""
+    try:
+        return os.readlink(path) == private_target(sub, path.suffix) and path.exists()
+    except OSError:
+        return False
+
+
+def refresh_private(site: Site, sub: Subscriber) -> bool:
+    """Write ``sub``'s private feed now (just confirmed, queries just changed, or its file
+    missing), and have the next pass rewrite the others; False (logged) when it cannot be
+    written."""
+    site.feeds_changed()
+    if sub.status not in ("active", "paused"):
+        return False
+    try:
+        publish_private(site.config, site.store, sub, site.clock())
+    except FeedError as exc:
+        log.warning("private feed not written: %s", exc)
+        return False
+    return True
 
 
 def not_modified(request: Request, etag: str, modified: datetime) -> bool:

@@ -21,6 +21,7 @@ from digest.errors import DigestError, PermanentDeliveryError
 from digest.models import Subscriber
 from digest.run import make_sender
 from digest.schedule import WEEKDAYS
+from digest.serve.feeds import refresh_private
 from digest.serve.forms import Form, check_form, read_form
 from digest.serve.limits import RateLimiter
 from digest.serve.pages import Handlers, Site
@@ -181,7 +182,7 @@ class Subscribing(Handlers):
         if sub is None:
             return self.unusable(sub_id, email)
         log.info("confirmed subscriber=%s", sub.email)
-        self.site.feeds_changed()
+        refresh_private(self.site, sub)  # their feed exists now, not at the next pass
         return self.site.page(
             "confirmed",
             200,
