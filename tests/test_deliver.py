@@ -11,8 +11,10 @@ import base64
 import email
 import email.policy
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import aiosmtplib
@@ -731,18 +733,43 @@ async def test_file_outbox_names_are_unique_and_sorted_even_with_a_frozen_clock(
     twice = [item, Outgoing("again", item.sender, item.recipients, b"second\r\n", item.message_id)]
     await deliver(FileOutboxSender(tmp_path, now=lambda: frozen), [*twice, outgoing(2)])
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert len(names) == 3 and names[0] == outbox_name(item.message_id, frozen)
+    assert len(names) == 3 and names[0] == outbox_name(frozen, item.recipients[0])
     assert (tmp_path / names[1]).read_bytes() == b"second\r\n"
     # A second sender (the next run) with the same clock does not overwrite them either.
     await deliver(FileOutboxSender(tmp_path, now=lambda: frozen), [item])
     assert len(list(tmp_path.iterdir())) == 4
 
 
-def test_outbox_name() -> None:
-    when = datetime(2026, 11, 22, 8, 30, tzinfo=UTC) + timedelta(microseconds=7)
-    name = outbox_name("<2026-11-22.7/../x y@example.org>", when)
-    assert name == "20261122T083000000007Z-2026-11-22.7_.._x_y@example.org.eml"
-    assert "/" not in outbox_name("<../../etc/passwd>", when)
+def test_outbox_name_shows_the_recipient_and_the_listing_date() -> None:
+    when = datetime(2026, 12, 7, 7, 0, tzinfo=UTC) + timedelta(microseconds=123)
+    name = outbox_name(when, "ada@example.org", date(2026, 12, 7))
+    assert name == "20261207T070000000123Z_2026-12-07_ada@example.org.eml"
+    # Without a listing date (a confirmation, an alert): the time and the recipient.
+    assert outbox_name(when, "ada@example.org") == "20261207T070000000123Z_ada@example.org.eml"
+
+
+@pytest.mark.parametrize("recipient", [
+    "../../etc/passwd", 'a<b>:"c"|?*\\@example.org', "x\x00y\r\n@example.org",
+    "..@example.org.", "", "été@exämple.org", "a" * 300 + "@example.org",
+])  # fmt: skip
+def test_outbox_names_are_safe_on_every_filesystem(recipient: str) -> None:
+    when = datetime(2026, 12, 7, 7, tzinfo=UTC)
+    name = outbox_name(when, recipient, date(2026, 12, 7))
+    assert re.fullmatch(
+        r"20261207T070000000000Z_2026-12-07_[A-Za-z0-9@+-][A-Za-z0-9._@+-]*\.eml", name
+    )
+    assert len(name) <= 150
+
+
+async def test_the_outbox_names_each_digest_after_its_reader_and_listing_date(
+    tmp_path: Path,
+) -> None:
+    frozen = datetime(2026, 12, 7, 7, tzinfo=UTC)
+    item = replace(outgoing(1), recipients=("ada@example.org",), day=date(2026, 12, 4))
+    await deliver(FileOutboxSender(tmp_path, now=lambda: frozen), [item])
+    assert [p.name for p in tmp_path.glob("*ada@example.org.eml")] == [
+        "20261207T070000000000Z_2026-12-04_ada@example.org.eml"
+    ]
 
 
 async def test_file_outbox_that_cannot_be_written(tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ def test_the_demo_on_a_monday_stores_listings_up_to_that_day(tmp_path: Path) -> 
     assert len(items) == 25
     assert {i["publishedAt"][:10] for i in items} == {"2026-12-05", "2026-12-06", "2026-12-07"}
     assert "2026-12-07: fetched 25 papers" in result.stdout
+    # Each email's file names its reader and listing date.
+    for day in ("2026-12-03", "2026-12-04", "2026-12-07"):
+        assert len(list((folder / "outbox").glob(f"*_{day}_ada@example.org.eml"))) == 1
     assert "--date 2026-12-07" in result.stdout
     # Every page built on the stored listings has papers: the preview of the last day...
     shown = digest(folder, "preview", "--keywords", "diffusion")

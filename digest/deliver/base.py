@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal, Protocol
 
 from digest.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -53,6 +54,9 @@ class Outgoing:
     #: ``data`` has CRLF line ends only, ends with CRLF and has no line starting with "."
     #: (see :func:`digest.message.clean_for_smtp`): it goes into DATA without a scan.
     clean: bool = False
+    #: the listing date of a digest (None: a confirmation, an alert); the file outbox
+    #: names its file with it
+    day: date | None = None
 
 
 @dataclass(frozen=True)

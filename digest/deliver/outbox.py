@@ -7,21 +7,32 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from digest.deliver.base import DeliveryStats, OnOutcome, Outcome, Outgoing, Tally, iterate
 from digest.errors import TransientDeliveryError
 from digest.files import write_atomic
 
+#: What a file name may hold on every filesystem (Windows' ``<>:"/\\|?*`` and controls
+#: included): anything else becomes ``_``; a name starts and ends with neither ``.`` nor ``_``.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+_RECIPIENT_CHARS = 100  # a name stays far under the 255 bytes filesystems allow
 
 
-def outbox_name(message_id: str, when: datetime) -> str:
-    """``<UTC timestamp to the microsecond>-<message-id reduced to safe characters>.eml``:
-    names sort by time of writing."""
-    safe = _UNSAFE.sub("_", message_id.strip().strip("<>")).strip("._") or "message"
-    return f"{when.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{safe[:120]}.eml"
+def outbox_name(when: datetime, recipient: str, day: date | None = None) -> str:
+    """``<UTC time to the microsecond>_<listing date>_<recipient>.eml``
+    (``20261207T070000000123Z_2026-12-07_ada@example.org.eml``; without a listing date,
+    a confirmation or an alert, ``<time>_<recipient>.eml``): names sort by time of writing,
+    and ``ls outbox/*ada@example.org*`` finds Ada's. The recipient is reduced to characters
+    safe on every filesystem (ASCII letters, digits, ``._@+-``), at most 100 of them.
+    """
+    safe = _UNSAFE.sub("_", recipient.strip()).strip("._")[:_RECIPIENT_CHARS].strip("._")
+    parts = [f"{when.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"]
+    if day is not None:
+        parts.append(day.isoformat())
+    parts.append(safe or "message")
+    return "_".join(parts) + ".eml"
 
 
 class FileOutboxSender:
@@ -39,13 +50,14 @@ class FileOutboxSender:
         self.now = now or (lambda: datetime.now(UTC))
         self._last: datetime | None = None
 
-    def _path(self, message_id: str) -> Path:
+    def _path(self, item: Outgoing) -> Path:
         when = self.now().astimezone(UTC)
+        recipient = ",".join(item.recipients)
         while True:
             if self._last is not None and when <= self._last:
                 when = self._last + timedelta(microseconds=1)
             self._last = when
-            path = self.directory / outbox_name(message_id, when)
+            path = self.directory / outbox_name(when, recipient, item.day)
             if not path.exists():
                 return path
 
@@ -58,7 +70,7 @@ class FileOutboxSender:
         """See :meth:`Sender.deliver`; the outcome's ``reply`` is the path written."""
         tally = Tally(on_outcome)
         async for item in iterate(items):
-            path = self._path(item.message_id)
+            path = self._path(item)
             try:
                 await asyncio.to_thread(self._write, path, item.data)
             except OSError as exc:

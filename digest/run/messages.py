@@ -43,6 +43,7 @@ def links_for(ctx: Context, sub: Subscriber, day: date) -> EmailLinks:
 class Composed(NamedTuple):
     data: bytes
     clean: bool  #: see :attr:`Outgoing.clean`
+    day: date | None = None  #: the listing date of the digest (the outbox names its file so)
 
 
 def compose(
@@ -84,7 +85,7 @@ def compose(
         unsubscribe_url=links.unsubscribe_url,
         unsubscribe_mailto=unsubscribe_mailto(ctx, sub) if links.unsubscribe_url else None,
     )
-    return Composed(data, clean_for_smtp(rendered.text_body, rendered.html_body))
+    return Composed(data, clean_for_smtp(rendered.text_body, rendered.html_body), day)
 
 
 def unsubscribe_mailto(ctx: Context, sub: Subscriber) -> str:
@@ -116,4 +117,5 @@ def outgoing(ctx: Context, key: str, to: str, message: Composed, message_id: str
         data=message.data,
         message_id=message_id,
         clean=message.clean,
+        day=message.day,
     )
