@@ -6,7 +6,7 @@ import html as htmllib
 import os
 import quopri
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import date
 from pathlib import Path
 
@@ -128,7 +128,7 @@ def test_context_fields_are_pinned() -> None:
         "subscriber_email", "subscriber_name", "keywords", "exclude", "total_in_listing",
         "matched_count", "shown_count", "compact_count", "more_count", "max_papers",
         "papers", "compact", "stylesheet", "unsubscribe_url", "manage_url", "feed_url",
-        "more_url", "since", "one_off",
+        "more_url", "browser_url", "since", "one_off",
     ]  # fmt: skip
     assert [f.name for f in fields(PaperView)] == [
         "key", "arxiv_id", "title", "title_html", "short_title", "url", "hf_url", "abs_url",
@@ -439,6 +439,24 @@ def test_300_long_papers_all_fit_under_gmail_clipping(renderer: Renderer) -> Non
     full = out.html.split('class="brief"')[0]
     assert "2511.00000" in full and f"2511.{out.shown:05d}" not in full  # best ranked in full
     assert f"Also matching ({out.compact})" in out.html
+
+
+def test_every_digest_links_to_itself_in_the_browser(renderer: Renderer) -> None:
+    """Not only past the cap: a short digest links to the archive page of its papers, with
+    the subscriber's queries, so the page lists them in the email's order."""
+    out = digest_of(renderer, [make_match(make_paper(1))], max_papers=10)
+    assert out.more == 0
+    url = (
+        "https://digest.example.org/archive/2026-11-22"
+        "?q=%22large+language+model%22+AND+survey&q=diffusion&x=medical"
+    )
+    assert f'href="{htmllib.escape(url)}"' in out.html and ">View in browser</a>" in out.html
+    assert f"View in browser: {url}" in out.text
+    everyone = replace(SUB, keywords=(), exclude=())
+    plain = digest_of(renderer, [make_match(make_paper(1))], subscriber=everyone)
+    assert "View in browser: https://digest.example.org/archive/2026-11-22\n" in plain.text
+    none = digest_of(renderer, [make_match(make_paper(1))], links=EmailLinks(None))
+    assert "View in browser" not in none.html + none.text
 
 
 def test_encoded_bodies_are_the_html_and_text(renderer: Renderer) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import css_inline
 from markupsafe import Markup
@@ -276,6 +277,7 @@ class Renderer:
             manage_url=links.manage_url,
             feed_url=links.feed_url,
             more_url=links.archive_url,
+            browser_url=browser_url(links.archive_url, subscriber),
             since=since if since is not None and since < day else None,
             one_off=one_off,
         )
@@ -302,6 +304,15 @@ class Renderer:
             {papers: papers_qp, compact: [c.text_qp for c in brief]},
         )
         return html_body, text_body
+
+
+def browser_url(archive_url: str | None, subscriber: Subscriber) -> str | None:
+    """The archive page showing ``subscriber``'s email: ``archive_url`` with each query of
+    their keywords as ``q`` and of their exclusions as ``x`` (none: every paper)."""
+    if archive_url is None:
+        return None
+    params = [("q", q) for q in subscriber.keywords] + [("x", q) for q in subscriber.exclude]
+    return f"{archive_url}?{urlencode(params)}" if params else archive_url
 
 
 def _how_many_in_full(full: Sequence[int], compact: Sequence[int], room: int) -> int:

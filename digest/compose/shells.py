@@ -41,6 +41,7 @@ SHELL_TEXT = (
     "manage_url",
     "feed_url",
     "more_url",
+    "browser_url",
 )
 SHELL_LISTS = ("keywords", "exclude")
 #: Nodes that take a template's names where this module cannot follow them.

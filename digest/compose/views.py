@@ -110,6 +110,9 @@ class DigestContext:
     manage_url: str | None
     feed_url: str | None
     more_url: str | None
+    #: the email as a web page: the archive's page of its date, its papers in its order
+    #: (``links.archive_url`` with the queries as ``?q=`` and ``?x=``); None without one
+    browser_url: str | None
     #: first listing date when the digest covers several (weekly, catch-up), else None;
     #: ``total_in_listing`` then counts the papers of all of them
     since: date | None = None
