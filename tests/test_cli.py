@@ -328,6 +328,34 @@ def test_subscribers_add_takes_a_schedule_and_show_and_schedule_print_it(site: P
     assert "daily at 08:00 UTC" in lines["ada@example.org"]  # from the config, defaults
 
 
+def test_subscribers_add_on_a_known_address_changes_only_what_it_is_given(site: Path) -> None:
+    """Reinstating someone (``digest subscribers add bob@...`` after hard bounces) must not
+    wipe their name, queries and schedule."""
+    first = digest(
+        site, "subscribers", "add", "bo@example.org", "--name", "Bo Ode", "--keyword",
+        "diffusion", "--exclude", "survey", "--max-papers", "7", "--send-at", "10:30",
+        "--timezone", "Asia/Tokyo", "--days", "mon,fri",
+    )  # fmt: skip
+    assert first.exit_code == 0, first.output
+    digest(site, "subscribers", "remove", "bo@example.org")
+    again = digest(site, "subscribers", "add", "bo@example.org")
+    assert again.exit_code == 0, again.output
+    shown = digest(site, "subscribers", "show", "bo@example.org").output
+    assert "name:       Bo Ode" in shown and "status:     active" in shown
+    assert "keywords:   diffusion" in shown and "exclude:    survey" in shown
+    assert "max papers: 7" in shown
+    assert "schedule:   daily on mon,fri at 10:30 Asia/Tokyo" in shown
+    changed = digest(site, "subscribers", "add", "bo@example.org", "--keyword", "llm")
+    assert changed.exit_code == 0, changed.output
+    shown = digest(site, "subscribers", "show", "bo@example.org").output
+    assert "keywords:   llm" in shown and "name:       Bo Ode" in shown
+    assert "exclude:    survey" in shown and "at 10:30 Asia/Tokyo" in shown
+    weekly = digest(site, "subscribers", "add", "bo@example.org", "--frequency", "weekly")
+    assert weekly.exit_code == 0, weekly.output
+    shown = digest(site, "subscribers", "show", "bo@example.org").output
+    assert "schedule:   weekly" in shown and "keywords:   llm" in shown  # a new schedule
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

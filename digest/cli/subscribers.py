@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -62,7 +63,8 @@ def subscribers_add(
     weekday: str | None,
     days: str | None,
 ) -> None:
-    """Add a subscriber (or update one with the same address)."""
+    """Add a subscriber, or update and reactivate one with the same address: the options
+    given replace those values, the others (name, queries, schedule...) stay as they were."""
     from digest.schedule import (
         ScheduleError,
         check_days,
@@ -92,8 +94,31 @@ def subscribers_add(
         days=day_list or None,
     )
     with state.store() as store:
+        known = store.members.subscriber(sub.email)
+        if known is not None:
+            sub = _kept(sub, known)
         added = guard(lambda: store.members.add_subscriber(sub))
     click.echo(f"{shown(added.email)}: active")
+
+
+def _kept(given: Subscriber, known: Subscriber) -> Subscriber:
+    """``given`` (from the options) with what the options left out taken from ``known``: a
+    reinstated subscriber keeps their name, queries and schedule. A schedule option given
+    replaces the whole schedule (its other parts: the defaults)."""
+    schedule = (given.send_at, given.timezone, given.frequency, given.weekday, given.days)
+    when = given if any(part is not None for part in schedule) else known
+    return replace(
+        given,
+        name=known.name if given.name is None else given.name,
+        keywords=given.keywords or known.keywords,
+        exclude=given.exclude or known.exclude,
+        max_papers=known.max_papers if given.max_papers is None else given.max_papers,
+        send_at=when.send_at,
+        timezone=when.timezone,
+        frequency=when.frequency,
+        weekday=when.weekday,
+        days=when.days,
+    )
 
 
 @subscribers.command("list")
