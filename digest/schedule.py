@@ -10,11 +10,13 @@ happens once, at the first 01:30.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FREQUENCIES = ("daily", "weekly")
@@ -46,11 +48,31 @@ def check_zone(value: object) -> str:
     try:
         ZoneInfo(value.strip())
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ScheduleError(
-            "timezone",
-            f'unknown time zone {value!r}: expected an IANA name such as "Europe/Paris"',
-        ) from exc
+        close = zone_like(value.strip())
+        hint = f"did you mean {close}?" if close else 'expected an IANA name such as "Europe/Paris"'
+        raise ScheduleError("timezone", f"unknown time zone {value!r}: {hint}") from exc
     return value.strip()
+
+
+@functools.cache
+def _zones() -> dict[str, str]:
+    """The IANA zone names known here, by their lower-case spelling."""
+    return {name.lower(): name for name in available_timezones() if "/" in name or name == "UTC"}
+
+
+def zone_like(typed: str) -> str | None:
+    """The zone name ``typed`` most likely meant (a typo, another case, spaces for
+    underscores, the city alone), or None: ``"Europe/Berln"`` → ``"Europe/Berlin"``,
+    ``"berlin"`` → ``"Europe/Berlin"``."""
+    zones = _zones()
+    key = typed.strip().lower().replace(" ", "_")
+    if key in zones:
+        return zones[key]
+    cities = {name.rsplit("/", 1)[-1]: name for name in sorted(zones, reverse=True)}
+    close = difflib.get_close_matches(key, zones, n=1, cutoff=0.75)
+    if not close and "/" not in key:
+        close = [cities[c] for c in difflib.get_close_matches(key, cities, n=1, cutoff=0.75)]
+    return zones[close[0]] if close else None
 
 
 def check_weekday(value: object, field: str = "weekday") -> str:

@@ -23,7 +23,7 @@ from digest.config import load
 from digest.models import Subscriber
 from digest.run import Context, make_context, write_feeds
 from digest.serve import CSRF_COOKIE, RateLimiter, Service, create_app, not_modified
-from digest.store import Store
+from digest.store import PlannedDelivery, Store, new_delivery_id
 from tests.support.listings import item, write_days, write_site_config
 from tests.support.smtpd import SmtpServer
 
@@ -107,6 +107,15 @@ class App:
             "action": "save",
             **fields,
         }
+        return await self.client.post(self.link("manage", sub), data=data)
+
+    async def act(self, sub: Subscriber, action: str, page: str = "") -> httpx.Response:
+        """Press the button ``action`` of ``sub``'s manage page (or of ``page``, as shown)."""
+        if not page:
+            page = (await self.client.get(self.link("manage", sub))).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf and f'value="{action}"' in page, page
+        data = {"csrf": csrf.group(1), "action": action}
         return await self.client.post(self.link("manage", sub), data=data)
 
 
@@ -510,6 +519,108 @@ async def test_pause_and_resume(app: App) -> None:
     await app.client.post(app.link("manage", ada), data={**form, "action": "resume"})
     resumed = app.store.members.subscriber("ada@example.org")
     assert resumed is not None and resumed.status == "active"
+
+
+async def test_an_unsubscribed_reader_can_resume_from_the_manage_page(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    await app.client.post(app.link("unsubscribe", ada))
+    resumed = await app.act(ada, "resume")
+    assert resumed.status_code == 200 and "Resumed." in resumed.text
+    back = app.store.members.subscriber("ada@example.org")
+    assert back is not None and back.status == "active" and back.next_send_at is None
+
+
+@pytest.mark.parametrize("app", [OPERATOR_SUBSCRIBER], indirect=True)
+async def test_one_the_operator_took_out_of_the_config_is_offered_no_resume(app: App) -> None:
+    op = app.store.members.subscriber("op@example.org")
+    assert op is not None and op.id is not None
+    app.store.members.sync_config_subscribers([])  # the operator removed them
+    page = await app.client.get(app.link("manage", op))
+    assert page.status_code == 200 and 'value="resume"' not in page.text
+
+
+def record_digest(app: App, sub: Subscriber) -> None:
+    """Record a digest of DAY's first paper for ``sub``, as a run does before sending it."""
+    assert sub.id is not None
+    key = new_delivery_id()
+    plan = PlannedDelivery(sub.id, DAY, ("arxiv:2611.00001",), 1, key, f"<{key}@test>")
+    assert app.store.outbox.record_pending([plan], datetime(2026, 11, 16, 7, tzinfo=UTC))
+
+
+async def test_delete_my_data_asks_first_then_removes_the_subscriber_and_history(
+    app: App,
+) -> None:
+    ada = await active(app, "ada@example.org")
+    bo = await active(app, "bo@example.org")
+    for sub in (ada, bo):
+        record_digest(app, sub)
+    asked = await app.act(ada, "delete")
+    assert asked.status_code == 200 and "cannot be undone" in asked.text
+    assert app.store.members.subscriber("ada@example.org") == ada  # nothing yet
+    done = await app.act(ada, "delete-confirmed", asked.text)
+    assert done.status_code == 200 and "Your data is deleted" in done.text
+    assert app.store.members.subscriber("ada@example.org") is None
+    assert ada.id is not None and bo.id is not None
+    assert app.store.outbox.history(ada.id) == []
+    assert len(app.store.outbox.history(bo.id)) == 1  # only hers
+    gone = await app.client.get(app.link("manage", ada))
+    assert gone.status_code == 400  # her links name nobody now
+    assert (await app.subscribe("ada@example.org")).status_code == 200  # she may come back
+
+
+async def test_delete_my_data_needs_the_csrf_token(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    app.client.cookies.clear()
+    refused = await app.client.post(app.link("manage", ada), data={"action": "delete-confirmed"})
+    assert refused.status_code == 400 and app.store.members.subscriber("ada@example.org") == ada
+
+
+@pytest.mark.parametrize("app", [OPERATOR_SUBSCRIBER], indirect=True)
+async def test_delete_my_data_of_a_config_subscriber_unsubscribes_and_forgets_history(
+    app: App,
+) -> None:
+    """The config lists the address: a deleted row would come back, active, at the next
+    pass; so the row stays, unsubscribed, and the history goes."""
+    op = app.store.members.subscriber("op@example.org")
+    assert op is not None and op.id is not None
+    record_digest(app, op)
+    asked = await app.act(op, "delete")
+    done = await app.act(op, "delete-confirmed", asked.text)
+    assert done.status_code == 200 and "ask its operator" in done.text
+    app.store.members.sync_config_subscribers(app.ctx.config.subscribers)  # the next pass
+    after = app.store.members.subscriber("op@example.org")
+    assert after is not None and after.status == "unsubscribed"
+    assert app.store.outbox.history(op.id) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("timezone", "Europe/Berln", "did you mean Europe/Berlin?"),
+        ("timezone", "berlin", "did you mean Europe/Berlin?"),
+        ("keywords", "diffusion AND", "at character"),
+        ("name", "Ada\x1b", "U+001B"),
+        ("send_at", "25:00", "HH:MM"),
+    ],
+)
+async def test_manage_form_errors_are_tied_to_their_inputs(
+    app: App, field: str, value: str, message: str
+) -> None:
+    ada = await active(app, "ada@example.org")
+    page = await app.save(ada, **{field: value})
+    assert page.status_code == 400
+    tag = re.search(rf'<(?:input|textarea)[^>]* id="{field}"[^>]*>', page.text)
+    assert tag and 'aria-invalid="true"' in tag.group(0), page.text
+    assert f'aria-describedby="{field}-error"' in tag.group(0)
+    error = re.search(rf'<p class="error" id="{field}-error">([^<]*)</p>', page.text)
+    assert error and message in error.group(1)
+    assert page.text.count('aria-invalid="true"') == 1
+
+
+async def test_the_manage_page_has_the_live_preview(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    page = await app.client.get(app.link("manage", ada))
+    assert '<div id="preview"' in page.text and 'src="/static/subscribe.js"' in page.text
 
 
 async def test_a_manage_post_without_csrf_changes_nothing(app: App) -> None:

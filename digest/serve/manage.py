@@ -20,6 +20,17 @@ from digest.serve.pages import Handlers
 
 log = logging.getLogger("digest.web")
 
+#: The states from which a subscriber can leave (unsubscribe, delete their data).
+LEAVING = ("active", "paused", "pending", "suspended")
+
+
+def resumable(sub: Subscriber) -> bool:
+    """Whether the manage page offers Resume: paused, or unsubscribed by themselves or a
+    bounce report (not by the operator, who took them out of the configuration)."""
+    if sub.status == "paused":
+        return True
+    return sub.status == "unsubscribed" and sub.status_reason not in ("config", "removed")
+
 
 class Managing(Handlers):
     """The manage and unsubscribe pages."""
@@ -40,6 +51,7 @@ class Managing(Handlers):
             token=request.query_params.get("token", ""),
             note=note,
             managed=managed,
+            resumable=resumable(sub),
             schedule=self.site.describe(sub),
             next_send=self.site.next_text(sub) if sub.status == "active" else None,
             **self.site.subscriber_links(sub),
@@ -58,12 +70,13 @@ class Managing(Handlers):
         if not self.site.csrf_ok(request, csrf):
             form.errors = {"form": "This form expired. Please check it and send it again."}
             return self.manage_page(request, sub, form, 400)
-        if action == "pause":
-            self.store.members.set_status(sub.id, "paused", "self", only_from=("active",))
-            note = "Paused: no digests until you resume."
-        elif action == "resume":
-            self.store.members.set_status(sub.id, "active", None, only_from=("paused",))
-            note = "Resumed."
+        log.info("manage subscriber=%s action=%s", sub.email, action)
+        if action == "delete":  # the confirmation step: a page with one more button
+            return self.site.with_csrf(request, "delete", sub=sub, token=self._token(request))
+        if action == "delete-confirmed":
+            return self.delete_my_data(sub)
+        if action in ("pause", "resume"):
+            note = self.pause_or_resume(sub, action)
         elif self.store.members.managed_by_config(sub.id):
             shown.errors = {"form": "The site's operator sets this subscription: nothing saved."}
             return self.manage_page(request, sub, shown, 400)
@@ -75,9 +88,52 @@ class Managing(Handlers):
             self.store.members.update_preferences(sub.id, changed)
             note = "Saved."
             self.site.feeds_changed()
-        log.info("manage subscriber=%s action=%s", sub.email, action)
         fresh = self.store.members.subscriber_by_id(sub.id) or sub
         return self.manage_page(request, fresh, form_of(self.config, fresh), note=note)
+
+    @staticmethod
+    def _token(request: Request) -> str:
+        return request.query_params.get("token", "")
+
+    def pause_or_resume(self, sub: Subscriber, action: str) -> str:
+        """Pause an active subscription, or resume a paused or unsubscribed one (not one the
+        operator took out of the configuration); the words for the page."""
+        assert sub.id is not None
+        if action == "pause":
+            self.store.members.set_status(sub.id, "paused", "self", only_from=("active",))
+            return "Paused: no digests until you resume."
+        if not resumable(sub):
+            return "This subscription cannot be resumed here."
+        self.store.members.set_status(sub.id, "active", None, only_from=("paused", "unsubscribed"))
+        self.site.feeds_changed()
+        return "Resumed."
+
+    def delete_my_data(self, sub: Subscriber) -> Response:
+        """Delete a subscriber's data: their digests (what was sent, when) and their row.
+
+        A subscriber of the configuration keeps the row, unsubscribed: the configuration
+        file lists the address (the operator's), and each pass would add a missing row back,
+        active, so deleting it would subscribe them again; their history goes all the
+        same."""
+        assert sub.id is not None
+        self.store.outbox.forget(sub.id)
+        if self.store.members.managed_by_config(sub.id):
+            self.store.members.set_status(sub.id, "unsubscribed", "self", only_from=LEAVING)
+            text = (
+                "Your history is deleted and you will get no more digests. Your address is "
+                "in this site's configuration: ask its operator to remove it."
+            )
+        else:
+            self.store.members.delete(sub.id)
+            text = (
+                "Your address, your keywords and the record of every digest we sent you are "
+                "deleted. You can subscribe again at any time."
+            )
+        log.info("deleted subscriber=%s", sub.id)
+        self.site.feeds_changed()  # their private feed goes at the next pass
+        return self.site.message(
+            "Your data is deleted", text, action_url="/", action_text="Go to the subscribe page"
+        )
 
     async def unsubscribe(self, request: Request) -> Response:
         token = request.query_params.get("token", "")
@@ -88,12 +144,7 @@ class Managing(Handlers):
             return self.site.page("unsubscribe", sub=sub, token=token)
         # RFC 8058: a POST (body "List-Unsubscribe=One-Click" or our page's button) acts at
         # once, without cookies or CSRF: the signed token is the authority.
-        self.store.members.set_status(
-            sub.id,
-            "unsubscribed",
-            "self",
-            only_from=("active", "paused", "pending", "suspended"),
-        )
+        self.store.members.set_status(sub.id, "unsubscribed", "self", only_from=LEAVING)
         log.info("unsubscribed subscriber=%s", sub.email)
         self.site.feeds_changed()  # their private feed goes at the next pass
         return self.site.page("unsubscribed", sub=sub)

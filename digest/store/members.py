@@ -252,13 +252,11 @@ class Members:
         """Forget a new address's request ``nonce`` whose confirmation could not be sent
         (the row goes, unless a newer request or a confirmation came meanwhile)."""
         c = subscribers.c
-        with begin(self.engine) as conn:
-            result = conn.execute(
-                sa.delete(subscribers).where(
-                    c.id == subscriber_id, c.status == "pending", c.confirm_nonce == nonce
-                )
+        return self._write(
+            sa.delete(subscribers).where(
+                c.id == subscriber_id, c.status == "pending", c.confirm_nonce == nonce
             )
-        return bool(result.rowcount)
+        )
 
     def pending_request(self, subscriber_id: int, nonce: str | None) -> Subscriber | None:
         """The pending subscriber whose current request is ``nonce`` (None: one made
@@ -266,6 +264,11 @@ class Members:
         c = subscribers.c
         same = c.confirm_nonce.is_(None) if nonce is None else c.confirm_nonce == nonce
         return self._one(sa.and_(c.id == subscriber_id, c.status == "pending", same))
+
+    def delete(self, subscriber_id: int) -> bool:
+        """Remove a subscriber's row ("delete my data"; their deliveries go first, through
+        :meth:`Outbox.forget`, as they refer to it). False if there was none."""
+        return self._write(sa.delete(subscribers).where(subscribers.c.id == subscriber_id))
 
     def managed_by_config(self, subscriber_id: int) -> bool:
         """Whether the configuration defines this subscriber (its queries and schedule are
@@ -295,15 +298,16 @@ class Members:
     ) -> bool:
         """Move a subscriber to ``status`` if it is now in one of ``only_from``."""
         c = subscribers.c
+        return self._write(
+            sa.update(subscribers)
+            .where(c.id == subscriber_id, c.status.in_(list(only_from)))
+            .values(status=status, status_reason=reason, next_send_at=None, updated_at=utc_now())
+        )
+
+    def _write(self, statement: Any) -> bool:
+        """Run one update or delete in a transaction of its own: whether it touched a row."""
         with begin(self.engine) as conn:
-            result = conn.execute(
-                sa.update(subscribers)
-                .where(c.id == subscriber_id, c.status.in_(list(only_from)))
-                .values(
-                    status=status, status_reason=reason, next_send_at=None, updated_at=utc_now()
-                )
-            )
-        return bool(result.rowcount)
+            return bool(conn.execute(statement).rowcount)
 
     # -- the schedule -----------------------------------------------------------------------
 

@@ -354,6 +354,18 @@ class Outbox:
             for r in rows
         ]
 
+    def forget(self, subscriber_id: int) -> int:
+        """Delete every digest recorded for a subscriber and the papers each carried ("delete
+        my data"); returns how many digests went."""
+        with begin(self.engine) as conn:
+            conn.execute(
+                sa.delete(delivery_papers).where(delivery_papers.c.subscriber_id == subscriber_id)
+            )
+            result = conn.execute(
+                sa.delete(deliveries).where(deliveries.c.subscriber_id == subscriber_id)
+            )
+        return int(result.rowcount)
+
     def sent_count(self, subscriber_id: int) -> int:
         with self.engine.connect() as conn:
             return int(
