@@ -81,6 +81,9 @@ class Listing:
 #: A subscriber's states: ``pending`` (subscribed on the web, not confirmed yet), ``active``,
 #: ``paused`` (by themselves), ``unsubscribed``, ``suspended`` (too many hard bounces).
 STATES = ("pending", "active", "paused", "unsubscribed", "suspended")
+#: How much of each abstract a digest shows: all of it (cut near 600 characters), its first
+#: sentences up to about 300 characters, or none (titles, authors and links only).
+ABSTRACT_MODES = ("full", "short", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class Subscriber:
     days: tuple[str, ...] | None = None  # for daily: only these weekdays
     next_send_at: datetime | None = None  # UTC; None: not scheduled yet
     covered_until: date | None = None  # newest listing date of the last scheduled digest
+    abstract: str | None = None  # one of ABSTRACT_MODES; None: the configuration's default
 
 
 @dataclass(frozen=True, slots=True)

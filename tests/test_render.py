@@ -528,9 +528,9 @@ def test_fragments_are_rendered_once_per_paper_and_highlights(
     calls: list[str] = []
     real = paper_view  # the one fragments uses (digest.compose re-exports it)
 
-    def counting(match: Match) -> PaperView:
+    def counting(match: Match, abstract: str = "full") -> PaperView:
         calls.append(match.paper.key)
-        return real(match)
+        return real(match, abstract)
 
     monkeypatch.setattr(fragments, "paper_view", counting)
     papers = [make_paper(i) for i in range(5)]
@@ -549,6 +549,12 @@ def test_fragments_are_rendered_once_per_paper_and_highlights(
         total_in_listing=5, max_papers=None,
     )  # fmt: skip
     assert len(calls) == 6  # other highlights: another fragment
+    for mode in ("short", "short", "none"):
+        mine.render_digest(
+            day=DAY, subscriber=SUB, matches=[make_match(papers[0], "agents")], links=LINKS,
+            total_in_listing=5, max_papers=None, abstract=mode,
+        )  # fmt: skip
+    assert len(calls) == 8  # another abstract mode: another fragment, once
 
 
 def _unescaped(html: str) -> str:

@@ -68,37 +68,39 @@ class Fragments:
         except css_inline.InlineError as exc:
             raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
         self._mark_open = probe[: probe.index("x</mark>")] if "x</mark>" in probe else MARK
-        self._by_id: dict[str, Cache[int, tuple[Match, Fragment]]] = {
+        self._by_id: dict[str, Cache[tuple[int, str], tuple[Match, Fragment]]] = {
             kind: Cache(cache_size) for kind in ("paper", "compact")
         }
 
-    def get(self, match: Match, kind: str) -> Fragment:
-        """The fragments of ``match`` (``kind`` ``paper`` or ``compact``), rendered once.
+    def get(self, match: Match, kind: str, abstract: str = "full") -> Fragment:
+        """The fragments of ``match`` (``kind`` ``paper`` or ``compact``) showing so much of
+        its abstract (one of :data:`~digest.models.ABSTRACT_MODES`), rendered once.
 
         Looked up by the identity of ``match`` first (a run hands the same objects to every
         subscriber of a query), then by its value: paper, highlight spans and terms.
         """
         by_id = self._by_id[kind]
-        seen = by_id.get(id(match))
+        seen = by_id.get((id(match), abstract))
         if seen is not None and seen[0] is match:
             return seen[1]
-        key = (match.paper, match.spans, match.terms)
+        key = (match.paper, match.spans, match.terms, abstract)
         cache = self._fragments[kind]
         hit = cache.get(key)
         if hit is None:
-            hit = cache.put(key, self._make(match, kind))
-        by_id.put(id(match), (match, hit))
+            hit = cache.put(key, self._make(match, kind, abstract))
+        by_id.put((id(match), abstract), (match, hit))
         return hit
 
-    def _make(self, match: Match, kind: str) -> Fragment:
+    def _make(self, match: Match, kind: str, abstract: str) -> Fragment:
         """One entry's HTML and text. What does not depend on the highlights (the template
-        rendered and CSS-inlined, the text entry) is made once per (paper, terms); each set
-        of highlights only fills the title, abstract and author slots of that HTML."""
-        view = paper_view(match)
+        rendered and CSS-inlined, the text entry) is made once per (paper, terms, abstract
+        mode); each set of highlights only fills the title, abstract and author slots."""
+        view = paper_view(match, abstract)
         parts = self._parts[kind]
         # Terms go in a slot too, when the templates only ever print them joined by ", ".
         slot_terms = self._terms_slottable[kind] and bool(view.terms)
-        key = (match.paper, bool(view.terms)) if slot_terms else (match.paper, view.terms)
+        terms_key = bool(view.terms) if slot_terms else view.terms
+        key = (match.paper, terms_key, abstract)
         hit = parts.get(key)
         if hit is None:
             pair = (f"{self._slot_terms}1z", f"{self._slot_terms}2z")
@@ -126,7 +128,7 @@ class Fragments:
                     text = text.replace(joined, self._slot_terms)
                 else:  # a template that lists terms its own way: render per set of terms
                     self._terms_slottable[kind] = False
-                    return self._make(match, kind)
+                    return self._make(match, kind, abstract)
             hit = parts.put(key, (shell, text))
         shell, text = hit
         html = shell.replace(self._slot_title, self._marked(view.title_html))

@@ -184,12 +184,14 @@ class Renderer:
         max_papers: int | None,
         since: date | None = None,
         one_off: bool = False,
+        abstract: str = "full",
     ) -> RenderedEmail:
         """One subscriber's email for ``day``; ``matches`` best first.
 
         ``since``: the oldest listing date a scheduled digest covers (catch-up, weekly);
         the labels then name the period. ``one_off``: a ``digest send``, not a subscription
-        (see :attr:`DigestContext.one_off`).
+        (see :attr:`DigestContext.one_off`). ``abstract``: how much of each abstract to show
+        (one of :data:`~digest.models.ABSTRACT_MODES`).
 
         The first ``max_papers`` matches go in (None: all), the rest are counted as "N more"
         with a link to ``links.archive_url``. The best-ranked are shown in full; when the
@@ -197,7 +199,7 @@ class Renderer:
         Raises :class:`RenderError` when a template fails.
         """
         chosen = matches if max_papers is None else matches[: max(0, max_papers)]
-        full = [self._fragments.get(m, "paper") for m in chosen]
+        full = [self._fragments.get(m, "paper", abstract) for m in chosen]
         # The subject counts what the email shows: "10 new papers (25 matched)".
         subject = self.subject(day, len(chosen), total_in_listing, since, len(matches))
         context = self._context(
@@ -216,7 +218,7 @@ class Renderer:
         in_full = len(full)
         compact: list[Fragment] = []
         if shell.size + sum(len(f.html_qp) for f in full) > self.html_budget:
-            compact = [self._fragments.get(m, "compact") for m in chosen]
+            compact = [self._fragments.get(m, "compact", abstract) for m in chosen]
             room = self.html_budget - shell.size - _COMPACT_RESERVE
             in_full = _how_many_in_full(
                 [len(f.html_qp) for f in full], [len(c.html_qp) for c in compact], room

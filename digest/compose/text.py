@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from markupsafe import Markup, escape
 
 ABSTRACT_LIMIT = 600
+#: A short abstract (``abstract = "short"``) keeps its first sentences up to this length.
+SHORT_ABSTRACT_LIMIT = 300
 MARK = '<mark class="hl">'  # how to_html opens a highlight
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -86,6 +88,32 @@ def trim_abstract(text: str, limit: int = ABSTRACT_LIMIT) -> tuple[int, bool]:
     """
     if len(text) <= limit * 11 // 10:
         return len(text), False
+    best = _last_sentence_end(text, limit)
+    if best >= limit * 2 // 5:
+        return best, False
+    return cut_at_word(text, limit)[0], True
+
+
+def short_abstract(text: str, limit: int = SHORT_ABSTRACT_LIMIT) -> tuple[int, bool]:
+    """Where a short abstract ends: ``(end, needs_ellipsis)``, ``text[:end]`` being shown.
+
+    Whole when it fits in ``limit``; else its sentences that end by ``limit``; else its
+    words that do (with an ellipsis), never part of a word: a first word longer than
+    ``limit`` gives ``(0, True)``. ``"We study it. Then…"`` (limit 14) gives ``(12, False)``.
+    """
+    if len(text.rstrip()) <= limit:
+        return len(text.rstrip()), False
+    best = _last_sentence_end(text, limit)
+    if best:
+        return best, False
+    space = max((m.start() for m in re.finditer(r"\s", text[: limit + 1])), default=0)
+    return len(text[:space].rstrip()), True
+
+
+def _last_sentence_end(text: str, limit: int) -> int:
+    """The end of the last sentence of ``text`` that ends by ``limit``, or 0. A period after
+    an abbreviation ("et al.", "e.g.") or an initial, or followed by a lower-case letter,
+    ends none."""
     best = 0
     for m in _SENTENCE_END.finditer(text, 0, limit + 1):
         before = text[: m.start()].rsplit(None, 1)
@@ -95,9 +123,7 @@ def trim_abstract(text: str, limit: int = ABSTRACT_LIMIT) -> tuple[int, bool]:
         if word in _NOT_SENTENCE_END or single_initial or after.islower():
             continue
         best = m.end()
-    if best >= limit * 2 // 5:
-        return best, False
-    return cut_at_word(text, limit)[0], True
+    return best
 
 
 def _merge(text: str, spans: Iterable[tuple[int, int]], end: int) -> list[tuple[int, int]]:

@@ -11,7 +11,16 @@ from typing import Any
 
 from markupsafe import Markup
 
-from digest.compose.text import clean, cut_at_word, safe_url, segments, tidy, to_html, trim_abstract
+from digest.compose.text import (
+    clean,
+    cut_at_word,
+    safe_url,
+    segments,
+    short_abstract,
+    tidy,
+    to_html,
+    trim_abstract,
+)
 from digest.models import Match, Paper
 
 TITLE_LIMIT = 300
@@ -72,9 +81,12 @@ class PaperView:
     authors_more: int
     upvotes: int
     comments: int
-    abstract: str  #: cut at a sentence end near 600 characters (else a word, then " …")
+    #: ``abstract = "full"``: cut at a sentence end near 600 characters (else a word, then
+    #: " …"); ``"short"``: its sentences up to ~300 characters (else words, then " …");
+    #: ``"none"``: empty
+    abstract: str
     abstract_html: Markup
-    abstract_trimmed: bool
+    abstract_trimmed: bool  #: part of the abstract is left out: link to the paper for it
     terms: tuple[str, ...]  #: the subscriber's query terms this paper matched
 
 
@@ -142,9 +154,14 @@ class _Layout:
 
 
 @lru_cache(maxsize=4_096)
-def _layout(paper: Paper) -> _Layout:
+def _layout(paper: Paper, abstract: str) -> _Layout:
     title_end, title_cut = cut_at_word(paper.title, TITLE_LIMIT)
-    abstract_end, ellipsis = trim_abstract(paper.abstract)
+    if abstract == "none":
+        abstract_end, ellipsis = 0, False
+    elif abstract == "short":
+        abstract_end, ellipsis = short_abstract(paper.abstract)
+    else:
+        abstract_end, ellipsis = trim_abstract(paper.abstract)
     named = paper.authors if len(paper.authors) <= AUTHORS_SHOWN + 1 else paper.authors[:3]
     return _Layout(
         title_end,
@@ -163,10 +180,11 @@ def _layout(paper: Paper) -> _Layout:
     )
 
 
-def paper_view(match: Match) -> PaperView:
-    """The template view of one matched paper: cleaned, trimmed, highlighted."""
+def paper_view(match: Match, abstract: str = "full") -> PaperView:
+    """The template view of one matched paper: cleaned, trimmed, highlighted; ``abstract``
+    (one of :data:`~digest.models.ABSTRACT_MODES`) says how much of its abstract is shown."""
     paper = match.paper
-    layout = _layout(paper)
+    layout = _layout(paper, abstract)
     by_field: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for span in match.spans:
         index = span.index if span.field == "author" else 0
@@ -213,7 +231,7 @@ def paper_view(match: Match) -> PaperView:
         upvotes=paper.upvotes,
         comments=paper.num_comments,
         abstract="".join(p for p, _ in abstract_pieces) + suffix,
-        abstract_html=to_html(abstract_pieces, suffix),
+        abstract_html=to_html(abstract_pieces, suffix) if abstract_pieces else Markup(""),
         abstract_trimmed=abstract_end < len(paper.abstract.rstrip()),
         terms=tuple(dict.fromkeys(t for t in terms if t)),
     )
