@@ -83,5 +83,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
 
 
-# A real aiosmtpd server for any test that asks for ``smtp_server`` (see tests/support/smtpd.py).
+# A real aiosmtpd server for any test that asks for ``smtp_server`` (see tests/support/smtpd.py);
+# ``digest serve`` as a subprocess and Debian's chromium, ``serve`` and ``chromium`` (see
+# tests/support/browser.py).
+from tests.support.browser import chromium, serve  # noqa: E402, F401
 from tests.support.smtpd import smtp_server  # noqa: E402, F401
