@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli.shared import EXIT_USAGE, State, shown
+from digest.cli.shared import EXIT_USAGE, State, shown, shown_lines
 
 
 @click.group("config")
@@ -26,8 +26,11 @@ def config_example() -> None:
 @config_group.command("check")
 @click.pass_obj
 def config_check(state: State) -> None:
-    """Validate the config file and say what it sets up (exit 2 when something is wrong,
-    a folder the runs must write included)."""
+    """Validate the config file and say what it sets up (exit 2 when something is wrong:
+    a folder the runs must write, the database's folder, a password variable the config
+    names, a template of templates_dir that does not compile). Sends and writes nothing."""
+    from digest.run.preflight import preflight
+
     cfg = state.config()
     folders = [("feeds.dir", cfg.feeds.dir)]
     if not cfg.smtp.host:
@@ -41,6 +44,12 @@ def config_check(state: State) -> None:
             " let the user running digest write to it, or point the key at another folder",
             err=True,
         )
+    found = preflight(cfg)
+    for problem in found:
+        click.echo(shown_lines(f"error: {problem.key}: {problem.message}"), err=True)
+        if problem.hint:
+            click.echo(shown_lines(f"hint: {problem.hint}"), err=True)
+    if problems or found:
         raise SystemExit(EXIT_USAGE)
     mail = (
         f"SMTP {cfg.smtp.host}:{cfg.smtp.port}"

@@ -6,6 +6,8 @@ The building blocks of the declarations in :mod:`digest.config.settings` and
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -17,7 +19,15 @@ from digest.select import validate as validate_query
 
 
 class Invalid(Exception):
-    """A value does not fit its setting; the message says what was expected."""
+    """A value does not fit its setting; the message says what was expected.
+
+    ``quotes_value``: the message already names the value (or the part of it that is
+    wrong, as a bad query of a list), so whoever reports it does not add it again.
+    """
+
+    def __init__(self, message: str, *, quotes_value: bool = False) -> None:
+        super().__init__(message)
+        self.quotes_value = quotes_value
 
 
 Check = Callable[[Any], Any]
@@ -199,21 +209,29 @@ def queries() -> Check:
                 validate_query(q)
             except QueryError as exc:
                 raise Invalid(
-                    f"invalid query {q!r} at position {exc.position}: {exc.reason}"
+                    f"invalid query {json.dumps(q, ensure_ascii=False)} at position"
+                    f" {exc.position}: {exc.reason}",
+                    quotes_value=True,
                 ) from exc
         return tuple(value)
 
     return check
 
 
+#: The value a :mod:`digest.schedule` message quotes (Python's spelling): the table adds the
+#: value as the config file spells it, so it is said once.
+_QUOTED_VALUE = re.compile(r",? got .*$", re.DOTALL)
+
+
 def schedule_field(convert: Callable[[Any], Any]) -> Check:
-    """A check built from one of :mod:`digest.schedule`'s validators."""
+    """A check built from one of :mod:`digest.schedule`'s validators; its message says
+    what is expected, not the value (the caller names it)."""
 
     def check(value: Any) -> Any:
         try:
             return convert(value)
         except ScheduleError as exc:
-            raise Invalid(exc.message) from exc
+            raise Invalid(_QUOTED_VALUE.sub("", exc.message)) from exc
 
     return check
 

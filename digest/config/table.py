@@ -64,7 +64,8 @@ def check_table(
         try:
             value = setting.check(raw)
         except Invalid as exc:
-            problems.append(ConfigProblem(prefix + name, f"{exc}, got {show(raw)}", raw))
+            said = str(exc) if exc.quotes_value else f"{exc}, got {show(raw)}"
+            problems.append(ConfigProblem(prefix + name, said, raw))
             continue
         if setting.path and isinstance(value, str):
             value = resolve(base, value)
