@@ -65,6 +65,10 @@ async def site_with_links(app: App) -> dict[str, str]:
         "/preview": "/preview?keywords=diffusion",
         "/static/subscribe.js": "/static/subscribe.js",
         "/healthz": "/healthz",
+        # The operator's pages; without DIGEST_ADMIN_PASSWORD here: 404 (test_admin has the
+        # authorised GETs, which read and change nothing either).
+        "/admin": "/admin",
+        "/metrics": "/metrics",
     }
 
 

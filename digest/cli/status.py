@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -55,11 +56,24 @@ MAILBOX_KINDS = (
 
 
 @click.command()
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print what /admin shows as one JSON object (the README documents its schema).",
+)
 @click.pass_obj
-def status(state: State) -> None:
+def status(state: State, as_json: bool) -> None:
     """Show the last run, the delivery queue and suspended subscribers."""
+    from digest.run import overview
     from digest.run import status as read_status
 
+    if as_json:
+        cfg = state.config()
+        with state.store() as store:
+            data = guard(lambda: overview(store, cfg))
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
     with state.store() as store:
         st = guard(lambda: read_status(store))
     for line in status_lines(st):

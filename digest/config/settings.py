@@ -263,6 +263,13 @@ SETTINGS: tuple[Setting, ...] = (
         "on SIGTERM, seconds to let the SMTP transactions in flight finish",
     ),
     Setting(
+        "web.metrics",
+        boolean(),
+        False,
+        "serve /metrics (Prometheus text format) behind the /admin password"
+        " (DIGEST_ADMIN_PASSWORD); off: 404",
+    ),
+    Setting(
         "feeds.dir", text(), "public", "where feed.xml, feed.atom and feeds/ are written", path=True
     ),
     Setting("feeds.title", text(), "Trending papers", "title of the public feeds"),
@@ -351,6 +358,7 @@ class WebConfig:
     subscribe_limit_email: int = 3
     max_body: int = 64 * 1024
     shutdown_timeout: float = 30.0
+    metrics: bool = False
 
 
 @dataclass(frozen=True)

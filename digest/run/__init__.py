@@ -59,7 +59,10 @@ from digest.run.share import (
     resume_items,
 )
 from digest.run.status import (
+    Counters,
     Status,
+    counters,
+    overview,
     status,
 )
 from digest.run.workers import (
@@ -78,6 +81,7 @@ __all__ = [
     "SECRET_ENV",
     "SHARED",
     "Context",
+    "Counters",
     "Pool",
     "Previewer",
     "Recorder",
@@ -86,9 +90,11 @@ __all__ = [
     "Status",
     "claimer",
     "cores",
+    "counters",
     "env_secret",
     "make_context",
     "make_sender",
+    "overview",
     "pid_alive",
     "plan_batch",
     "private_target",

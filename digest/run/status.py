@@ -1,4 +1,5 @@
-"""What an operator sees of the runs: ``digest status``.
+"""What an operator sees of the runs: ``digest status`` (:func:`status`), its ``--json``
+and ``/admin`` (:func:`overview`), ``/metrics`` (:func:`counters`).
 
 Each run is a row of the store's ``runs`` table (the pipeline records them); the alerts to
 ``mail.admin`` are :mod:`digest.run.alerts`.
@@ -7,11 +8,13 @@ Each run is a row of the store's ``runs`` table (the pipeline records them); the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+from digest.config import Config
 from digest.models import Subscriber
 from digest.run.alerts import ALERT_KEY, failed_streak
-from digest.store import RunRecord, Store
+from digest.store import RunRecord, RunTotals, Store
 
 
 @dataclass(frozen=True)
@@ -48,4 +51,113 @@ def status(store: Store, now: datetime | None = None) -> Status:
         states=store.members.state_counts(),
         mailbox=store.bounces.counts(since),
         mailbox_days=days,
+    )
+
+
+#: The version of :func:`overview`'s document; a field removed or changed in meaning raises
+#: it, a field added does not.
+SCHEMA = 1
+#: Days of runs, of subscriber growth, in the overview.
+DAYS = 30
+
+
+def overview(store: Store, config: Config, now: datetime | None = None) -> dict[str, Any]:
+    """What ``/admin`` shows and ``digest status --json`` prints: plain JSON values.
+
+    ``{"schema": 1, "generated_at", "last_run", "running", "alerting", "runs" (per listing
+    day, oldest first: runs, sent, failed, deferred), "sources" (kind, location, status
+    ok|failing|unknown, last_ok, failures_in_a_row, last_error), "queue" (pending,
+    sending, failed, sent), "subscribers" (by state, and "unscheduled"), "growth" (per day:
+    added), "bounces" (days, hard, soft, complaint, mailto), "next_sends" (at,
+    subscribers)}``; the README documents each field.
+    """
+    when = now or datetime.now(UTC)
+    st = status(store, when)
+    since = when - timedelta(days=DAYS)
+    recent = store.run_log.since(since)
+    counts = st.deliveries
+    return {
+        "schema": SCHEMA,
+        "generated_at": when.isoformat(),
+        "last_run": _run(st.last) if st.last else None,
+        "running": [_run(r) for r in st.running],
+        "alerting": st.alerting,
+        "runs": _per_day(recent),
+        "sources": [_source(config, store.run_log.runs(50))],
+        "queue": {k: counts.get(k, 0) for k in ("pending", "sending", "failed", "sent")},
+        "subscribers": {k: (st.states or {}).get(k, 0) for k in STATES},
+        "growth": [
+            {"day": day.isoformat(), "added": n} for day, n in store.stats.added_per_day(since)
+        ],
+        "bounces": {"days": st.mailbox_days, **{k: (st.mailbox or {}).get(k, 0) for k in KINDS}},
+        "next_sends": [{"at": at.isoformat(), "subscribers": n} for at, n in st.upcoming],
+    }
+
+
+#: The subscriber states the overview counts ("unscheduled": active, not placed yet).
+STATES = ("active", "pending", "paused", "unsubscribed", "suspended", "unscheduled")
+#: The bounce mailbox's kinds of message.
+KINDS = ("hard", "soft", "complaint", "mailto")
+
+
+def _run(r: RunRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "day": r.day.isoformat(),
+        "started_at": r.started_at.isoformat(),
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+        "outcome": r.outcome,
+        "stage": r.stage,
+        "error": r.error,
+        "fetched": r.fetched,
+        "sent": r.sent,
+        "failed": r.failed,
+        "deferred": r.deferred,
+    }
+
+
+def _per_day(recent: list[RunRecord]) -> list[dict[str, Any]]:
+    days: dict[date, dict[str, Any]] = {}
+    for r in sorted(recent, key=lambda r: (r.day, r.id)):
+        day = days.setdefault(
+            r.day, {"day": r.day.isoformat(), "runs": 0, "sent": 0, "failed": 0, "deferred": 0}
+        )
+        day["runs"] += 1
+        for key in ("sent", "failed", "deferred"):
+            day[key] += getattr(r, key)
+    return list(days.values())[-DAYS:]
+
+
+def _source(config: Config, recent: list[RunRecord]) -> dict[str, Any]:
+    """The listing source's health from the runs: fetches that failed in a row, the last
+    good one."""
+    failing = [r for r in failed_streak(recent) if r.stage == "fetch"]
+    good = next((r for r in recent if r.outcome in ("ok", "empty")), None)
+    src = config.source
+    health = "failing" if failing else "ok" if good else "unknown"
+    return {
+        "kind": src.kind,
+        "location": str(src.path) if src.kind == "file" and src.path else src.url,
+        "status": health,
+        "last_ok": good.started_at.isoformat() if good else None,
+        "failures_in_a_row": len(failing),
+        "last_error": failing[0].error if failing else None,
+    }
+
+
+@dataclass(frozen=True)
+class Counters:
+    """What ``/metrics`` exposes: the runs' totals, the queue, subscribers by state."""
+
+    totals: RunTotals
+    queue: int  # deliveries pending or being sent
+    states: dict[str, int]
+
+
+def counters(store: Store) -> Counters:
+    counts = store.outbox.delivery_counts()
+    return Counters(
+        totals=store.run_log.totals(),
+        queue=counts.get("pending", 0) + counts.get("sending", 0),
+        states=store.members.state_counts(),
     )

@@ -1,9 +1,10 @@
 """The web side of ``digest serve``: the Starlette app, its routes and error pages.
 
 Subscribe (double opt-in), confirm, manage, unsubscribe (RFC 8058 one-click), feeds with
-conditional GET, the archive, the live preview and a health check (status and timestamps
-only); the handlers live in ``subscribe``, ``manage``, ``feeds``, ``archive`` and
-``preview``, sharing a :class:`~digest.serve.pages.Site`.
+conditional GET, the archive, the live preview, a health check (status and timestamps
+only) and the operator's ``/admin`` and ``/metrics``; the handlers live in ``subscribe``,
+``manage``, ``feeds``, ``archive``, ``preview`` and ``admin``, sharing a
+:class:`~digest.serve.pages.Site`.
 
 Pages come from ``templates/web/`` (the operator's folder first), autoescaped. Links in
 emails carry HMAC-signed tokens naming one subscriber (:mod:`digest.compose.tokens`);
@@ -31,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from digest.run import Context
+from digest.serve.admin import Admin
 from digest.serve.archive import Archive
 from digest.serve.feeds import Feeds
 from digest.serve.logfmt import redact
@@ -137,6 +139,7 @@ def routes(site: Site) -> list[Route]:
     """The routing table: every URL the site answers, and its handler."""
     subscribing, managing, feeds = Subscribing(site), Managing(site), Feeds(site)
     archive, preview, health = Archive(site), Preview(site), Health(site)
+    admin = Admin(site)
     table: Sequence[Route] = [
         Route("/", subscribing.home),
         Route("/subscribe", subscribing.subscribe, methods=["POST"]),
@@ -152,6 +155,8 @@ def routes(site: Site) -> list[Route]:
         Route("/preview", preview.preview),
         Route("/static/subscribe.js", subscribing.script),
         Route("/healthz", health.healthz),
+        Route("/admin", admin.admin),
+        Route("/metrics", admin.metrics),
     ]
     return list(table)
 

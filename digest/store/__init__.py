@@ -34,7 +34,7 @@ from digest.store.outbox import (
 )
 from digest.store.outbox_rows import INSERT_ROWS, PlannedDelivery
 from digest.store.papers import Papers
-from digest.store.runs import RunLog, RunRecord
+from digest.store.runs import RunLog, RunRecord, RunTotals
 from digest.store.schema import deliveries, delivery_papers, metadata, open_engine, subscribers
 from digest.store.store import Store
 from digest.store.subscriber_rows import ImportCounts
@@ -55,6 +55,7 @@ __all__ = [
     "RateLimits",
     "RunLog",
     "RunRecord",
+    "RunTotals",
     "Store",
     "deliveries",
     "delivery_papers",

@@ -31,6 +31,17 @@ class RunRecord:
     deferred: int
 
 
+@dataclass(frozen=True)
+class RunTotals:
+    """What every recorded run adds up to: runs by outcome, messages, failed fetches."""
+
+    runs: dict[str, int]  # by outcome: running, ok, empty, failed
+    sent: int
+    failed: int
+    deferred: int
+    fetch_failures: int  # runs that failed fetching the listing
+
+
 class RunLog:
     """Reads and writes of runs and meta keys; raises :class:`StateError`."""
 
@@ -96,6 +107,32 @@ class RunLog:
             )
             for r in rows
         ]
+
+    def since(self, when: datetime) -> list[RunRecord]:
+        """The runs started at ``when`` or later, newest first."""
+        return [r for r in self.runs(10_000) if r.started_at >= when]
+
+    def totals(self) -> RunTotals:
+        """Counts over every recorded run (only ever growing: Prometheus counters)."""
+        c = runs.c
+        with self.engine.connect() as conn:
+            by_outcome = {
+                str(outcome): int(n)
+                for outcome, n in conn.execute(
+                    sa.select(c.outcome, sa.func.count()).group_by(c.outcome)
+                )
+            }
+            sent, failed, deferred = conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(c.sent), 0),
+                    sa.func.coalesce(sa.func.sum(c.failed), 0),
+                    sa.func.coalesce(sa.func.sum(c.deferred), 0),
+                )
+            ).one()
+            fetch_failures = conn.execute(
+                sa.select(sa.func.count()).where(c.outcome == "failed", c.stage == "fetch")
+            ).scalar_one()
+        return RunTotals(by_outcome, int(sent), int(failed), int(deferred), int(fetch_failures))
 
     def swap_meta(self, key: str, old: str | None, new: str) -> bool:
         """Set ``key`` to ``new`` only if it is ``old`` now (None: absent); True if done.

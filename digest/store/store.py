@@ -13,13 +13,15 @@ from digest.store.outbox import Outbox
 from digest.store.papers import Papers
 from digest.store.runs import RunLog
 from digest.store.schema import open_engine
+from digest.store.stats import Stats
 
 
 class Store:
     """paper-digest's state over one engine, one repository per area: ``papers`` (papers
     and listings), ``members`` (subscribers), ``outbox`` (deliveries and claims),
     ``run_log`` (runs and meta keys), ``bounces`` (the bounce mailbox's record), ``limits``
-    (the web's rate limits). Raises :class:`StateError`."""
+    (the web's rate limits), ``stats`` (counts for the operator's overview). Raises
+    :class:`StateError`."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -30,6 +32,7 @@ class Store:
         self.run_log = RunLog(self.engine)
         self.bounces = Bounces(self.engine)  # the bounce mailbox's record
         self.limits = RateLimits(self.engine)
+        self.stats = Stats(self.engine)
         upgrade_if_behind(self.engine)  # Alembic: a database that is behind is upgraded
 
     def close(self) -> None:
