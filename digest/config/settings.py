@@ -29,7 +29,7 @@ from digest.config.checks import (
 from digest.config.declaration import Setting as Setting  # re-exported
 from digest.config.mailbox import MAILBOX_SETTINGS, MailboxConfig
 from digest.config.passwords import env_password
-from digest.models import Subscriber
+from digest.models import ABSTRACT_MODES, Subscriber
 from digest.schedule import Schedule, check_frequency, check_weekday
 
 #: Every key of a config file outside ``[[subscribers]]``.
@@ -115,6 +115,14 @@ SETTINGS: tuple[Setting, ...] = (
         integer(1, 10_000),
         30,
         "default per-email cap for subscribers that set none",
+    ),
+    Setting(
+        "mail.abstract",
+        choice(*ABSTRACT_MODES),
+        "short",
+        'how much of each abstract a digest shows, for subscribers that chose none: "full"'
+        ' (up to ~600 characters), "short" (its first sentences, up to ~300 characters, and'
+        ' a link to the paper) or "none" (titles, authors and links)',
     ),
     Setting(
         "mail.max_hard_bounces",
@@ -311,6 +319,7 @@ class MailConfig:
     max_papers: int
     max_hard_bounces: int = 3
     admin: str | None = None
+    abstract: str = "short"
     alert_after: int = 3
     bounce_address: str | None = None
 

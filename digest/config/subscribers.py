@@ -7,6 +7,7 @@ from typing import Any
 
 from digest.config.checks import (
     address,
+    choice,
     integer,
     optional,
     queries,
@@ -18,7 +19,7 @@ from digest.config.checks import (
 from digest.config.settings import Setting
 from digest.config.table import check_table, show, unknown_keys
 from digest.errors import ConfigProblem
-from digest.models import Subscriber
+from digest.models import ABSTRACT_MODES, Subscriber
 from digest.schedule import check_days, check_frequency, check_weekday
 
 #: Every key of one ``[[subscribers]]`` entry.
@@ -47,6 +48,13 @@ SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
         None,
         'papers per email; the rest summarised as "N more" with a link',
         example=30,
+    ),
+    Setting(
+        "abstract",
+        optional(choice(*ABSTRACT_MODES)),
+        None,
+        'how much of each abstract: "full", "short" or "none"; default mail.abstract',
+        example="short",
     ),
     Setting(
         "send_at",

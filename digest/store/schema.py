@@ -82,6 +82,9 @@ subscribers = sa.Table(
     # The pending web request a confirmation link may confirm (revision 0002): set anew by
     # each request, cleared by confirming; a link naming another nonce confirms nothing.
     sa.Column("confirm_nonce", sa.String(32)),
+    # How much of each abstract their digests show (revision 0005): "full", "short" or
+    # "none"; NULL: the configuration's mail.abstract.
+    sa.Column("abstract", sa.String(8)),
     sa.Index("ix_subscribers_due", "status", "next_send_at"),
 )
 

@@ -156,6 +156,7 @@ def subscriber_values(s: Subscriber) -> dict[str, Any]:
         "keywords": json.dumps(list(s.keywords), ensure_ascii=False),
         "exclude": json.dumps(list(s.exclude), ensure_ascii=False),
         "max_papers": s.max_papers,
+        "abstract": s.abstract,
     }
 
 
@@ -177,7 +178,15 @@ def new_row(
 #: The columns an import compares and writes.
 _IMPORTED = tuple(
     getattr(subscribers.c, name)
-    for name in ("email", "name", "keywords", "exclude", "max_papers", *SCHEDULE_COLUMNS)
+    for name in (
+        "email",
+        "name",
+        "keywords",
+        "exclude",
+        "max_papers",
+        "abstract",
+        *SCHEDULE_COLUMNS,
+    )
 )
 
 
@@ -209,6 +218,7 @@ def to_subscriber(r: Any) -> Subscriber:
         keywords=tuple(json.loads(m[c.keywords])),
         exclude=tuple(json.loads(m[c.exclude])),
         max_papers=m[c.max_papers],
+        abstract=m[c.abstract],
         status=m[c.status],
         token=m[c.token],
         status_reason=m[c.status_reason],
