@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import html
 import os
+from dataclasses import fields
 from datetime import UTC, date, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import feedparser
+import jinja2.meta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.compose import FeedMeta, FeedSet, build_feeds, paper_id, paper_link, xml_text
+from digest.compose import (
+    FeedEntryContext,
+    FeedMeta,
+    FeedSet,
+    build_feeds,
+    entry_context,
+    environment,
+    load_feed_entry,
+    paper_id,
+    paper_link,
+    xml_text,
+)
+from digest.compose.templates import FEED_ENTRY
 from digest.models import Paper, paper_key
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -22,6 +37,8 @@ UPDATED = datetime(2026, 11, 20, 7, tzinfo=UTC)
 SITE = "https://digest.example.org/"
 D1, D2, D3 = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
 ATOM = "{http://www.w3.org/2005/Atom}"
+CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
+ENTRY = load_feed_entry(None)  # the bundled feed/entry.html
 
 
 def paper(arxiv_id: str | None, title: str, abstract: str = "An abstract.", **kw: Any) -> Paper:
@@ -38,6 +55,7 @@ def build(entries: list[tuple[date, Paper]], **changes: Any) -> tuple[bytes, byt
         "atom_url": SITE + "feed.atom",
         "description": "The papers of the last days",
         "updated": UPDATED,
+        "content": ENTRY,
     }
     options.update(changes)
     return build_feeds(entries, **options)
@@ -248,9 +266,58 @@ def as_feedparser_reads(text: str) -> str:
 
 RSS_TAGS = {"rss", "channel", "title", "link", "description", "docs", "generator", "language"}
 RSS_TAGS |= {"lastBuildDate", "item", "guid", "pubDate", ATOM + "link"}
-RSS_TAGS |= {"{http://purl.org/dc/elements/1.1/}creator"}
+RSS_TAGS |= {"{http://purl.org/dc/elements/1.1/}creator", "category", CONTENT}
 ATOM_TAGS = {"feed", "id", "title", "updated", "author", "name", "link", "generator"}
-ATOM_TAGS = {ATOM + t for t in ATOM_TAGS | {"subtitle", "entry", "summary", "published"}}
+ATOM_TAGS |= {"subtitle", "entry", "summary", "published", "category", "content"}
+ATOM_TAGS = {ATOM + t for t in ATOM_TAGS}
+#: The HTML elements (and attributes) our feed/entry.html writes into an entry's content.
+CONTENT_TAGS = {"p", "strong", "a"}
+
+
+class ContentHTML(HTMLParser):
+    """An entry's content HTML, as a browser-based reader parses it: its tags and
+    attributes, and the text of each paragraph (character references resolved)."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+        self.paragraphs: list[str] = []
+        self._open = False
+        self.feed(markup)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += attrs
+        if tag == "p":
+            self.paragraphs.append("")
+            self._open = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = self._open and tag != "p"
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self.paragraphs[-1] += data
+
+
+def contents(rss: bytes, atom: bytes) -> list[ContentHTML]:
+    """The content HTML of every entry, RSS items first, then Atom entries, each checked
+    to hold only our elements and http(s) links."""
+    found = [item.findtext(CONTENT) or "" for item in ElementTree.fromstring(rss).iter("item")]
+    for entry in ElementTree.fromstring(atom).iter(ATOM + "entry"):
+        element = entry.find(ATOM + "content")
+        assert element is not None and element.get("type") == "html"
+        found.append(element.text or "")
+    parsed = [ContentHTML(markup) for markup in found]
+    for html_ in parsed:
+        assert set(html_.tags) <= CONTENT_TAGS, html_.tags
+        assert all(k == "href" and v and v.startswith("https://") for k, v in html_.attrs)
+    return parsed
 
 
 def check_only_our_elements(rss: bytes, atom: bytes) -> None:
@@ -397,6 +464,93 @@ def test_a_reader_shows_the_papers_text_whatever_it_is(
         creator = parse(rss).entries[0].author  # dc:creator: plain text
         assert creator == as_feedparser_reads(", ".join(names))
         assert [a["name"] for a in parse(atom).entries[0].authors] == names  # not repaired
+    # The entry's content (our HTML): the same text, in our elements only.
+    for content in contents(rss, atom):
+        if xml_text(abstract):
+            assert xml_text(abstract) in content.paragraphs
+        if names:
+            assert content.paragraphs[0].startswith(", ".join(names[:10]))
+
+
+# -- entry content (feed/entry.html) -------------------------------------------------------
+
+
+def test_the_entry_context_is_pinned_and_the_template_uses_only_it() -> None:
+    assert FEED_ENTRY == "feed/entry.html"
+    assert [f.name for f in fields(FeedEntryContext)] == [
+        "title", "url", "hf_url", "abs_url", "pdf_url", "code_url", "project_url", "authors",
+        "upvotes", "comments", "categories", "abstract", "day", "private", "terms",
+    ]  # fmt: skip
+    env = environment()
+    source = env.loader.get_source(env, FEED_ENTRY)[0]  # type: ignore[union-attr]
+    used = jinja2.meta.find_undeclared_variables(env.parse(source))
+    assert used - set(env.globals) <= {f.name for f in fields(FeedEntryContext)}
+
+
+RICH = paper(
+    "2511.00001",
+    "Diffusion Agents",
+    "We study agents.",
+    authors=("Ada Okafor", "Bo Li"),
+    upvotes=42,
+    num_comments=3,
+    github_repo="https://github.com/ada/agents",
+    project_page="https://agents.example/",
+    ai_keywords=("diffusion", "agents", "<b>planning</b>", "agents", "\x00"),
+)
+
+
+def test_an_entry_carries_its_links_upvotes_and_categories() -> None:
+    rss, atom = build([(D1, RICH)])
+    for parsed in (parse(rss), parse(atom)):
+        (entry,) = parsed.entries
+        assert [t.term for t in entry.tags] == ["diffusion", "agents", "<b>planning</b>"]
+        (shown_content,) = entry.content  # feedparser: RSS content:encoded, Atom content
+        assert shown_content.type == "text/html"
+        value = shown_content.value
+        for href in (
+            "https://huggingface.co/papers/2511.00001",
+            "https://arxiv.org/abs/2511.00001",
+            "https://arxiv.org/pdf/2511.00001",
+            "https://github.com/ada/agents",
+            "https://agents.example/",
+        ):
+            assert f'href="{href}"' in value
+        assert "▲ 42 upvotes" in value and "3 comments" in value
+        assert "Keywords: diffusion, agents, &lt;b&gt;planning&lt;/b&gt;" in value
+        assert "Picked for you" not in value  # the public feed says no reason
+    assert b'<category term="&lt;b&gt;planning&lt;/b&gt;"/>' in atom
+    for content in contents(rss, atom):
+        assert content.paragraphs[-1] == "Keywords: diffusion, agents, <b>planning</b>"
+        assert "We study agents." in content.paragraphs
+
+
+def test_a_private_feed_says_why_each_paper_was_picked() -> None:
+    other = paper("2511.00002", "Robots", "Robots <script>x</script>.")
+    feed_set = FeedSet([(D1, RICH), (D1, other)], link=SITE, updated=UPDATED, content=ENTRY)
+    meta = FeedMeta("Yours", SITE, None, None, "Mine")
+    reasons = {RICH.key: ("Diffusion", "agents"), other.key: ("<script>",)}
+    rss, atom = feed_set.build(meta, reasons=reasons)
+    for parsed in (parse(rss), parse(atom)):
+        first, _ = (e.content[0].value for e in parsed.entries)
+        assert "Picked for you:</strong> it matched Diffusion, agents." in first
+    for content in contents(rss, atom):
+        assert content.paragraphs[0].startswith("Picked for you: it matched ")
+    assert contents(rss, atom)[1].paragraphs[0] == "Picked for you: it matched <script>."
+    # The same entries without reasons (the public feed) say none; fingerprints differ.
+    public = feed_set.build(meta)
+    assert all("Picked" not in "".join(c.paragraphs) for c in contents(*public))
+    chosen = feed_set.choose()
+    assert feed_set.fingerprint(meta, chosen, reasons) != feed_set.fingerprint(meta, chosen)
+    same = {RICH.key: ("Diffusion", "agents"), other.key: ("<script>",)}
+    assert feed_set.fingerprint(meta, chosen, reasons) == feed_set.fingerprint(meta, chosen, same)
+
+
+def test_entry_context_cleans_text_and_drops_unsafe_links() -> None:
+    p = paper(None, "T\x00itle", "A\u202ebstract", project_page="javascript:x", upvotes=1)
+    context = entry_context(D1, p, SITE, ("a\x1bb", "", "a\x1bb"), private=True)
+    assert (context.title, context.abstract, context.terms) == ("T itle", "A bstract", ("a b",))
+    assert context.project_url is None and context.url == SITE and context.private
 
 
 # -- golden and feed sets -------------------------------------------------------------------
@@ -411,6 +565,9 @@ def test_golden_feeds() -> None:
                 "Diffusion Agents Plan in Latent Space",
                 "We study how diffusion agents plan.",
                 authors=("Ada Okafor", "Zoë Ångström"),
+                upvotes=12,
+                github_repo="https://github.com/ada/plan",
+                ai_keywords=("diffusion agents", "planning"),
             ),
         ),
         (

@@ -143,6 +143,20 @@ def test_public_and_private_feed_files_carry_listing_markup_as_text(tmp_path: Pa
         assert b"<img" not in path.read_bytes() and b"<form" not in path.read_bytes()
 
 
+def test_private_feed_entries_say_which_terms_picked_them(tmp_path: Path) -> None:
+    config, store, subs = setup(tmp_path)
+    with store:
+        publish_feeds(config, store, NOW)
+    parsed = feedparser.parse(shared_of(config, subs["ab"]).read_bytes())
+    reasons = {e.title: e.content[0].value.split("</p>")[0] for e in parsed.entries}
+    assert reasons == {
+        "Diffusion models": "<p><strong>Picked for you:</strong> it matched diffusion.",
+        "Speech agents": "<p><strong>Picked for you:</strong> it matched speech.",
+    }
+    public = feedparser.parse((config.feeds.dir / "feed.atom").read_bytes())
+    assert all("Picked" not in e.content[0].value for e in public.entries)
+
+
 def test_link_atomic_makes_keeps_and_replaces_links(tmp_path: Path) -> None:
     link = tmp_path / "tok.xml"
     assert link_atomic(link, "shared/a.xml", absent=True)  # a first run: no look first

@@ -5,17 +5,20 @@ contexts and paper views, the contract with operators' templates), ``text`` (cle
 trimming, highlighting), ``fragments`` (each paper's entries, rendered once and cached),
 ``shells`` (the CSS-inlined digest shells shared between subscribers), ``templates``
 (finding and loading the templates: the one module here that reads files), ``cache`` (an
-LRU dict), ``message`` (MIME bytes and headers), ``feeds`` (RSS/Atom documents), ``tokens``
+LRU dict), ``message`` (MIME bytes and headers), ``feeds`` (RSS/Atom documents),
+``feed_entries`` (each feed entry's HTML content and its template context), ``tokens``
 (signed links), ``verp`` (the signed tokens of VERP envelope senders and mailto
 unsubscribes). Imports ``select`` and the bottom layer (``models``, ``errors``, ``words``)
 only: no database, network, clock or filesystem (except ``templates``, which reads the
 template files).
 """
 
+from digest.compose.feed_entries import FeedEntryContext
 from digest.compose.feeds import (
     FeedMeta,
     FeedSet,
     build_feeds,
+    entry_context,
     paper_id,
     paper_link,
     xml_text,
@@ -33,7 +36,7 @@ from digest.compose.message import (
     sender_address,
 )
 from digest.compose.render import Renderer
-from digest.compose.templates import environment
+from digest.compose.templates import environment, load_feed_entry
 from digest.compose.text import segments, short_abstract, to_html, trim_abstract
 from digest.compose.tokens import (
     random_token,
@@ -58,6 +61,7 @@ __all__ = [
     "Body",
     "DigestContext",
     "EmailLinks",
+    "FeedEntryContext",
     "FeedMeta",
     "FeedSet",
     "PaperView",
@@ -71,8 +75,10 @@ __all__ = [
     "delivery_token",
     "encode_body",
     "encoded_size",
+    "entry_context",
     "environment",
     "list_id_for",
+    "load_feed_entry",
     "make_message_id",
     "paper_id",
     "paper_link",

@@ -16,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from urllib.parse import quote, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 from feedgen.feed import FeedGenerator
 
+from digest.compose.feed_entries import EntryContent, FeedEntryContext, categories
 from digest.models import Paper, arxiv_base_id
 
 GENERATOR = "paper-digest"
@@ -102,6 +104,33 @@ class FeedMeta:
 
 _ATOM_ENTRY = re.compile(rb"^  <entry>.*?^  </entry>\n", re.S | re.M)
 _RSS_ITEM = re.compile(rb"^    <item>.*?^    </item>\n", re.S | re.M)
+_ATOM_CLOSE, _RSS_CLOSE = b"  </entry>\n", b"    </item>\n"
+#: Terms by paper key: why each paper of a private feed was picked.
+Reasons = Mapping[str, tuple[str, ...]]
+
+
+def entry_context(
+    day: date, paper: Paper, link: str, terms: Sequence[str] = (), private: bool = False
+) -> FeedEntryContext:
+    """The context of ``feed/entry.html`` for ``paper`` listed on ``day``, in a feed of the
+    site ``link``; ``terms`` the private feed's reason (see :class:`FeedEntryContext`)."""
+    return FeedEntryContext(
+        title=xml_text(paper.title) or xml_text(paper.key),
+        url=paper_link(paper, link),
+        hf_url=_url(paper.hf_url),
+        abs_url=_url(paper.abs_url),
+        pdf_url=_url(paper.pdf_url),
+        code_url=_url(paper.github_repo),
+        project_url=_url(paper.project_page),
+        authors=tuple(name for name in map(xml_text, paper.authors) if name),
+        upvotes=paper.upvotes,
+        comments=paper.num_comments,
+        categories=categories(paper, xml_text),
+        abstract=xml_text(paper.abstract),
+        day=day,
+        private=private,
+        terms=tuple(dict.fromkeys(term for term in map(xml_text, terms) if term)),
+    )
 
 
 class FeedSet:
@@ -114,6 +143,11 @@ class FeedSet:
     ``updated`` dates an empty feed. Markup in text is escaped, so an entry's closing tag
     can only be its own, and in RSS escaped once more, since readers take RSS text as HTML
     (see the module's docstring).
+
+    With ``content`` (the renderer of ``feed/entry.html``), each entry also carries that
+    HTML, escaped into the XML (Atom ``<content type="html">``, RSS ``<content:encoded>``);
+    a private feed's entries are made again for each reason (``reasons`` of :meth:`build`),
+    once per paper and reason.
     """
 
     def __init__(
@@ -123,6 +157,7 @@ class FeedSet:
         link: str,
         updated: datetime,
         tz: tzinfo = UTC,
+        content: EntryContent | None = None,
     ) -> None:
         if updated.tzinfo is None or updated.utcoffset() is None:
             raise ValueError("updated must be timezone-aware")
@@ -141,7 +176,34 @@ class FeedSet:
         if len(self._atom) != len(self.entries) or len(self._rss) != len(self.entries):
             raise RuntimeError("feedgen output did not split into one fragment per paper")
         self._shells: dict[tuple[FeedMeta, datetime], tuple[bytes, bytes, bytes, bytes]] = {}
-        self._digests: list[bytes] | None = None
+        self._link, self._content = link, content
+        # (entry, terms, private) -> (RSS item, Atom entry, their digest)
+        self._made: dict[tuple[int, tuple[str, ...], bool], tuple[bytes, bytes, bytes]] = {}
+
+    def _entry(self, i: int, terms: tuple[str, ...], private: bool) -> tuple[bytes, bytes, bytes]:
+        """Entry ``i``'s RSS item and Atom entry, with their content for this reason."""
+        made = self._made.get((i, terms, private))
+        if made is None:
+            rss, atom = self._rss[i], self._atom[i]
+            if self._content is not None:
+                day, paper = self.entries[i]
+                html = self._content(entry_context(day, paper, self._link, terms, private))
+                # XML-escaped once: a reader unescapes it back to our HTML, whose text the
+                # template escaped (third-party text stays text).
+                body = xml_escape(_NOT_XML.sub(" ", html).strip()).encode("utf-8")
+                rss = b"".join([rss[: -len(_RSS_CLOSE)], b"      <content:encoded>", body,
+                                b"</content:encoded>\n", _RSS_CLOSE])  # fmt: skip
+                atom = b"".join([atom[: -len(_ATOM_CLOSE)], b'    <content type="html">', body,
+                                 b"</content>\n", _ATOM_CLOSE])  # fmt: skip
+            made = (rss, atom, hashlib.blake2b(rss + atom, digest_size=16).digest())
+            self._made[i, terms, private] = made
+        return made
+
+    def _entries(self, chosen: Sequence[int], reasons: Reasons | None) -> list[tuple[bytes, ...]]:
+        if reasons is None:
+            return [self._entry(i, (), False) for i in chosen]
+        keys = self.keys
+        return [self._entry(i, reasons.get(keys[i], ()), True) for i in chosen]
 
     def _generator(self, meta: FeedMeta, updated: datetime, *, rss: bool = False) -> FeedGenerator:
         """A generator for the Atom output, or (``rss``) for the RSS output: text is then
@@ -195,18 +257,15 @@ class FeedSet:
             chosen = [i for i, key in enumerate(self.keys) if key in keys]
         return chosen if limit is None else chosen[:limit]
 
-    def fingerprint(self, meta: FeedMeta, chosen: Sequence[int]) -> str:
-        """What a feed of these entries would hold, but for its build time: equal
-        fingerprints, equal feeds (an unchanged feed need not be written again)."""
-        if self._digests is None:
-            self._digests = [
-                hashlib.blake2b(rss + atom, digest_size=16).digest()
-                for rss, atom in zip(self._rss, self._atom, strict=True)
-            ]
-        digests = self._digests
+    def fingerprint(
+        self, meta: FeedMeta, chosen: Sequence[int], reasons: Reasons | None = None
+    ) -> str:
+        """What a feed of these entries (and reasons) would hold: equal fingerprints, equal
+        feeds (an unchanged feed need not be written again)."""
         head = repr((meta.title, meta.link, meta.rss_url, meta.atom_url, meta.description,
                      meta.feed_id)).encode("utf-8", "surrogatepass")  # fmt: skip
-        return hashlib.blake2b(b"".join([head, *(digests[i] for i in chosen)])).hexdigest()
+        digests = [made[2] for made in self._entries(chosen, reasons)]
+        return hashlib.blake2b(b"".join([head, *digests])).hexdigest()
 
     def build(
         self,
@@ -215,15 +274,18 @@ class FeedSet:
         limit: int | None = None,
         *,
         chosen: Sequence[int] | None = None,
+        reasons: Reasons | None = None,
     ) -> tuple[bytes, bytes]:
         """``(rss, atom)`` with the papers whose key is in ``keys`` (None: all), newest first,
-        at most ``limit`` of them (or the entries ``chosen`` by :meth:`choose`)."""
+        at most ``limit`` of them (or the entries ``chosen`` by :meth:`choose`). ``reasons``:
+        a private feed, each paper's content saying the terms it matched (by key)."""
         if chosen is None:
             chosen = self.choose(keys, limit)
         newest = self._when[chosen[0]] if chosen else self.updated  # entries: newest first
         rss_head, rss_tail, atom_head, atom_tail = self._shell(meta, newest)
-        rss = b"".join([rss_head, *(self._rss[i] for i in chosen), rss_tail])
-        atom = b"".join([atom_head, *(self._atom[i] for i in chosen), atom_tail])
+        made = self._entries(chosen, reasons)
+        rss = b"".join([rss_head, *(m[0] for m in made), rss_tail])
+        atom = b"".join([atom_head, *(m[1] for m in made), atom_tail])
         return rss, atom
 
 
@@ -250,6 +312,8 @@ def _add_entry(
         entry.author([{"name": name} for name in authors])
         entry.dc.dc_creator(", ".join(authors))
     entry.summary(text(paper.abstract) or text(paper.title) or text(paper.key))
+    if found := categories(paper, xml_text):  # plain text: RSS and Atom alike
+        entry.category([{"term": term} for term in found])
     entry.published(when)
     entry.updated(when)
 
@@ -264,6 +328,7 @@ def build_feeds(
     description: str,
     updated: datetime,
     tz: tzinfo = UTC,
+    content: EntryContent | None = None,
 ) -> tuple[bytes, bytes]:
     """The RSS 2.0 and the Atom feed of ``entries`` (listing date, paper): ``(rss, atom)``.
 
@@ -278,5 +343,5 @@ def build_feeds(
     ValueError). Output is deterministic for the same input. For many
     feeds over the same papers, use :class:`FeedSet`.
     """
-    feeds = FeedSet(entries, link=link, updated=updated, tz=tz)
+    feeds = FeedSet(entries, link=link, updated=updated, tz=tz, content=content)
     return feeds.build(FeedMeta(title, link, rss_url, atom_url, description))

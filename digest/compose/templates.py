@@ -19,6 +19,7 @@ from jinja2 import (
 from jinja2.bccache import Bucket
 from markupsafe import Markup
 
+from digest.compose.feed_entries import EntryContent, entry_content
 from digest.errors import RenderError
 
 #: Template names, relative to a templates folder; ``email/email.css`` is read as plain CSS.
@@ -116,3 +117,19 @@ def template_source(env: Environment, name: str) -> str | None:
         return env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
     except TemplateError:
         return None
+
+
+#: The feed entry's content (see :class:`~digest.compose.feed_entries.FeedEntryContext`).
+FEED_ENTRY = "feed/entry.html"
+
+
+def load_feed_entry(templates_dir: Path | None) -> EntryContent:
+    """The renderer of ``feed/entry.html``, ``templates_dir`` first. Raises
+    :class:`RenderError` when the folder is not one, or the template is missing or broken."""
+    if templates_dir is not None and not templates_dir.is_dir():
+        raise RenderError(str(templates_dir), "templates_dir is not a folder")
+    try:
+        template = environment(templates_dir).get_template(FEED_ENTRY)
+    except TemplateError as exc:
+        raise RenderError(FEED_ENTRY, f"{type(exc).__name__}: {exc}") from exc
+    return entry_content(template)

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from digest.compose import FeedMeta, FeedSet
+from digest.compose import FeedMeta, FeedSet, load_feed_entry
 from digest.config import Config
 from digest.errors import FeedError
 from digest.files import link_atomic, write_atomic
@@ -83,6 +83,7 @@ def publish_private(config: Config, store: Store, sub: Subscriber, now: datetime
             [(day, paper) for day, paper in entries if paper.key in keys],
             link=config.base_url + "/",
             updated=now,
+            content=load_feed_entry(config.templates_dir),
         )
         private = config.feeds.dir / "feeds"
         shared = private / SHARED
@@ -125,7 +126,9 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
     title = config.feeds.title
     out = config.feeds.dir
     entries = recent_entries(store, config.feeds.days)
-    feeds = FeedSet(entries, link=base + "/", updated=now)
+    feeds = FeedSet(
+        entries, link=base + "/", updated=now, content=load_feed_entry(config.templates_dir)
+    )
     rss, atom = feeds.build(
         FeedMeta(
             title=title,
@@ -202,9 +205,12 @@ def _write_shared(
         feed_id=f"tag:{host},2026:feed/{name}",
     )
     chosen = feeds.choose(matcher.keys(keywords, exclude), config.feeds.private_max_entries)
-    fingerprint = feeds.fingerprint(meta, chosen)
+    # Why each paper was picked: the terms it matched, said in its entry (none without
+    # keywords: every paper is).
+    reasons = {m.paper.key: m.terms for m in matcher.select(keywords, exclude)} if keywords else {}
+    fingerprint = feeds.fingerprint(meta, chosen, reasons)
     if fingerprint != before or not {f"{name}.xml", f"{name}.atom"} <= present:
-        rss, atom = feeds.build(meta, chosen=chosen)
+        rss, atom = feeds.build(meta, chosen=chosen, reasons=reasons)
         write_atomic(shared / f"{name}.xml", rss, durable=False)
         write_atomic(shared / f"{name}.atom", atom, durable=False)
     return fingerprint
