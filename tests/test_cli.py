@@ -356,6 +356,16 @@ def test_subscribers_add_on_a_known_address_changes_only_what_it_is_given(site: 
     assert "schedule:   weekly" in shown and "keywords:   llm" in shown  # a new schedule
 
 
+def test_subscribers_add_on_a_subscriber_of_the_config_says_the_config_wins(site: Path) -> None:
+    """No silent revert: the next run writes the config's queries back, so the CLI says so."""
+    result = digest(site, "subscribers", "add", "ada@example.org", "--keyword", "llm")
+    assert result.exit_code == 0, result.output
+    assert "ada@example.org" in result.stderr and "config.toml" in result.stderr
+    assert "edit the config" in result.stderr
+    other = digest(site, "subscribers", "add", "zed@example.org", "--keyword", "llm")
+    assert other.exit_code == 0 and other.stderr == ""
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

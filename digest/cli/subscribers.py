@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,8 +26,8 @@ from digest.cli.shared import (
 from digest.config import roster
 from digest.errors import RosterError
 from digest.files import open_atomic
-from digest.models import Subscriber
-from digest.store import ImportCounts
+from digest.models import ABSTRACT_MODES, Subscriber
+from digest.store import ImportCounts, Store
 
 
 @click.group()
@@ -44,6 +45,11 @@ def subscribers() -> None:
     "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
 )
 @click.option("--max-papers", type=click.IntRange(1, 10_000), help="Papers per email.")
+@click.option(
+    "--abstract",
+    type=click.Choice(ABSTRACT_MODES),
+    help="How much of each abstract: full, short or none (default: mail.abstract).",
+)
 @click.option("--send-at", metavar="HH:MM", help="Send time (default: schedule.send_at).")
 @click.option("--timezone", "zone", metavar="ZONE", help="IANA zone (default: timezone).")
 @click.option("--frequency", type=click.Choice(["daily", "weekly"]), help="Default: daily.")
@@ -57,6 +63,7 @@ def subscribers_add(
     keywords: tuple[str, ...],
     exclude: tuple[str, ...],
     max_papers: int | None,
+    abstract: str | None,
     send_at: str | None,
     zone: str | None,
     frequency: str | None,
@@ -87,6 +94,7 @@ def subscribers_add(
         keywords=check_queries("--keyword", keywords),
         exclude=check_queries("--exclude", exclude),
         max_papers=max_papers,
+        abstract=abstract,
         send_at=send_text,
         timezone=zone_name,
         frequency=frequency,
@@ -99,6 +107,16 @@ def subscribers_add(
             sub = _kept(sub, known)
         added = guard(lambda: store.members.add_subscriber(sub))
     click.echo(f"{shown(added.email)}: active")
+    config = state.config()
+    if any(listed.email == added.email for listed in config.subscribers):
+        click.echo(
+            shown(
+                f"note: {added.email} is defined in {config.path}: each run writes the"
+                " config's name, queries and schedule back over these; to change them,"
+                " edit the config"
+            ),
+            err=True,
+        )
 
 
 def _kept(given: Subscriber, known: Subscriber) -> Subscriber:
@@ -113,6 +131,7 @@ def _kept(given: Subscriber, known: Subscriber) -> Subscriber:
         keywords=given.keywords or known.keywords,
         exclude=given.exclude or known.exclude,
         max_papers=known.max_papers if given.max_papers is None else given.max_papers,
+        abstract=given.abstract or known.abstract,
         send_at=when.send_at,
         timezone=when.timezone,
         frequency=when.frequency,
@@ -158,6 +177,7 @@ def subscribers_show(state: State, email: str) -> None:
     click.echo(f"keywords:   {shown('; '.join(sub.keywords) or '(everything)')}")
     click.echo(f"exclude:    {shown('; '.join(sub.exclude) or '(none)')}")
     click.echo(f"max papers: {sub.max_papers or '(default)'}")
+    click.echo(f"abstract: {sub.abstract or '(default)'}")
     sched = guard(lambda: schedule_of(cfg, sub))
     click.echo(f"schedule:   {shown(sched.describe())}")
     if sub.status == "active":
@@ -229,9 +249,7 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     counts = ImportCounts()
     if read.subscribers:
         with state.store() as store:
-            counts = guard(
-                lambda: store.members.import_subscribers(read.subscribers, schedule=read.schedule)
-            )
+            counts = _import(store, read)
     click.echo(
         f"{shown(source)}: added {counts.added}, updated {counts.updated},"
         f" unchanged {counts.unchanged}, kept unsubscribed {counts.kept_unsubscribed},"
@@ -239,6 +257,22 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     )
     if read.rejected:
         sys.exit(EXIT_FAILED)
+
+
+def _import(store: Store, read: roster.Roster, batch: int = 5000) -> ImportCounts:
+    """Import ``read``'s subscribers a batch at a time, with a progress report."""
+    from digest.cli.progress import reporting
+    from digest.run import Progress
+
+    counts = ImportCounts()
+    subs = read.subscribers
+    with reporting(Progress("subscribers", len(subs)), "import") as progress:
+        for start in range(0, len(subs), batch):
+            chunk = subs[start : start + batch]
+            job = partial(store.members.import_subscribers, chunk, schedule=read.schedule)
+            counts += guard(job)
+            progress.advance(len(chunk))
+    return counts
 
 
 @subscribers.command("export")
