@@ -24,6 +24,9 @@ from tests.faults.harness import (
     template_db,
 )
 
+#: One worker runs all the fault tests, one after another (see pyproject.toml).
+pytestmark = pytest.mark.xdist_group("faults")
+
 CONCURRENCY = 3
 Row = tuple[str, ...]
 

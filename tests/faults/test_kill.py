@@ -30,6 +30,9 @@ from tests.faults.harness import (
     template_db,
 )
 
+#: One worker runs all the fault tests, one after another (see pyproject.toml).
+pytestmark = pytest.mark.xdist_group("faults")
+
 N = 200
 CONCURRENCY = 3
 Row = tuple[str, ...]
