@@ -13,9 +13,11 @@ from xml.etree import ElementTree
 
 import feedparser
 import jinja2.meta
+import lxml.html  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from digest.compose import (
     FeedEntryContext,
@@ -25,6 +27,7 @@ from digest.compose import (
     entry_context,
     environment,
     load_feed_entry,
+    load_feed_stylesheet,
     paper_id,
     paper_link,
     xml_text,
@@ -551,6 +554,43 @@ def test_entry_context_cleans_text_and_drops_unsafe_links() -> None:
     context = entry_context(D1, p, SITE, ("a\x1bb", "", "a\x1bb"), private=True)
     assert (context.title, context.abstract, context.terms) == ("T itle", "A bstract", ("a b",))
     assert context.project_url is None and context.url == SITE and context.private
+
+
+# -- the page a browser shows (feed/feed.xsl) ----------------------------------------------
+
+
+def browser_page(data: bytes) -> Any:
+    """What a browser shows of a feed: the feed through the stylesheet its
+    ``<?xml-stylesheet?>`` names (libxslt, as Chromium's), as an HTML document."""
+    document = etree.fromstring(data)
+    instruction = document.getprevious()
+    assert isinstance(instruction, etree._XSLTProcessingInstruction)
+    assert instruction.get("href") == "/feed.xsl" and instruction.get("type") == "text/xsl"
+    xslt = etree.XSLT(etree.fromstring(load_feed_stylesheet(None)))
+    return lxml.html.document_fromstring(str(xslt(document)))
+
+
+@pytest.mark.parametrize("markup", ["Plain", *LISTING_MARKUP])
+def test_a_browser_shows_a_feed_as_a_page_that_says_how_to_follow_it(markup: str) -> None:
+    p = paper("2511.00001", f"Title {markup}", f"Abstract {markup}")
+    public = build([(D1, p)], title=f"Papers {markup}", stylesheet="/feed.xsl")
+    feed_set = FeedSet([(D1, p)], link=SITE, updated=UPDATED, content=ENTRY)
+    private = feed_set.build(FeedMeta("Yours", SITE, None, None, "Mine", stylesheet="/feed.xsl"))
+    for data, url in zip(public, (SITE + "feed.xml", SITE + "feed.atom"), strict=True):
+        parse(data)  # the instruction changes nothing for a feed reader
+        page = browser_page(data)
+        assert page.findtext(".//h1") == f"Papers {xml_text(markup)}"
+        assert "follow it in a feed reader" in page.text_content()
+        assert page.find_class("address")[0].text_content() == url
+        (link,) = page.find_class("entry-title")
+        assert link.text_content().strip() == f"Title {xml_text(markup)}"
+        assert link.get("href") == "https://huggingface.co/papers/2511.00001"
+        assert page.find_class("summary")[0].text_content() == f"Abstract {xml_text(markup)}"
+        assert not page.xpath("//script | //img | //iframe | //form | //svg")
+    for data in private:
+        page = browser_page(data)
+        assert not page.find_class("address") and "address bar" in page.text_content()
+        assert "private feed" in page.text_content()
 
 
 # -- golden and feed sets -------------------------------------------------------------------

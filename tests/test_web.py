@@ -720,6 +720,25 @@ async def test_private_feeds_are_served_by_token_and_unknown_ones_are_404(app: A
         assert (await app.client.get(path)).status_code == 404, path
 
 
+async def test_feeds_name_the_stylesheet_that_a_browser_shows_them_with(app: App) -> None:
+    """Same origin: each feed's <?xml-stylesheet?> names /feed.xsl, served by us (a browser
+    refuses a stylesheet from another origin); also written beside the feed files, for a
+    web server serving feeds.dir."""
+    ada = await active(app, "ada@example.org")
+    for path in ("/feed.xml", "/feed.atom", f"/feeds/{ada.token}.xml", f"/feeds/{ada.token}.atom"):
+        feed = await app.client.get(path)
+        assert feed.status_code == 200
+        assert (
+            feed.content.split(b"\n")[1] == b'<?xml-stylesheet type="text/xsl" href="/feed.xsl"?>'
+        )
+        assert not feedparser.parse(feed.content).bozo
+    xsl = await app.client.get("/feed.xsl")
+    assert xsl.status_code == 200 and xsl.headers["content-type"] == "text/xsl; charset=utf-8"
+    assert b"<xsl:stylesheet" in xsl.content
+    assert (app.ctx.config.feeds.dir / "feed.xsl").read_bytes() == xsl.content
+    assert (await app.client.get("/feeds/feed.xsl")).status_code == 404
+
+
 async def test_a_private_feed_exists_once_confirmed_and_follows_a_change_of_queries(
     app: App,
 ) -> None:

@@ -36,7 +36,7 @@ from digest.compose.message import (
     sender_address,
 )
 from digest.compose.render import Renderer
-from digest.compose.templates import environment, load_feed_entry
+from digest.compose.templates import environment, load_feed_entry, load_feed_stylesheet
 from digest.compose.text import segments, short_abstract, to_html, trim_abstract
 from digest.compose.tokens import (
     random_token,
@@ -79,6 +79,7 @@ __all__ = [
     "environment",
     "list_id_for",
     "load_feed_entry",
+    "load_feed_stylesheet",
     "make_message_id",
     "paper_id",
     "paper_link",

@@ -100,6 +100,9 @@ class FeedMeta:
     atom_url: str | None  #: where the Atom file is served (None: no self link)
     description: str
     feed_id: str | None = None  #: the Atom id; default ``atom_url``, else ``link``
+    #: the same-origin path of the XSLT stylesheet that makes the feed a readable page in a
+    #: browser (an ``<?xml-stylesheet?>`` instruction; feed readers ignore it); None: none
+    stylesheet: str | None = None
 
 
 _ATOM_ENTRY = re.compile(rb"^  <entry>.*?^  </entry>\n", re.S | re.M)
@@ -242,6 +245,12 @@ class FeedSet:
             rss = fg.rss_str(pretty=True)
             rss_at = rss.rindex(b"  </channel>")
             atom_at = atom.rindex(b"</feed>")
+            if meta.stylesheet:
+                rss, atom = (
+                    _with_stylesheet(rss, meta.stylesheet),
+                    _with_stylesheet(atom, meta.stylesheet),
+                )
+                rss_at, atom_at = rss.rindex(b"  </channel>"), atom.rindex(b"</feed>")
             shell = (rss[:rss_at], rss[rss_at:], atom[:atom_at], atom[atom_at:])
             self._shells[meta, updated] = shell
         return shell
@@ -263,7 +272,7 @@ class FeedSet:
         """What a feed of these entries (and reasons) would hold: equal fingerprints, equal
         feeds (an unchanged feed need not be written again)."""
         head = repr((meta.title, meta.link, meta.rss_url, meta.atom_url, meta.description,
-                     meta.feed_id)).encode("utf-8", "surrogatepass")  # fmt: skip
+                     meta.feed_id, meta.stylesheet)).encode("utf-8", "surrogatepass")  # fmt: skip
         digests = [made[2] for made in self._entries(chosen, reasons)]
         return hashlib.blake2b(b"".join([head, *digests])).hexdigest()
 
@@ -287,6 +296,15 @@ class FeedSet:
         rss = b"".join([rss_head, *(m[0] for m in made), rss_tail])
         atom = b"".join([atom_head, *(m[1] for m in made), atom_tail])
         return rss, atom
+
+
+def _with_stylesheet(document: bytes, href: str) -> bytes:
+    """``document`` with an ``<?xml-stylesheet?>`` instruction for the XSLT at ``href``
+    after its XML declaration (``href`` is quoted for a pseudo-attribute)."""
+    declaration, newline, rest = document.partition(b"\n")
+    quoted = html.escape(_NOT_XML.sub("", href), quote=True).encode("utf-8")
+    instruction = b'<?xml-stylesheet type="text/xsl" href="' + quoted + b'"?>'
+    return b"".join([declaration, newline, instruction, newline, rest])
 
 
 def _add_entry(
@@ -329,6 +347,7 @@ def build_feeds(
     updated: datetime,
     tz: tzinfo = UTC,
     content: EntryContent | None = None,
+    stylesheet: str | None = None,
 ) -> tuple[bytes, bytes]:
     """The RSS 2.0 and the Atom feed of ``entries`` (listing date, paper): ``(rss, atom)``.
 
@@ -340,8 +359,11 @@ def build_feeds(
     :func:`xml_text`, and in RSS also HTML-escaped (:func:`html_text`). ``link`` is the
     site, ``rss_url``/``atom_url`` where the feeds are served. The feed is updated at
     its newest entry's date; ``updated`` dates an empty one and must be timezone-aware (else
-    ValueError). Output is deterministic for the same input. For many
-    feeds over the same papers, use :class:`FeedSet`.
+    ValueError). With ``content`` (the ``feed/entry.html`` renderer) each entry also carries
+    its HTML content (links, upvotes, keywords); with ``stylesheet`` (a same-origin path) the
+    feeds name that XSLT stylesheet, which makes them a readable page in a browser. Output is
+    deterministic for the same input. For many feeds over the same papers, use
+    :class:`FeedSet`.
     """
     feeds = FeedSet(entries, link=link, updated=updated, tz=tz, content=content)
-    return feeds.build(FeedMeta(title, link, rss_url, atom_url, description))
+    return feeds.build(FeedMeta(title, link, rss_url, atom_url, description, stylesheet=stylesheet))

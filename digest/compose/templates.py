@@ -133,3 +133,18 @@ def load_feed_entry(templates_dir: Path | None) -> EntryContent:
     except TemplateError as exc:
         raise RenderError(FEED_ENTRY, f"{type(exc).__name__}: {exc}") from exc
     return entry_content(template)
+
+
+#: The XSLT stylesheet that shows a feed as a page in a browser; served and written as it is.
+FEED_STYLESHEET = "feed/feed.xsl"
+
+
+def load_feed_stylesheet(templates_dir: Path | None) -> bytes:
+    """The text of ``feed/feed.xsl``, ``templates_dir`` first, as UTF-8. Raises
+    :class:`RenderError` when it cannot be read."""
+    try:
+        env = environment(templates_dir)
+        text = env.loader.get_source(env, FEED_STYLESHEET)[0]  # type: ignore[union-attr]
+    except TemplateError as exc:
+        raise RenderError(FEED_STYLESHEET, f"{type(exc).__name__}: {exc}") from exc
+    return text.encode("utf-8")

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from digest.compose import FeedMeta, FeedSet, load_feed_entry
+from digest.compose import FeedMeta, FeedSet, load_feed_entry, load_feed_stylesheet
 from digest.config import Config
 from digest.errors import FeedError
 from digest.files import link_atomic, write_atomic
@@ -29,6 +29,13 @@ from digest.store import Store
 
 SHARED = "shared"
 INDEX = ".index.json"
+STYLESHEET = "feed.xsl"
+
+
+def stylesheet_path(config: Config) -> str:
+    """The same-origin path of the feeds' XSLT stylesheet: ``/feed.xsl`` under
+    ``base_url``'s path (served by ``digest serve``, and written to ``feeds.dir``)."""
+    return urlsplit(config.base_url).path.rstrip("/") + "/" + STYLESHEET
 
 
 def signature(keywords: Sequence[str], exclude: Sequence[str]) -> str:
@@ -136,11 +143,14 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
             rss_url=base + "/feed.xml",
             atom_url=base + "/feed.atom",
             description=f"{title}: the papers of the last {config.feeds.days} listing days",
+            stylesheet=stylesheet_path(config),
         )
     )
     public = [out / "feed.xml", out / "feed.atom"]
     write_atomic(public[0], rss)
     write_atomic(public[1], atom)
+    # For a web server serving feeds.dir itself: the page a browser shows of a feed.
+    write_atomic(out / STYLESHEET, load_feed_stylesheet(config.templates_dir), durable=False)
 
     private = out / "feeds"
     shared = private / SHARED
@@ -203,6 +213,7 @@ def _write_shared(
         atom_url=None,
         description=f"Papers matching {about}"[:500],
         feed_id=f"tag:{host},2026:feed/{name}",
+        stylesheet=stylesheet_path(config),
     )
     chosen = feeds.choose(matcher.keys(keywords, exclude), config.feeds.private_max_entries)
     # Why each paper was picked: the terms it matched, said in its entry (none without

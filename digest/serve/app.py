@@ -146,6 +146,7 @@ def routes(site: Site) -> list[Route]:
         Route("/confirm", subscribing.confirm, methods=["GET", "POST"]),
         Route("/manage", managing.manage, methods=["GET", "POST"]),
         Route("/unsubscribe", managing.unsubscribe, methods=["GET", "POST"]),
+        Route("/feed.xsl", feeds.stylesheet),  # before /feed.{kind}: a browser's view of a feed
         Route("/feed.{kind:str}", _kinds(feeds.public_feed)),
         Route("/feeds/{token:str}.{kind:str}", _kinds(feeds.private_feed)),
         Route("/archive/", archive.archive_index),

@@ -13,6 +13,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
+from digest.compose import load_feed_stylesheet
 from digest.errors import FeedError
 from digest.models import Subscriber
 from digest.run import private_target, publish_private
@@ -27,6 +28,7 @@ class Feeds(Handlers):
     def __init__(self, site: Site) -> None:
         super().__init__(site)
         self._etags: dict[tuple[str, int, int], str] = {}
+        self._stylesheet: bytes | None = None
 
     def etag_of(self, path: Path, size: int, mtime_ns: int) -> str:
         key = (str(path), size, mtime_ns)
@@ -60,6 +62,17 @@ class Feeds(Handlers):
         except OSError:
             return self.site.not_found()
         return Response(body, media_type=f"{media}; charset=utf-8", headers=headers)
+
+    async def stylesheet(self, request: Request) -> Response:
+        """``feed/feed.xsl`` (the operator's, else ours; read once): what a browser shows of
+        a feed, named by each feed's ``<?xml-stylesheet?>``."""
+        if self._stylesheet is None:
+            self._stylesheet = load_feed_stylesheet(self.config.templates_dir)
+        return Response(
+            self._stylesheet,
+            media_type="text/xsl; charset=utf-8",
+            headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        )
 
     async def public_feed(self, request: Request) -> Response:
         kind = request.path_params["kind"]
