@@ -28,14 +28,16 @@ from digest.cli.shared import (
 @click.pass_obj
 def run(state: State, day: str | None, dry_run: bool) -> None:
     """Run the daily cycle for every active subscriber."""
-    from digest.run import make_context
+    from digest.cli.progress import reporting
+    from digest.run import Progress, make_context
     from digest.run import run as run_pipeline
 
     cfg = state.config()
     the_day = parse_date(day, cfg)
     with state.store() as store:
         ctx = guard(lambda: make_context(cfg, store))
-        report = run_async(run_pipeline(ctx, the_day, dry_run=dry_run))
+        with reporting(Progress("digests"), "run") as progress:
+            report = run_async(run_pipeline(ctx, the_day, dry_run=dry_run, progress=progress))
     print_report(report)
     if report.deferred or report.failed:
         # Some digest did not reach its reader: a failed run for cron and systemd.

@@ -37,6 +37,7 @@ from digest.run.outcomes import (
 from digest.run.preview import (
     Previewer,
 )
+from digest.run.progress import Progress
 from digest.run.publish import (
     INDEX,
     SHARED,
@@ -84,6 +85,7 @@ __all__ = [
     "Counters",
     "Pool",
     "Previewer",
+    "Progress",
     "Recorder",
     "RunInProgress",
     "RunReport",

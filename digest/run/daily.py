@@ -23,6 +23,7 @@ from digest.models import Listing
 from digest.run.claims import requeue_stale
 from digest.run.context import Context
 from digest.run.messages import compose
+from digest.run.progress import Progress
 from digest.run.publish import publish_feeds
 from digest.run.report import RunReport, SubscriberReport, recorded_run
 from digest.run.share import BATCH, Pool, deliver_share, paper_cap
@@ -32,12 +33,18 @@ from digest.select import DayMatcher, select
 log = logging.getLogger("digest.pipeline")
 
 
-async def run(ctx: Context, day: date, *, dry_run: bool = False) -> RunReport:
+async def run(
+    ctx: Context, day: date, *, dry_run: bool = False, progress: Progress | None = None
+) -> RunReport:
     """The whole daily cycle for ``day``, recorded in the ``runs`` table (a dry run is not).
+    ``progress`` counts the digests sent, failed or deferred (of the active subscribers; a
+    run in worker processes adds theirs up when they finish).
 
     Raises SourceError (nothing recorded but the failed run), DeliveryError or StateError.
     """
     report = RunReport(day=day, dry_run=dry_run)
+    if progress is not None:
+        progress.counted = lambda: report.sent + report.failed + report.deferred
     if dry_run:
         listing = await ctx.source.fetch(day)
         _fetched(ctx, listing, report)
@@ -49,6 +56,8 @@ async def run(ctx: Context, day: date, *, dry_run: bool = False) -> RunReport:
         try:
             listing = await ctx.source.fetch(day)
             record.stage = "deliver"
+            if progress is not None:
+                progress.total = ctx.store.members.state_counts().get("active", 0)
             await _deliver(ctx, listing, report, record.run_id, record.clock, workers)
         finally:
             if workers is not None:
