@@ -523,7 +523,8 @@ async def test_pause_and_resume(app: App) -> None:
 
 async def test_an_unsubscribed_reader_can_resume_from_the_manage_page(app: App) -> None:
     ada = await active(app, "ada@example.org")
-    await app.client.post(app.link("unsubscribe", ada))
+    left = await app.client.post(app.link("unsubscribe", ada))
+    assert "Resume your subscription" in left.text and app.link("manage", ada) in left.text
     resumed = await app.act(ada, "resume")
     assert resumed.status_code == 200 and "Resumed." in resumed.text
     back = app.store.members.subscriber("ada@example.org")
@@ -585,6 +586,7 @@ async def test_delete_my_data_of_a_config_subscriber_unsubscribes_and_forgets_hi
     assert op is not None and op.id is not None
     record_digest(app, op)
     asked = await app.act(op, "delete")
+    assert "stays in this site's configuration" in asked.text
     done = await app.act(op, "delete-confirmed", asked.text)
     assert done.status_code == 200 and "ask its operator" in done.text
     app.store.members.sync_config_subscribers(app.ctx.config.subscribers)  # the next pass

@@ -72,7 +72,10 @@ class Managing(Handlers):
             return self.manage_page(request, sub, form, 400)
         log.info("manage subscriber=%s action=%s", sub.email, action)
         if action == "delete":  # the confirmation step: a page with one more button
-            return self.site.with_csrf(request, "delete", sub=sub, token=self._token(request))
+            managed = self.store.members.managed_by_config(sub.id)
+            return self.site.with_csrf(
+                request, "delete", sub=sub, token=self._token(request), managed=managed
+            )
         if action == "delete-confirmed":
             return self.delete_my_data(sub)
         if action in ("pause", "resume"):
@@ -147,4 +150,4 @@ class Managing(Handlers):
         self.store.members.set_status(sub.id, "unsubscribed", "self", only_from=LEAVING)
         log.info("unsubscribed subscriber=%s", sub.email)
         self.site.feeds_changed()  # their private feed goes at the next pass
-        return self.site.page("unsubscribed", sub=sub)
+        return self.site.page("unsubscribed", sub=sub, manage_url=self.site.link("manage", sub))
