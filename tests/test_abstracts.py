@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,9 @@ from hypothesis import strategies as st
 from digest.compose import EmailLinks, Renderer, short_abstract
 from digest.compose.text import SHORT_ABSTRACT_LIMIT
 from digest.models import Match, Paper, Subscriber
+from tests.support.listings import item, write_days
+from tests.support.mime import body_of
+from tests.support.site import config_text, digest, outbox
 
 LONG = (
     "Diffusion models generate images by reversing a noising process. "
@@ -135,3 +139,29 @@ def test_modes_do_not_share_cached_entries(renderer: Renderer) -> None:
     full = render(renderer, "full", papers)
     assert render(renderer, "short", papers) == short and short != full
     assert SHORT_ABSTRACT_LIMIT == 300
+
+
+def test_each_subscriber_gets_the_abstracts_they_chose(tmp_path: Path) -> None:
+    """``abstract`` in [[subscribers]], ``mail.abstract`` for the rest, and ``digest
+    subscribers add --abstract``, through a run into the outbox."""
+    listings = write_days(
+        tmp_path / "listings", {"2026-11-16": [item("2611.00001", "Diffusion agents", LONG)]}
+    )
+    extra = 'abstract = "none"\n[[subscribers]]\nemail = "bo@example.org"\n'
+    (tmp_path / "config.toml").write_text(config_text(listings, extra), "utf-8")
+    added = digest(tmp_path, "subscribers", "add", "cy@example.org", "--abstract", "full")
+    assert added.exit_code == 0, added.output
+    shown = digest(tmp_path, "subscribers", "show", "cy@example.org")
+    assert "abstract: full" in shown.output
+    wrong = digest(tmp_path, "subscribers", "add", "cy@example.org", "--abstract", "most")
+    assert wrong.exit_code == 2 and "Traceback" not in wrong.output
+    result = digest(tmp_path, "run", "--date", "2026-11-16")
+    assert result.exit_code == 0, result.output
+    texts = {
+        m["To"].addresses[0].addr_spec: re.sub(r"\s+", " ", body_of(m, "plain"))
+        for m in outbox(tmp_path)
+    }
+    assert "noising process" not in texts["ada@example.org"]  # abstract = "none"
+    assert "It also halves" in texts["bo@example.org"]  # the default: short
+    assert "We release" not in texts["bo@example.org"]
+    assert "We release code and models." in texts["cy@example.org"]  # --abstract full

@@ -167,9 +167,10 @@ def test_export_round_trips_through_import(site: Path, db_url: str) -> None:
     assert exported.exit_code == 0, exported.output
     lines = exported.stdout.splitlines()
     assert lines[0] == (
-        "email,name,keywords,exclude,max_papers,send_at,timezone,frequency,weekday,days,status"
+        "email,name,keywords,exclude,max_papers,abstract,send_at,timezone,frequency,weekday,"
+        "days,status"
     )
-    assert lines[1] == 'user0@example.org,"User 0, Jr.",diffusion;llm agent*,survey,1,,,,,,active'
+    assert lines[1] == 'user0@example.org,"User 0, Jr.",diffusion;llm agent*,survey,1,,,,,,,active'
     assert lines[4].endswith(",unsubscribed") and len(lines) == 1501
     again = digest(site, "subscribers", "import", "-", "--format", "csv", input=exported.stdout)
     assert "added 0, updated 0, unchanged 1499, kept unsubscribed 1, rejected 0" in again.stdout
@@ -192,6 +193,7 @@ def test_export_jsonl_to_a_file_and_into_another_database(
         "keywords": ["diffusion", "llm agent*"],
         "exclude": ["survey"],
         "max_papers": 1,
+        "abstract": None,
         "send_at": None,
         "timezone": None,
         "frequency": None,

@@ -222,8 +222,9 @@ def test_no_format_from_other_names(name: str) -> None:
 def test_export_csv_is_readable_by_spreadsheets() -> None:
     subs = [Subscriber(email="ada@example.org", name="Okafor, Ada", keywords=('"a b"', "c"))]
     assert "".join(roster.export_lines(subs, "csv")) == (
-        "email,name,keywords,exclude,max_papers,send_at,timezone,frequency,weekday,days,status\n"
-        'ada@example.org,"Okafor, Ada","""a b"";c",,,,,,,,active\n'
+        "email,name,keywords,exclude,max_papers,abstract,send_at,timezone,frequency,weekday,"
+        "days,status\n"
+        'ada@example.org,"Okafor, Ada","""a b"";c",,,,,,,,,active\n'
     )
 
 
@@ -325,8 +326,30 @@ def test_export_neutralises_every_text_cell_and_reads_back() -> None:
         email="-x@example.org", name="=HYPERLINK(1)", keywords=("-survey", "llm"), exclude=("@a",)
     )
     text = "".join(roster.export_lines([sub], "csv"))
-    assert text.splitlines()[1] == "'-x@example.org,'=HYPERLINK(1),'-survey;llm,'@a,,,,,,,active"
+    assert text.splitlines()[1] == "'-x@example.org,'=HYPERLINK(1),'-survey;llm,'@a,,,,,,,,active"
     assert roster.read(text, "csv").subscribers == (sub,)
+
+
+def test_the_abstract_column_is_checked_and_round_trips() -> None:
+    r = csv_of(
+        "email,abstract\n"
+        "a@example.org,short\nb@example.org, None \nc@example.org,\nd@example.org,brief\n"
+    )
+    assert [(s.email, s.abstract) for s in r.subscribers] == [
+        ("a@example.org", "short"),
+        ("b@example.org", "none"),
+        ("c@example.org", None),
+    ]
+    [error] = r.errors
+    assert (error.line, error.field, error.value) == (5, "abstract", "brief")
+    assert '"full", "short", "none"' in error.reason
+    assert [e.field for e in jsonl_of({"email": "a@example.org", "abstract": 3}).errors] == [
+        "abstract"
+    ]
+    subs = (Subscriber("a@example.org", abstract="full"), Subscriber("b@example.org"))
+    for fmt in ("csv", "jsonl"):
+        text = "".join(roster.export_lines(subs, fmt))
+        assert roster.read(text, fmt).subscribers == subs
 
 
 def test_schedule_columns_are_checked_per_row_and_mark_the_file() -> None:

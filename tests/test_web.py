@@ -428,6 +428,25 @@ async def test_the_manage_page_edits_queries_and_schedule(app: App) -> None:
     assert app.store.members.subscriber("bo@example.org") == bo  # only its own subscriber
 
 
+async def test_the_abstract_is_chosen_on_subscribing_and_on_the_manage_page(app: App) -> None:
+    home = await app.client.get("/")
+    assert '<option value="short" selected>' in home.text  # mail.abstract, the default
+    await app.subscribe("ada@example.org", abstract="none")
+    await app.confirm("ada@example.org")
+    ada = app.store.members.subscriber("ada@example.org")
+    assert ada is not None and ada.abstract == "none"
+    page = await app.client.get(app.link("manage", ada))
+    assert '<option value="none" selected>' in page.text
+    saved = await app.save(ada, abstract="full")
+    assert saved.status_code == 200 and '<option value="full" selected>' in saved.text
+    changed = app.store.members.subscriber("ada@example.org")
+    assert changed is not None and changed.abstract == "full"
+    bad = await app.save(ada, abstract="most")
+    assert bad.status_code == 400 and 'aria-describedby="abstract-error"' in bad.text
+    kept = app.store.members.subscriber("ada@example.org")
+    assert kept is not None and kept.abstract == "full"
+
+
 async def test_saving_the_manage_form_keeps_what_it_did_not_show(app: App) -> None:
     """The name was erased by every save; max_papers (not on the page) must stay too."""
     app.store.members.add_subscriber(

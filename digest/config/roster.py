@@ -3,8 +3,8 @@
 Pure functions for ``digest subscribers import`` and ``export``: no database, no files. A
 file's columns (or a JSON object's keys) are :data:`FIELDS`; only ``email`` is required::
 
-    email,name,keywords,exclude,max_papers
-    ada@example.org,Ada,"diffusion; title:(llm OR agent*)",survey,30
+    email,name,keywords,exclude,max_papers,abstract
+    ada@example.org,Ada,"diffusion; title:(llm OR agent*)",survey,30,short
 
     {"email": "ada@example.org", "keywords": ["diffusion", "title:(llm OR agent*)"]}
 
@@ -41,7 +41,7 @@ from typing import Any
 from digest.config.checks import Invalid, normalise_address
 from digest.config.subscribers import SUBSCRIBER_SETTINGS
 from digest.errors import QueryError, RosterError
-from digest.models import Subscriber
+from digest.models import ABSTRACT_MODES, Subscriber
 from digest.schedule import (
     ScheduleError,
     check_days,
@@ -54,7 +54,16 @@ from digest.select import validate as validate_query
 
 #: A subscriber's own schedule (empty or absent: the configuration's default).
 SCHEDULE_FIELDS = ("send_at", "timezone", "frequency", "weekday", "days")
-FIELDS = ("email", "name", "keywords", "exclude", "max_papers", *SCHEDULE_FIELDS, "status")
+FIELDS = (
+    "email",
+    "name",
+    "keywords",
+    "exclude",
+    "max_papers",
+    "abstract",
+    *SCHEDULE_FIELDS,
+    "status",
+)
 #: Who ``digest subscribers export`` writes without ``--all``: those who confirmed and have
 #: not left (active or paused). Pending requests (an address someone typed, never
 #: confirmed), the unsubscribed and the suspended (their address bounced) are left out.
@@ -224,6 +233,7 @@ def check_row(line: int, row: Mapping[str, Any]) -> Subscriber | list[RowError]:
     keywords = _queries(line, "keywords", row.get("keywords"), errors)
     exclude = _queries(line, "exclude", row.get("exclude"), errors)
     max_papers = _max_papers(line, row.get("max_papers"), errors)
+    abstract = _abstract(line, row.get("abstract"), errors)
     schedule = _schedule(line, row, errors)
     if errors:
         return errors
@@ -233,6 +243,7 @@ def check_row(line: int, row: Mapping[str, Any]) -> Subscriber | list[RowError]:
         keywords=keywords,
         exclude=exclude,
         max_papers=max_papers,
+        abstract=abstract,
         **schedule,
     )
 
@@ -402,6 +413,18 @@ def _max_papers(line: int, value: Any, errors: list[RowError]) -> int | None:
         return None
 
 
+def _abstract(line: int, value: Any, errors: list[RowError]) -> str | None:
+    """``full``, ``short`` or ``none``; empty or absent: None (the configuration's default)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().lower() in ABSTRACT_MODES:
+        return value.strip().lower()
+    shown = value if isinstance(value, str) else json.dumps(value)
+    expected = "expected one of " + ", ".join(f'"{m}"' for m in ABSTRACT_MODES)
+    errors.append(RowError(line, expected, field="abstract", value=shown))
+    return None
+
+
 def _schedule(line: int, row: Mapping[str, Any], errors: list[RowError]) -> dict[str, Any]:
     """The row's schedule fields checked as ``digest subscribers add`` checks its options;
     an empty or absent one is None (the configuration's default)."""
@@ -438,6 +461,7 @@ def _export_fields(s: Subscriber) -> dict[str, Any]:
         "keywords": list(s.keywords),
         "exclude": list(s.exclude),
         "max_papers": s.max_papers,
+        "abstract": s.abstract,
         "send_at": s.send_at,
         "timezone": s.timezone,
         "frequency": s.frequency,

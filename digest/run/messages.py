@@ -71,6 +71,7 @@ def compose(
         max_papers=len(selection.shown),
         since=since,
         one_off=one_off,
+        abstract=sub.abstract or cfg.mail.abstract,
     )
     data = build_message(
         sender=cfg.mail.sender,

@@ -49,7 +49,7 @@ async def send_once(
     sub = Subscriber(email=to, keywords=tuple(keywords), exclude=tuple(exclude))
     known = ctx.store.members.subscriber(to)
     if known is not None and known.status in SUBSCRIBED:
-        sub = replace(sub, id=known.id, token=known.token, name=known.name)
+        sub = replace(sub, id=known.id, token=known.token, name=known.name, abstract=known.abstract)
     selection = select(matches, set(), ctx.config.mail.max_papers)
     message_id = make_message_id(ctx.config.mail.sender)
     message = compose(

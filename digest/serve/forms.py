@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from digest.config import Config, Invalid, normalise_address
 from digest.errors import QueryError
-from digest.models import Subscriber
+from digest.models import ABSTRACT_MODES, Subscriber
 from digest.schedule import Schedule, ScheduleError
 from digest.select import validate as validate_query
 from digest.serve.scheduler import schedule_of
@@ -43,6 +43,7 @@ class Form:
     frequency: str = "daily"
     weekday: str = "mon"
     days: tuple[str, ...] = ()
+    abstract: str = ""  #: one of ABSTRACT_MODES; empty: the configuration's default
     errors: dict[str, str] | None = None
 
 
@@ -107,6 +108,9 @@ def check_form(form: Form, *, need_email: bool) -> tuple[Subscriber | None, dict
     name = _name(form, errors)
     keywords = _queries(form, "keywords", errors)
     exclude = _queries(form, "exclude", errors)
+    abstract = form.abstract.strip() or None
+    if abstract is not None and abstract not in ABSTRACT_MODES:
+        errors["abstract"] = "choose one of " + ", ".join(ABSTRACT_MODES)
     try:
         sched = Schedule.make(form.send_at, form.timezone, form.frequency, form.weekday, form.days)
     except ScheduleError as exc:
@@ -119,6 +123,7 @@ def check_form(form: Form, *, need_email: bool) -> tuple[Subscriber | None, dict
         name=name,
         keywords=keywords,
         exclude=exclude,
+        abstract=abstract,
         send_at=sched.send_at_text,
         timezone=sched.timezone,
         frequency=sched.frequency,
@@ -158,4 +163,5 @@ def form_of(config: Config, sub: Subscriber) -> Form:
         frequency=sched.frequency,
         weekday=sched.weekday,
         days=sched.days,
+        abstract=sub.abstract or config.mail.abstract,
     )

@@ -61,6 +61,7 @@ class Subscribing(Handlers):
             timezone=self.config.timezone,
             frequency=defaults.frequency,
             weekday=defaults.weekday,
+            abstract=self.config.mail.abstract,
         )
 
     async def home(self, request: Request) -> Response:
