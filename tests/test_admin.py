@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -112,6 +113,8 @@ async def test_the_admin_page_shows_runs_as_an_svg_chart_and_the_state(app: App)
     assert response.status_code == 200
     page = response.text
     assert "<svg" in page and "<script" not in page
+    svg = ElementTree.fromstring(page[page.index("<svg") : page.index("</svg>") + 6])
+    assert svg.get("viewBox") == "0 0 720 220"  # well-formed, drawn on the server
     assert not re.search(r'(?:src|href)="https?://', page), "no outside request"
     assert page.count('<rect class="sent"') == 2 and page.count('<rect class="failed"') == 1
     assert "2026-11-14: 40 sent" in page and "2026-11-15: 3 deferred" in page
