@@ -661,6 +661,7 @@ async def test_a_server_that_never_greets_is_a_transient_run_error(smtp_server: 
     smtp = sender(server, concurrency=1, timeout=0.3, max_attempts=1)
     error, outcomes = await deliver_expecting(smtp, [outgoing(1)], TransientDeliveryError)
     assert "timed out" in str(error) and outcomes["d1"].error is error
+    assert error.hint is not None and "smtp.timeout" in error.hint
 
 
 async def test_an_unreachable_server_is_a_transient_run_error(smtp_server: Server) -> None:
@@ -670,6 +671,8 @@ async def test_an_unreachable_server_is_a_transient_run_error(smtp_server: Serve
         sender(server, concurrency=1, max_attempts=2), [outgoing(1)], TransientDeliveryError
     )
     assert "cannot connect" in str(error) and error.recipient == f"{server.host}:{server.port}"
+    # what the CLI prints under the error: where to look
+    assert error.hint is not None and "smtp.host and smtp.port" in error.hint
 
 
 # -- policy ---------------------------------------------------------------------------------

@@ -89,8 +89,10 @@ def connection_error(
         err = reply_error(label, exc.code, exc.message, "the server refused the session")
     elif isinstance(exc, aiosmtplib.SMTPTimeoutError):
         err = TransientDeliveryError(label, f"timed out: no answer within {timeout:g} s")
+        err.hint = "check smtp.host, smtp.port and smtp.timeout"
     elif isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError | OSError):
         err = TransientDeliveryError(label, f"cannot connect: {describe(exc)}")
+        err.hint = "check smtp.host and smtp.port, and that the mail server is running"
     else:  # capability missing (an SMTPException without a reply): the setup cannot work
         err = PermanentDeliveryError(label, describe(exc))
     return err
