@@ -753,6 +753,24 @@ async def test_feeds_name_the_stylesheet_that_a_browser_shows_them_with(app: App
             feed.content.split(b"\n")[1] == b'<?xml-stylesheet type="text/xsl" href="/feed.xsl"?>'
         )
         assert not feedparser.parse(feed.content).bozo
+    # A browser gets the page the stylesheet makes, made by the server (Chromium shows
+    # application/rss+xml and atom+xml as raw text, and warns over XSLT pages); readers, XML.
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    reader = "application/atom+xml,application/rss+xml,application/xml;q=0.9,*/*;q=0.1"
+    for path, media in (("/feed.xml", "rss"), (f"/feeds/{ada.token}.atom", "atom")):
+        shown = await app.client.get(path, headers={"Accept": browser})
+        assert shown.headers["content-type"] == "text/html; charset=utf-8"
+        assert shown.headers["vary"] == "Accept"
+        assert "follow it in a feed reader" in shown.text
+        assert f'<code class="address">http://testserver{path}</code>' in shown.text
+        assert "frame-ancestors 'none'" in shown.headers["content-security-policy"]
+        again = {"Accept": browser, "If-None-Match": shown.headers["etag"]}
+        assert (await app.client.get(path, headers=again)).status_code == 304
+        read = await app.client.get(path, headers={"Accept": reader})
+        assert read.headers["content-type"] == f"application/{media}+xml; charset=utf-8"
+        assert read.headers["etag"] != shown.headers["etag"]
+        plain = await app.client.get(path, headers={"Accept": "*/*"})
+        assert plain.headers["content-type"] == f"application/{media}+xml; charset=utf-8"
     xsl = await app.client.get("/feed.xsl")
     assert xsl.status_code == 200 and xsl.headers["content-type"] == "text/xsl; charset=utf-8"
     assert b"<xsl:stylesheet" in xsl.content

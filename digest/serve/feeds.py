@@ -10,14 +10,15 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
+from lxml import etree  # type: ignore[import-untyped]  # feedgen's dependency
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from digest.compose import load_feed_stylesheet
 from digest.errors import FeedError
 from digest.models import Subscriber
 from digest.run import private_target, publish_private
-from digest.serve.pages import TOKEN_SHAPE, Handlers, Site
+from digest.serve.pages import SECURITY_HEADERS, TOKEN_SHAPE, Handlers, Site
 
 log = logging.getLogger("digest.web")
 
@@ -29,6 +30,7 @@ class Feeds(Handlers):
         super().__init__(site)
         self._etags: dict[tuple[str, int, int], str] = {}
         self._stylesheet: bytes | None = None
+        self._xslt: etree.XSLT | None = None
 
     def etag_of(self, path: Path, size: int, mtime_ns: int) -> str:
         key = (str(path), size, mtime_ns)
@@ -47,12 +49,15 @@ class Feeds(Handlers):
         except OSError:
             return self.site.not_found()
         modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
+        if for_a_browser(request):  # another representation: another tag
+            etag = etag[:-1] + '-page"'
         headers = {
             "ETag": etag,
             "Last-Modified": format_datetime(modified, usegmt=True),
             "Cache-Control": f"{'private' if private else 'public'}, max-age=300",
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
+            "Vary": "Accept",
         }
         if not_modified(request, etag, modified):
             return Response(status_code=304, headers=headers)
@@ -61,7 +66,19 @@ class Feeds(Handlers):
             body = path.read_bytes()
         except OSError:
             return self.site.not_found()
+        if for_a_browser(request):
+            page = self.page_of(body, str(request.url.replace(query="")))
+            return HTMLResponse(page, headers={**headers, **SECURITY_HEADERS})
         return Response(body, media_type=f"{media}; charset=utf-8", headers=headers)
+
+    def page_of(self, feed: bytes, address: str) -> bytes:
+        """The feed as the page ``feed/feed.xsl`` makes of it, ``address`` shown to copy."""
+        if self._xslt is None:
+            if self._stylesheet is None:
+                self._stylesheet = load_feed_stylesheet(self.config.templates_dir)
+            self._xslt = etree.XSLT(etree.fromstring(self._stylesheet))
+        result = self._xslt(etree.fromstring(feed), address=etree.XSLT.strparam(address))
+        return bytes(result)
 
     async def stylesheet(self, request: Request) -> Response:
         """``feed/feed.xsl`` (the operator's, else ours; read once): what a browser shows of
@@ -117,6 +134,16 @@ def refresh_private(site: Site, sub: Subscriber) -> bool:
         log.warning("private feed not written: %s", exc)
         return False
     return True
+
+
+def for_a_browser(request: Request) -> bool:
+    """Whether the request is a browser opening the feed as a page: it asks for HTML and
+    names no feed type. It gets the page ``feed/feed.xsl`` makes of the feed, made here:
+    Chromium shows ``application/rss+xml`` and ``application/atom+xml`` as raw text, and
+    XSLT in browsers is going away (Chromium 156 covers such a page with a warning). Feed
+    readers name the feed types (or send ``*/*``, or nothing) and get the feed."""
+    accept = request.headers.get("accept", "").lower()
+    return "text/html" in accept and "rss+xml" not in accept and "atom+xml" not in accept
 
 
 def not_modified(request: Request, etag: str, modified: datetime) -> bool:

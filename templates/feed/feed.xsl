@@ -1,8 +1,10 @@
 <?xml version="1.0" encoding="UTF-8"?>
 <!-- What a browser shows of our RSS and Atom feeds (both name this file in an
      xml-stylesheet processing instruction): what a feed is, how to add this one to a feed
-     reader, and its newest papers. Feed readers ignore it. Served at /feed.xsl (and written
-     next to feed.xml), read as it is: no template variables, everything comes from the feed.
+     reader, and its newest papers. Feed readers ignore it. digest serve applies it itself for
+     a browser (which gets HTML); it is also served at /feed.xsl and written next to
+     feed.xml, for browsers that apply it. Read as it is: no template variables, everything
+     comes from the feed (and the "address" parameter).
      RSS titles and descriptions are HTML-escaped text (see digest/compose/feeds.py): the
      "unescape" template turns &lt; &gt; &amp; back into the text they stand for, as text. -->
 <xsl:stylesheet version="1.0"
@@ -12,6 +14,9 @@
   <xsl:output method="html" encoding="UTF-8" indent="yes"
       doctype-system="about:legacy-compat"/>
 
+  <!-- The feed's address, when the server applies this stylesheet itself (digest serve
+       does for browsers); a browser applying it has only the feed's own self link. -->
+  <xsl:param name="address" select="''"/>
   <xsl:variable name="rss" select="/rss/channel"/>
   <xsl:variable name="atom" select="/atom:feed"/>
   <xsl:variable name="self"
@@ -75,15 +80,20 @@
               To follow it, copy this address and paste it into your reader's
               "Add feed" or "Subscribe" box:</p>
             <xsl:choose>
+              <xsl:when test="$address != ''">
+                <p><code class="address"><xsl:value-of select="$address"/></code></p>
+              </xsl:when>
               <xsl:when test="$self">
                 <p><code class="address"><xsl:value-of select="$self"/></code></p>
               </xsl:when>
               <xsl:otherwise>
                 <p>Copy the address of this page from your browser's address bar.</p>
-                <p class="note">This is your private feed: it lists the papers that match
-                  your keywords. Keep its address to yourself.</p>
               </xsl:otherwise>
             </xsl:choose>
+            <xsl:if test="not($self)">
+              <p class="note">This is your private feed: it lists the papers that match
+                your keywords. Keep its address to yourself.</p>
+            </xsl:if>
             <p class="note">Nothing to install? Most feed readers also run in the browser.</p>
           </section>
           <h2>Latest papers</h2>
