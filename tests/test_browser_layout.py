@@ -2,7 +2,8 @@
 
 Against the real ``digest serve`` (a subprocess, tests/support/browser.py) holding a listing
 of today with long titles, a reader with a long address: the subscribe, confirm, manage (as
-shown, and with a form error), delete-my-data, unsubscribe and archive pages. On each page
+shown, its live preview, and with a form error), delete-my-data, unsubscribe and archive
+pages. On each page
 at each width: no horizontal scrolling (the document is no wider than the window), and every
 visible input, select, textarea, button and link is reached by the Tab key. A screenshot of
 each goes to ``$DIGEST_TEST_ARTIFACTS`` (``test-artifacts/`` by default) as
@@ -129,6 +130,8 @@ def test_every_page_fits_a_phone_and_a_desktop_and_works_by_keyboard(
     serve: Callable[[Path, int], Serve],
     chromium: Any,
 ) -> None:
+    from playwright.sync_api import expect
+
     smtp = smtp_server()
     port = free_port()
     config = write_config(tmp_path, port, smtp)
@@ -157,6 +160,11 @@ def test_every_page_fits_a_phone_and_a_desktop_and_works_by_keyboard(
     )
     assert manage_url and "/manage?token=" in manage_url
     visit("manage", manage_url)
+    desk = pages[WIDTHS[-1]]  # the live preview, as on the subscribe page (subscribe.js)
+    desk.fill("#keywords", "diffusion")
+    expect(desk.locator("#preview li")).to_have_count(1)
+    expect(desk.locator("#preview")).to_contain_text("1 of 3 papers")
+    desk.fill("#keywords", "diffusion\nlanguage model")
     unsubscribe = pages[WIDTHS[0]].get_by_role("link", name="Unsubscribe", exact=True)
     unsubscribe_url = unsubscribe.get_attribute("href")
     assert unsubscribe_url and "/unsubscribe?token=" in unsubscribe_url

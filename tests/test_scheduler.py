@@ -21,6 +21,7 @@ import pytest
 from digest.config import load
 from digest.models import Subscriber
 from digest.run import Context, make_context
+from digest.schedule import ScheduleError, check_zone, zone_like
 from digest.serve import PassReport, Service, next_sends, send_due
 from digest.store import Store
 from tests.support.listings import item, write_days
@@ -386,3 +387,24 @@ def test_a_service_whose_ticks_stopped_is_not_healthy() -> None:
     assert svc.healthy
     svc.last_tick = time.monotonic() - 301
     assert not svc.healthy
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("Europe/Berln", "Europe/Berlin"),  # a typo
+        ("europe/berlin", "Europe/Berlin"),  # another case
+        ("America/New York", "America/New_York"),  # a space for the underscore
+        ("Berlin", "Europe/Berlin"),  # the city alone
+        ("Mars/Olympus", None),
+        ("Europe/Nowhere", None),
+    ],
+)
+def test_a_time_zone_typo_is_answered_with_the_zone_it_most_likely_meant(
+    typed: str, meant: str | None
+) -> None:
+    assert zone_like(typed) == meant
+    with pytest.raises(ScheduleError) as caught:
+        check_zone(typed)
+    hint = f"did you mean {meant}?" if meant else 'an IANA name such as "Europe/Paris"'
+    assert hint in caught.value.message

@@ -1,4 +1,5 @@
-// The subscribe page: guess the time zone from the browser, preview yesterday's matches.
+// The subscribe and manage pages: guess the time zone from the browser (subscribe: data-guess),
+// preview the latest listing's matches as the keywords are typed (both: #preview).
 (function () {
   "use strict";
   var zone = document.getElementById("timezone");
