@@ -4,7 +4,7 @@ counts and without empty days, day pages in a digest's order, the search box."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from digest.config import load
+from digest.config import Config, load
 from digest.models import Listing, Paper
 from digest.run import make_context
 from digest.serve import Service, create_app
@@ -50,14 +50,22 @@ WEDNESDAY_PAPERS = (paper(5, "Diffusion policies for robots", 2),)
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+def config(tmp_path: Path) -> Config:
     write_days(tmp_path / "listings", {})
-    path = write_site_config(tmp_path, _NoServer(), top='base_url = "http://testserver"')
-    config = load(path)
-    store = Store(config.database)
-    store.papers.save_listing(Listing(MONDAY, MONDAY_PAPERS, "file"))
-    store.papers.save_listing(Listing(TUESDAY, (), "file"))  # a holiday: fetched empty
-    store.papers.save_listing(Listing(WEDNESDAY, WEDNESDAY_PAPERS, "file"))
+    return load(write_site_config(tmp_path, _NoServer(), top='base_url = "http://testserver"'))
+
+
+@pytest.fixture
+def store(config: Config) -> Iterator[Store]:
+    with Store(config.database) as store:
+        store.papers.save_listing(Listing(MONDAY, MONDAY_PAPERS, "file"))
+        store.papers.save_listing(Listing(TUESDAY, (), "file"))  # a holiday: fetched empty
+        store.papers.save_listing(Listing(WEDNESDAY, WEDNESDAY_PAPERS, "file"))
+        yield store
+
+
+@pytest.fixture
+async def client(config: Config, store: Store) -> AsyncIterator[httpx.AsyncClient]:
     ctx = make_context(config, store, now=datetime(2026, 11, 18, 7, tzinfo=UTC))
     web_app = create_app(
         lambda: ctx, Service(lambda now: replace(ctx, now=now)), SECRET, start_service=False
@@ -65,7 +73,6 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=web_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-    store.close()
 
 
 def titles(html: str) -> list[str]:
@@ -142,3 +149,14 @@ async def test_the_search_is_paginated(client: httpx.AsyncClient, tmp_path: Path
     assert page.status_code == 200 and titles(page.text) == []
     junk = await client.get("/archive/search", params={"q": "diffusion", "page": "x"})
     assert junk.status_code == 200 and len(titles(junk.text)) == 3
+
+
+async def test_the_search_sees_a_new_listing_at_once(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    before = await client.get("/archive/search", params={"q": "policies"})
+    assert titles(before.text) == ["Diffusion policies for robots"]
+    thursday = (paper(6, "Policies for agents", 4),)
+    store.papers.save_listing(Listing(date(2026, 11, 19), thursday, "file"))
+    after = await client.get("/archive/search", params={"q": "policies"})
+    assert titles(after.text) == ["Policies for agents", "Diffusion policies for robots"]

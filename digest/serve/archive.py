@@ -4,6 +4,7 @@ gives them (rank, then upvotes), and a search over the recent papers in the quer
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import date
 from typing import Any
 
@@ -12,15 +13,16 @@ from starlette.responses import Response
 
 from digest.compose import paper_view
 from digest.errors import QueryError
+from digest.models import Match, Paper
 from digest.select import DayMatcher
 from digest.serve.forms import MAX_QUERIES, unsafe_character
-from digest.serve.pages import Handlers
+from digest.serve.pages import Handlers, Site
 
 #: The index lists this many listing dates (those with papers).
 INDEX_DAYS = 90
 #: The search looks in the papers of this many recent listing dates, at most SEARCH_LIMIT.
-SEARCH_DAYS = 60
-SEARCH_LIMIT = 5_000
+SEARCH_DAYS = 30
+SEARCH_LIMIT = 3_000
 #: Search results per page.
 PAGE_SIZE = 20
 MAX_QUERY = 500
@@ -28,6 +30,11 @@ MAX_QUERY = 500
 
 class Archive(Handlers):
     """The archive pages."""
+
+    def __init__(self, site: Site) -> None:
+        super().__init__(site)
+        self._lock = threading.Lock()  # a DayMatcher's caches are not thread-safe
+        self._matcher: tuple[tuple[Paper, ...], DayMatcher] | None = None
 
     async def archive_index(self, request: Request) -> Response:
         days = await asyncio.to_thread(self.store.papers.day_counts, INDEX_DAYS)
@@ -95,9 +102,8 @@ class Archive(Handlers):
         if problem:
             context["error"] = f"The query holds {problem}."
             return self.site.page("archive_search", 400, **context)
-        papers = await asyncio.to_thread(self.store.papers.recent_papers, SEARCH_DAYS, SEARCH_LIMIT)
         try:
-            matches = await asyncio.to_thread(lambda: DayMatcher(papers).select([q]))
+            matches = await asyncio.to_thread(self._search, q)
         except QueryError as exc:
             context["error"] = f"{exc.reason} (at character {exc.position + 1})."
             return self.site.page("archive_search", 400, **context)
@@ -106,6 +112,15 @@ class Archive(Handlers):
         context["count"] = len(matches)
         context["pages"] = (len(matches) + PAGE_SIZE - 1) // PAGE_SIZE
         return self.site.page("archive_search", **context)
+
+    def _search(self, query: str) -> list[Match]:
+        """The recent papers matching ``query``, best first; raises QueryError. Indexing
+        thousands of papers takes seconds: the matcher is kept until the papers change."""
+        papers = tuple(self.store.papers.recent_papers(SEARCH_DAYS, SEARCH_LIMIT))
+        with self._lock:
+            if self._matcher is None or self._matcher[0] != papers:
+                self._matcher = (papers, DayMatcher(papers))
+            return self._matcher[1].select([query])
 
 
 def _queries(request: Request, name: str) -> list[str]:
