@@ -792,6 +792,8 @@ async def test_a_private_feed_exists_once_confirmed_and_follows_a_change_of_quer
     parsed = feedparser.parse(feed.content)
     assert not parsed.bozo and len(parsed.entries) == 2  # the two "diffusion" papers
     assert (await app.save(ada, keywords="robots")).status_code == 200
+    on_disk = feedparser.parse(link.read_bytes()).entries  # before anyone asks for it
+    assert [e.title for e in on_disk] == ["A survey of robots"]
     for kind in ("atom", "xml"):
         again = await app.client.get(f"/feeds/{ada.token}.{kind}")
         assert again.status_code == 200 and again.headers["etag"] != feed.headers["etag"]

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from digest.models import Subscriber
 from digest.schedule import WEEKDAYS
+from digest.serve.feeds import refresh_private
 from digest.serve.forms import Form, check_form, form_of, read_form
 from digest.serve.pages import Handlers
 
@@ -90,7 +91,9 @@ class Managing(Handlers):
                 return self.manage_page(request, sub, form, 400)
             self.store.members.update_preferences(sub.id, changed)
             note = "Saved."
-            self.site.feeds_changed()
+            # Their feed follows their new queries now (for a web server serving feeds.dir
+            # too), not at the next pass.
+            refresh_private(self.site, self.store.members.subscriber_by_id(sub.id) or sub)
         fresh = self.store.members.subscriber_by_id(sub.id) or sub
         return self.manage_page(request, fresh, form_of(self.config, fresh), note=note)
 
