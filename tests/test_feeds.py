@@ -482,7 +482,7 @@ def test_the_entry_context_is_pinned_and_the_template_uses_only_it() -> None:
     assert FEED_ENTRY == "feed/entry.html"
     assert [f.name for f in fields(FeedEntryContext)] == [
         "title", "url", "hf_url", "abs_url", "pdf_url", "code_url", "project_url", "authors",
-        "upvotes", "comments", "categories", "abstract", "day", "private", "terms",
+        "upvotes", "comments", "categories", "abstract", "day", "private", "queries",
     ]  # fmt: skip
     env = environment()
     source = env.loader.get_source(env, FEED_ENTRY)[0]  # type: ignore[union-attr]
@@ -552,7 +552,7 @@ def test_a_private_feed_says_why_each_paper_was_picked() -> None:
 def test_entry_context_cleans_text_and_drops_unsafe_links() -> None:
     p = paper(None, "T\x00itle", "A\u202ebstract", project_page="javascript:x", upvotes=1)
     context = entry_context(D1, p, SITE, ("a\x1bb", "", "a\x1bb"), private=True)
-    assert (context.title, context.abstract, context.terms) == ("T itle", "A bstract", ("a b",))
+    assert (context.title, context.abstract, context.queries) == ("T itle", "A bstract", ("a b",))
     assert context.project_url is None and context.url == SITE and context.private
 
 

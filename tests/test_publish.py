@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from html import unescape
 from pathlib import Path
@@ -155,6 +156,25 @@ def test_private_feed_entries_say_which_terms_picked_them(tmp_path: Path) -> Non
     }
     public = feedparser.parse((config.feeds.dir / "feed.atom").read_bytes())
     assert all("Picked" not in e.content[0].value for e in public.entries)
+
+
+def test_an_operators_entry_template_is_used_and_an_edit_rewrites_the_feeds(
+    tmp_path: Path,
+) -> None:
+    config, store, subs = setup(tmp_path)
+    folder = tmp_path / "mine" / "feed"
+    folder.mkdir(parents=True)
+    (folder / "entry.html").write_text("<p>Mine: {{ title }} {{ queries|join }}</p>", "utf-8")
+    config = replace(config, templates_dir=folder.parent)
+    with store:
+        publish_feeds(config, store, NOW)
+        ab = shared_of(config, subs["ab"])
+        entries = feedparser.parse(ab.read_bytes()).entries
+        assert entries[0].content[0].value == "<p>Mine: Diffusion models diffusion</p>"
+        (folder / "entry.html").write_text("<p>Edited: {{ title }}</p>", "utf-8")
+        publish_feeds(config, store, NOW)  # same papers, another template: written again
+        entries = feedparser.parse(ab.read_bytes()).entries
+        assert entries[0].content[0].value == "<p>Edited: Diffusion models</p>"
 
 
 def test_link_atomic_makes_keeps_and_replaces_links(tmp_path: Path) -> None:

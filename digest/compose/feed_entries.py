@@ -45,9 +45,10 @@ class FeedEntryContext:
     day: date  #: the listing date the entry comes from
     #: a subscriber's private feed (True) or the public one (False)
     private: bool
-    #: in a private feed, the subscriber's query terms this paper matched (the reason it was
-    #: picked; empty when their feed has no keywords); always empty in the public feed
-    terms: tuple[str, ...]
+    #: in a private feed, the subscriber's keyword queries (as they wrote them) that this
+    #: paper matched: the reason it was picked; empty when their feed has no keywords, and
+    #: always in the public feed
+    queries: tuple[str, ...]
 
 
 #: Renders a context into an entry's HTML content.

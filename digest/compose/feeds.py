@@ -108,15 +108,29 @@ class FeedMeta:
 _ATOM_ENTRY = re.compile(rb"^  <entry>.*?^  </entry>\n", re.S | re.M)
 _RSS_ITEM = re.compile(rb"^    <item>.*?^    </item>\n", re.S | re.M)
 _ATOM_CLOSE, _RSS_CLOSE = b"  </entry>\n", b"    </item>\n"
-#: Terms by paper key: why each paper of a private feed was picked.
+#: What :meth:`FeedSet._template_mark` renders: a paper with every field the template sees.
+_SAMPLE_DAY = date(2026, 1, 5)
+_SAMPLE = Paper(
+    key="2601.00001",
+    title="Sample",
+    abstract="A sample abstract.",
+    authors=("Ada Okafor",),
+    arxiv_id="2601.00001",
+    upvotes=2,
+    num_comments=2,
+    ai_keywords=("sample",),
+    github_repo="https://github.com/example/sample",
+    project_page="https://example.org/sample",
+)
+#: Queries by paper key: why each paper of a private feed was picked.
 Reasons = Mapping[str, tuple[str, ...]]
 
 
 def entry_context(
-    day: date, paper: Paper, link: str, terms: Sequence[str] = (), private: bool = False
+    day: date, paper: Paper, link: str, queries: Sequence[str] = (), private: bool = False
 ) -> FeedEntryContext:
     """The context of ``feed/entry.html`` for ``paper`` listed on ``day``, in a feed of the
-    site ``link``; ``terms`` the private feed's reason (see :class:`FeedEntryContext`)."""
+    site ``link``; ``queries`` the private feed's reason (see :class:`FeedEntryContext`)."""
     return FeedEntryContext(
         title=xml_text(paper.title) or xml_text(paper.key),
         url=paper_link(paper, link),
@@ -132,7 +146,7 @@ def entry_context(
         abstract=xml_text(paper.abstract),
         day=day,
         private=private,
-        terms=tuple(dict.fromkeys(term for term in map(xml_text, terms) if term)),
+        queries=tuple(dict.fromkeys(query for query in map(xml_text, queries) if query)),
     )
 
 
@@ -180,10 +194,12 @@ class FeedSet:
             raise RuntimeError("feedgen output did not split into one fragment per paper")
         self._shells: dict[tuple[FeedMeta, datetime], tuple[bytes, bytes, bytes, bytes]] = {}
         self._link, self._content = link, content
-        # (entry, terms, private) -> (RSS item, Atom entry, their digest)
-        self._made: dict[tuple[int, tuple[str, ...], bool], tuple[bytes, bytes, bytes]] = {}
+        # (entry, queries, private) -> (RSS item, Atom entry)
+        self._made: dict[tuple[int, tuple[str, ...], bool], tuple[bytes, bytes]] = {}
+        self._digests: list[bytes] | None = None
+        self._mark: bytes | None = None
 
-    def _entry(self, i: int, terms: tuple[str, ...], private: bool) -> tuple[bytes, bytes, bytes]:
+    def _entry(self, i: int, terms: tuple[str, ...], private: bool) -> tuple[bytes, bytes]:
         """Entry ``i``'s RSS item and Atom entry, with their content for this reason."""
         made = self._made.get((i, terms, private))
         if made is None:
@@ -198,8 +214,7 @@ class FeedSet:
                                 b"</content:encoded>\n", _RSS_CLOSE])  # fmt: skip
                 atom = b"".join([atom[: -len(_ATOM_CLOSE)], b'    <content type="html">', body,
                                  b"</content>\n", _ATOM_CLOSE])  # fmt: skip
-            made = (rss, atom, hashlib.blake2b(rss + atom, digest_size=16).digest())
-            self._made[i, terms, private] = made
+            made = self._made[i, terms, private] = (rss, atom)
         return made
 
     def _entries(self, chosen: Sequence[int], reasons: Reasons | None) -> list[tuple[bytes, ...]]:
@@ -207,6 +222,32 @@ class FeedSet:
             return [self._entry(i, (), False) for i in chosen]
         keys = self.keys
         return [self._entry(i, reasons.get(keys[i], ()), True) for i in chosen]
+
+    def _entry_digests(self) -> list[bytes]:
+        """Each entry's digest: its fragments and everything its content is made from (its
+        context), without making the content."""
+        if self._digests is None:
+            link, digests = self._link, []
+            for (day, paper), rss, atom in zip(self.entries, self._rss, self._atom, strict=True):
+                context = repr(entry_context(day, paper, link)).encode("utf-8", "surrogatepass")
+                digests.append(hashlib.blake2b(rss + atom + context, digest_size=16).digest())
+            self._digests = digests
+        return self._digests
+
+    def _template_mark(self) -> bytes:
+        """What the content template makes of a sample paper, public and private: an edited
+        template changes every fingerprint (the feeds are written again)."""
+        if self._mark is None:
+            made = (
+                ""
+                if self._content is None
+                else "".join(
+                    self._content(entry_context(_SAMPLE_DAY, _SAMPLE, self._link, q, bool(q)))
+                    for q in ((), ("sample query",))
+                )
+            )
+            self._mark = hashlib.blake2b(made.encode("utf-8", "surrogatepass")).digest()
+        return self._mark
 
     def _generator(self, meta: FeedMeta, updated: datetime, *, rss: bool = False) -> FeedGenerator:
         """A generator for the Atom output, or (``rss``) for the RSS output: text is then
@@ -273,8 +314,14 @@ class FeedSet:
         feeds (an unchanged feed need not be written again)."""
         head = repr((meta.title, meta.link, meta.rss_url, meta.atom_url, meta.description,
                      meta.feed_id, meta.stylesheet)).encode("utf-8", "surrogatepass")  # fmt: skip
-        digests = [made[2] for made in self._entries(chosen, reasons)]
-        return hashlib.blake2b(b"".join([head, *digests])).hexdigest()
+        digests = self._entry_digests()
+        if reasons is None:
+            parts = [digests[i] for i in chosen]
+        else:  # a private feed: its content differs by the reasons, which are words
+            keys = self.keys
+            why = [repr(reasons.get(keys[i], ())).encode("utf-8", "surrogatepass") for i in chosen]
+            parts = [b"private", *(digests[i] + w for i, w in zip(chosen, why, strict=True))]
+        return hashlib.blake2b(b"".join([head, self._template_mark(), *parts])).hexdigest()
 
     def build(
         self,
@@ -287,7 +334,7 @@ class FeedSet:
     ) -> tuple[bytes, bytes]:
         """``(rss, atom)`` with the papers whose key is in ``keys`` (None: all), newest first,
         at most ``limit`` of them (or the entries ``chosen`` by :meth:`choose`). ``reasons``:
-        a private feed, each paper's content saying the terms it matched (by key)."""
+        a private feed, each paper's content saying which queries it matched (by key)."""
         if chosen is None:
             chosen = self.choose(keys, limit)
         newest = self._when[chosen[0]] if chosen else self.updated  # entries: newest first

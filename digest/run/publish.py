@@ -97,7 +97,7 @@ def publish_private(config: Config, store: Store, sub: Subscriber, now: datetime
         shared.mkdir(parents=True, exist_ok=True)
         name = signature(sub.keywords, sub.exclude)
         host = urlsplit(config.base_url).hostname or "localhost"
-        _write_shared(feeds, config, sub, name, matcher, shared, host, None, set())
+        _write_shared(feeds, config, sub, name, Matching(matcher), shared, host, None, set())
         for suffix in (".xml", ".atom"):
             link_atomic(private / (sub.token + suffix), f"{SHARED}/{name}{suffix}")
     except OSError as exc:
@@ -156,7 +156,7 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
     shared = private / SHARED
     shared.mkdir(parents=True, exist_ok=True)
     host = urlsplit(base).hostname or "localhost"
-    matcher = DayMatcher([paper for _, paper in entries])
+    matching = Matching(DayMatcher([paper for _, paper in entries]))
     # What each shared file held when it was written: an unchanged feed is not written again
     # (its bytes, ETag and date stay; readers polling it get 304s), so a day's run rewrites
     # only the feeds that gained or lost papers.
@@ -173,7 +173,7 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
             name = signature(sub.keywords, sub.exclude)
             if name not in index:
                 index[name] = _write_shared(
-                    feeds, config, sub, name, matcher, shared, host, before.get(name), present
+                    feeds, config, sub, name, matching, shared, host, before.get(name), present
                 )
             for suffix in (".xml", ".atom"):
                 link = sub.token + suffix
@@ -189,12 +189,27 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
     return public
 
 
+class Matching:
+    """The papers' matcher, and the keys of the papers each query matches, looked up once
+    per query for all the feeds of a pass."""
+
+    def __init__(self, matcher: DayMatcher) -> None:
+        self.matcher = matcher
+        self._keys: dict[str, frozenset[str]] = {}
+
+    def keys_of(self, query: str) -> frozenset[str]:
+        found = self._keys.get(query)
+        if found is None:
+            found = self._keys[query] = frozenset(self.matcher.keys([query]))
+        return found
+
+
 def _write_shared(
     feeds: FeedSet,
     config: Config,
     sub: Subscriber,
     name: str,
-    matcher: DayMatcher,
+    matching: Matching,
     shared: Path,
     host: str,
     before: str | None,
@@ -215,10 +230,16 @@ def _write_shared(
         feed_id=f"tag:{host},2026:feed/{name}",
         stylesheet=stylesheet_path(config),
     )
-    chosen = feeds.choose(matcher.keys(keywords, exclude), config.feeds.private_max_entries)
-    # Why each paper was picked: the terms it matched, said in its entry (none without
-    # keywords: every paper is).
-    reasons = {m.paper.key: m.terms for m in matcher.select(keywords, exclude)} if keywords else {}
+    chosen = feeds.choose(
+        matching.matcher.keys(keywords, exclude), config.feeds.private_max_entries
+    )
+    # Why each paper was picked, said in its entry: which of the queries it matched (none
+    # without keywords: every paper is).
+    matched = [(query, matching.keys_of(query)) for query in keywords]
+    reasons = {
+        key: tuple(query for query, keys in matched if key in keys)
+        for key in (feeds.keys[i] for i in chosen)
+    }
     fingerprint = feeds.fingerprint(meta, chosen, reasons)
     if fingerprint != before or not {f"{name}.xml", f"{name}.atom"} <= present:
         rss, atom = feeds.build(meta, chosen=chosen, reasons=reasons)
