@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from digest.compose import load_feed_stylesheet
-from digest.errors import FeedError
+from digest.errors import DigestError
 from digest.models import Subscriber
 from digest.run import private_target, publish_private
 from digest.serve.pages import SECURITY_HEADERS, TOKEN_SHAPE, Handlers, Site
@@ -130,7 +130,7 @@ def refresh_private(site: Site, sub: Subscriber) -> bool:
         return False
     try:
         publish_private(site.config, site.store, sub, site.clock())
-    except FeedError as exc:
+    except DigestError as exc:  # feeds.dir not writable, an operator's template broken
         log.warning("private feed not written: %s", exc)
         return False
     return True
