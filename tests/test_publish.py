@@ -103,6 +103,21 @@ def test_an_unchanged_feed_is_not_written_again(tmp_path: Path) -> None:
         assert parsed.feed.updated.startswith("2026-11-18T00:00")  # its newest entry
 
 
+def test_the_public_feed_is_left_as_it_is_when_no_entry_changed(tmp_path: Path) -> None:
+    """Its Last-Modified stays, as its ETag does: readers polling with If-Modified-Since get
+    304s between listings."""
+    config, store, _ = setup(tmp_path)
+    files = [config.feeds.dir / name for name in ("feed.xml", "feed.atom", "feed.xsl")]
+    with store:
+        publish_feeds(config, store, NOW)
+        before = [(stamp(p), p.read_bytes()) for p in files]
+        publish_feeds(config, store, NOW.replace(hour=15))
+        assert [(stamp(p), p.read_bytes()) for p in files] == before
+        store.papers.save_listing(Listing(date(2026, 11, 18), (paper(3, "Protein design"),)), NOW)
+        publish_feeds(config, store, NOW.replace(hour=16))
+        assert files[1].read_bytes() != before[1][1]
+
+
 def test_a_lost_file_or_index_is_written_again(tmp_path: Path) -> None:
     config, store, subs = setup(tmp_path)
     with store:

@@ -147,10 +147,12 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
         )
     )
     public = [out / "feed.xml", out / "feed.atom"]
-    write_atomic(public[0], rss)
-    write_atomic(public[1], atom)
+    # An unchanged file is left as it is: its Last-Modified stays too (its ETag, the bytes'
+    # hash, would anyway), so readers asking If-Modified-Since get 304s.
+    _write_changed(public[0], rss)
+    _write_changed(public[1], atom)
     # For a web server serving feeds.dir itself: the page a browser shows of a feed.
-    write_atomic(out / STYLESHEET, load_feed_stylesheet(config.templates_dir), durable=False)
+    _write_changed(out / STYLESHEET, load_feed_stylesheet(config.templates_dir), durable=False)
 
     private = out / "feeds"
     shared = private / SHARED
@@ -246,6 +248,16 @@ def _write_shared(
         write_atomic(shared / f"{name}.xml", rss, durable=False)
         write_atomic(shared / f"{name}.atom", atom, durable=False)
     return fingerprint
+
+
+def _write_changed(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` (atomically) unless it holds them already."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:  # not there yet (or unreadable): written
+        pass
+    write_atomic(path, data, durable=durable)
 
 
 def _read_index(path: Path) -> dict[str, str]:
