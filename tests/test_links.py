@@ -56,6 +56,7 @@ async def site_with_links(app: App) -> dict[str, str]:
         "/confirm": app.confirm_url("bo@example.org"),
         "/manage": app.link("manage", ada) + "&action=pause",
         "/unsubscribe": app.link("unsubscribe", ada) + "&List-Unsubscribe=One-Click",
+        "/feed.xsl": "/feed.xsl",
         "/feed.{kind:str}": "/feed.atom",
         "/feeds/{token:str}.{kind:str}": f"/feeds/{ada.token}.atom",
         "/archive/": "/archive/",
