@@ -295,3 +295,27 @@ def test_digest_db_upgrade_and_current(engine: Engine, db_url: str, tmp_path: Pa
     assert newer.exit_code == 1
     assert "revision f00dfeed" in newer.output and "hint: upgrade paper-digest" in newer.output
     assert "Traceback" not in newer.output
+
+
+def test_a_store_whose_upgrade_fails_leaves_no_connection_open(engine: Engine, db_url: str) -> None:
+    """A failed open (here: a revision this code does not know) closes what it opened; a
+    pooled connection left to the garbage collector warned in whatever test ran next."""
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffff'")
+    engine.dispose()
+    opened: list[Any] = []
+    real_init = Store.__init__
+
+    def spying_init(self: Store, url: str) -> None:
+        try:
+            real_init(self, url)
+        finally:
+            opened.append(self.engine)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "__init__", spying_init)
+        with pytest.raises(StateError):
+            Store(db_url)
+    assert opened and opened[0].pool.checkedout() == 0
+    assert opened[0].pool.checkedin() == 0, "the pool still holds a connection"

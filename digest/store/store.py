@@ -33,7 +33,11 @@ class Store:
         self.bounces = Bounces(self.engine)  # the bounce mailbox's record
         self.limits = RateLimits(self.engine)
         self.stats = Stats(self.engine)
-        upgrade_if_behind(self.engine)  # Alembic: a database that is behind is upgraded
+        try:
+            upgrade_if_behind(self.engine)  # Alembic: a database that is behind is upgraded
+        except BaseException:
+            self.engine.dispose()  # no connection left open for the garbage collector
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
