@@ -22,7 +22,9 @@ def arxiv_base_id(raw: str | None) -> str | None:
 
 
 def paper_key(arxiv_id: str | None, title: str) -> str:
-    """A paper's identity: its arXiv id without version, else ``title:`` + its normalised title."""
+    """The key papers were stored under before :mod:`digest.identity`: the arXiv id without
+    version, else ``title:`` + the normalised title (the store maps these to new identities;
+    new code uses :func:`digest.identity.key_of`)."""
     base = arxiv_base_id(arxiv_id)
     if base:
         return base
@@ -49,6 +51,15 @@ class Paper:
     ai_keywords: tuple[str, ...] = ()
     github_repo: str | None = None
     project_page: str | None = None
+    doi: str | None = None  # bare and case-folded: "10.1000/xyz"
+    link: str | None = None  # the paper's own page, as its source gave it (feed sources)
+    categories: tuple[str, ...] = ()  # arXiv categories (the primary first), or a feed's tags
+    sources: tuple[str, ...] = ()  # the names of the sources that listed it
+    version: int | None = None  # the arXiv version last seen (2 for 2503.01234v2)
+
+    @property
+    def primary_category(self) -> str | None:
+        return self.categories[0] if self.categories else None
 
     @property
     def hf_url(self) -> str | None:
@@ -64,8 +75,10 @@ class Paper:
 
     @property
     def url(self) -> str | None:
-        """The best link for the paper: its Hugging Face page, else its project page."""
-        return self.hf_url or self.project_page or self.github_repo
+        """The best link for the paper: its own page as its first source gave it (Hugging
+        Face's page, arXiv's abstract page, a feed entry's link), else its arXiv abstract
+        page, else its project page."""
+        return self.link or self.abs_url or self.project_page or self.github_repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +89,17 @@ class Listing:
     papers: tuple[Paper, ...]
     source: str = ""
     warnings: tuple[str, ...] = ()
+    #: The sources that failed for this date (the listing holds what the others gave).
+    failures: tuple[SourceFailure, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFailure:
+    """A source that could not give a date's listing: its name, the error and a hint."""
+
+    source: str
+    error: str
+    hint: str | None = None
 
 
 #: A subscriber's states: ``pending`` (subscribed on the web, not confirmed yet), ``active``,

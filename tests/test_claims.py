@@ -137,7 +137,7 @@ V1_TABLES = {
     "delivery_papers",
 }
 LATER_COLUMNS = {**migrate.LEGACY_COLUMNS}
-LATER_COLUMNS["subscribers"] += ("confirm_nonce", "abstract")  # revisions 0002, 0005
+LATER_COLUMNS["subscribers"] += ("confirm_nonce", "abstract", "sources", "like_threshold")
 
 
 def make_v1_database(url: str) -> None:

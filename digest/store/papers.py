@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -23,6 +24,16 @@ from digest.store.schema import (
     utc_now,
 )
 
+_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+
+
+def source_name(source: str) -> str:
+    """The name a listing is stored under: ``source`` when it is a source's name, else (a
+    listing from code that named the URL or path) the kind such a source has."""
+    if _NAME.match(source):
+        return source
+    return "huggingface" if source.startswith("http") else "file"
+
 
 class Papers:
     """Reads and writes of papers and listings; raises :class:`StateError`."""
@@ -40,47 +51,52 @@ class Papers:
         retried(lambda: self._save_listing(listing, when), "save the listing")
 
     def _save_listing(self, listing: Listing, fetched_at: datetime) -> None:
+        name = source_name(listing.source)
+        here = (listing_papers.c.date == listing.date) & (listing_papers.c.source == name)
         with begin(self.engine) as conn:
             _upsert_papers(conn, listing, fetched_at)
-            present = set(
-                conn.execute(
-                    sa.select(listing_papers.c.paper_key).where(
-                        listing_papers.c.date == listing.date
-                    )
-                ).scalars()
-            )
+            present = set(conn.execute(sa.select(listing_papers.c.paper_key).where(here)).scalars())
             start = len(present)
             rows = [
-                {"date": listing.date, "paper_key": k, "position": start + i}
+                {"date": listing.date, "source": name, "paper_key": k, "position": start + i}
                 for i, k in enumerate(p.key for p in listing.papers if p.key not in present)
             ]
             if rows:
                 conn.execute(sa.insert(listing_papers), rows)
             count = start + len(rows)
-            exists = conn.execute(
-                sa.select(listings.c.date).where(listings.c.date == listing.date)
-            ).first()
-            values = {"source": listing.source, "fetched_at": fetched_at, "count": count}
+            head = (listings.c.date == listing.date) & (listings.c.source == name)
+            exists = conn.execute(sa.select(listings.c.date).where(head)).first()
+            values = {"fetched_at": fetched_at, "count": count}
             if exists:
-                conn.execute(
-                    sa.update(listings).where(listings.c.date == listing.date).values(**values)
-                )
+                conn.execute(sa.update(listings).where(head).values(**values))
             else:
-                conn.execute(sa.insert(listings).values(date=listing.date, **values))
+                conn.execute(sa.insert(listings).values(date=listing.date, source=name, **values))
 
     def listing(self, day: date) -> Listing | None:
-        """The stored listing of ``day``, or None if it was never fetched."""
+        """The stored listing of ``day`` (every source's papers, each once), or None if it
+        was never fetched."""
         with self.engine.connect() as conn:
-            head = conn.execute(sa.select(listings).where(listings.c.date == day)).first()
-            if head is None:
+            heads = (
+                conn.execute(
+                    sa.select(listings.c.source)
+                    .where(listings.c.date == day)
+                    .order_by(listings.c.source)
+                )
+                .scalars()
+                .all()
+            )
+            if not heads:
                 return None
             rows = conn.execute(
                 sa.select(papers)
                 .join(listing_papers, listing_papers.c.paper_key == papers.c.key)
                 .where(listing_papers.c.date == day)
-                .order_by(listing_papers.c.position)
+                .order_by(listing_papers.c.position, listing_papers.c.source)
             ).mappings()
-            return Listing(date=day, papers=tuple(_paper(r) for r in rows), source=head.source)
+            seen: dict[str, Paper] = {}
+            for r in rows:
+                seen.setdefault(r["key"], _paper(r))
+            return Listing(date=day, papers=tuple(seen.values()), source="+".join(heads))
 
     def recent_dates(self, n: int) -> list[date]:
         """The ``n`` most recent listing dates stored, newest first."""

@@ -38,11 +38,15 @@ papers = sa.Table(
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
 )
 
+#: One row per (date, source) fetched (revision 0006 made ``source`` part of the key: it is
+#: the source's configured name; older rows were named after their kind, "huggingface" or
+#: "file"). A date fetched empty (a weekend) has a row with ``count`` 0; a date whose fetch
+#: failed has none, so a later run fetches it again.
 listings = sa.Table(
     "listings",
     metadata,
     sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("source", sa.Text, nullable=False, default=""),
+    sa.Column("source", sa.String(64), primary_key=True),
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
 )
@@ -51,8 +55,41 @@ listing_papers = sa.Table(
     "listing_papers",
     metadata,
     sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("source", sa.String(64), primary_key=True),
     sa.Column("paper_key", sa.String(512), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_listing_papers_paper", "paper_key"),
+)
+
+#: Every identity a paper is known by (revision 0006; see ``digest.identity``): its arXiv
+#: id, ``doi:…``, ``link:…``, ``title:…`` hash, and the key itself, each naming the key the
+#: paper is stored under, so a paper met again under another identity stays one paper.
+paper_aliases = sa.Table(
+    "paper_aliases",
+    metadata,
+    sa.Column("alias", sa.String(512), primary_key=True),
+    sa.Column("paper_key", sa.String(512), nullable=False),
+    sa.Index("ix_paper_aliases_paper", "paper_key"),
+)
+
+#: What each configured source last did (revision 0006), for ``digest sources``, ``digest
+#: status`` and conditional GET: the validators of the last 200 (``etag``, ``last_modified``
+#: of the URL ``validated_url``).
+source_state = sa.Table(
+    "source_state",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_fetch_at", sa.DateTime(timezone=True)),
+    sa.Column("last_ok_at", sa.DateTime(timezone=True)),
+    sa.Column("last_count", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_at", sa.DateTime(timezone=True)),
+    sa.Column("failures", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("validated_url", sa.Text),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
 )
 
 subscribers = sa.Table(
@@ -85,6 +122,12 @@ subscribers = sa.Table(
     # How much of each abstract their digests show (revision 0005): "full", "short" or
     # "none"; NULL: the configuration's mail.abstract.
     sa.Column("abstract", sa.String(8)),
+    # The sources whose papers they want (revision 0006): a JSON list of source names;
+    # NULL: every source.
+    sa.Column("sources", sa.Text),
+    # How similar to their likes a paper must be to be picked (revision 0007), in [0, 1];
+    # NULL: the configuration's mail.like_threshold.
+    sa.Column("like_threshold", sa.Float),
     sa.Index("ix_subscribers_due", "status", "next_send_at"),
 )
 
@@ -161,6 +204,50 @@ mailbox_messages = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_mailbox_messages_subscriber", "subscriber_id"),
+)
+
+
+#: A subscriber's liked and disliked papers (revision 0007): ``kind`` "like" or "dislike",
+#: ``origin`` where it was recorded (cli, web, email, config, import, library; config and
+#: import never remove the others). ``paper_key`` is a stored paper's key or, for a library
+#: entry we do not have, its own identity; ``title`` and ``abstract`` are what the entry
+#: gave (the text the ranker reads when the paper is not stored).
+likes = sa.Table(
+    "likes",
+    metadata,
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
+    sa.Column("paper_key", sa.String(512), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("abstract", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_likes_paper", "paper_key"),
+)
+
+#: The similarity ranker's fitted models (revision 0007): ``name`` (e.g. "tfidf"), an opaque
+#: ``data`` blob the ranker reads back, ``version`` bumped at each refit (profiles made with
+#: another version are stale).
+ranker_models = sa.Table(
+    "ranker_models",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("papers", sa.Integer, nullable=False),
+    sa.Column("fitted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Each subscriber's profile for a ranker (revision 0007): an opaque ``data`` blob made by
+#: model ``name`` at ``version``, rebuilt when their likes change or the model is refitted.
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), primary_key=True),
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
