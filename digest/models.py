@@ -136,6 +136,12 @@ class Subscriber:
     next_send_at: datetime | None = None  # UTC; None: not scheduled yet
     covered_until: date | None = None  # newest listing date of the last scheduled digest
     abstract: str | None = None  # one of ABSTRACT_MODES; None: the configuration's default
+    # The sources whose papers they want (names of the config's [[sources]]); None: every one.
+    sources: tuple[str, ...] | None = None
+    # Papers to ADD to their likes (arXiv ids, abs/pdf URLs, DOIs or paper keys) from the
+    # config or an import; never removes one. The store's ``likes`` table holds them all.
+    like: tuple[str, ...] = ()
+    like_threshold: float | None = None  # in [0, 1]; None: the configuration's default
 
 
 @dataclass(frozen=True, slots=True)
