@@ -91,6 +91,10 @@ class Listing:
     warnings: tuple[str, ...] = ()
     #: The sources that failed for this date (the listing holds what the others gave).
     failures: tuple[SourceFailure, ...] = ()
+    #: Earlier dates whose late papers (a source that had failed) this listing carries.
+    also: tuple[date, ...] = ()
+    #: Each source's own listing, as fetched, until the run stores them.
+    parts: tuple[Listing, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

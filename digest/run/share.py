@@ -46,7 +46,9 @@ class Pool:
 
     @classmethod
     def of(cls, listing: Listing) -> Pool:
-        return cls(listing.date, (listing.date,), DayMatcher(listing.papers), len(listing.papers))
+        """The pool of one listing, with the late papers of earlier dates it carries."""
+        dates = (listing.date, *listing.also)
+        return cls(listing.date, dates, DayMatcher(listing.papers), len(listing.papers))
 
 
 def resume_items(
