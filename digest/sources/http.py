@@ -14,11 +14,13 @@ import asyncio
 import json
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from email.utils import parseaddr, parsedate_to_datetime
 from functools import cache
+from pathlib import Path
 from ssl import SSLContext
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -27,6 +29,7 @@ import httpx
 
 from digest import __version__
 from digest.errors import SourceError
+from digest.sources.gate import HostGate, effective_interval, gate_key
 
 MAX_RETRY_AFTER = 300.0  # seconds; a server asking for longer fails the run instead
 MAX_BACKOFF = 60.0  # our own waits between attempts never exceed this
@@ -35,6 +38,24 @@ _EXCERPT_BYTES = 4_000  # read of an error response's body, for the message
 _SECRET_PARAMS = frozenset(
     {"token", "access_token", "api_key", "apikey", "key", "secret", "password", "sig", "signature"}
 )
+
+
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
+
+
+def default_user_agent(contact: str | None = None) -> str:
+    """The User-Agent when the config sets none: ``paper-digest/<version>``, plus the
+    operator's contact when given (``mail.from``'s address, or a URL), as arXiv and others
+    ask: ``default_user_agent("ops@example.org")`` is
+    ``"paper-digest/0.1.0 (mailto:ops@example.org)"``."""
+    agent = f"paper-digest/{__version__}"
+    text = " ".join((contact or "").split())
+    if "<" in text:
+        text = parseaddr(text)[1] or text
+    text = "".join(c for c in text if _PRINTABLE.fullmatch(c) and c not in "()")
+    if not text:
+        return agent
+    return f"{agent} (+{text})" if "://" in text else f"{agent} (mailto:{text})"
 
 
 def retryable(status: int) -> bool:
@@ -153,6 +174,29 @@ class Page:
     next: str | None
 
 
+class NotModified(Exception):
+    """A conditional GET was answered 304 Not Modified: what was stored from ``url`` last
+    time is still current (not a failure: the run keeps the stored listing)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"{public_url(url)} is not modified since the last fetch")
+        self.url = url
+
+
+#: url -> (ETag, Last-Modified) of its last 200, for conditional GETs.
+Validators = MutableMapping[str, tuple[str | None, str | None]]
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """A failed attempt worth another: why, and the server's ``Retry-After`` if any."""
+
+    reason: str
+    cause: BaseException | None = None
+    retry_after: str | None = None
+    server_now: datetime | None = None
+
+
 class HttpEdge:
     """GETs for a listing source, politely.
 
@@ -161,6 +205,14 @@ class HttpEdge:
     ``max_retry_after`` fails at once). Other 4xx fail at once with the status and an excerpt
     of the body. A body over ``max_bytes`` is refused. Use: ``async with edge.client() as
     client``, then :meth:`get` each URL on it.
+
+    Politeness: requests to a host with a minimum interval (``min_interval``, None for the
+    host's own: 3 s for arXiv, see :mod:`digest.sources.gate`, never below it) go through
+    that host's gate in ``gate_dir``: one at a time across processes, each on a connection of
+    its own closed at its end, the next ``min_interval`` after the last ended; a wait before
+    a retry holds every process off. ``user_agent`` None is :func:`default_user_agent`.
+    With ``validators`` (url -> (ETag, Last-Modified), updated by each 200), a URL found in
+    it is fetched conditionally and a 304 raises :class:`NotModified`.
 
     ``hint`` gives the hint of a refusal by its status. ``transport`` and ``sleep`` are seams
     for tests (an ``httpx.MockTransport``, a sleep that records its delays).
@@ -178,7 +230,13 @@ class HttpEdge:
         max_retry_after: float = MAX_RETRY_AFTER,
         accept: str = "application/json",
         hint: Callable[[int], str | None] = status_hint,
+        user_agent: str | None = None,
+        min_interval: float | None = None,
+        gate_dir: Path | str | None = None,
+        validators: Validators | None = None,
     ) -> None:
+        if min_interval is not None and min_interval < 0:
+            raise ValueError("min_interval must be >= 0")
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -188,67 +246,124 @@ class HttpEdge:
         self.max_retry_after = max_retry_after
         self.accept = accept
         self.hint = hint
+        self.user_agent = user_agent or default_user_agent(None)
+        if not _PRINTABLE.fullmatch(self.user_agent):
+            raise ValueError(f"user_agent must be printable ASCII: {self.user_agent!r}")
+        self.min_interval = min_interval
+        self.gate_dir = gate_dir
+        self.validators = validators
+        self._gates: dict[tuple[str, float], HostGate] = {}
 
     def client(self) -> httpx.AsyncClient:
         """A client for one listing's requests (close it: ``async with``)."""
         return httpx.AsyncClient(
             timeout=self.timeout,
-            headers={"User-Agent": f"paper-digest/{__version__}", "Accept": self.accept},
+            headers={"User-Agent": self.user_agent, "Accept": self.accept},
             follow_redirects=True,
             transport=self.transport,
             verify=_tls_context() if self.transport is None else True,
         )
 
+    def gate(self, url: str) -> HostGate | None:
+        """The gate requests to ``url`` go through, or None for a host without an interval."""
+        interval = effective_interval(url, self.min_interval)
+        if interval <= 0:
+            return None
+        key = (gate_key(url), interval)
+        if key not in self._gates:
+            self._gates[key] = HostGate(key[0], interval, self.gate_dir)
+        return self._gates[key]
+
     async def get(self, client: httpx.AsyncClient, url: str) -> Page:
         """One page's body and its next link, retrying what is worth retrying; raises
-        :class:`SourceError`."""
+        :class:`SourceError`, or :class:`NotModified` for a conditional GET's 304."""
         shown = public_url(url)
+        gate = self.gate(url)
         attempt = 0
         while True:
             attempt += 1
-            retry_after: str | None = None
-            server_now: datetime | None = None
-            cause: BaseException | None = None
-            try:
-                async with client.stream("GET", url) as response:
-                    if response.is_success:
-                        body = await self._read(response, shown)
-                        return Page(
-                            body, next_link(response.headers.get("link"), str(response.url))
-                        )
-                    status = response.status_code
-                    text = excerpt(await self._read(response, shown, limit=_EXCERPT_BYTES))
-                    retry_after = response.headers.get("retry-after")
-                    server_now = _http_date(response.headers.get("date"))
-                reason = f"HTTP {status} {response.reason_phrase}".rstrip()
-                if text:
-                    reason += f": {text}"
-                if not retryable(status):
-                    raise SourceError(shown, reason, hint=self.hint(status))
-            except httpx.TimeoutException as exc:
-                reason, cause = f"no answer within {self.timeout:g} s ({type(exc).__name__})", exc
-            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                reason, cause = f"connection failed: {exc or type(exc).__name__}", exc
-            except httpx.HTTPError as exc:  # redirect loop, unsupported scheme, bad encoding...
-                raise SourceError(shown, f"{type(exc).__name__}: {exc}") from exc
-            except httpx.InvalidURL as exc:
-                raise SourceError(shown, f"invalid URL: {exc}") from exc
-            if attempt > self.max_retries:
-                raise SourceError(
-                    shown,
-                    f"{reason} (gave up after {_attempts(attempt)})",
-                    hint="the listing server is failing; the next run tries again",
-                ) from cause
-            wait = retry_after_seconds(retry_after, server_now or datetime.now(UTC))
-            if wait is not None and wait > self.max_retry_after:
-                raise SourceError(
-                    shown,
-                    f"{reason}; the server asks to wait {wait:.0f} s, more than the"
-                    f" {self.max_retry_after:.0f} s this run waits",
-                ) from cause
-            if wait is None:
-                wait = backoff_delay(attempt, self.backoff, random.random())
+            turn = gate.slot() if gate is not None else nullcontext(None)
+            async with turn as slot:
+                outcome = await self._attempt(client, url, shown, gated=gate is not None)
+                if isinstance(outcome, Page):
+                    return outcome
+                wait = self._wait(outcome, attempt, shown)
+                if slot is not None:
+                    slot.hold_off(wait)
             await self.sleep(wait)
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, url: str, shown: str, *, gated: bool
+    ) -> Page | _Retry:
+        """One request: its page, or why to retry; raises what is not worth a retry."""
+        headers = self._conditions(url)
+        if gated:  # one connection at a time: none is kept open past its turn
+            headers["Connection"] = "close"
+        try:
+            async with client.stream("GET", url, headers=headers) as response:
+                status = response.status_code
+                if status == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
+                    raise NotModified(url)
+                if response.is_success:
+                    body = await self._read(response, shown)
+                    self._remember(url, response.headers)
+                    return Page(body, next_link(response.headers.get("link"), str(response.url)))
+                text = excerpt(await self._read(response, shown, limit=_EXCERPT_BYTES))
+                retry_after = response.headers.get("retry-after")
+                server_now = _http_date(response.headers.get("date"))
+        except httpx.TimeoutException as exc:
+            return _Retry(f"no answer within {self.timeout:g} s ({type(exc).__name__})", exc)
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            return _Retry(f"connection failed: {exc or type(exc).__name__}", exc)
+        except httpx.HTTPError as exc:  # redirect loop, unsupported scheme, bad encoding...
+            raise SourceError(shown, f"{type(exc).__name__}: {exc}") from exc
+        except httpx.InvalidURL as exc:
+            raise SourceError(shown, f"invalid URL: {exc}") from exc
+        reason = f"HTTP {status} {response.reason_phrase}".rstrip()
+        if text:
+            reason += f": {text}"
+        if not retryable(status):
+            raise SourceError(shown, reason, hint=self.hint(status))
+        return _Retry(reason, None, retry_after, server_now)
+
+    def _wait(self, failed: _Retry, attempt: int, shown: str) -> float:
+        """Seconds before the next attempt; raises SourceError when there is none."""
+        if attempt > self.max_retries:
+            raise SourceError(
+                shown,
+                f"{failed.reason} (gave up after {_attempts(attempt)})",
+                hint="the listing server is failing; the next run tries again",
+            ) from failed.cause
+        wait = retry_after_seconds(failed.retry_after, failed.server_now or datetime.now(UTC))
+        if wait is not None and wait > self.max_retry_after:
+            raise SourceError(
+                shown,
+                f"{failed.reason}; the server asks to wait {wait:.0f} s, more than the"
+                f" {self.max_retry_after:.0f} s this run waits",
+            ) from failed.cause
+        if wait is None:
+            wait = backoff_delay(attempt, self.backoff, random.random())
+        return wait
+
+    def _conditions(self, url: str) -> dict[str, str]:
+        """The conditional headers for ``url`` from :attr:`validators` (RFC 9110 §13.1)."""
+        etag, modified = (self.validators or {}).get(url, (None, None))
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
+        return headers
+
+    def _remember(self, url: str, headers: httpx.Headers) -> None:
+        """Keep a 200's validators for the next conditional GET (forget stale ones)."""
+        if self.validators is None:
+            return
+        etag, modified = headers.get("etag"), headers.get("last-modified")
+        if etag or modified:
+            self.validators[url] = (etag, modified)
+        else:
+            self.validators.pop(url, None)
 
     async def _read(self, response: httpx.Response, url: str, limit: int | None = None) -> bytes:
         """The (decoded) body, refusing one over ``max_bytes``; with ``limit``, at most
