@@ -164,9 +164,16 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A paper that matched a subscriber's queries, with how well and where."""
+    """A paper chosen for a subscriber, with how well and why.
+
+    A keyword match has the ``terms`` it matched and their ``spans``; a similarity pick
+    (:mod:`digest.select.similar`) has ``like``, the title of the liked paper it is nearest
+    to, and ``similarity``, 0..1, shown as a percentage ("like <title>, 42%").
+    """
 
     paper: Paper
     score: float
     terms: tuple[str, ...] = ()
     spans: tuple[Span, ...] = field(default_factory=tuple)
+    like: str | None = None
+    similarity: float | None = None
