@@ -38,7 +38,7 @@ async def run(
 ) -> RunReport:
     """The whole daily cycle for ``day``, recorded in the ``runs`` table (a dry run is not).
     ``progress`` counts the digests sent, failed or deferred (of the active subscribers; a
-    run in worker processes adds theirs up when they finish).
+    run in worker processes reads their live counts, see :meth:`WorkerPool.live`).
 
     Raises SourceError (nothing recorded but the failed run), DeliveryError or StateError.
     """
@@ -53,6 +53,8 @@ async def run(
 
     async with recorded_run(ctx, report, day) as record:
         workers = _start_workers(ctx)
+        if progress is not None and workers is not None:
+            progress.counted = workers.live(progress.counted)
         try:
             listing = await ctx.source.fetch(day)
             record.stage = "deliver"

@@ -15,6 +15,10 @@ they do not wait for each other.
 Workers are spawned (a fresh interpreter, not a fork of a process holding an event loop and
 database connections) and die with the parent (``PR_SET_PDEATHSIG``): a killed run never
 leaves a worker sending on its own, only claims the next run re-queues.
+
+Progress is live: each worker publishes its count (digests sent, failed or deferred) into
+its slot of a shared-memory array a few times a second, from a thread of its own, so the
+sending loop pays nothing for it; the parent reads the sum (:meth:`WorkerPool.live`).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableSequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +56,10 @@ log = logging.getLogger("digest.workers")
 #: up to the number of cores: below it, starting a process costs more than it saves.
 PER_WORKER = 2000
 _PR_SET_PDEATHSIG = 1
+#: Seconds between two updates of a worker's published count (the reporter reads ~4/s).
+PUBLISH_EVERY = 0.1
+#: In a worker: the shared counts, one slot per share (set by :func:`_init_worker`).
+_counts: MutableSequence[int] | None = None
 
 
 def cores() -> int:
@@ -96,8 +105,11 @@ class Done:
     hint: str | None = None
 
 
-def _init_worker(parent: int, level: int) -> None:
-    """Die with the parent; log like it; collect garbage as rarely as it does."""
+def _init_worker(parent: int, level: int, counts: MutableSequence[int] | None = None) -> None:
+    """Die with the parent; log like it; collect garbage as rarely as it does; keep the
+    shared counts to publish progress in."""
+    global _counts
+    _counts = counts
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -122,7 +134,7 @@ def work(job: Job) -> Done:
         return job.now + timedelta(seconds=job.elapsed + time.monotonic() - started)
 
     try:
-        with Store(config.database) as store:
+        with Store(config.database) as store, _publishing(report, job.part):
             ctx = make_context(config, store, now=job.now)
             pending = [
                 p
@@ -148,6 +160,34 @@ def work(job: Job) -> Done:
     return done
 
 
+@contextlib.contextmanager
+def _publishing(report: RunReport, part: int) -> Iterator[None]:
+    """While the block runs, copy ``report``'s count (sent + failed + deferred) into slot
+    ``part`` of the shared counts every :data:`PUBLISH_EVERY` seconds, and once at the end.
+
+    A thread of its own reads the count the sending loop keeps anyway: no shared-memory
+    write (nor lock) per message. Each slot has one writer; the parent only reads.
+    """
+    counts = _counts
+    if counts is None:  # not in a pool's worker (a test calling work() itself)
+        yield
+        return
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.wait(PUBLISH_EVERY):
+            counts[part] = report.sent + report.failed + report.deferred
+
+    thread = threading.Thread(target=publish, name="digest-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        counts[part] = report.sent + report.failed + report.deferred
+
+
 class WorkerError(DigestError):
     """A worker stopped the run (its error, as it said it)."""
 
@@ -158,11 +198,14 @@ class WorkerPool:
 
     def __init__(self, parts: int) -> None:
         self.parts = parts
+        spawn = multiprocessing.get_context("spawn")
+        # One 64-bit slot per share, each written by its worker only: no lock needed.
+        self._counts: MutableSequence[int] = spawn.Array("q", parts, lock=False)
         self._pool = ProcessPoolExecutor(
             max_workers=parts,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=spawn,
             initializer=_init_worker,
-            initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()),
+            initargs=(os.getpid(), logging.getLogger().getEffectiveLevel(), self._counts),
         )
         for _ in range(parts):
             self._pool.submit(_ready)
@@ -199,6 +242,19 @@ class WorkerPool:
         finally:
             self.close()
         return sorted(results, key=lambda d: d.part), written
+
+    def counted(self) -> int:
+        """Digests the workers have sent, failed or deferred so far (live, ~0.1 s late)."""
+        return sum(self._counts)
+
+    def live(self, counted: Callable[[], int] | None = None) -> Callable[[], int]:
+        """A :attr:`Progress.counted` for a run in these workers: their live count, or
+        ``counted()`` (the run's report, which adds the workers' up as they end) once it
+        is larger."""
+        if counted is None:
+            return self.counted
+        own = counted
+        return lambda: max(own(), self.counted())
 
     def close(self) -> None:
         """Stop the workers (after their current share, if any)."""
