@@ -3,7 +3,10 @@
 ``query`` (the keyword query language), ``index`` (a paper's folded words), ``match`` (the
 day's matcher: queries against papers), ``rank`` (ordering by score, upvotes, title),
 ``highlight`` (the spans, terms and score of each match), ``diff`` (papers never sent
-before). Imports only ``digest.models``, ``digest.errors`` and ``digest.words``: no
+before), ``similar`` (the similarity ranker: vectors of papers, subscribers' profiles) and
+``blend`` (picks by similarity, blended with keyword matches: import these two by name,
+they bring numpy and scikit-learn, which the rest does not need). Imports only
+``digest.models``, ``digest.errors``, ``digest.words`` and numpy/scikit-learn: no
 database, network, clock or filesystem.
 """
 

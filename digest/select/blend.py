@@ -1,0 +1,141 @@
+"""Choosing by similarity: a subscriber's picks of a day, and their blend with keyword matches.
+
+Pure functions over a :class:`~digest.select.similar.Day` (the day's vectors, once) and a
+subscriber's :class:`~digest.select.similar.Profile`. For many subscribers, compute their
+similarities together with :func:`similarities` (one matrix product) and pass each row.
+
+The rule (issue 17): without a profile, the keyword matches as they are; with keywords,
+the keyword matches first, ordered by similarity, then picks above the threshold up to the
+cap; without keywords, the picks above the threshold, best first, at most the cap. Liked and
+disliked papers are never chosen; dislikes lower the similarity of papers like them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence, Set
+
+import numpy as np
+from numpy.typing import NDArray
+
+from digest.models import Match
+from digest.select.similar import Day, Profile
+
+#: The similarity a pick needs when neither the subscriber nor the config sets one.
+DEFAULT_THRESHOLD = 0.2
+
+
+def similarities(profiles: Sequence[Profile], day: Day) -> NDArray[np.float32]:
+    """Each profile's similarity to each paper of ``day``: rows follow ``profiles``,
+    columns ``day.papers``; cosines in -1..1."""
+    if not profiles or not day.papers:
+        return np.zeros((len(profiles), len(day.papers)), np.float32)
+    centres = np.stack([p.centre for p in profiles])
+    return np.asarray(centres @ day.vectors.T, dtype=np.float32)
+
+
+def select_similar(
+    profile: Profile,
+    day: Day,
+    exclude_keys: Set[str] = frozenset(),
+    threshold: float = DEFAULT_THRESHOLD,
+    cap: int = 10,
+    scores: NDArray[np.float32] | None = None,
+) -> list[Match]:
+    """The day's papers at least ``threshold`` similar to ``profile``, best first, at most
+    ``cap``, none whose key is in ``exclude_keys`` or liked/disliked; each with its reason
+    (:attr:`Match.like`, :attr:`Match.similarity`). ``scores``: this profile's row of
+    :func:`similarities`, when computed for many at once.
+
+    >>> select_similar(profile, ranker.day(papers), delivered, 0.2, 10)  # doctest: +SKIP
+    [Match(paper=..., score=0.41, like='Graph attention networks', similarity=0.41)]
+    """
+    if not profile.has_likes or cap <= 0 or not day.papers:
+        return []
+    row = similarities([profile], day)[0] if scores is None else scores
+    return _picks(profile, day, row, _skip(profile, exclude_keys), threshold, cap)
+
+
+def blend(
+    keyword: Sequence[Match],
+    profile: Profile | None,
+    day: Day,
+    *,
+    has_keywords: bool,
+    threshold: float = DEFAULT_THRESHOLD,
+    cap: int = 10,
+    exclude_keys: Set[str] = frozenset(),
+    scores: NDArray[np.float32] | None = None,
+) -> list[Match]:
+    """A subscriber's papers of ``day``, best first, to split at ``cap`` (diff.select).
+
+    ``keyword``: every keyword match of the day in today's order (``DayMatcher.select``,
+    all of them: with a profile they are reordered, so each needs its highlights);
+    ``profile``: None when they like or dislike nothing (the result is ``keyword``
+    unchanged); ``has_keywords``: whether they have keyword queries (without, ``keyword``
+    is every paper, and only picks are kept); ``exclude_keys``: what they must not get (the
+    papers already delivered, and those their exclude queries match:
+    ``DayMatcher.keys(sub.exclude)``). Keyword matches keep their reason; picks carry
+    ``like`` and ``similarity``.
+    """
+    if profile is None:
+        return list(keyword)
+    skip = _skip(profile, exclude_keys)
+    row = similarities([profile], day)[0] if scores is None else scores
+    if not has_keywords:
+        if profile.has_likes:
+            return _picks(profile, day, row, skip, threshold, cap)
+        return _reorder([m for m in keyword if m.paper.key not in skip], day, row)
+    chosen = _reorder([m for m in keyword if m.paper.key not in skip], day, row)
+    room = cap - len(chosen)
+    if room > 0 and profile.has_likes:
+        taken = skip | {m.paper.key for m in chosen}
+        chosen += _picks(profile, day, row, taken, threshold, room)
+    return chosen
+
+
+def _skip(profile: Profile, exclude_keys: Set[str]) -> Set[str]:
+    return profile.keys | exclude_keys if exclude_keys else profile.keys
+
+
+def _reorder(matches: list[Match], day: Day, row: NDArray[np.float32]) -> list[Match]:
+    """``matches`` by similarity, highest first; ties (and papers not of ``day``) keep
+    their order. Dislikes make the papers like them sink."""
+    number = day.number
+    sims = [float(row[number[m.paper.key]]) if m.paper.key in number else 0.0 for m in matches]
+    order = sorted(range(len(matches)), key=lambda i: -sims[i])
+    return [matches[i] for i in order]
+
+
+def _picks(
+    profile: Profile,
+    day: Day,
+    row: NDArray[np.float32],
+    skip: Set[str],
+    threshold: float,
+    cap: int,
+) -> list[Match]:
+    above = np.flatnonzero(row >= threshold)
+    if not len(above) or cap <= 0:
+        return []
+    best = above[np.argsort(-row[above], kind="stable")]
+    papers = day.papers
+    chosen = [int(n) for n in best if papers[n].key not in skip][:cap]
+    if not chosen:
+        return []
+    nearest = _nearest(profile, day.vectors[chosen])
+    return [
+        Match(
+            papers[n],
+            score=round(float(row[n]), 4),
+            like=profile.titles[int(near)],
+            similarity=round(min(1.0, max(0.0, float(row[n]))), 4),
+        )
+        for n, near in zip(chosen, nearest, strict=True)
+    ]
+
+
+def _nearest(profile: Profile, vectors: NDArray[np.float32]) -> NDArray[np.intp]:
+    """For each vector, the number of the liked paper it is most similar to."""
+    sims = profile.liked.astype(np.float32) @ vectors.T  # liked x picks
+    nearest: NDArray[np.intp] = np.argmax(sims, axis=0)
+    return nearest
