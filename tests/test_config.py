@@ -17,6 +17,7 @@ from digest.config import (
     load,
     parse,
 )
+from digest.config.sources import SOURCE_SETTINGS
 from digest.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +200,7 @@ def test_example_file_is_generated_from_the_declaration() -> None:
 
 def test_example_documents_every_key_and_loads(tmp_path: Path) -> None:
     text = example_toml()
-    commented_key = re.compile(r"^# (\[smtp\]|\[mailbox\]|[a-z_]+ = .*)$")
+    commented_key = re.compile(r"^# (\[smtp\]|\[mailbox\]|\[\[sources\]\]|[a-z_]+ = .*)$")
     uncommented = "\n".join(
         m.group(1) if (m := commented_key.match(line)) else line for line in text.splitlines()
     )
@@ -208,6 +209,10 @@ def test_example_documents_every_key_and_loads(tmp_path: Path) -> None:
     keys |= {f"{s}.{k}" for s in SECTIONS for k in data.get(s, {})}
     assert keys == {s.key for s in SETTINGS}
     assert set(data["subscribers"][0]) == {s.key for s in SUBSCRIBER_SETTINGS}
+    assert {k for entry in data["sources"] for k in entry} == {s.key for s in SOURCE_SETTINGS}
+    assert [s.kind for s in parse(data, base=tmp_path).sources] == [
+        "huggingface", "arxiv", "feed", "file"
+    ]  # fmt: skip
     parse(tomllib.loads(text), base=tmp_path)
     parse(data, base=tmp_path)
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from digest import __version__
-from digest.config import SETTINGS, Invalid
+from digest.config import Invalid
+from digest.config.sources import SOURCE_SETTINGS
 from digest.errors import SourceError
 from digest.sources import (
     MAX_BACKOFF,
@@ -547,7 +548,7 @@ def test_make_source() -> None:
 
 
 def test_make_source_knows_exactly_the_kinds_the_config_accepts() -> None:
-    check = next(s.check for s in SETTINGS if s.key == "source.kind")
+    check = next(s.check for s in SOURCE_SETTINGS if s.key == "kind")
     for kind in SOURCE_KINDS:
         assert check(kind) == kind
     with pytest.raises(Invalid):

@@ -105,9 +105,9 @@ def zone() -> Check:
     return check
 
 
-def http_url() -> Check:
+def http_url(*, strip: bool = True) -> Check:
     """A URL requests go to: http or https, a host (and a valid port), no space or control
-    character. Returned without its trailing ``/``."""
+    character. Returned without its trailing ``/`` (with ``strip``), else as given."""
 
     def check(value: Any) -> str:
         if not isinstance(value, str) or not value.startswith(("http://", "https://")):
@@ -117,7 +117,7 @@ def http_url() -> Check:
                 what = "a space" if char.isspace() else _named(char)
                 raise Invalid(f"expected a URL without {what}")
         _host_and_port(_split(value))
-        return value.rstrip("/")
+        return value.rstrip("/") if strip else value
 
     return check
 
@@ -272,3 +272,16 @@ def normalise_address(value: str, *, deliverable: bool = True) -> str:
         raise Invalid(NON_ASCII_LOCAL)
     # Local parts are case-sensitive in theory, never in practice: one person, one row.
     return str(result.normalized).lower()
+
+
+def header_value() -> Check:
+    """A value for an HTTP header such as ``User-Agent``: printable ASCII, one line."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise Invalid("expected a non-empty string")
+        if not all(" " <= char <= "~" for char in value) or len(value) > 500:
+            raise Invalid("expected one line of printable ASCII, at most 500 characters")
+        return value.strip()
+
+    return check

@@ -21,9 +21,9 @@ from digest.config.settings import (
     RunConfig,
     ScheduleConfig,
     SmtpConfig,
-    SourceConfig,
     WebConfig,
 )
+from digest.config.sources import parse_sources, source_names
 from digest.config.subscribers import parse_subscribers
 from digest.config.table import check_table, resolve, show, suggest, unknown_keys
 from digest.errors import ConfigError, ConfigProblem
@@ -32,7 +32,7 @@ CONFIG_ENV = "DIGEST_CONFIG"
 DEFAULT_CONFIG = "config.toml"
 
 _TOP_NAMES = [s.key for s in SETTINGS if "." not in s.key]
-_VALID_TOP = [*_TOP_NAMES, *SECTIONS, "subscribers"]
+_VALID_TOP = [*_TOP_NAMES, *SECTIONS, "sources", "subscribers", "source"]
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path:
@@ -75,7 +75,9 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     problems = _unknown_keys(data)
     values = check_table(_flatten(data), SETTINGS, "", problems, base)
-    subscribers = parse_subscribers(data.get("subscribers", []), base, problems)
+    sources = parse_sources(data, base, problems)
+    names = source_names(data)
+    subscribers = parse_subscribers(data.get("subscribers", []), base, problems, sources=names)
     problems += _cross_checks(values)
     if problems:
         raise ConfigError(problems, path=str(path) if path else None)
@@ -85,7 +87,7 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
         timezone=values["timezone"],
         base_url=values["base_url"],
         templates_dir=values["templates_dir"],
-        source=SourceConfig(**_section(values, "source")),
+        sources=sources,
         mail=_mail(values, base),
         smtp=_smtp(values),
         feeds=_feeds(values, base),
@@ -94,6 +96,7 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
         web=WebConfig(**_section(values, "web")),
         run=RunConfig(**_section(values, "run")),
         mailbox=_mailbox(values, base),
+        user_agent=values["user_agent"],
     )
 
 
@@ -131,8 +134,6 @@ def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
 def _cross_checks(values: Mapping[str, Any]) -> list[ConfigProblem]:
     """Problems of settings valid alone but not together."""
     problems = mailbox_problems(values)
-    if values.get("source.kind") == "file" and values.get("source.path") is None:
-        problems.append(ConfigProblem("source.path", 'required when source.kind = "file"'))
     if values.get("smtp.security") == "none" and values.get("smtp.username"):
         problems.append(
             ConfigProblem(

@@ -15,7 +15,7 @@ from digest.config.checks import (
     base_url,
     boolean,
     choice,
-    http_url,
+    header_value,
     integer,
     mailbox,
     number,
@@ -29,6 +29,7 @@ from digest.config.checks import (
 from digest.config.declaration import Setting as Setting  # re-exported
 from digest.config.mailbox import MAILBOX_SETTINGS, MailboxConfig
 from digest.config.passwords import env_password
+from digest.config.sources import SourceSettings
 from digest.models import ABSTRACT_MODES, Subscriber
 from digest.schedule import Schedule, check_frequency, check_weekday
 
@@ -57,37 +58,12 @@ SETTINGS: tuple[Setting, ...] = (
         example="my-templates",
     ),
     Setting(
-        "source.kind",
-        choice("huggingface", "file"),
-        "huggingface",
-        '"huggingface" (the daily papers API) or "file" (local JSON listings)',
-    ),
-    Setting(
-        "source.url",
-        http_url(),
-        "https://huggingface.co/api/daily_papers",
-        'the listing API, for kind = "huggingface"',
-    ),
-    Setting(
-        "source.path",
-        optional(text()),
+        "user_agent",
+        optional(header_value()),
         None,
-        'for kind = "file": a folder of YYYY-MM-DD.json listings, or one JSON file',
-        path=True,
-        example="listings",
-    ),
-    Setting("source.timeout", number(1, 600), 30.0, "seconds before a request is abandoned"),
-    Setting(
-        "source.retries",
-        integer(0, 10),
-        4,
-        "attempts after a timeout, 5xx or 429 before the run fails",
-    ),
-    Setting(
-        "source.max_bytes",
-        integer(1_000, 1_000_000_000),
-        20_000_000,
-        "a response larger than this is refused",
+        "User-Agent of every request to a source, with your contact as arXiv asks; default:"
+        " paper-digest, its version and mail.from's address",
+        example="paper-digest (https://digest.example.org; ops@example.org)",
     ),
     Setting(
         "mail.from",
@@ -123,6 +99,13 @@ SETTINGS: tuple[Setting, ...] = (
         'how much of each abstract a digest shows, for subscribers that chose none: "full"'
         ' (up to ~600 characters), "short" (its first sentences, up to ~300 characters, and'
         ' a link to the paper) or "none" (titles, authors and links)',
+    ),
+    Setting(
+        "mail.like_threshold",
+        number(0, 1),
+        0.2,
+        "default for subscribers with likes: how similar (0-1) to a paper they like a paper"
+        " must be to be picked for its likeness",
     ),
     Setting(
         "mail.max_hard_bounces",
@@ -298,11 +281,14 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 _BY_KEY = {s.key: s for s in SETTINGS}
-SECTIONS = ("source", "mail", "smtp", "schedule", "run", "web", "feeds", "mailbox")
+SECTIONS = ("mail", "smtp", "schedule", "run", "web", "feeds", "mailbox")
 
 
 @dataclass(frozen=True)
 class SourceConfig:
+    """One source in the shape of the old single ``[source]`` table (see
+    :attr:`Config.source`)."""
+
     kind: str
     url: str
     path: Path | None
@@ -322,6 +308,7 @@ class MailConfig:
     abstract: str = "short"
     alert_after: int = 3
     bounce_address: str | None = None
+    like_threshold: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -387,7 +374,7 @@ class Config:
     timezone: str
     base_url: str
     templates_dir: Path | None
-    source: SourceConfig
+    sources: tuple[SourceSettings, ...]
     mail: MailConfig
     smtp: SmtpConfig
     feeds: FeedsConfig
@@ -396,6 +383,26 @@ class Config:
     web: WebConfig = WebConfig()
     run: RunConfig = RunConfig()
     mailbox: MailboxConfig = field(default_factory=MailboxConfig)
+    user_agent: str | None = None  # None: made by the run from mail.from
+
+    @property
+    def source(self) -> SourceConfig:
+        """Deprecated: the first enabled source in the old ``[source]`` shape, for callers
+        not yet reading :attr:`sources`."""
+        first = next(s for s in self.sources if s.enabled)
+        return SourceConfig(
+            kind=first.kind,
+            url=first.url or (first.rss_url if first.kind == "arxiv" else ""),
+            path=first.path,
+            timeout=first.timeout,
+            retries=first.retries,
+            max_bytes=first.max_bytes,
+        )
+
+    @property
+    def enabled_sources(self) -> tuple[SourceSettings, ...]:
+        """The sources a run reads."""
+        return tuple(s for s in self.sources if s.enabled)
 
     def schedule_of(self, sub: Subscriber) -> Schedule:
         """A subscriber's schedule, with this configuration's defaults filled in."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from digest.config.checks import (
     address,
     choice,
     integer,
+    number,
     optional,
     queries,
     schedule_field,
@@ -16,7 +18,8 @@ from digest.config.checks import (
     time_of_day,
     zone,
 )
-from digest.config.settings import Setting
+from digest.config.declaration import Setting
+from digest.config.preferences import like_list, source_list, unknown_sources
 from digest.config.table import check_table, show, unknown_keys
 from digest.errors import ConfigProblem
 from digest.models import ABSTRACT_MODES, Subscriber
@@ -91,17 +94,41 @@ SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
         "daily digests only on these days; default every day",
         example=["mon", "tue", "wed", "thu", "fri"],
     ),
+    Setting(
+        "sources",
+        optional(source_list()),
+        None,
+        "names of the [[sources]] whose papers they get; default every source",
+        example=["hf"],
+    ),
+    Setting(
+        "like",
+        like_list(),
+        (),
+        "papers they like (arXiv ids, arxiv.org links, DOIs), added to their likes: papers"
+        " similar to these are picked for them; removing one here unlikes nothing",
+        example=["2503.01234", "https://arxiv.org/abs/2502.04321v2"],
+    ),
+    Setting(
+        "like_threshold",
+        optional(number(0, 1)),
+        None,
+        "how similar (0-1) to a liked paper a paper must be to be picked; default"
+        " mail.like_threshold",
+        example=0.2,
+    ),
 )
 _NAMES = [s.key for s in SUBSCRIBER_SETTINGS]
 
 
 def parse_subscribers(
-    raw: Any, base: Path, problems: list[ConfigProblem]
+    raw: Any, base: Path, problems: list[ConfigProblem], *, sources: Sequence[str] | None = None
 ) -> tuple[Subscriber, ...]:
     """The valid subscribers of a ``[[subscribers]]`` array, one per address.
 
-    Every problem (bad value, unknown or missing key, duplicate address) is appended to
-    ``problems``; an entry with one is left out.
+    Every problem (bad value, unknown or missing key, duplicate address, a source not among
+    ``sources``: the configured names, None: not checked) is appended to ``problems``; an
+    entry with one is left out.
     """
     if not isinstance(raw, list):
         problems.append(ConfigProblem("subscribers", "expected [[subscribers]] tables"))
@@ -109,7 +136,7 @@ def parse_subscribers(
     subscribers: list[Subscriber] = []
     seen: set[str] = set()
     for i, entry in enumerate(raw):
-        sub = _parse_entry(i, entry, base, problems)
+        sub = _parse_entry(i, entry, base, problems, sources)
         if sub is None:
             continue
         if sub.email in seen:
@@ -123,7 +150,7 @@ def parse_subscribers(
 
 
 def _parse_entry(
-    i: int, entry: Any, base: Path, problems: list[ConfigProblem]
+    i: int, entry: Any, base: Path, problems: list[ConfigProblem], known: Sequence[str] | None
 ) -> Subscriber | None:
     where = f"subscribers[{i}]."
     if not isinstance(entry, dict):
@@ -135,6 +162,9 @@ def _parse_entry(
         return None
     before = len(problems)
     sub = check_table(entry, SUBSCRIBER_SETTINGS, where, problems, base)
+    if known is not None and sub.get("sources"):
+        for name, hint in unknown_sources(sub["sources"], known):
+            problems.append(ConfigProblem(where + "sources", f"no source {show(name)}", hint=hint))
     if len(problems) > before:
         return None
     return Subscriber(**sub)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config.checks import Invalid
-from digest.config.settings import Setting
+from digest.config.declaration import Setting
 from digest.errors import ConfigProblem
 
 
