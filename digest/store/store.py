@@ -13,6 +13,7 @@ from digest.store.outbox import Outbox
 from digest.store.papers import Papers
 from digest.store.runs import RunLog
 from digest.store.schema import open_engine
+from digest.store.source_state import SourceStates
 from digest.store.stats import Stats
 
 
@@ -33,6 +34,7 @@ class Store:
         self.bounces = Bounces(self.engine)  # the bounce mailbox's record
         self.limits = RateLimits(self.engine)
         self.stats = Stats(self.engine)
+        self.sources = SourceStates(self.engine)  # each source's last fetch, error, validators
         try:
             upgrade_if_behind(self.engine)  # Alembic: a database that is behind is upgraded
         except BaseException:
