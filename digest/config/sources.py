@@ -273,19 +273,20 @@ def parse_sources(
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw):
         source = _entry(i, entry, base, problems)
-        if source is None:
-            continue
-        if source.name in seen:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name in seen:
             problems.append(
                 ConfigProblem(
                     f"sources[{i}].name",
-                    f"duplicate source {show(source.name)} (also sources[{seen[source.name]}])",
+                    f"duplicate source {show(name)} (also sources[{seen[name]}])",
                     hint="each source needs its own name",
                 )
             )
             continue
-        seen[source.name] = i
-        found.append(source)
+        if isinstance(name, str):
+            seen[name] = i
+        if source is not None:
+            found.append(source)
     if not any(isinstance(e, dict) and e.get("enabled", True) is not False for e in raw):
         problems.append(
             ConfigProblem(
@@ -306,7 +307,8 @@ def source_names(data: Mapping[str, Any]) -> list[str] | None:
         return [kind] if isinstance(kind, str) else None
     if "source" in data or not isinstance(data["sources"], list):
         return None
-    return [e["name"] for e in data["sources"] if isinstance(e, dict) and "name" in e]
+    names = [e.get("name") for e in data["sources"] if isinstance(e, dict)]
+    return list(dict.fromkeys(n for n in names if isinstance(n, str) and _NAME.fullmatch(n)))
 
 
 def _entry(i: int, entry: Any, base: Path, problems: list[ConfigProblem]) -> SourceSettings | None:
@@ -351,7 +353,7 @@ def _kind_problems(
                 ConfigProblem(
                     where + key,
                     f'not a key of kind = "{kind}" sources (it is for {kinds})',
-                    hint=f"a {kind} source takes: {', '.join(takes)}",
+                    hint=f'kind = "{kind}" takes: {", ".join(takes)}',
                 )
             )
     required = _REQUIRED.get(kind)
@@ -366,7 +368,7 @@ def _kind_problems(
                     where + "min_interval",
                     f"arXiv asks for at most one request every {ARXIV_MIN_INTERVAL:g} seconds,"
                     f" got {show(entry['min_interval'])}",
-                    hint=f"leave it out (the default is {ARXIV_MIN_INTERVAL:g}) or make it larger",
+                    hint=f"leave it out for arXiv's {ARXIV_MIN_INTERVAL:g}, or make it larger",
                 )
             )
     return problems
@@ -380,6 +382,15 @@ def _legacy(table: Any, base: Path, problems: list[ConfigProblem]) -> SourceSett
     names = [s.key.removeprefix("source.") for s in LEGACY_SETTINGS]
     before = len(problems)
     problems.extend(unknown_keys(table, names, "source."))
+    if table.get("kind") in ("arxiv", "feed"):  # kinds only the [[sources]] list has
+        problems.append(
+            ConfigProblem(
+                "source.kind",
+                f"{show(table['kind'])} sources are configured in the [[sources]] list",
+                hint="replace [source] by [[sources]] entries, each with a name and a kind",
+            )
+        )
+        table = {k: v for k, v in table.items() if k != "kind"}
     values = check_table(table, LEGACY_SETTINGS, "source.", problems, base)
     if values.get("kind") == "file" and "path" not in table:
         problems.append(ConfigProblem("source.path", 'required when source.kind = "file"'))
