@@ -1,0 +1,459 @@
+"""Any RSS 0.9x/1.0/2.0 or Atom feed, parsed with feedparser into dated papers.
+
+Pure: bytes in, :class:`ParsedFeed` out (feedparser is given the bytes as a stream, so it
+never opens a URL or a file). What an entry becomes:
+
+- **title**: HTML reduced to one line of text (RSS titles are HTML in practice, escaped once
+  or twice; an Atom ``type="text"`` title is text as it is);
+- **abstract**: the longer of the summary and the content, as text with its paragraphs;
+- **authors**: every author, ``dc:creator`` or ``<author>``; one string naming several
+  (``"Ada Okafor, Bo Chen and Cy Diaz"``) is split, a single ``"Okafor, Ada"`` is not;
+- **link**: the entry's page, resolved against the feed's URL; http(s) only;
+- **identity**: the arXiv id of an ``arxiv.org/abs|pdf`` link or guid, the DOI of
+  ``prism:doi``, ``dc:identifier``, a ``doi.org`` or ``…/doi/10.…`` link, then the link,
+  then the title (:func:`digest.identity.key_of`);
+- **listing date**: its published (else updated) time in the configured time zone; a bare
+  date (``2026-12-03``) is that day; an undated entry belongs to the fetch date.
+
+The bytes are decoded before feedparser sees them: UTF-8 whenever they are valid UTF-8 (a
+feed declared ``ISO-8859-1`` that is really UTF-8 is common), else the declared charset,
+else Windows-1252, with a warning when a declaration was wrong.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
+
+import feedparser
+
+from digest.errors import SourceError
+from digest.identity import arxiv_id_of, arxiv_version, dedupe, doi_of, key_of, paper_identities
+from digest.models import Paper
+from digest.sources.feed_text import clean_block, clean_line, html_block, html_line
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([\w.:-]+)", re.I)
+_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?\bencoding\s*=\s*[\"']([\w.:-]+)[\"']", re.I)
+_XML_DECLARATION = re.compile(r"\s*<\?xml\b")
+_DATE_ONLY = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*$")
+_DOI_IN_LINK = re.compile(r"/doi/(?:abs/|full/|pdf/|epdf/)?(10\.\d{4,9}/[^?#\s]+)", re.I)
+_HTML_START = re.compile(r"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.I)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_SEVERAL = re.compile(r"\s*(?:,|;|\band\b|&)\s*", re.I)
+_JOINED = re.compile(r"\band\b|&", re.I)
+_ET_AL = re.compile(r"[,\s]*\bet\s+al\b\.?\s*$", re.I)
+#: The tag ``dc:identifier``, ``prism:doi`` and friends take in a feedparser entry.
+_DOI_FIELDS = ("prism_doi", "dc_identifier", "doi", "arxiv_doi", "id")
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A feed's papers with the listing date each belongs to, in the feed's order, each
+    paper once; ``warnings`` (encoding, broken XML, merged duplicates, dropped fields) and
+    the number of entries ``skipped`` (no title and no link)."""
+
+    entries: tuple[tuple[date, Paper], ...]
+    warnings: tuple[str, ...] = ()
+    skipped: int = 0
+
+    def papers_of(self, day: date) -> tuple[Paper, ...]:
+        """The papers whose listing date is ``day``."""
+        return tuple(paper for listed, paper in self.entries if listed == day)
+
+
+def decode_body(body: bytes, content_type: str | None) -> tuple[str, list[str]]:
+    """The text of a feed's bytes and a warning when its declared charset was wrong.
+
+    A byte order mark wins; then UTF-8 when the bytes are valid UTF-8; then the charset of
+    ``content_type`` or of the XML declaration; then Windows-1252 (which decodes anything).
+    """
+    for bom, marked in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(marked, "replace"), []
+    found = _CHARSET.search(content_type or "")
+    head = _XML_ENCODING.match(body[:300])
+    declared = found.group(1) if found else head.group(1).decode("ascii") if head else None
+    known = _codec(declared)
+    warnings: list[str] = []
+    if declared and known is None:
+        warnings.append(f"unknown charset {declared!r} ignored")
+    if known and known.startswith(("utf-16", "utf-32")):
+        try:
+            return body.decode(known), warnings
+        except UnicodeDecodeError:
+            pass
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if known and known != "utf-8":
+            try:
+                return body.decode(known), warnings
+            except UnicodeDecodeError:
+                pass
+        said = f"declared {declared}" if declared else "no charset declared"
+        warnings.append(
+            f"{said}, but the bytes are not valid UTF-8 (first at byte {exc.start}):"
+            " read as Windows-1252"
+        )
+        return _windows_1252(body), warnings
+    if known not in (None, "utf-8") and not body.isascii():
+        warnings.append(f"declared {declared}, but the bytes are UTF-8: read as UTF-8")
+    return text, warnings
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _windows_1252(body: bytes) -> str:
+    try:
+        return body.decode("cp1252")
+    except UnicodeDecodeError:  # five bytes cp1252 leaves undefined: Latin-1 takes them
+        return body.decode("latin-1")
+
+
+def parse_feed(
+    body: bytes,
+    *,
+    name: str,
+    url: str,
+    content_type: str | None,
+    timezone: ZoneInfo,
+    fetched: date,
+) -> ParsedFeed:
+    """The papers of a feed's response ``body`` (fetched from ``url`` on ``fetched``).
+
+    ``name`` is the source's name (each paper's ``sources``); ``content_type`` the response's
+    header (its charset, and whether the server calls it HTML). Broken XML with usable
+    entries gives them with a warning. Raises :class:`SourceError` naming ``url`` for an
+    empty body, an HTML page, or anything else with no entries that is not a valid feed.
+    """
+    if not body.strip():
+        raise SourceError(
+            url,
+            "the response is empty, not an RSS/Atom feed",
+            hint="check the source's url; the next run tries again",
+        )
+    text, warnings = decode_body(body, content_type)
+    result = feedparser.parse(
+        io.BytesIO(text.encode("utf-8")),
+        response_headers={
+            "content-type": "application/xml; charset=utf-8",
+            "content-location": url,
+        },
+    )
+    raw_entries: Sequence[Any] = result.get("entries") or []
+    broken = result.get("bozo_exception") if result.get("bozo") else None
+    if not raw_entries and (broken is not None or not result.get("version")):
+        raise _not_a_feed(url, text, content_type, broken)
+    if broken is not None:
+        what = _describe(broken, text)
+        warnings.append(f"the feed is not well-formed ({what}): read what it holds")
+    atom = str(result.get("version") or "").startswith("atom")
+    dated: list[tuple[date, Paper]] = []
+    skipped = 0
+    for index, entry in enumerate(raw_entries):
+        notes: list[str] = []
+        found = entry_paper(entry, name=name, url=url, atom=atom, timezone=timezone, notes=notes)
+        label = f"entry {index}"
+        if found is None:
+            skipped += 1
+            warnings.append(f"{label}: no title and no link, skipped")
+            continue
+        label += f" ({found.title[:60]})"
+        warnings.extend(f"{label}: {note}" for note in notes)
+        dated.append((listing_date(entry, timezone, fetched), found))
+    return ParsedFeed(tuple(_unique(dated, warnings)), tuple(warnings), skipped)
+
+
+def _unique(dated: list[tuple[date, Paper]], warnings: list[str]) -> list[tuple[date, Paper]]:
+    """One pair per paper (:func:`digest.identity.dedupe`), at the earliest date it was
+    listed under."""
+    merged = dedupe(paper for _, paper in dated)
+    if len(merged) == len(dated):
+        return dated
+    where: dict[str, int] = {}
+    for index, paper in enumerate(merged):
+        for key in paper_identities(paper):
+            where.setdefault(key, index)
+    days: dict[int, date] = {}
+    for day, paper in dated:
+        index = next(where[k] for k in paper_identities(paper) if k in where)
+        if index in days:
+            warnings.append(f"{paper.title[:60]!r} is listed twice: kept once")
+        days[index] = min(day, days.get(index, day))
+    return [(days[index], paper) for index, paper in enumerate(merged)]
+
+
+def listing_date(entry: Mapping[str, Any], timezone: ZoneInfo, fetched: date) -> date:
+    """The date an entry is listed under: its published, else updated, time in
+    ``timezone``; a bare ISO date is that date; without either, ``fetched``."""
+    moment = entry_moment(entry, timezone)
+    return moment.astimezone(timezone).date() if moment else fetched
+
+
+def entry_moment(entry: Mapping[str, Any], timezone: ZoneInfo) -> datetime | None:
+    """When an entry was published (else updated), in UTC; a bare date is its midnight in
+    ``timezone``. None without a readable date."""
+    for field in ("published", "updated", "created"):
+        raw = entry.get(field)
+        bare = _DATE_ONLY.match(raw) if isinstance(raw, str) else None
+        if bare:
+            try:
+                day = date.fromisoformat(bare.group(1))
+            except ValueError:
+                continue
+            return datetime(day.year, day.month, day.day, tzinfo=timezone).astimezone(UTC)
+        parsed = entry.get(f"{field}_parsed")
+        if isinstance(parsed, time.struct_time):
+            try:
+                return datetime(*parsed[:6], tzinfo=UTC)
+            except (ValueError, OverflowError):
+                continue
+    return None
+
+
+def entry_paper(
+    entry: Mapping[str, Any],
+    *,
+    name: str,
+    url: str,
+    atom: bool,
+    timezone: ZoneInfo,
+    notes: list[str],
+) -> Paper | None:
+    """One feed entry as a :class:`Paper`, or None when it has neither a title nor a link.
+
+    ``atom``: the feed is Atom (its ``type="text"`` fields are text, not HTML); ``timezone``
+    places a bare date. Repairs go to ``notes``.
+    """
+    link = _link(entry, url, notes)
+    title = _text(entry, "title", atom, block=False)
+    if not title and not link:
+        return None
+    if not title:
+        assert link is not None
+        title = link
+        notes.append("no title: its link stands for it")
+    authors = _authors(entry, atom)
+    candidates = [_str(entry.get("id")), link, *_hrefs(entry)]
+    arxiv_from = next((c for c in candidates if arxiv_id_of(c)), None)
+    arxiv_id = arxiv_id_of(arxiv_from)
+    doi = _doi(entry, link)
+    return Paper(
+        key=key_of(arxiv_id=arxiv_id, doi=doi, link=link, title=title, authors=authors),
+        title=title,
+        abstract=_abstract(entry, atom),
+        authors=authors,
+        arxiv_id=arxiv_id,
+        published=entry_moment(entry, timezone),
+        doi=doi,
+        link=link,
+        categories=_categories(entry),
+        sources=(name,),
+        version=arxiv_version(arxiv_from) if arxiv_from else None,
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _is_html(detail: Any, atom: bool) -> bool:
+    """Whether a text construct is HTML: Atom says so; RSS fields are HTML in practice
+    (feedparser guesses ``text/plain`` for ``<i>x</i> & <script>``)."""
+    kind = detail.get("type", "") if isinstance(detail, Mapping) else ""
+    return not atom or kind in _HTML_TYPES
+
+
+def _text(entry: Mapping[str, Any], field: str, atom: bool, *, block: bool) -> str:
+    value = _str(entry.get(field))
+    if value is None:
+        return ""
+    if _is_html(entry.get(f"{field}_detail"), atom):
+        return html_block(value) if block else html_line(value)
+    return clean_block(value) if block else clean_line(value)
+
+
+def _abstract(entry: Mapping[str, Any], atom: bool) -> str:
+    """The longest of the summary and the content blocks, as text."""
+    texts = [_text(entry, "summary", atom, block=True)]
+    for part in entry.get("content") or ():
+        if isinstance(part, Mapping) and _str(part.get("value")):
+            texts.append(_text({"c": part["value"], "c_detail": part}, "c", atom, block=True))
+    return max(texts, key=len)
+
+
+def _link(entry: Mapping[str, Any], base: str, notes: list[str]) -> str | None:
+    """The entry's page: ``link`` (feedparser's alternate), else an http(s) guid, resolved
+    against the feed's URL; None when it is not http(s)."""
+    raw = _str(entry.get("link"))
+    if raw is None and entry.get("guidislink"):
+        raw = _str(entry.get("id"))
+    if raw is None:
+        return None
+    try:
+        resolved = urljoin(base, raw.strip())
+        scheme = urlsplit(resolved).scheme.lower()
+    except ValueError:
+        scheme, resolved = "", raw
+    if scheme in ("http", "https"):
+        return resolved
+    notes.append(f"link {clean_line(raw)[:60]!r} is not an http(s) address: dropped")
+    return None
+
+
+def _hrefs(entry: Mapping[str, Any]) -> list[str]:
+    links = entry.get("links") or ()
+    return [h for link in links if isinstance(link, Mapping) and (h := _str(link.get("href")))]
+
+
+def _doi(entry: Mapping[str, Any], link: str | None) -> str | None:
+    for field in _DOI_FIELDS:
+        if found := doi_of(_str(entry.get(field))):
+            return found
+    for href in [*([link] if link else []), *_hrefs(entry)]:
+        found = doi_of(href)
+        if found is None and (m := _DOI_IN_LINK.search(href)):
+            found = doi_of(m.group(1))
+        if found:
+            return found
+    return None
+
+
+def _authors(entry: Mapping[str, Any], atom: bool) -> tuple[str, ...]:
+    """Every author's name once, in order; one string of several names is split."""
+    names: list[str] = []
+    raw = [a.get("name") for a in entry.get("authors") or () if isinstance(a, Mapping)]
+    if not any(raw) and _str(entry.get("author")):
+        raw = [entry.get("author")]
+    for value in raw:
+        if not isinstance(value, str):
+            continue
+        text = clean_line(value) if atom else html_line(value)
+        for author in split_authors(text):
+            if author not in names:
+                names.append(author)
+    return tuple(names)
+
+
+def split_authors(text: str) -> list[str]:
+    """The names in one author string: ``"Ada Okafor, Bo Chen and Cy Diaz"`` -> three,
+    ``"Okafor, Ada; Chen, Bo"`` -> two (``;`` separates when present), ``"Okafor, Ada"``
+    -> one (a surname and a given name), ``"… et al."`` drops the ``et al.``."""
+    text = _ET_AL.sub("", text).strip()
+    if ";" in text:
+        parts = [" ".join(p.split()) for p in text.split(";")]
+        return [p for p in parts if p]
+    parts = [p for p in _SEVERAL.split(text) if p]
+    one = len(parts) == 2 and text.count(",") == 1 and " " not in parts[0]
+    if one and not _JOINED.search(text):
+        return [text]  # "Okafor, Ada" or "Okafor, Ada B."
+    return parts
+
+
+def _categories(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    found: list[str] = []
+    for tag in entry.get("tags") or ():
+        if not isinstance(tag, Mapping):
+            continue
+        term = clean_line(_str(tag.get("term")) or _str(tag.get("label")) or "")
+        if term and term not in found:
+            found.append(term)
+    return tuple(found)
+
+
+class _FeedLinks(HTMLParser):
+    """The feeds an HTML page names: ``<link rel="alternate" type="application/rss+xml">``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: (v or "") for k, v in attrs}
+        kinds = ("application/rss+xml", "application/atom+xml", "application/rdf+xml")
+        rel = values.get("rel", "").lower().split()
+        href = values.get("href", "").strip()
+        if tag == "link" and "alternate" in rel and values.get("type", "").lower() in kinds:
+            self.found.extend([href] if href else [])
+
+
+def feeds_named_by(page: str, base: str) -> list[str]:
+    """The feed addresses an HTML page announces, resolved against ``base``."""
+    finder = _FeedLinks()
+    finder.feed(page[:200_000])
+    finder.close()
+    return [urljoin(base, href) for href in finder.found]
+
+
+def _not_a_feed(
+    url: str, text: str, content_type: str | None, broken: BaseException | None
+) -> SourceError:
+    head = text.lstrip("\ufeff \t\r\n")[:2_000]
+    if _HTML_START.search(head) or "html" in (content_type or "").lower():
+        named = feeds_named_by(text, url)
+        hint = (
+            f"the page names its feed: {named[0]}; use that as the source's url"
+            if named
+            else "use the address of the feed itself (often ending in .rss, .xml, .atom or"
+            " /feed), not of a web page"
+        )
+        return SourceError(
+            url, "this is an HTML page, not an RSS/Atom feed: check the URL", hint=hint
+        )
+    what = (
+        f"({_describe(broken, text)})" if broken is not None else "(no RSS or Atom element found)"
+    )
+    start = clean_line(head[:60])
+    return SourceError(
+        url,
+        f"not an RSS/Atom feed {what}; it starts with {start!r}",
+        hint="check the source's url: it must give an RSS or Atom feed",
+    )
+
+
+def _describe(error: BaseException, text: str) -> str:
+    """A parse error in words, with its line in ``text`` (feedparser adds an XML
+    declaration line to a document that has none)."""
+    message = getattr(error, "getMessage", None)
+    said = message() if callable(message) else str(error)
+    line = getattr(error, "getLineNumber", None)
+    number = line() if callable(line) else None
+    if isinstance(number, int) and not _XML_DECLARATION.match(text):
+        number -= 1
+    where = f" at line {number}" if isinstance(number, int) and number > 0 else ""
+    return f"{clean_line(str(said))[:120]}{where}"
+
+
+__all__ = [
+    "ParsedFeed",
+    "decode_body",
+    "entry_moment",
+    "entry_paper",
+    "feeds_named_by",
+    "listing_date",
+    "parse_feed",
+    "split_authors",
+]

@@ -1,0 +1,161 @@
+"""A real HTTP server on 127.0.0.1 that serves feeds (any bytes, any Content-Type) by path,
+and fails on demand.
+
+Usage::
+
+    with FeedServer() as server:
+        url = server.serve("/neuro.rss", body, content_type="text/xml; charset=iso-8859-1")
+        server.fail("/neuro.rss", 503, times=2, headers={"Retry-After": "0"})
+        ...
+        assert server.requests == ["/neuro.rss", ...]
+
+A path not served is a 404 with a small HTML page. ``requests`` and ``user_agents`` record
+every request in order. The server runs in a background thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Route:
+    """What a path answers: ``status``, ``body`` and ``Content-Type`` (None: no header)."""
+
+    body: bytes
+    content_type: str | None = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+class FeedServer:
+    """Feeds by path on ``HOST`` and a free port."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.faults: dict[str, list[Route]] = {}
+        self.requests: list[str] = []
+        self.user_agents: list[str] = []
+        self.accepts: list[str] = []
+        self._lock = threading.Lock()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base(self) -> str:
+        assert self._httpd is not None, "start the server first"
+        return f"http://{HOST}:{self._httpd.server_address[1]}"
+
+    def serve(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        content_type: str | None = "application/rss+xml; charset=utf-8",
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Answer ``GET path`` with ``body``; returns the full URL."""
+        with self._lock:
+            self.routes[path] = Route(body, content_type, status, dict(headers or {}))
+        return self.base + path
+
+    def fail(
+        self,
+        path: str,
+        status: int,
+        *,
+        times: int = 1,
+        body: bytes = b"<html><body><h1>Service Unavailable</h1></body></html>",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """The next ``times`` requests of ``path`` get ``status`` (then the route again)."""
+        with self._lock:
+            queue = self.faults.setdefault(path, [])
+            queue.extend(
+                Route(body, "text/html", status, dict(headers or {})) for _ in range(times)
+            )
+
+    def _route(self, path: str) -> Route:
+        with self._lock:
+            queue = self.faults.get(path)
+            if queue:
+                return queue.pop(0)
+            found = self.routes.get(path)
+        if found is None:
+            return Route(b"<html><body>Not Found</body></html>", "text/html", 404)
+        return found
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.requests.append(handler.path)
+            self.user_agents.append(handler.headers.get("User-Agent", ""))
+            self.accepts.append(handler.headers.get("Accept", ""))
+        route = self._route(handler.path)
+        handler.send_response(route.status)
+        if route.content_type is not None:
+            handler.send_header("Content-Type", route.content_type)
+        for name, value in route.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(route.body)))
+        handler.end_headers()
+        handler.wfile.write(route.body)
+
+    def start(self) -> FeedServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server._handle(self)
+
+        self._httpd = _Server((HOST, 0), Handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="test-feed-server",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> FeedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["HOST", "FeedServer", "Route"]
