@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ import pytest
 from digest import __version__
 from digest.errors import SourceError
 from digest.sources.http import HttpEdge, NotModified, default_user_agent
+from digest.sources.huggingface_http import HttpSource
+from tests.support.listing_server import ListingServer
+from tests.support.listings import item
 from tests.support.polite_server import PoliteServer
 
 INTERVAL = 0.5
@@ -266,3 +270,26 @@ async def test_a_304_to_an_unconditional_get_is_a_source_error(server: PoliteSer
     server.answer(304)
     with pytest.raises(SourceError, match="HTTP 304"):
         await fetch_all(HttpEdge(validators={}), [server.url])
+
+
+# -- the Hugging Face source on the same edge --------------------------------------------------
+
+
+async def test_the_huggingface_source_fetches_through_the_gate(tmp_path: Path) -> None:
+    papers = [item(f"2512.{n:05d}", f"Invented paper {n} — ünïcode") for n in range(250)]
+    with ListingServer({"2026-12-04": papers}, today=date(2026, 12, 7)) as listings:
+        hf = HttpSource(
+            listings.url,
+            user_agent=default_user_agent("ops@example.org"),
+            min_interval=0.2,
+            gate_dir=tmp_path,
+        )
+        started = time.monotonic()
+        listing = await hf.fetch(date(2026, 12, 4))
+        elapsed = time.monotonic() - started
+        port = listings.url.split(":")[2].split("/")[0]
+    assert [p.arxiv_id for p in listing.papers] == [f"2512.{n:05d}" for n in range(250)]
+    assert len(listings.requests) == 3
+    assert elapsed >= 2 * 0.2  # three pages, an interval between each
+    assert listings.user_agents == [f"paper-digest/{__version__} (mailto:ops@example.org)"] * 3
+    assert [p.name for p in tmp_path.iterdir()] == [f"127.0.0.1_{port}.lock"]

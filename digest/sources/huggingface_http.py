@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -56,6 +57,7 @@ class HttpSource:
     A date after today (in UTC, by ``today``) is clamped to today, since the API answers
     400 for it: the listing then carries today's date and a warning says so.
 
+    ``user_agent``, ``min_interval`` and ``gate_dir`` are the edge's politeness (see there).
     ``transport`` and ``sleep`` are seams for tests (an ``httpx.MockTransport``, a sleep
     that records its delays).
     """
@@ -74,6 +76,9 @@ class HttpSource:
         page_size: int = PAGE_SIZE,
         max_pages: int = MAX_PAGES,
         max_retry_after: float = MAX_RETRY_AFTER,
+        user_agent: str | None = None,
+        min_interval: float | None = None,
+        gate_dir: Path | str | None = None,
     ) -> None:
         if page_size < 1 or max_pages < 1 or max_retries < 0 or max_bytes < 1:
             raise ValueError("page_size, max_pages and max_bytes must be >= 1, max_retries >= 0")
@@ -90,6 +95,9 @@ class HttpSource:
             sleep=sleep,
             max_retry_after=max_retry_after,
             hint=_hint,
+            user_agent=user_agent,
+            min_interval=min_interval,
+            gate_dir=gate_dir,
         )
 
     @property
