@@ -95,6 +95,7 @@ class ApiPage:
     start: int
     items_per_page: int
     warnings: list[str] = field(default_factory=list)
+    entries: int = 0  # entries on the page, those skipped included (paging counts them)
 
 
 def text_of(value: str | None) -> str:
@@ -303,6 +304,7 @@ def parse_api(body: bytes, *, name: str, url: str = "") -> ApiPage:
         _integer(_text(root, f"{_OPENSEARCH}startIndex")) or 0,
         _integer(_text(root, f"{_OPENSEARCH}itemsPerPage")) or 0,
         warnings,
+        len(entries),
     )
 
 
