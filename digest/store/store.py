@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from digest.store.bounces import Bounces
+from digest.store.likes import Likes
 from digest.store.limits import RateLimits
 from digest.store.members import Members
 from digest.store.migrate import upgrade_if_behind
@@ -35,6 +36,7 @@ class Store:
         self.limits = RateLimits(self.engine)
         self.stats = Stats(self.engine)
         self.sources = SourceStates(self.engine)  # each source's last fetch, error, validators
+        self.likes = Likes(self.engine)  # liked and disliked papers
         try:
             upgrade_if_behind(self.engine)  # Alembic: a database that is behind is upgraded
         except BaseException:
