@@ -481,8 +481,9 @@ def test_a_reader_shows_the_papers_text_whatever_it_is(
 def test_the_entry_context_is_pinned_and_the_template_uses_only_it() -> None:
     assert FEED_ENTRY == "feed/entry.html"
     assert [f.name for f in fields(FeedEntryContext)] == [
-        "title", "url", "hf_url", "abs_url", "pdf_url", "code_url", "project_url", "authors",
-        "upvotes", "comments", "categories", "abstract", "day", "private", "queries",
+        "title", "url", "page_url", "hf_url", "abs_url", "pdf_url", "code_url", "project_url",
+        "authors", "upvotes", "comments", "categories", "primary_category", "sources",
+        "abstract", "day", "private", "queries",
     ]  # fmt: skip
     env = environment()
     source = env.loader.get_source(env, FEED_ENTRY)[0]  # type: ignore[union-attr]
@@ -526,6 +527,92 @@ def test_an_entry_carries_its_links_upvotes_and_categories() -> None:
     for content in contents(rss, atom):
         assert content.paragraphs[-1] == "Keywords: diffusion, agents, <b>planning</b>"
         assert "We study agents." in content.paragraphs
+
+
+ARXIV_ONLY = paper(
+    "2511.00003",
+    "Sparse Routers for Agents",
+    "We route tokens.",
+    authors=("Chidi Mbeki",),
+    link="https://arxiv.org/abs/2511.00003",
+    categories=("cs.LG", "cs.CL", "stat.ML"),
+    sources=("arxiv-ml",),
+)
+BOTH = paper(
+    "2511.00004",
+    "Diffusion Planners, Merged",
+    "We plan with diffusion.",
+    upvotes=7,
+    link="https://huggingface.co/papers/2511.00004",
+    categories=("cs.AI", "cs.LG"),
+    ai_keywords=("planning",),
+    sources=("hf", "arxiv-ml"),
+)
+FROM_A_FEED = Paper(
+    key="doi:10.1000/neuro.1",
+    title="Glia <i>talk</i> & listen",
+    abstract="Astrocytes <b>modulate</b> synapses.",
+    authors=("Dana Ørsted",),
+    doi="10.1000/neuro.1",
+    link="https://journal.example/articles/1?ref=rss",
+    categories=("Neuroscience", "<script>x</script>", "cs.LG"),
+    sources=("neuro", "<b>lab</b>"),
+)
+
+
+def test_entries_name_their_categories_and_sources_each_in_its_scheme() -> None:
+    rss, atom = build([(D1, ARXIV_ONLY), (D1, BOTH), (D1, FROM_A_FEED)])
+    check_only_our_elements(rss, atom)
+    arxiv, source = "http://arxiv.org/schemas/atom", "tag:digest.example.org,2026:source"
+    for parsed in (parse(rss), parse(atom)):
+        only, both, feed = parsed.entries
+        assert [(t.term, t.scheme) for t in only.tags] == [
+            ("cs.LG", arxiv),
+            ("cs.CL", arxiv),
+            ("stat.ML", arxiv),
+            ("arxiv-ml", source),
+        ]
+        assert [(t.term, t.scheme) for t in both.tags] == [
+            ("cs.AI", arxiv), ("cs.LG", arxiv), ("planning", None), ("hf", source),
+            ("arxiv-ml", source),
+        ]  # fmt: skip
+        # A feed's tags are its own words, not arXiv's, even one spelled like an arXiv class.
+        assert [(t.term, t.scheme) for t in feed.tags] == [
+            ("Neuroscience", None), ("<script>x</script>", None), ("cs.LG", None),
+            ("neuro", source), ("<b>lab</b>", source),
+        ]  # fmt: skip
+    assert b'<category term="&lt;b&gt;lab&lt;/b&gt;" scheme="' + source.encode() + b'"/>' in atom
+    assert b'<category domain="' + arxiv.encode() + b'">cs.LG</category>' in rss
+
+
+def test_each_entry_links_its_own_page_and_says_where_it_came_from() -> None:
+    rss, atom = build([(D1, ARXIV_ONLY), (D1, BOTH), (D1, FROM_A_FEED)])
+    for parsed in (parse(rss), parse(atom)):
+        only, both, feed = parsed.entries
+        assert only.link == "https://arxiv.org/abs/2511.00003"
+        assert both.link == "https://huggingface.co/papers/2511.00004"
+        assert feed.link == "https://journal.example/articles/1?ref=rss"
+    only, both, feed = contents(rss, atom)[:3]
+    assert only.paragraphs[0] == "Chidi Mbeki · arXiv cs.LG · via arxiv-ml"
+    assert only.paragraphs[-2] == "arXiv · PDF"  # not on Hugging Face: no page there
+    assert both.paragraphs[0] == "▲ 7 upvotes · arXiv cs.AI · via hf, arxiv-ml"
+    assert both.paragraphs[-2] == "Paper · arXiv · PDF"
+    assert feed.paragraphs[0] == "Dana Ørsted · via neuro, <b>lab</b>"  # a tag is no category
+    assert feed.paragraphs[-2] == "Paper"  # its own page; no arXiv, no PDF
+    assert feed.paragraphs[-1] == "Keywords: Neuroscience, <script>x</script>, cs.LG"
+    assert [v for _, v in only.attrs] == [
+        "https://arxiv.org/abs/2511.00003",
+        "https://arxiv.org/pdf/2511.00003",
+    ]
+    assert [v for _, v in feed.attrs] == ["https://journal.example/articles/1?ref=rss"]
+
+
+def test_a_paper_without_any_page_points_at_the_site_and_links_nothing() -> None:
+    bare = paper(None, "No links at all", sources=("neuro",))
+    context = entry_context(D1, bare, SITE)
+    assert context.url == SITE and context.page_url is None and context.pdf_url is None
+    (content,) = contents(*build([(D1, bare)]))[:1]
+    assert all("Paper" not in p for p in content.paragraphs), content.paragraphs
 
 
 def test_a_private_feed_says_why_each_paper_was_picked() -> None:

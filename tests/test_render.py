@@ -133,7 +133,8 @@ def test_context_fields_are_pinned() -> None:
     assert [f.name for f in fields(PaperView)] == [
         "key", "arxiv_id", "title", "title_html", "short_title", "url", "hf_url", "abs_url",
         "pdf_url", "code_url", "project_url", "authors", "authors_html", "authors_more",
-        "upvotes", "comments", "abstract", "abstract_html", "abstract_trimmed", "terms",
+        "upvotes", "comments", "primary_category", "sources", "abstract", "abstract_html",
+        "abstract_trimmed", "terms",
     ]  # fmt: skip
     assert [f.name for f in fields(SubjectContext)] == [
         "site_title", "day", "day_label", "count", "matched", "total_in_listing", "since",
@@ -528,9 +529,9 @@ def test_fragments_are_rendered_once_per_paper_and_highlights(
     calls: list[str] = []
     real = paper_view  # the one fragments uses (digest.compose re-exports it)
 
-    def counting(match: Match, abstract: str = "full") -> PaperView:
+    def counting(match: Match, abstract: str = "full", show_sources: bool = False) -> PaperView:
         calls.append(match.paper.key)
-        return real(match, abstract)
+        return real(match, abstract, show_sources)
 
     monkeypatch.setattr(fragments, "paper_view", counting)
     papers = [make_paper(i) for i in range(5)]

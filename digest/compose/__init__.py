@@ -6,7 +6,9 @@ trimming, highlighting), ``fragments`` (each paper's entries, rendered once and 
 ``shells`` (the CSS-inlined digest shells shared between subscribers), ``templates``
 (finding and loading the templates: the one module here that reads files), ``cache`` (an
 LRU dict), ``message`` (MIME bytes and headers), ``feeds`` (RSS/Atom documents),
-``feed_entries`` (each feed entry's HTML content and its template context), ``tokens``
+``feed_entries`` (each feed entry's HTML content and its template context), ``origin``
+(where a paper came from and which of its links to show: own page, Hugging Face, arXiv
+category, source names), ``tokens``
 (signed links), ``verp`` (the signed tokens of VERP envelope senders and mailto
 unsubscribes). Imports ``select`` and the bottom layer (``models``, ``errors``, ``words``)
 only: no database, network, clock or filesystem (except ``templates``, which reads the

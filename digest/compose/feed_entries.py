@@ -15,10 +15,12 @@ from datetime import date
 
 from jinja2 import Template
 
+from digest.compose.origin import ARXIV_SCHEME, arxiv_category, is_arxiv_category
 from digest.compose.views import as_dict
 from digest.models import Paper
 
-#: At most this many of a paper's listing keywords become categories.
+#: At most this many of a paper's categories (arXiv's or a feed's tags), and as many of its
+#: listing keywords, become categories.
 CATEGORY_LIMIT = 12
 
 
@@ -32,15 +34,21 @@ class FeedEntryContext:
 
     title: str
     url: str  #: where the entry points (its ``<link>``): the paper's page, else the site
-    hf_url: str | None  #: the Hugging Face paper page
-    abs_url: str | None  #: arXiv abstract page
-    pdf_url: str | None  #: arXiv PDF
+    #: the paper's own page (a feed's entry page, Hugging Face's or arXiv's...); None: none
+    page_url: str | None
+    hf_url: str | None  #: the Hugging Face paper page, only when it is on Hugging Face
+    abs_url: str | None  #: arXiv abstract page (arXiv papers only)
+    pdf_url: str | None  #: arXiv PDF (arXiv papers only: a feed's paper has none)
     code_url: str | None  #: the code repository
     project_url: str | None  #: the project page
     authors: tuple[str, ...]  #: every author, in the listing's order
     upvotes: int
     comments: int
-    categories: tuple[str, ...]  #: the listing's keywords for the paper (also ``<category>``)
+    #: its categories (arXiv's, primary first, or a feed's tags), then its listing keywords
+    #: (each also a ``<category>``)
+    categories: tuple[str, ...]
+    primary_category: str | None  #: arXiv's primary category (``cs.LG``) of an arXiv paper
+    sources: tuple[str, ...]  #: the names of the sources that listed it (also ``<category>``)
     abstract: str  #: the whole abstract
     day: date  #: the listing date the entry comes from
     #: a subscriber's private feed (True) or the public one (False)
@@ -56,10 +64,37 @@ EntryContent = Callable[[FeedEntryContext], str]
 
 
 def categories(paper: Paper, text: Callable[[str], str]) -> tuple[str, ...]:
-    """The paper's listing keywords as categories: cleaned by ``text``, each once, at most
-    :data:`CATEGORY_LIMIT`."""
-    found = dict.fromkeys(name for name in map(text, paper.ai_keywords) if name)
-    return tuple(found)[:CATEGORY_LIMIT]
+    """The paper's categories (arXiv's or a feed's tags) then its listing keywords, cleaned
+    by ``text``, each once, at most :data:`CATEGORY_LIMIT` of each."""
+    own = [name for name in map(text, paper.categories) if name][:CATEGORY_LIMIT]
+    keywords = [name for name in map(text, paper.ai_keywords) if name][:CATEGORY_LIMIT]
+    return tuple(dict.fromkeys(own + keywords))
+
+
+def sources(paper: Paper, text: Callable[[str], str]) -> tuple[str, ...]:
+    """The names of the sources that listed ``paper``, cleaned by ``text``, each once."""
+    return tuple(dict.fromkeys(name for name in map(text, paper.sources) if name))
+
+
+def primary_category(paper: Paper, text: Callable[[str], str]) -> str | None:
+    """The arXiv primary category of an arXiv paper (see :func:`arxiv_category`)."""
+    return text(arxiv_category(paper) or "") or None
+
+
+def category_elements(
+    paper: Paper, text: Callable[[str], str], source_scheme: str
+) -> list[dict[str, str]]:
+    """The entry's ``<category>`` elements (feedgen's dicts): each category of
+    :func:`categories` (an arXiv paper's arXiv categories in arXiv's own scheme), then each
+    source name in ``source_scheme``."""
+    arxiv = paper.arxiv_id is not None
+    found = [
+        {"term": term, "scheme": ARXIV_SCHEME}
+        if arxiv and term in paper.categories and is_arxiv_category(term)
+        else {"term": term}
+        for term in categories(paper, text)
+    ]
+    return found + [{"term": name, "scheme": source_scheme} for name in sources(paper, text)]
 
 
 def entry_content(template: Template) -> EntryContent:

@@ -24,7 +24,15 @@ from xml.sax.saxutils import escape as xml_escape
 
 from feedgen.feed import FeedGenerator
 
-from digest.compose.feed_entries import EntryContent, FeedEntryContext, categories
+from digest.compose.feed_entries import (
+    EntryContent,
+    FeedEntryContext,
+    categories,
+    category_elements,
+    primary_category,
+    sources,
+)
+from digest.compose.origin import hf_url, page_url
 from digest.models import Paper, arxiv_base_id
 
 GENERATOR = "paper-digest"
@@ -58,12 +66,16 @@ def _url(url: str | None) -> str | None:
 
 
 def paper_link(paper: Paper, link: str) -> str:
-    """Where an entry points: the paper's Hugging Face page, else its project page, else its
-    code, the first of them that is a safe http(s) URL; else the feed's own ``link``."""
-    for candidate in (paper.hf_url, paper.project_page, paper.github_repo):
-        if url := _url(candidate):
-            return url
-    return link
+    """Where an entry points: the paper's own page (see :func:`~digest.compose.origin.page_url`:
+    its source's link, Hugging Face's page, arXiv's, its project page or its code), the
+    first of them that is a safe http(s) URL; else the feed's own ``link``."""
+    return _url(page_url(paper)) or link
+
+
+def source_scheme(link: str) -> str:
+    """The scheme of the source-name categories of a feed of the site ``link``: a ``tag:``
+    URI (RFC 4151), ``tag:digest.example.org,2026:source``."""
+    return f"tag:{urlsplit(link).hostname or 'localhost'},2026:source"
 
 
 def paper_id(paper: Paper, link: str) -> str:
@@ -121,6 +133,8 @@ _SAMPLE = Paper(
     ai_keywords=("sample",),
     github_repo="https://github.com/example/sample",
     project_page="https://example.org/sample",
+    categories=("cs.LG", "stat.ML"),
+    sources=("sample", "other"),
 )
 #: Queries by paper key: why each paper of a private feed was picked.
 Reasons = Mapping[str, tuple[str, ...]]
@@ -134,7 +148,8 @@ def entry_context(
     return FeedEntryContext(
         title=xml_text(paper.title) or xml_text(paper.key),
         url=paper_link(paper, link),
-        hf_url=_url(paper.hf_url),
+        page_url=_url(page_url(paper)),
+        hf_url=_url(hf_url(paper)),
         abs_url=_url(paper.abs_url),
         pdf_url=_url(paper.pdf_url),
         code_url=_url(paper.github_repo),
@@ -143,6 +158,8 @@ def entry_context(
         upvotes=paper.upvotes,
         comments=paper.num_comments,
         categories=categories(paper, xml_text),
+        primary_category=primary_category(paper, xml_text),
+        sources=sources(paper, xml_text),
         abstract=xml_text(paper.abstract),
         day=day,
         private=private,
@@ -377,8 +394,9 @@ def _add_entry(
         entry.author([{"name": name} for name in authors])
         entry.dc.dc_creator(", ".join(authors))
     entry.summary(text(paper.abstract) or text(paper.title) or text(paper.key))
-    if found := categories(paper, xml_text):  # plain text: RSS and Atom alike
-        entry.category([{"term": term} for term in found])
+    # Plain text, RSS and Atom alike; RSS takes the scheme as its ``domain``.
+    if found := category_elements(paper, xml_text, source_scheme(link)):
+        entry.category(found)
     entry.published(when)
     entry.updated(when)
 

@@ -36,8 +36,9 @@ class Fragments:
 
     ``render`` renders a template by its key; ``nonce`` makes the slot placeholders ones no
     listing text can contain; ``cache_size`` bounds the caches of entries (the per-paper
-    renderings hold at most 5,000). Raises :class:`RenderError` when the stylesheet cannot
-    be inlined.
+    renderings hold at most 5,000); ``show_sources`` names each paper's sources (see
+    :func:`~digest.compose.views.paper_view`). Raises :class:`RenderError` when the
+    stylesheet cannot be inlined.
     """
 
     def __init__(
@@ -48,8 +49,10 @@ class Fragments:
         *,
         nonce: str,
         cache_size: int,
+        show_sources: bool = False,
     ) -> None:
         self._render = render
+        self.show_sources = show_sources
         self._inliner = inliner
         self.css = css
         self._fragments: dict[str, Cache[Hashable, Fragment]] = {
@@ -95,7 +98,7 @@ class Fragments:
         """One entry's HTML and text. What does not depend on the highlights (the template
         rendered and CSS-inlined, the text entry) is made once per (paper, terms, abstract
         mode); each set of highlights only fills the title, abstract and author slots."""
-        view = paper_view(match, abstract)
+        view = paper_view(match, abstract, self.show_sources)
         parts = self._parts[kind]
         # Terms go in a slot too, when the templates only ever print them joined by ", ".
         slot_terms = self._terms_slottable[kind] and bool(view.terms)

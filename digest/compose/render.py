@@ -86,8 +86,10 @@ class Renderer:
     and compact fragments (least recently used go first; an entry is ~6 KB, so the default
     takes ~70 MB per process; for 100,000 bench subscribers 10,000 such entries rendered
     58% of the fragments 5,000 first-in-first-out ones did, 20,000 33%); the other caches
-    hold at most 5,000 (templates per paper) or 2,000 (inlined shells) entries. Raises
-    :class:`RenderError` when a template is missing or broken.
+    hold at most 5,000 (templates per paper) or 2,000 (inlined shells) entries.
+    ``show_sources``: each paper names the sources that listed it (for a digest reading
+    several; with one, the name says nothing). Raises :class:`RenderError` when a template
+    is missing or broken.
     """
 
     def __init__(
@@ -98,8 +100,10 @@ class Renderer:
         base_url: str = "http://localhost:8000",
         html_budget: int = HTML_BUDGET,
         cache_size: int = 12_000,
+        show_sources: bool = False,
     ) -> None:
         loaded = load_templates(templates_dir)
+        self.show_sources = show_sources
         self.site_title = site_title
         self.base_url = base_url
         self.html_budget = html_budget
@@ -116,7 +120,12 @@ class Renderer:
         # Placeholders no listing or subscriber text can contain: fresh per renderer.
         nonce = secrets.token_hex(8)
         self._fragments = Fragments(
-            self._render, inliner, self.css, nonce=nonce, cache_size=cache_size
+            self._render,
+            inliner,
+            self.css,
+            nonce=nonce,
+            cache_size=cache_size,
+            show_sources=show_sources,
         )
         name = TEMPLATES["digest_html"]
         shared = prints_only(

@@ -11,6 +11,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from digest.compose.origin import arxiv_category, hf_url, page_url
 from digest.compose.text import (
     clean,
     cut_at_word,
@@ -27,6 +28,8 @@ TITLE_LIMIT = 300
 SHORT_TITLE_LIMIT = 110
 AUTHOR_LIMIT = 80
 KEYWORD_LIMIT = 200
+#: Longest category or source name shown (names are short; a stored one might not be).
+NAME_LIMIT = 60
 #: With more than ``AUTHORS_SHOWN + 1`` authors, the first ``AUTHORS_SHOWN`` are named.
 AUTHORS_SHOWN = 3
 
@@ -70,17 +73,23 @@ class PaperView:
     title: str  #: at most 300 characters
     title_html: Markup
     short_title: str  #: at most 110 characters, for compact entries
-    url: str | None  #: the paper's page: Hugging Face, else its project page or code
-    hf_url: str | None
-    abs_url: str | None
-    pdf_url: str | None
+    #: the paper's own page: the link its source gave (Hugging Face's page, arXiv's abstract
+    #: page, a feed entry's page), else Hugging Face's, arXiv's, its project page or code
+    url: str | None
+    hf_url: str | None  #: its Hugging Face page, only when it is on Hugging Face
+    abs_url: str | None  #: arXiv's abstract page (arXiv papers only)
+    pdf_url: str | None  #: arXiv's PDF (arXiv papers only: a feed's paper has none)
     code_url: str | None
     project_url: str | None
     authors: tuple[str, ...]  #: the authors named; ``authors_more`` are not
     authors_html: tuple[Markup, ...]
     authors_more: int
-    upvotes: int
+    upvotes: int  #: on Hugging Face
     comments: int
+    primary_category: str | None  #: arXiv's primary category (``cs.LG``) of an arXiv paper
+    #: the names of the configured sources that listed it, when the digest reads several
+    #: (``show_sources``); else empty
+    sources: tuple[str, ...]
     #: ``abstract = "full"``: cut at a sentence end near 600 characters (else a word, then
     #: " …"); ``"short"``: its sentences up to ~300 characters (else words, then " …");
     #: ``"none"``: empty
@@ -144,11 +153,14 @@ class _Layout:
     ellipsis: bool
     authors: tuple[tuple[str, int, bool, bool], ...]  # (name, end, cut, tidy) of those named
     authors_more: int
+    url: str | None
     hf_url: str | None
     abs_url: str | None
     pdf_url: str | None
     code_url: str | None
     project_url: str | None
+    primary_category: str | None
+    sources: tuple[str, ...]
     title_tidy: bool  #: nothing to clean (see :func:`tidy`)
     abstract_tidy: bool
 
@@ -170,19 +182,27 @@ def _layout(paper: Paper, abstract: str) -> _Layout:
         ellipsis,
         tuple((name, *cut_at_word(name, AUTHOR_LIMIT), tidy(name)) for name in named),
         len(paper.authors) - len(named),
-        safe_url(paper.hf_url),
+        page_url(paper),
+        hf_url(paper),
         safe_url(paper.abs_url),
         safe_url(paper.pdf_url),
         safe_url(paper.github_repo),
         safe_url(paper.project_page),
+        _name(arxiv_category(paper) or ""),
+        tuple(dict.fromkeys(name for name in map(_name, paper.sources) if name)),
         tidy(paper.title),
         tidy(paper.abstract),
     )
 
 
-def paper_view(match: Match, abstract: str = "full") -> PaperView:
+def _name(text: str) -> str | None:
+    return clean(text)[:NAME_LIMIT] or None
+
+
+def paper_view(match: Match, abstract: str = "full", show_sources: bool = False) -> PaperView:
     """The template view of one matched paper: cleaned, trimmed, highlighted; ``abstract``
-    (one of :data:`~digest.models.ABSTRACT_MODES`) says how much of its abstract is shown."""
+    (one of :data:`~digest.models.ABSTRACT_MODES`) says how much of its abstract is shown;
+    ``show_sources``: name the sources that listed it (when the digest reads several)."""
     paper = match.paper
     layout = _layout(paper, abstract)
     by_field: dict[tuple[str, int], list[tuple[int, int]]] = {}
@@ -219,7 +239,7 @@ def paper_view(match: Match, abstract: str = "full") -> PaperView:
         title=title,
         title_html=to_html(title_pieces, " …" if title_cut else ""),
         short_title=short_title,
-        url=layout.hf_url or layout.project_url or layout.code_url,
+        url=layout.url,
         hf_url=layout.hf_url,
         abs_url=layout.abs_url,
         pdf_url=layout.pdf_url,
@@ -230,6 +250,8 @@ def paper_view(match: Match, abstract: str = "full") -> PaperView:
         authors_more=layout.authors_more,
         upvotes=paper.upvotes,
         comments=paper.num_comments,
+        primary_category=layout.primary_category,
+        sources=layout.sources if show_sources else (),
         abstract="".join(p for p, _ in abstract_pieces) + suffix,
         abstract_html=to_html(abstract_pieces, suffix) if abstract_pieces else Markup(""),
         abstract_trimmed=abstract_end < len(paper.abstract.rstrip()),
