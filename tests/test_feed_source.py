@@ -4,6 +4,7 @@ HTML pages and empty bodies; one paper once; which day an entry is listed under.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from digest.errors import SourceError
 from digest.models import Listing, Paper
 from digest.sources.feed_http import FeedSource
+from digest.sources.http import NotModified, Validators
 from tests.support.feed_server import FeedServer
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
@@ -393,3 +395,36 @@ async def test_a_failing_server_is_retried_and_the_user_agent_is_ours(server: Fe
     server.fail("/jin/latest.xml", 503, times=3)
     with pytest.raises(SourceError, match="HTTP 503"):
         await source(url).fetch(date(2026, 12, 4))
+
+
+async def test_the_feed_is_fetched_conditionally(server: FeedServer) -> None:
+    etag = '"jin-2026-12-04"'
+    url = server.serve("/jin/latest.xml", fixture("rss20.xml"), headers={"ETag": etag})
+    validators: Validators = {}
+    first = source(url, validators=validators, cache_seconds=0.0)
+    assert len((await first.fetch(date(2026, 12, 4))).papers) == 2
+    assert validators == {url: (etag, None)}
+    # The same source reads the feed it holds again on a 304...
+    assert len((await first.fetch(date(2026, 12, 4))).papers) == 2
+    # ...a new one (the next run) has nothing new: the run keeps what it stored.
+    with pytest.raises(NotModified):
+        await source(url, validators=validators).fetch(date(2026, 12, 4))
+    assert server.conditions == ["", etag, etag]
+
+
+async def test_a_minimum_interval_spaces_the_requests(server: FeedServer, tmp_path: Path) -> None:
+    url = server.serve("/jin/latest.xml", fixture("rss20.xml"))
+    feed = source(url, min_interval=0.3, gate_dir=tmp_path, cache_seconds=0.0)
+    started = time.monotonic()
+    await feed.fetch(date(2026, 12, 3))
+    await feed.fetch(date(2026, 12, 4))
+    assert len(server.times) == 2
+    assert server.times[1] - server.times[0] >= 0.29
+    assert time.monotonic() - started < 5
+
+
+async def test_the_default_user_agent_is_the_projects(server: FeedServer) -> None:
+    url = server.serve("/jin/latest.xml", fixture("rss20.xml"))
+    await source(url).fetch(date(2026, 12, 4))
+    assert server.user_agents[0].startswith("paper-digest/")
+    assert repr(source(url)) == f"FeedSource('neuro', {url!r})"

@@ -12,13 +12,20 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 
 from digest.models import Listing
 from digest.sources.feed import ParsedFeed, parse_feed
-from digest.sources.http import DEFAULT_MAX_BYTES, HttpEdge, public_url
+from digest.sources.http import (
+    DEFAULT_MAX_BYTES,
+    HttpEdge,
+    NotModified,
+    Validators,
+    public_url,
+)
 
 #: What a feed is served as (RFC 4287 Atom, the RSS and RDF types in use), HTML last.
 ACCEPT = (
@@ -38,7 +45,11 @@ class FeedSource:
 
     ``timezone`` decides which day an entry belongs to; ``clock`` gives the time of the
     fetch (its date in ``timezone`` is the listing date of undated entries). ``user_agent``
-    replaces the edge's default. ``transport`` and ``sleep`` are seams for tests.
+    (None: the edge's default), ``min_interval`` (None: the host's own) and ``gate_dir`` go
+    to the :class:`HttpEdge`. With ``validators`` the feed is fetched conditionally: a 304
+    raises :class:`NotModified` (nothing new since the last fetch: the run keeps what it
+    stored) unless this source still holds the feed it read before. ``transport`` and
+    ``sleep`` are seams for tests.
     """
 
     kind = "feed"
@@ -54,6 +65,9 @@ class FeedSource:
         max_bytes: int = DEFAULT_MAX_BYTES,
         user_agent: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        min_interval: float | None = None,
+        validators: Validators | None = None,
+        gate_dir: Path | str | None = None,
         backoff: float = 1.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
@@ -64,7 +78,6 @@ class FeedSource:
         self.name = name
         self.url = url
         self.timezone = timezone
-        self.user_agent = user_agent
         self.clock = clock or _now
         self.cache_seconds = cache_seconds
         self.http = HttpEdge(
@@ -76,6 +89,10 @@ class FeedSource:
             sleep=sleep,
             accept=ACCEPT,
             hint=self._hint,
+            user_agent=user_agent,
+            min_interval=min_interval,
+            gate_dir=gate_dir,
+            validators=validators,
         )
         self._cached: tuple[float, ParsedFeed] | None = None
 
@@ -105,7 +122,8 @@ class FeedSource:
         return Listing(date=day, papers=papers, source=self.name, warnings=tuple(warnings))
 
     async def read(self) -> ParsedFeed:
-        """The whole feed, fetched now (or within the last ``cache_seconds``)."""
+        """The whole feed, fetched now (or within the last ``cache_seconds``); raises
+        SourceError, or NotModified (see the class)."""
         if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
             return self._cached[1]
         content_type: list[str] = []
@@ -114,12 +132,17 @@ class FeedSource:
             content_type.append(response.headers.get("content-type", ""))
 
         async with self.http.client() as client:
-            if self.user_agent:
-                client.headers["User-Agent"] = self.user_agent
+            # The edge's Page has no headers; the charset is in the Content-Type.
             hooks = client.event_hooks
             hooks["response"] = [*hooks.get("response", []), remember]
             client.event_hooks = hooks
-            page = await self.http.get(client, self.url)
+            try:
+                page = await self.http.get(client, self.url)
+            except NotModified:
+                if self._cached is None:
+                    raise
+                self._cached = (time.monotonic(), self._cached[1])
+                return self._cached[1]
         fetched = self.clock().astimezone(self.timezone).date()
         parsed = parse_feed(
             page.body,

@@ -9,14 +9,18 @@ Usage::
         ...
         assert server.requests == ["/neuro.rss", ...]
 
-A path not served is a 404 with a small HTML page. ``requests`` and ``user_agents`` record
-every request in order. The server runs in a background thread.
+A path not served is a 404 with a small HTML page. A route served with an ``ETag`` header
+answers a request whose ``If-None-Match`` names it with 304 Not Modified. ``requests``,
+``user_agents``, ``accepts`` and ``conditions`` (the ``If-None-Match`` sent, or "") record
+every request in order; ``times`` when each arrived (``time.monotonic()``). The server runs in
+a background thread.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +56,8 @@ class FeedServer:
         self.requests: list[str] = []
         self.user_agents: list[str] = []
         self.accepts: list[str] = []
+        self.conditions: list[str] = []
+        self.times: list[float] = []
         self._lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -106,13 +112,19 @@ class FeedServer:
             self.requests.append(handler.path)
             self.user_agents.append(handler.headers.get("User-Agent", ""))
             self.accepts.append(handler.headers.get("Accept", ""))
+            self.conditions.append(handler.headers.get("If-None-Match", ""))
+            self.times.append(time.monotonic())
         route = self._route(handler.path)
+        etag = route.headers.get("ETag")
+        if route.status == 200 and etag and handler.headers.get("If-None-Match") == etag:
+            route = Route(b"", None, 304, {"ETag": etag})
         handler.send_response(route.status)
         if route.content_type is not None:
             handler.send_header("Content-Type", route.content_type)
         for name, value in route.headers.items():
             handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(route.body)))
+        if route.status != 304:
+            handler.send_header("Content-Length", str(len(route.body)))
         handler.end_headers()
         handler.wfile.write(route.body)
 
