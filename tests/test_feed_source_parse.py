@@ -288,3 +288,17 @@ def test_papers_of_a_day_and_the_source_name() -> None:
     assert [p.title for p in parsed.papers_of(date(2026, 12, 3))] == ["Two"]
     assert parsed.papers_of(date(2026, 12, 1)) == ()
     assert {p.sources for _, p in parsed.entries} == {("lab",)}
+
+
+def test_an_arxiv_doi_names_the_arxiv_paper() -> None:
+    parsed = parse(
+        rss(
+            '<item xmlns:prism="http://prismstandard.org/namespaces/basic/2.0/">'
+            "<title>Preprint by its DOI</title><link>https://blog.example.org/p/3</link>"
+            "<prism:doi>10.48550/arXiv.2612.07777</prism:doi></item>"
+        )
+    )
+    [(_, paper)] = parsed.entries
+    assert (paper.key, paper.arxiv_id) == ("2612.07777", "2612.07777")
+    assert paper.doi == "10.48550/arxiv.2612.07777"
+    assert paper.version is None

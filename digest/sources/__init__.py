@@ -3,13 +3,15 @@
 ``base`` (the listing-source protocol and ``make_source``), ``http`` (the one HTTP edge every
 source fetches through: timeouts, retries, ``Retry-After``, size limit, User-Agent),
 ``huggingface_http`` (the daily papers API, page by page, over that edge), ``arxiv_http``
-(arXiv categories: today's RSS feed, other dates from the query API), ``file`` (JSON files
-on disk), ``huggingface`` and ``arxiv`` (their parsers). Parsers are pure; only the
+(arXiv categories: today's RSS feed, other dates from the query API), ``feed_http`` (any
+RSS/Atom feed), ``file`` (JSON files on disk), ``huggingface``, ``arxiv`` and ``feed`` (their
+parsers; ``feed_text``: a feed's HTML as text). Parsers are pure; only the
 fetching edge does I/O. May import ``select``, ``compose`` and the bottom layer.
 """
 
 from digest.sources.arxiv_http import ArxivSource
 from digest.sources.base import SOURCE_KINDS, ListingSource, make_source
+from digest.sources.feed_http import FeedSource
 from digest.sources.file import FileSource
 from digest.sources.http import (
     MAX_BACKOFF,
@@ -26,6 +28,7 @@ __all__ = [
     "MAX_BACKOFF",
     "SOURCE_KINDS",
     "ArxivSource",
+    "FeedSource",
     "FileSource",
     "HttpSource",
     "ListingSource",

@@ -259,8 +259,8 @@ def entry_paper(
     authors = _authors(entry, atom)
     candidates = [_str(entry.get("id")), link, *_hrefs(entry)]
     arxiv_from = next((c for c in candidates if arxiv_id_of(c)), None)
-    arxiv_id = arxiv_id_of(arxiv_from)
     doi = _doi(entry, link)
+    arxiv_id = arxiv_id_of(arxiv_from, doi)  # an arXiv DOI (10.48550/arXiv.…) names one too
     return Paper(
         key=key_of(arxiv_id=arxiv_id, doi=doi, link=link, title=title, authors=authors),
         title=title,
