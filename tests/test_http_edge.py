@@ -30,7 +30,7 @@ SLACK = 0.005  # float noise: the server notes an end before the client can see 
 
 @pytest.fixture
 def server() -> Iterator[PoliteServer]:
-    with PoliteServer(delay=0.1) as running:
+    with PoliteServer(delay=0.05) as running:
         yield running
 
 
@@ -43,15 +43,18 @@ async def fetch_all(edge: HttpEdge, urls: list[str]) -> list[bytes]:
 
 CLIENT = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, sys, time
     from digest.sources.http import HttpEdge
 
     async def main(url: str, gate_dir: str, count: int) -> None:
         edge = HttpEdge(min_interval=float(sys.argv[4]), gate_dir=gate_dir, max_retries=0)
         async with edge.client() as client:
-            for n in range(count):
-                page = await edge.get(client, f"{url}?from={sys.argv[5]}&n={n}")
-                assert page.body, "an empty body"
+            print("ready", flush=True)
+            sys.stdin.readline()  # the go: both processes ask at once
+            print(time.time(), flush=True)
+            urls = [f"{url}?from={sys.argv[5]}&n={n}" for n in range(count)]
+            pages = await asyncio.gather(*(edge.get(client, u) for u in urls))
+            assert all(page.body for page in pages), "an empty body"
 
     asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
     """
@@ -60,15 +63,30 @@ CLIENT = textwrap.dedent(
 
 def test_two_processes_take_turns_at_one_host(server: PoliteServer, tmp_path: Path) -> None:
     gates = tmp_path / "gates"
-    command = [sys.executable, "-c", CLIENT, server.url, str(gates), "3", str(INTERVAL)]
+    command = [sys.executable, "-c", CLIENT, server.url, str(gates), "2", str(INTERVAL)]
     processes = [
-        subprocess.Popen([*command, name], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*command, name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name in ("first", "second")
     ]
     for process in processes:
-        _, errors = process.communicate(timeout=60)
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    outputs = [process.communicate(timeout=60) for process in processes]
+    for process, (_, errors) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, errors
-    assert len(server.seen) == 6
+    asked = [float(out) for out, _ in outputs]
+    assert abs(asked[0] - asked[1]) < INTERVAL  # they did contend for the host
+    assert len(server.seen) == 4
     assert {s.path.split("&")[0] for s in server.seen} == {
         "/feed.xml?from=first",
         "/feed.xml?from=second",
@@ -86,8 +104,8 @@ async def test_concurrent_tasks_of_one_process_take_turns(
     server: PoliteServer, tmp_path: Path
 ) -> None:
     # Two sources of one run (two edges) and several pages of one source at once.
-    first = HttpEdge(min_interval=0.2, gate_dir=tmp_path)
-    second = HttpEdge(min_interval=0.2, gate_dir=tmp_path)
+    first = HttpEdge(min_interval=0.15, gate_dir=tmp_path)
+    second = HttpEdge(min_interval=0.15, gate_dir=tmp_path)
     async with first.client() as one, second.client() as two:
         pages = await asyncio.gather(
             *(first.get(one, f"{server.url}?a={n}") for n in range(3)),
@@ -95,7 +113,7 @@ async def test_concurrent_tasks_of_one_process_take_turns(
         )
     assert [p.body for p in pages] == [server.body] * 5
     assert len(server.seen) == 5
-    assert min(server.gaps()) >= 0.2 - SLACK, server.gaps()
+    assert min(server.gaps()) >= 0.15 - SLACK, server.gaps()
     assert server.max_connections == 1
 
 
@@ -121,11 +139,9 @@ async def test_a_host_without_an_interval_is_not_gated(
 ) -> None:
     edge = HttpEdge(gate_dir=tmp_path)  # 127.0.0.1: no interval of its own
     assert edge.gate(server.url) is None
-    started = time.monotonic()
     async with edge.client() as client:
         await asyncio.gather(*(edge.get(client, f"{server.url}?n={n}") for n in range(3)))
-    assert time.monotonic() - started < 0.25 + 0.2  # three 0.1 s answers side by side
-    assert server.max_in_flight > 1
+    assert server.max_in_flight > 1  # side by side
     assert list(tmp_path.iterdir()) == []
     assert all(s.headers.get("Connection") != "close" for s in server.seen)
 
