@@ -37,7 +37,7 @@ from digest.models import Paper
 Vectors = NDArray[np.float32]
 
 #: The size of the space papers are compared in (the SVD's components).
-DIMENSIONS = 256
+DIMENSIONS = 128
 #: The largest vocabulary kept (terms and bigrams, by frequency): bounds the model's size.
 MAX_FEATURES = 2**16
 #: A term must occur in this many stored papers (when there are :data:`MIN_DF_FROM` or more)
@@ -255,7 +255,7 @@ class Profile:
     times the unit mean of the disliked ones (renormalised); ``liked`` holds the liked
     papers' own vectors (float16), ``titles`` their titles, for the reason of a pick;
     ``keys`` every liked and disliked key (never picked); ``likes_hash`` tells whether the
-    likes changed since it was built (:func:`likes_hash`).
+    likes changed since it was built (:func:`hash_of_likes`).
     """
 
     version: int
@@ -313,16 +313,17 @@ class Profile:
             raise StateError(f"a stored similarity profile is unreadable: {exc}") from exc
 
 
-def likes_hash(liked: Iterable[tuple[str, str]]) -> str:
+def hash_of_likes(liked: Iterable[tuple[str, str]]) -> str:
     """A digest of a subscriber's ``(kind, key)`` pairs: a profile built for other likes
     (another hash) is rebuilt."""
     joined = "\n".join(sorted(f"{kind} {key}" for kind, key in liked))
     return hashlib.sha256(joined.encode()).hexdigest()[:32]
 
 
-def build_profile(ranker: Ranker, liked: Sequence[Liked]) -> Profile:
+def build_profile(ranker: Ranker, liked: Sequence[Liked], likes_hash: str | None = None) -> Profile:
     """The profile of a subscriber who liked (``kind == "like"``) and disliked
-    (``"dislike"``) these papers; made with ``ranker``'s vectors of their title and abstract."""
+    (``"dislike"``) these papers; made with ``ranker``'s vectors of their title and abstract.
+    ``likes_hash``: what marks their likes (the store's), else :func:`hash_of_likes`."""
     likes = [p for p in liked if p.kind == "like"]
     dislikes = [p for p in liked if p.kind != "like"]
     texts = [text_of(p.title, p.abstract) for p in (*likes, *dislikes)]
@@ -335,7 +336,7 @@ def build_profile(ranker: Ranker, liked: Sequence[Liked]) -> Profile:
         centre -= DISLIKE_WEIGHT * _unit(vectors[len(likes) :].mean(axis=0))
     return Profile(
         version=ranker.version,
-        likes_hash=likes_hash((p.kind, p.key) for p in liked),
+        likes_hash=likes_hash or hash_of_likes((p.kind, p.key) for p in liked),
         centre=_unit(centre),
         liked=vectors[: len(likes)].astype(np.float16),
         titles=tuple(p.title for p in likes),
