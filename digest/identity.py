@@ -205,14 +205,32 @@ def merge(first: Paper, second: Paper) -> Paper:
     )
 
 
+def same_paper(a: Paper, b: Paper) -> bool:
+    """Whether two records that share an identity may be one paper: not when they carry two
+    different arXiv ids (in an id field, an arXiv DOI or link), nor (one lacking an arXiv
+    id) two different DOIs other than arXiv's. Two papers can share
+    a title and a first author's surname ("A Survey" by two Wangs): the title hash alone
+    must not merge them."""
+    arxiv_a = arxiv_id_of(a.arxiv_id, a.doi, a.link)
+    arxiv_b = arxiv_id_of(b.arxiv_id, b.doi, b.link)
+    if arxiv_a and arxiv_b:
+        return arxiv_a == arxiv_b
+    doi_a, doi_b = doi_of(a.doi), doi_of(b.doi)
+    if doi_a and doi_b and not (_ARXIV_DOI.match(doi_a) or _ARXIV_DOI.match(doi_b)):
+        return doi_a == doi_b
+    return True
+
+
 def dedupe(papers: Iterable[Paper]) -> list[Paper]:
     """``papers`` with the records of one paper merged into the first (by any shared
-    identity), in the order of their first appearance."""
+    identity, see :func:`same_paper`), in the order of their first appearance."""
     out: list[Paper] = []
     where: dict[str, int] = {}
     for paper in papers:
         keys = paper_identities(paper)
-        index = next((where[k] for k in keys if k in where), None)
+        index = next(
+            (where[k] for k in keys if k in where and same_paper(out[where[k]], paper)), None
+        )
         if index is None:
             index = len(out)
             out.append(paper)

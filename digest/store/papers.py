@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from digest.identity import dedupe, merge, paper_identities
+from digest.identity import dedupe, merge, paper_identities, same_paper
 from digest.models import Listing, Paper
 from digest.store.paper_rows import (
     CHUNK,
@@ -221,7 +221,7 @@ def _merge_with_stored(
     merged: dict[str, Paper] = {}
     matched: dict[str, str] = {}  # incoming key -> stored key
     for p in incoming:
-        key = matched[p.key] = next((found[i] for i in names[p.key] if i in found), p.key)
+        key = matched[p.key] = _match(p, names[p.key], found, merged, stored)
         mine = p if key == p.key else replace(p, key=key)
         base = merged.get(key) or stored.get(key)
         merged[key] = merge(base, mine) if base is not None else mine
@@ -242,6 +242,25 @@ def _merge_with_stored(
                 aliases.setdefault(alias, key)
     add_aliases(conn, aliases)
     return merged
+
+
+def _match(
+    p: Paper,
+    names: list[str],
+    found: dict[str, str],
+    merged: dict[str, Paper],
+    stored: dict[str, Paper],
+) -> str:
+    """The key ``p`` is stored under: that of the first of its identities naming a paper it
+    may be (:func:`digest.identity.same_paper`), else its own."""
+    for name in names:
+        key = found.get(name)
+        if key is None:
+            continue
+        other = merged.get(key) or stored.get(key)
+        if other is None or same_paper(other, p):
+            return key
+    return p.key
 
 
 def _update_row(p: Paper) -> dict[str, Any]:
