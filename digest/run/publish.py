@@ -6,6 +6,10 @@ dates. A private feed depends only on its subscriber's queries, so each distinct
 ``feeds/<token>.xml|.atom`` is a symbolic link to it, changed only when the queries change.
 A private feed holds the newest ``feeds.private_max_entries`` of its matching papers.
 A hundred thousand subscribers then cost one file per distinct query set, not two each.
+
+With several sources, ``feeds/<source>.xml`` and ``.atom`` hold one source's papers each (the
+public pair holds them all), by the same rules: the same listing dates, updated at their
+newest entry, left as they are when unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,12 +49,17 @@ def signature(keywords: Sequence[str], exclude: Sequence[str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def recent_entries(store: Store, days: int) -> list[tuple[date, Paper]]:
-    """The papers of the ``days`` most recent listing dates, newest first, each once."""
+def recent_entries(
+    store: Store, days: int, sources: Collection[str] | None = None
+) -> list[tuple[date, Paper]]:
+    """The papers of the ``days`` most recent listing dates, newest first, each once; only
+    those ``sources`` listed (None: every source's)."""
     entries: list[tuple[date, Paper]] = []
     seen: set[str] = set()
     for day in store.papers.recent_dates(days):
-        listing = store.papers.listing(day)
+        listing = (
+            store.papers.listing(day) if sources is None else store.papers.listing(day, sources)
+        )
         if listing is None:
             continue
         for paper in listing.papers:
@@ -60,15 +69,25 @@ def recent_entries(store: Store, days: int) -> list[tuple[date, Paper]]:
     return entries
 
 
-def publish_feeds(config: Config, store: Store, now: datetime, batch: int = 1000) -> list[Path]:
+def publish_feeds(
+    config: Config,
+    store: Store,
+    now: datetime,
+    batch: int = 1000,
+    sources: Sequence[str] = (),
+) -> list[Path]:
     """Rewrite the public feeds and every active subscriber's private feed; return the public
-    files. Private feeds of subscribers no longer active are removed.
+    files (with the per-source ones). Private feeds of subscribers no longer active are
+    removed.
 
-    Raises :class:`FeedError` (which path, why, what to do) when ``feeds.dir`` cannot be
-    written: a missing permission, a file where a folder should be, a full disk.
+    ``sources``: the names of the configured sources; with two or more, each also gets its
+    own pair, ``feeds/<name>.xml`` and ``.atom`` (see :func:`source_feed_paths`); the files
+    of a source no longer named are removed. Raises :class:`FeedError` (which path, why,
+    what to do) when ``feeds.dir`` cannot be written: a missing permission, a file where a
+    folder should be, a full disk.
     """
     try:
-        return _publish(config, store, now, batch)
+        return _publish(config, store, now, batch, list(dict.fromkeys(sources)))
     except OSError as exc:
         raise feed_error(config.feeds.dir, exc) from exc
 
@@ -128,7 +147,44 @@ def feed_error(folder: Path, exc: OSError) -> FeedError:
     return FeedError(str(folder), reason, path=path, hint=hint)
 
 
-def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Path]:
+def source_feed_paths(config: Config, name: str) -> tuple[Path, Path]:
+    """Where source ``name``'s feed pair is written (RSS, Atom): ``feeds.dir/feeds/<name>.xml``
+    and ``.atom``, served at ``base_url/feeds/<name>.xml`` and ``.atom``."""
+    folder = config.feeds.dir / "feeds"
+    return folder / f"{name}.xml", folder / f"{name}.atom"
+
+
+def _publish_sources(
+    config: Config, store: Store, now: datetime, names: Sequence[str]
+) -> list[Path]:
+    """Write each source's feed pair (unless unchanged); return their paths."""
+    base, title, days = config.base_url, config.feeds.title, config.feeds.days
+    content = load_feed_entry(config.templates_dir)
+    written: list[Path] = []
+    for name in names:
+        feeds = FeedSet(
+            recent_entries(store, days, {name}), link=base + "/", updated=now, content=content
+        )
+        rss, atom = feeds.build(
+            FeedMeta(
+                title=f"{title}: {name}",
+                link=base + "/",
+                rss_url=f"{base}/feeds/{name}.xml",
+                atom_url=f"{base}/feeds/{name}.atom",
+                description=f"{title}: the papers of {name} in the last {days} listing days",
+                stylesheet=stylesheet_path(config),
+            )
+        )
+        paths = source_feed_paths(config, name)
+        _write_changed(paths[0], rss)
+        _write_changed(paths[1], atom)
+        written += paths
+    return written
+
+
+def _publish(
+    config: Config, store: Store, now: datetime, batch: int, sources: Sequence[str]
+) -> list[Path]:
     base = config.base_url
     title = config.feeds.title
     out = config.feeds.dir
@@ -157,6 +213,9 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
     private = out / "feeds"
     shared = private / SHARED
     shared.mkdir(parents=True, exist_ok=True)
+    # One source: its feed would be the public one again.
+    per_source = sources if len(sources) > 1 else []
+    public += _publish_sources(config, store, now, per_source)
     host = urlsplit(base).hostname or "localhost"
     matching = Matching(DayMatcher([paper for _, paper in entries]))
     # What each shared file held when it was written: an unchanged feed is not written again
@@ -186,7 +245,7 @@ def _publish(config: Config, store: Store, now: datetime, batch: int) -> list[Pa
                 )
             tokens.add(sub.token)
     write_atomic(index_path, json.dumps(index, sort_keys=True).encode(), durable=False)
-    _remove_stale(private, tokens)
+    _remove_stale(private, tokens | set(per_source))
     _remove_stale(shared, set(index))
     return public
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from digest.run import private_target, publish_private
 from digest.serve.pages import SECURITY_HEADERS, TOKEN_SHAPE, Handlers, Site
 
 log = logging.getLogger("digest.web")
+#: A source's name (``[[sources]] name``): its own feed is ``/feeds/<name>.xml|.atom``.
+SOURCE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 
 
 class Feeds(Handlers):
@@ -97,12 +100,15 @@ class Feeds(Handlers):
 
     async def private_feed(self, request: Request) -> Response:
         token, kind = request.path_params["token"], request.path_params["kind"]
+        # A source's feed (run.publish.source_feed_paths) is a file; a private feed, a link.
+        path = self.config.feeds.dir / "feeds" / f"{token}.{kind}"
+        if SOURCE_NAME.match(token) and path.is_file() and not path.is_symlink():
+            return self.serve_file(request, path, kind, False)
         if not TOKEN_SHAPE.match(token):
             return self.site.not_found()
         sub = self.store.members.subscriber_by_token(token)
         if sub is None or sub.status not in ("active", "paused"):
             return self.site.not_found()  # unknown, or gone: even before its file is removed
-        path = self.config.feeds.dir / "feeds" / f"{token}.{kind}"
         if not follows_queries(path, sub) and not refresh_private(self.site, sub):
             return Response(
                 "Your feed is being prepared; try again in a minute.\n",
