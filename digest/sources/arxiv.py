@@ -20,12 +20,13 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from lxml import etree  # type: ignore[import-untyped]
 
 from digest.errors import SourceError
-from digest.identity import arxiv_id_of, arxiv_version, dedupe, doi_of, key_of
+from digest.identity import arxiv_id_of, arxiv_version, doi_of, key_of, merge
 from digest.models import Paper
 from digest.sources.huggingface import clean_block, clean_line
 
@@ -103,7 +104,9 @@ def text_of(value: str | None) -> str:
     A``); what remains is text, to be escaped by whoever renders it."""
     if not value:
         return ""
-    return html.unescape(_TAG.sub("", value))
+    if "<" in value:
+        value = _TAG.sub("", value)
+    return html.unescape(value) if "&" in value else value
 
 
 def split_authors(creator: str) -> tuple[str, ...]:
@@ -204,10 +207,21 @@ def parse_rss(body: bytes, *, name: str, announce: Collection[str], url: str = "
         paper = _rss_paper(item, name, warnings, index)
         if paper is not None:
             papers.append(paper)
-    unique = dedupe(papers)
+    unique = merge_repeats(papers)
     if len(unique) < len(papers):
         warnings.append(f"{len(papers) - len(unique)} item(s) listed twice, merged")
     return ArxivFeed(day, unique, skipped, warnings, len(items))
+
+
+def merge_repeats(papers: Iterable[Paper]) -> list[Paper]:
+    """``papers`` with the records of one key merged into the first (categories of both):
+    :func:`digest.identity.dedupe` for papers that all have an arXiv id, without computing
+    every other identity of each."""
+    out: dict[str, Paper] = {}
+    for paper in papers:
+        first = out.get(paper.key)
+        out[paper.key] = paper if first is None else merge(first, paper)
+    return list(out.values())
 
 
 def _rss_paper(item: etree._Element, name: str, warnings: list[str], index: int) -> Paper | None:
@@ -226,7 +240,7 @@ def _rss_paper(item: etree._Element, name: str, warnings: list[str], index: int)
     categories = _unique(clean_line(c.text or "") for c in item.findall("category"))
     doi = _first_doi(_text(item, f"{_ARXIV}DOI") or _text(item, f"{_ARXIV}doi"))
     return Paper(
-        key=key_of(arxiv_id=arxiv_id, doi=doi, title=title, authors=authors),
+        key=key_of(arxiv_id=arxiv_id),  # an arXiv id is the key; no need to hash the title
         title=title,
         abstract=clean_block(text_of(abstract)),
         authors=authors,
@@ -256,6 +270,7 @@ def _first_doi(raw: str | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=64)  # every item of a feed has the same pubDate
 def _moment(raw: str | None) -> datetime | None:
     if not raw or not raw.strip():
         return None
@@ -342,7 +357,7 @@ def _api_paper(entry: etree._Element, name: str, warnings: list[str], index: int
     )
     doi = _first_doi(_text(entry, f"{_ARXIV}doi")) or doi_of(doi_link)
     return Paper(
-        key=key_of(arxiv_id=arxiv_id, doi=doi, title=title, authors=authors),
+        key=key_of(arxiv_id=arxiv_id),  # an arXiv id is the key; no need to hash the title
         title=title,
         abstract=clean_block(text_of(_text(entry, f"{_ATOM}summary"))),
         authors=authors,

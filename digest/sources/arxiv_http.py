@@ -14,7 +14,6 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from digest.errors import SourceError
-from digest.identity import dedupe
 from digest.models import Listing, Paper
 from digest.sources.arxiv import (
     ANNOUNCE_TYPES,
@@ -23,6 +22,7 @@ from digest.sources.arxiv import (
     announcement_window,
     announces,
     in_categories,
+    merge_repeats,
     parse_api,
     parse_rss,
     previous_listing,
@@ -230,7 +230,7 @@ class ArxivSource:
             for p in found
             if p.published is not None and start <= p.published < end and self._wanted(p)
         ]
-        return dedupe(kept)
+        return merge_repeats(kept)
 
     def _wanted(self, paper: Paper) -> bool:
         """Whether a paper of the API is of an announce type asked for: ``new`` when its
