@@ -19,6 +19,7 @@ from digest import GC_THRESHOLDS, __version__
 from digest.cli.config import config_group
 from digest.cli.db import db
 from digest.cli.demo import demo
+from digest.cli.library import LIBRARY_COMMANDS
 from digest.cli.mailbox import mailbox
 from digest.cli.run import feed, preview, run, send
 from digest.cli.serve import serve
@@ -63,6 +64,8 @@ COMMANDS: tuple[click.Command, ...] = (
 )
 for command in COMMANDS:
     cli.add_command(command)
+for command in LIBRARY_COMMANDS:  # digest subscribers like|dislike|unlike|library
+    subscribers.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -28,6 +28,7 @@ def schedule(state: State) -> None:
     now = datetime.now(UTC)
     with state.store() as store:
         guard(lambda: store.members.sync_config_subscribers(cfg.subscribers))  # as every pass does
+        guard(lambda: store.likes.sync_config(cfg.subscribers))  # and their like lists
         rows = guard(lambda: next_sends(cfg, store, now))
         states = guard(store.members.state_counts)
     inactive = sum(n for state, n in states.items() if state not in ("active", "unscheduled"))

@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 import click
 
+from digest.cli.library import like_lines
 from digest.cli.shared import (
     EXIT_FAILED,
     State,
@@ -171,6 +172,7 @@ def subscribers_show(state: State, email: str) -> None:
         sub_id = sub.id
         history = guard(lambda: store.outbox.history(sub_id))
         total = guard(lambda: store.outbox.sent_count(sub_id))
+        liked = guard(lambda: store.likes.of(sub_id))
     click.echo(f"email:      {shown(sub.email)}")
     click.echo(f"name:       {shown(sub.name or '')}")
     click.echo(f"status:     {status_text(sub)}")
@@ -193,6 +195,7 @@ def subscribers_show(state: State, email: str) -> None:
         if rec.error:
             line += f"  ({shown(rec.error)})"
         click.echo(line)
+    click.echo("\n".join(like_lines(liked)))
 
 
 @subscribers.command("remove")
@@ -250,6 +253,12 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
     if read.subscribers:
         with state.store() as store:
             counts = _import(store, read)
+            # The like column adds to their likes, never removes one (origin "import").
+            liked = guard(lambda: store.likes.sync_config(read.subscribers, origin="import"))
+        for address, raw, why in liked.rejected:
+            click.echo(f"warning: {shown(address)}: like {shown(raw)}: {why}", err=True)
+        if liked.added:
+            click.echo(f"{shown(source)}: likes added {liked.added}")
     click.echo(
         f"{shown(source)}: added {counts.added}, updated {counts.updated},"
         f" unchanged {counts.unchanged}, kept unsubscribed {counts.kept_unsubscribed},"

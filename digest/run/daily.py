@@ -102,6 +102,7 @@ async def _deliver(
     _fetched(ctx, listing, report)
     ctx.store.papers.save_listing(listing, ctx.now)
     ctx.store.members.sync_config_subscribers(ctx.config.subscribers)
+    ctx.store.likes.sync_config(ctx.config.subscribers)  # their like lists (origin "config")
     report.requeued = requeue_stale(ctx)
     if isinstance(ctx.sender, FileOutboxSender):
         report.outbox = ctx.config.mail.outbox_dir
@@ -143,6 +144,8 @@ async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
         stored.setdefault(sub.email, sub)
     ids = [s.id for s in stored.values() if s.id is not None]
     delivered = ctx.store.outbox.delivered_keys(ids, listing.date)
+    for sid, keys in ctx.store.likes.keys_of(ids).items():  # never a liked or disliked one
+        delivered[sid] |= keys
     for sub in stored.values():
         seen = delivered.get(sub.id, set()) if sub.id is not None else set()
         selection = select(matcher.select(sub.keywords, sub.exclude), seen, paper_cap(ctx, sub))

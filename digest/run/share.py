@@ -199,6 +199,9 @@ def plan_batch(
     for pool in pools.values():
         ids = [s.id for s in batch if s.id is not None and pool_of(s) is pool]
         delivered.update(ctx.store.outbox.delivered_keys(ids, pool.dates))
+    # A paper they liked or disliked is never sent to them (one query for the batch).
+    for sid, keys in ctx.store.likes.keys_of([s.id for s in batch if s.id is not None]).items():
+        delivered.setdefault(sid, set()).update(keys)
     plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]] = []
     for sub in batch:
         assert sub.id is not None

@@ -123,6 +123,7 @@ class Managing(Handlers):
         same."""
         assert sub.id is not None
         self.store.outbox.forget(sub.id)
+        self.store.likes.forget(sub.id)  # their likes and dislikes are their data too
         if self.store.members.managed_by_config(sub.id):
             self.store.members.set_status(sub.id, "unsubscribed", "self", only_from=LEAVING)
             text = (

@@ -158,6 +158,7 @@ async def send_due(
     report = PassReport(day=today)
     if sync:  # the config's [[subscribers]] into the database
         ctx.store.members.sync_config_subscribers(ctx.config.subscribers)
+        ctx.store.likes.sync_config(ctx.config.subscribers)  # their like lists
     report.placed = place_new(ctx, now)
     first = ctx.store.members.due(now, BATCH)
     if not first and not refresh and not ctx.store.outbox.pending():
