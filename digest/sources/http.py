@@ -1,11 +1,13 @@
 """One HTTP edge for every listing source: timeouts, retries on 429 and 5xx honouring
-``Retry-After``, a size limit and a descriptive User-Agent; httpx errors leave as
+``Retry-After``, a size limit, a descriptive User-Agent with the operator's contact, the
+per-host gate (:mod:`digest.sources.gate`: arXiv's one request every 3 s, one connection at a
+time) and conditional GETs (a 304 is :class:`NotModified`); httpx errors leave as
 :class:`SourceError` naming the URL (without secrets), ``raise … from exc``.
 
 A source supplies the URLs and parses the bytes; :class:`HttpEdge` does the politeness. The
-retry and link policy are the pure functions at the top (:func:`retryable`,
-:func:`retry_after_seconds`, :func:`backoff_delay`, :func:`next_link`, :func:`public_url`,
-:func:`excerpt`).
+retry and link policy are the pure functions at the top (:func:`default_user_agent`,
+:func:`retryable`, :func:`retry_after_seconds`, :func:`backoff_delay`, :func:`next_link`,
+:func:`public_url`, :func:`excerpt`).
 """
 
 from __future__ import annotations
