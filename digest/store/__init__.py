@@ -6,7 +6,8 @@ opens the engine and holds them: ``store.papers`` (``papers``: papers and listin
 preferences, schedule, imports), ``store.outbox`` (``outbox`` with ``outbox_rows``:
 deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys),
 ``store.limits`` (``limits``: the web's rate limits, shared by every process),
-``store.bounces`` (``bounces``: the bounce mailbox's messages acted on).
+``store.bounces`` (``bounces``: the bounce mailbox's messages acted on), ``store.profiles``
+(``profiles``: the similarity ranker's fitted model and each subscriber's profile).
 ``schema`` holds the tables, opening the engine and the transaction that turns SQLAlchemy's
 errors into ``StateError``; ``migrate`` makes and upgrades the tables with the Alembic
 revisions of ``migrations/`` (``Store`` on opening; ``digest db`` with ``open_engine``).
@@ -34,6 +35,7 @@ from digest.store.outbox import (
 )
 from digest.store.outbox_rows import INSERT_ROWS, PlannedDelivery
 from digest.store.papers import Papers
+from digest.store.profiles import Profiles
 from digest.store.runs import RunLog, RunRecord, RunTotals
 from digest.store.schema import deliveries, delivery_papers, metadata, open_engine, subscribers
 from digest.store.store import Store
@@ -52,6 +54,7 @@ __all__ = [
     "Papers",
     "PendingDelivery",
     "PlannedDelivery",
+    "Profiles",
     "RateLimits",
     "RunLog",
     "RunRecord",

@@ -12,6 +12,7 @@ from digest.store.members import Members
 from digest.store.migrate import upgrade_if_behind
 from digest.store.outbox import Outbox
 from digest.store.papers import Papers
+from digest.store.profiles import Profiles
 from digest.store.runs import RunLog
 from digest.store.schema import open_engine
 from digest.store.source_state import SourceStates
@@ -35,6 +36,7 @@ class Store:
         self.bounces = Bounces(self.engine)  # the bounce mailbox's record
         self.limits = RateLimits(self.engine)
         self.stats = Stats(self.engine)
+        self.profiles = Profiles(self.engine)  # the similarity model and profiles
         self.sources = SourceStates(self.engine)  # each source's last fetch, error, validators
         self.likes = Likes(self.engine)  # liked and disliked papers
         try:
