@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.compose import EmailLinks, Renderer, paper_view
+from digest.compose import EmailLinks, Renderer, environment, paper_view
 from digest.config import parse
 from digest.models import Listing, Match, Paper, Subscriber
 from digest.run import make_context, send_once
@@ -180,3 +180,17 @@ def test_a_paper_listed_by_two_sources_is_counted_once(tmp_path: Path) -> None:
     assert "7 upvotes · cs.AI · via " in text
     assert "hf" in text.split("via ")[1].split("\n")[0]
     assert "arxiv-ml" in text.split("via ")[1].split("\n")[0]
+
+
+def test_the_archive_lists_each_papers_category_sources_and_own_page() -> None:
+    template = environment(None).get_template("web/_archive_papers.html")
+    views = [
+        paper_view(Match(paper=p, score=1.0), show_sources=True) for p in (ARXIV_ONLY, FROM_A_FEED)
+    ]
+    page = template.render(papers=views, start=1)
+    only, feed = page.split("<li ")[1:]
+    assert '<a href="https://arxiv.org/abs/2511.00003"' in only
+    assert " · cs.LG · via arxiv-ml" in only and ">PDF</a>" in only
+    assert '<a href="https://journal.example/articles/1?ref=rss&amp;x=1"' in feed
+    assert "via neuro, &lt;b&gt;lab&lt;/b&gt;" in feed and "<b>" not in feed
+    assert "arxiv.org" not in feed and "cs.LG" not in feed
