@@ -7,20 +7,27 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree  # type: ignore[import-untyped]
 
 from digest.errors import SourceError
 from digest.sources.arxiv import (
     ANNOUNCE_TYPES,
+    DEADLINE,
+    EASTERN,
     HOLIDAYS,
     announcement_window,
     category_terms,
     in_categories,
     parse_api,
     parse_rss,
+    previous_listing,
     query_for,
     split_authors,
     text_of,
 )
+from digest.sources.huggingface import clean_line
 
 FIXTURES = Path(__file__).parent / "fixtures" / "arxiv"
 RSS_DAY = (FIXTURES / "rss-2026-11-10.xml").read_bytes()
@@ -246,3 +253,62 @@ def test_authors_split(creator: str, names: tuple[str, ...]) -> None:
 def test_text_of_drops_tags_and_decodes_entities() -> None:
     assert text_of("<i>Q</i> &amp; <b class='x'>A</b> for $n<m$") == "Q & A for $n<m$"
     assert text_of(None) == ""
+
+
+@settings(max_examples=200)
+@given(st.dates(min_value=date(2024, 1, 1), max_value=date(2028, 12, 31)))
+def test_windows_tile_time_without_gaps_or_overlaps(day: date) -> None:
+    window = announcement_window(day)
+    if window is None:
+        assert day.weekday() >= 5 or day in HOLIDAYS
+        return
+    start, end = window
+    assert start < end
+    assert end.astimezone(EASTERN).time() == DEADLINE
+    assert end.astimezone(EASTERN).date() < day
+    previous = announcement_window(previous_listing(day))
+    assert previous is not None and previous[1] == start
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=300))
+def test_any_bytes_give_a_feed_or_a_source_error(body: bytes) -> None:
+    for parse in (
+        lambda: parse_rss(body, name="a", announce=ANNOUNCE_TYPES),
+        lambda: parse_api(body, name="a"),
+    ):
+        try:
+            parse()
+        except SourceError as exc:
+            assert exc.url == "a" and exc.reason
+
+
+_XML_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    max_size=80,
+)
+
+
+@settings(max_examples=150)
+@given(
+    title=_XML_TEXT.filter(lambda t: clean_line(text_of(t))),
+    names=st.lists(
+        st.from_regex(r"[^\W\d_]{1,12}", fullmatch=True),  # letters of any script
+        min_size=1,
+        max_size=5,
+    ),
+    version=st.integers(1, 30),
+)
+def test_an_item_round_trips(title: str, names: list[str], version: int) -> None:
+    names = [n for n in names if n.lower() not in ("and", "jr", "sr", "ii", "iii", "iv")]
+    rss = etree.Element("rss", nsmap={"arxiv": "http://arxiv.org/schemas/atom"})
+    item = etree.SubElement(etree.SubElement(rss, "channel"), "item")
+    etree.SubElement(item, "title").text = title
+    etree.SubElement(item, "guid").text = f"oai:arXiv.org:2611.01234v{version}"
+    etree.SubElement(item, "{http://purl.org/dc/elements/1.1/}creator").text = ", ".join(names)
+    etree.SubElement(item, "description").text = "arXiv:2611.01234 Announce Type: new \nAbstract: x"
+    feed = parse_rss(etree.tostring(rss), name="a", announce=("new",))
+    (paper,) = feed.papers
+    assert paper.title == clean_line(text_of(title))
+    assert (paper.key, paper.version, paper.abstract) == ("2611.01234", version, "x")
+    assert paper.authors == tuple(names)
