@@ -409,5 +409,5 @@ def test_export_to_a_terminal_escapes_and_to_a_file_keeps_the_data() -> None:
         out = io.BytesIO()
         assert _export(out, [eve], "csv", None, screen=screen) == (1, 0)
         line = out.getvalue().decode().splitlines()[1]
-        empty = ",," + ",,,,,,"  # keywords..max_papers, abstract and the schedule columns
+        empty = ",," + ",,,,,," + ",,,"  # keywords..max_papers, abstract, schedule, likes
         assert line == f"eve@example.org,Eve{expected}{empty},,active"

@@ -168,9 +168,11 @@ def test_export_round_trips_through_import(site: Path, db_url: str) -> None:
     lines = exported.stdout.splitlines()
     assert lines[0] == (
         "email,name,keywords,exclude,max_papers,abstract,send_at,timezone,frequency,weekday,"
-        "days,status"
+        "days,sources,like,like_threshold,status"
     )
-    assert lines[1] == 'user0@example.org,"User 0, Jr.",diffusion;llm agent*,survey,1,,,,,,,active'
+    assert lines[1] == (
+        'user0@example.org,"User 0, Jr.",diffusion;llm agent*,survey,1,,,,,,,,,,active'
+    )
     assert lines[4].endswith(",unsubscribed") and len(lines) == 1501
     again = digest(site, "subscribers", "import", "-", "--format", "csv", input=exported.stdout)
     assert "added 0, updated 0, unchanged 1499, kept unsubscribed 1, rejected 0" in again.stdout
@@ -199,6 +201,9 @@ def test_export_jsonl_to_a_file_and_into_another_database(
         "frequency": None,
         "weekday": None,
         "days": None,
+        "sources": None,
+        "like": [],
+        "like_threshold": None,
         "status": "active",
     }
     other = tmp_path_factory.mktemp("other")

@@ -223,8 +223,8 @@ def test_export_csv_is_readable_by_spreadsheets() -> None:
     subs = [Subscriber(email="ada@example.org", name="Okafor, Ada", keywords=('"a b"', "c"))]
     assert "".join(roster.export_lines(subs, "csv")) == (
         "email,name,keywords,exclude,max_papers,abstract,send_at,timezone,frequency,weekday,"
-        "days,status\n"
-        'ada@example.org,"Okafor, Ada","""a b"";c",,,,,,,,,active\n'
+        "days,sources,like,like_threshold,status\n"
+        'ada@example.org,"Okafor, Ada","""a b"";c",,,,,,,,,,,,active\n'
     )
 
 
@@ -326,7 +326,9 @@ def test_export_neutralises_every_text_cell_and_reads_back() -> None:
         email="-x@example.org", name="=HYPERLINK(1)", keywords=("-survey", "llm"), exclude=("@a",)
     )
     text = "".join(roster.export_lines([sub], "csv"))
-    assert text.splitlines()[1] == "'-x@example.org,'=HYPERLINK(1),'-survey;llm,'@a,,,,,,,,active"
+    assert text.splitlines()[1] == (
+        "'-x@example.org,'=HYPERLINK(1),'-survey;llm,'@a,,,,,,,,,,,active"
+    )
     assert roster.read(text, "csv").subscribers == (sub,)
 
 

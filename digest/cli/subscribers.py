@@ -29,6 +29,7 @@ from digest.errors import RosterError
 from digest.files import open_atomic
 from digest.models import ABSTRACT_MODES, Subscriber
 from digest.store import ImportCounts, Store
+from digest.store.subscriber_rows import with_likes
 
 
 @click.group()
@@ -56,6 +57,18 @@ def subscribers() -> None:
 @click.option("--frequency", type=click.Choice(["daily", "weekly"]), help="Default: daily.")
 @click.option("--weekday", metavar="DAY", help="Day of a weekly digest: mon .. sun.")
 @click.option("--days", metavar="DAYS", help="Daily digests only on these days: mon,wed,fri.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Only papers of this configured source (repeatable; default: every source).",
+)
+@click.option(
+    "--like-threshold",
+    type=click.FloatRange(0, 1),
+    help="How similar (0-1) to a liked paper a pick must be (default: mail.like_threshold).",
+)
 @click.pass_obj
 def subscribers_add(
     state: State,
@@ -70,9 +83,12 @@ def subscribers_add(
     frequency: str | None,
     weekday: str | None,
     days: str | None,
+    sources: tuple[str, ...],
+    like_threshold: float | None,
 ) -> None:
     """Add a subscriber, or update and reactivate one with the same address: the options
-    given replace those values, the others (name, queries, schedule...) stay as they were."""
+    given replace those values, the others (name, queries, schedule, sources...) stay as
+    they were."""
     from digest.schedule import (
         ScheduleError,
         check_days,
@@ -89,6 +105,8 @@ def subscribers_add(
         day_list = check_days(days) if days else None
     except ScheduleError as exc:
         raise click.BadParameter(exc.message, param_hint=option.get(exc.field, "--days")) from None
+    config = state.config()
+    _check_sources(sources, [s.name for s in config.sources])
     sub = Subscriber(
         email=check_address(email),
         name=name,
@@ -101,6 +119,8 @@ def subscribers_add(
         frequency=frequency,
         weekday=day_name,
         days=day_list or None,
+        sources=tuple(dict.fromkeys(sources)) or None,
+        like_threshold=like_threshold,
     )
     with state.store() as store:
         known = store.members.subscriber(sub.email)
@@ -108,7 +128,6 @@ def subscribers_add(
             sub = _kept(sub, known)
         added = guard(lambda: store.members.add_subscriber(sub))
     click.echo(f"{shown(added.email)}: active")
-    config = state.config()
     if any(listed.email == added.email for listed in config.subscribers):
         click.echo(
             shown(
@@ -118,6 +137,14 @@ def subscribers_add(
             ),
             err=True,
         )
+
+
+def _check_sources(names: tuple[str, ...], known: list[str]) -> None:
+    """A usage error (exit 2) for a ``--source`` that names no configured source."""
+    from digest.config.preferences import unknown_sources
+
+    for name, hint in unknown_sources(names, known):
+        raise click.BadParameter(shown(f'no source "{name}" ({hint})'), param_hint="--source")
 
 
 def _kept(given: Subscriber, known: Subscriber) -> Subscriber:
@@ -138,6 +165,10 @@ def _kept(given: Subscriber, known: Subscriber) -> Subscriber:
         frequency=when.frequency,
         weekday=when.weekday,
         days=when.days,
+        sources=given.sources or known.sources,
+        like_threshold=(
+            known.like_threshold if given.like_threshold is None else given.like_threshold
+        ),
     )
 
 
@@ -180,6 +211,10 @@ def subscribers_show(state: State, email: str) -> None:
     click.echo(f"exclude:    {shown('; '.join(sub.exclude) or '(none)')}")
     click.echo(f"max papers: {sub.max_papers or '(default)'}")
     click.echo(f"abstract: {sub.abstract or '(default)'}")
+    click.echo(f"sources:    {shown(', '.join(sub.sources or ()) or '(every source)')}")
+    click.echo(
+        f"like threshold: {sub.like_threshold if sub.like_threshold is not None else '(default)'}"
+    )
     sched = guard(lambda: schedule_of(cfg, sub))
     click.echo(f"schedule:   {shown(sched.describe())}")
     if sub.status == "active":
@@ -226,9 +261,11 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
 
     Columns: email (required), name, keywords, exclude (queries separated by ";"),
     max_papers, and the schedule (send_at, timezone, frequency, weekday, days: empty is the
-    configured default; a file without these columns leaves schedules as they are); status
-    is ignored. A known address is updated, never duplicated, and no
-    one unsubscribed or suspended is reactivated. Bad rows are reported with their line
+    configured default; a file without these columns leaves schedules as they are);
+    sources (configured source names separated by ";"; empty: every source), like (papers
+    to add to their likes, separated by ";") and like_threshold (0-1); status is ignored.
+    A known address is updated, never duplicated, and no one unsubscribed or suspended is
+    reactivated. Bad rows are reported with their line
     and skipped; of two rows with one address, the later wins.
 
     Exit codes: 0 every row imported; 1 some rows rejected (the others imported);
@@ -244,7 +281,9 @@ def subscribers_import(state: State, file: str, fmt: str | None) -> None:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         fail(RosterError(source, f"cannot read it: {exc.strerror or exc}"))
-    read = guard(lambda: roster.read(roster.decode(data, source), kind, source))
+    names = [s.name for s in state.config().sources]
+    text = guard(lambda: roster.decode(data, source))
+    read = guard(lambda: roster.read(text, kind, source, sources=names))
     notes: list[roster.RowError | roster.Duplicate] = [*read.errors, *read.duplicates]
     for note in sorted(notes, key=lambda n: n.line):
         prefix = "warning: " if isinstance(note, roster.Duplicate) else ""
@@ -315,7 +354,7 @@ def subscribers_export(state: State, fmt: str | None, out: Path | None, everyone
     kind = fmt or (roster.format_for(out.name) if out else None) or "csv"
     states = None if everyone else roster.EXPORTED
     with state.store() as store:
-        subs = store.members.iter_subscribers()
+        subs = with_likes(store.engine, store.members.iter_subscribers())
         if out is None:
             # A terminal gets its control characters escaped; a pipe or a file, the data.
             screen = sys.stdout.isatty()

@@ -10,8 +10,9 @@ pdf link, a DOI (``10.1000/xyz``, ``https://doi.org/10.1000/xyz``) or a paper ke
 from __future__ import annotations
 
 import difflib
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from digest.config.checks import Check, Invalid
@@ -88,3 +89,74 @@ def unknown_sources(names: Sequence[str], known: Sequence[str]) -> list[tuple[st
 def _quoted(text: str) -> str:
     shown = text if len(text) <= 60 else text[:59] + "…"
     return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def split_items(value: Any, what: str) -> list[str]:
+    """A CSV cell (``a; b``) or a JSON value (a list of strings, or such a cell) as its
+    non-empty items; raises :class:`Invalid` naming ``what`` was expected."""
+    if isinstance(value, str):
+        items: list[Any] = value.split(";")
+    elif isinstance(value, list) and all(isinstance(i, str) for i in value):
+        items = value
+    else:
+        raise Invalid(f"expected a list of {what}")
+    return [i.strip() for i in items if i.strip()]
+
+
+def threshold(value: Any) -> float:
+    """A like threshold from a CSV cell or a JSON number: 0 to 1; raises :class:`Invalid`."""
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    ok = isinstance(number, int | float) and not isinstance(number, bool)
+    if not ok or not 0 <= number <= 1:
+        raise Invalid("expected a number 0-1")
+    return float(number)
+
+
+#: One wrong value of a row: (field, the value or None, why).
+Wrong = tuple[str, str | None, str]
+
+
+def row_preferences(
+    row: Mapping[str, Any], known: Sequence[str] | None
+) -> tuple[dict[str, Any], list[Wrong]]:
+    """An import row's ``sources`` (each a configured source, of ``known``; None: not
+    checked; empty: every source), ``like`` (papers to add to their likes) and
+    ``like_threshold`` (0-1; empty: the default), and what is wrong with them."""
+    wrong: list[Wrong] = []
+    names = _items("sources", row.get("sources"), "source names", wrong)
+    formed = []
+    for name in names:
+        try:
+            formed.append(source_name()(name))
+        except Invalid:
+            wrong.append(("sources", name, "expected lower-case letters, digits or -"))
+    for name, hint in unknown_sources(formed, known) if known is not None else ():
+        wrong.append(("sources", name, f"no such source ({hint})"))
+    likes = _items("like", row.get("like"), "papers", wrong)
+    wrong += [
+        ("like", i, f"not a paper: expected {LIKE_FORMS}") for i in likes if not is_paper_ref(i)
+    ]
+    value = row.get("like_threshold")
+    limit = None
+    if value is not None and not (isinstance(value, str) and not value.strip()):
+        try:
+            limit = threshold(value)
+        except Invalid as exc:
+            wrong.append(
+                ("like_threshold", value if isinstance(value, str) else json.dumps(value), str(exc))
+            )
+    return {"sources": names or None, "like": likes, "like_threshold": limit}, wrong
+
+
+def _items(field: str, value: Any, what: str, wrong: list[Wrong]) -> tuple[str, ...]:
+    """A ``;``-separated cell or a JSON list as its distinct items."""
+    try:
+        return tuple(dict.fromkeys(split_items(value or [], what)))
+    except Invalid as exc:
+        wrong.append((field, None, str(exc)))
+        return ()

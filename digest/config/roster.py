@@ -18,6 +18,11 @@ subscriber's hour from one instance to the next; an empty cell is the configurat
 default. A file with none of them (:attr:`Roster.schedule` false) leaves the stored
 schedules alone.
 
+``sources`` names the configured sources they read (``arxiv-ml;hf``; empty: every source,
+an unknown name rejects the row), ``like`` papers to add to their likes (arXiv ids, abs/pdf
+links, DOIs or paper keys, ``;``-separated; an import never removes a like) and
+``like_threshold`` a number 0-1 (empty: ``mail.like_threshold``); lists in JSON Lines.
+
 A CSV export is opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-`` or
 ``@`` (or a tab or carriage return) as a formula (OWASP "CSV injection"): such a cell is
 written with a ``'`` in front (:func:`neutralise`), and the import takes that ``'`` off again
@@ -33,12 +38,13 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from digest.config.checks import Invalid, normalise_address
+from digest.config.preferences import row_preferences
 from digest.config.subscribers import SUBSCRIBER_SETTINGS
 from digest.errors import QueryError, RosterError
 from digest.models import ABSTRACT_MODES, Subscriber
@@ -54,6 +60,8 @@ from digest.select import validate as validate_query
 
 #: A subscriber's own schedule (empty or absent: the configuration's default).
 SCHEDULE_FIELDS = ("send_at", "timezone", "frequency", "weekday", "days")
+#: The sources they read, papers to add to their likes, their like threshold.
+PREFERENCE_FIELDS = ("sources", "like", "like_threshold")
 FIELDS = (
     "email",
     "name",
@@ -62,6 +70,7 @@ FIELDS = (
     "max_papers",
     "abstract",
     *SCHEDULE_FIELDS,
+    *PREFERENCE_FIELDS,
     "status",
 )
 #: Who ``digest subscribers export`` writes without ``--all``: those who confirmed and have
@@ -140,13 +149,21 @@ def decode(data: bytes, source: str) -> str:
         raise RosterError(source, f"not UTF-8 text (byte {exc.start})", line=line) from exc
 
 
-def read(text: str, fmt: str, source: str = "<stdin>") -> Roster:
-    """The subscribers of a whole file in ``fmt`` (``csv`` or ``jsonl``); see :func:`read_csv`."""
+def read(
+    text: str, fmt: str, source: str = "<stdin>", *, sources: Sequence[str] | None = None
+) -> Roster:
+    """The subscribers of a whole file in ``fmt`` (``csv`` or ``jsonl``); see :func:`read_csv`.
+
+    ``sources``: the configured source names a row's ``sources`` may name (None: any)."""
     lines = io.StringIO(text, newline="")
-    return read_csv(lines, source) if fmt == "csv" else read_jsonl(lines, source)
+    if fmt == "csv":
+        return read_csv(lines, source, sources=sources)
+    return read_jsonl(lines, source, sources=sources)
 
 
-def read_csv(lines: Iterable[str], source: str = "<stdin>") -> Roster:
+def read_csv(
+    lines: Iterable[str], source: str = "<stdin>", *, sources: Sequence[str] | None = None
+) -> Roster:
     """Rows of a CSV file with a header line (RFC 4180 quoting; a BOM is dropped).
 
     Raises :class:`RosterError` for a missing or wrong header: no ``email`` column, a column
@@ -162,7 +179,7 @@ def read_csv(lines: Iterable[str], source: str = "<stdin>") -> Roster:
         raise RosterError(source, f"no header line (expected {','.join(FIELDS[:4])})", line=1)
     columns = [h.strip().lower() for h in header]
     _check_header(columns, source)
-    builder = _Builder(schedule=any(c in SCHEDULE_FIELDS for c in columns))
+    builder = _Builder(schedule=any(c in SCHEDULE_FIELDS for c in columns), sources=sources)
     start = reader.line_num + 1
     while True:
         try:
@@ -183,14 +200,16 @@ def read_csv(lines: Iterable[str], source: str = "<stdin>") -> Roster:
     return builder.roster()
 
 
-def read_jsonl(lines: Iterable[str], source: str = "<stdin>") -> Roster:
+def read_jsonl(
+    lines: Iterable[str], source: str = "<stdin>", *, sources: Sequence[str] | None = None
+) -> Roster:
     """One JSON object per line (blank lines skipped); keys as the CSV columns.
 
     ``keywords`` and ``exclude`` may be lists of strings or ``;``-separated strings. An
     unknown key, a line that is not a JSON object or a value of the wrong type rejects
     that line only.
     """
-    builder = _Builder()
+    builder = _Builder(sources=sources)
     for number, raw in enumerate(_without_bom(lines), start=1):
         if not raw.strip():
             continue
@@ -211,8 +230,11 @@ def read_jsonl(lines: Iterable[str], source: str = "<stdin>") -> Roster:
     return builder.roster()
 
 
-def check_row(line: int, row: Mapping[str, Any]) -> Subscriber | list[RowError]:
-    """One row's fields (CSV strings or JSON values) as a subscriber, or why not."""
+def check_row(
+    line: int, row: Mapping[str, Any], sources: Sequence[str] | None = None
+) -> Subscriber | list[RowError]:
+    """One row's fields (CSV strings or JSON values) as a subscriber, or why not; its
+    ``sources`` must be among ``sources`` (None: not checked)."""
     errors: list[RowError] = []
     email = row.get("email")
     address = ""
@@ -235,6 +257,8 @@ def check_row(line: int, row: Mapping[str, Any]) -> Subscriber | list[RowError]:
     max_papers = _max_papers(line, row.get("max_papers"), errors)
     abstract = _abstract(line, row.get("abstract"), errors)
     schedule = _schedule(line, row, errors)
+    preferences, wrong = row_preferences(row, sources)
+    errors += [RowError(line, reason, field, value) for field, value, reason in wrong]
     if errors:
         return errors
     return Subscriber(
@@ -245,6 +269,7 @@ def check_row(line: int, row: Mapping[str, Any]) -> Subscriber | list[RowError]:
         max_papers=max_papers,
         abstract=abstract,
         **schedule,
+        **preferences,
     )
 
 
@@ -285,6 +310,8 @@ def export_lines(subs: Iterable[Subscriber], fmt: str) -> Iterator[str]:
         fields["keywords"] = ";".join(s.keywords)
         fields["exclude"] = ";".join(s.exclude)
         fields["days"] = None if s.days is None else ",".join(s.days)
+        fields["sources"] = None if s.sources is None else ";".join(s.sources)
+        fields["like"] = ";".join(s.like)
         writer.writerow(["" if fields[k] is None else neutralise(fields[k]) for k in FIELDS])
         yield _take(buffer)
 
@@ -312,20 +339,24 @@ def export_problem(sub: Subscriber, fmt: str) -> str | None:
         for q in (*sub.keywords, *sub.exclude):
             if ";" in q:
                 return f"{sub.email}: the query {q!r} has a ';', which CSV cannot carry"
+        for like in sub.like:
+            if ";" in like:
+                return f"{sub.email}: the like {like!r} has a ';', which CSV cannot carry"
     return None
 
 
 class _Builder:
     """Rows checked one by one; the last row of an address wins."""
 
-    def __init__(self, schedule: bool = False) -> None:
+    def __init__(self, schedule: bool = False, sources: Sequence[str] | None = None) -> None:
         self.schedule = schedule
+        self.sources = sources
         self.by_email: dict[str, tuple[int, Subscriber]] = {}
         self.errors: list[RowError] = []
         self.duplicates: list[Duplicate] = []
 
     def add(self, line: int, row: Mapping[str, Any]) -> None:
-        checked = check_row(line, row)
+        checked = check_row(line, row, self.sources)
         if isinstance(checked, list):
             self.reject(checked)
             return
@@ -467,6 +498,9 @@ def _export_fields(s: Subscriber) -> dict[str, Any]:
         "frequency": s.frequency,
         "weekday": s.weekday,
         "days": None if s.days is None else list(s.days),
+        "sources": None if s.sources is None else list(s.sources),
+        "like": list(s.like),
+        "like_threshold": s.like_threshold,
         "status": s.status,
     }
 

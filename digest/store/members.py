@@ -284,7 +284,7 @@ class Members:
         it shows, nothing else; ``max_papers`` stays); the scheduler places them again.
         None if there is no such subscriber."""
         values = subscriber_values(sub)
-        del values["email"], values["max_papers"]
+        del values["email"], values["max_papers"], values["sources"], values["like_threshold"]
         with begin(self.engine) as conn:
             result = conn.execute(
                 sa.update(subscribers)
