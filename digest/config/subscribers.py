@@ -106,7 +106,8 @@ SUBSCRIBER_SETTINGS: tuple[Setting, ...] = (
         like_list(),
         (),
         "papers they like (arXiv ids, arxiv.org links, DOIs), added to their likes: papers"
-        " similar to these are picked for them; removing one here unlikes nothing",
+        " similar to these are picked for them; taking one out unlikes it, unless they"
+        " liked it themselves too",
         example=["2503.01234", "https://arxiv.org/abs/2502.04321v2"],
     ),
     Setting(
