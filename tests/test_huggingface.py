@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,13 @@ from digest.errors import SourceError
 from digest.models import Paper
 from digest.sources.huggingface import MAX_TEXT, dedupe, parse_page
 from tests.support.listings import item
+
+
+def title_hash(folded_title: str, surname: str) -> str:
+    """The key of a paper without arXiv id, DOI or link (digest.identity): ``title:`` + the
+    first 24 hex digits of SHA-256 of the folded title, U+001F and the first author's surname."""
+    return "title:" + hashlib.sha256(f"{folded_title}\x1f{surname}".encode()).hexdigest()[:24]
+
 
 URL = "https://hf.example/api/daily_papers?date=2026-11-18"
 PUBLISHED = datetime(2026, 11, 15, 17, 59, 1, tzinfo=UTC)  # item()'s publishedAt
@@ -83,7 +91,8 @@ def test_paper_fields_win_over_top_level_copies() -> None:
 def test_an_element_without_paper_object_uses_the_top_level() -> None:
     paper, _ = one({"title": "Bare", "summary": "S", "numComments": 2})
     assert (paper.title, paper.abstract, paper.num_comments) == ("Bare", "S", 2)
-    assert paper.key == "title:bare" and paper.arxiv_id is None
+    assert paper.key == title_hash("bare", "") and paper.arxiv_id is None
+    assert paper.link is None
 
 
 def test_html_stays_text_and_controls_and_bidi_go() -> None:
@@ -98,7 +107,7 @@ def test_non_ascii_survives() -> None:
     paper, _ = one(item(None, title, "Résumé: ½ ∑ 𝔼[x]", authors=("李雷", "Ωmega")))
     assert paper.title == title and paper.abstract == "Résumé: ½ ∑ 𝔼[x]"
     assert paper.authors == ("李雷", "Ωmega")
-    assert paper.key == "title:unicode 模型 ελληνικα"
+    assert paper.key == title_hash("unicode 模型 ελληνικα", "李雷")
 
 
 def test_a_very_long_abstract_is_cut_with_a_warning() -> None:
@@ -110,7 +119,9 @@ def test_a_very_long_abstract_is_cut_with_a_warning() -> None:
 def test_a_paper_without_id_is_known_by_its_title() -> None:
     paper, _ = one(item(None, "Naïve Bayes  Is All You Need?"))
     assert paper.arxiv_id is None
-    assert paper.key == "title:naive bayes is all you need"
+    assert paper.key == title_hash("naive bayes is all you need", "okafor")
+    again, _ = one(item(None, "naive  BAYES is all you need!", authors=("Okafor, Ada",)))
+    assert again.key == paper.key  # case, punctuation and "Surname, Given" do not matter
 
 
 @pytest.mark.parametrize(
@@ -128,7 +139,8 @@ def test_a_paper_without_id_is_known_by_its_title() -> None:
 def test_ids_lose_their_version(raw: Any, arxiv_id: str | None, warned: bool) -> None:
     paper, warnings = one(item(raw, "Some title"))
     assert paper.arxiv_id == arxiv_id
-    assert paper.key == (arxiv_id or "title:some title")
+    assert paper.key == (arxiv_id or title_hash("some title", "okafor"))
+    assert paper.link == (f"https://huggingface.co/papers/{arxiv_id}" if arxiv_id else None)
     assert bool(warnings) == warned
 
 

@@ -17,7 +17,9 @@ Decisions: an author with ``hidden: true`` stays an author (``hidden`` only hide
 to their Hugging Face account; the name is on the public paper page and on arXiv). HTML in
 a title is kept as text (escaping is the renderer's job). Abstracts keep their paragraph
 breaks; the hard line wraps inside a paragraph (arXiv's) become spaces. Invalid UTF-8 bytes
-become U+FFFD with a warning rather than failing the whole day.
+become U+FFFD with a warning rather than failing the whole day. A paper's key is
+:func:`digest.identity.key_of` of its arXiv id, title and authors; its ``link`` is its Hugging
+Face page when it has an arXiv id (``sources`` is left to the run, which knows the name).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from digest.errors import SourceError
-from digest.models import Paper, arxiv_base_id, paper_key
+from digest.identity import key_of
+from digest.models import Paper, arxiv_base_id
 
 #: C0/C1 controls, DEL, lone surrogates, the noncharacters XML refuses, and the bidi
 #: embeddings, overrides and isolates (U+202A-E, U+2066-9) that can make a title or a name
@@ -181,12 +184,14 @@ def parse_item(element: Any, notes: list[str]) -> Paper:
     summary = fields.text("summary") or ""
     if len(summary) > MAX_TEXT:
         notes.append(f"'summary' of {len(summary):,} characters cut to {MAX_TEXT:,}")
+    authors = _authors(inner.get("authors"), notes)
     return Paper(
-        key=paper_key(arxiv_id, title),
+        key=key_of(arxiv_id=arxiv_id, title=title, authors=authors),
         title=title,
         abstract=clean_block(summary),
-        authors=_authors(inner.get("authors"), notes),
+        authors=authors,
         arxiv_id=arxiv_id,
+        link=f"https://huggingface.co/papers/{arxiv_id}" if arxiv_id else None,
         upvotes=fields.count("upvotes"),
         published=fields.moment("publishedAt"),
         num_comments=fields.count("numComments"),
