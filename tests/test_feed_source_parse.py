@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.errors import SourceError
-from digest.sources.feed import ParsedFeed, decode_body, feeds_named_by, parse_feed, split_authors
+from digest.sources.feed import (
+    ParsedFeed,
+    decode_body,
+    feeds_named_by,
+    parse_feed,
+    person,
+    split_authors,
+)
 from digest.sources.feed_text import html_block, html_line
 
 FEED_URL = "https://feeds.example.org/lab/latest.rss"
@@ -302,3 +309,55 @@ def test_an_arxiv_doi_names_the_arxiv_paper() -> None:
     assert (paper.key, paper.arxiv_id) == ("2612.07777", "2612.07777")
     assert paper.doi == "10.48550/arxiv.2612.07777"
     assert paper.version is None
+
+
+def test_records_of_one_paper_chain_into_one_at_the_earliest_day() -> None:
+    # The second gives the first its author, which changes its title key; the third, with
+    # neither link nor author, still joins them through the key the first had.
+    parsed = parse(
+        rss(
+            "<item><title>Chained paper</title><link>https://c.example/1</link>"
+            "<pubDate>Fri, 04 Dec 2026 12:00:00 GMT</pubDate></item>"
+            "<item><title>Chained paper</title><link>https://www.c.example/1/</link>"
+            "<author>ada@c.example (Ada Okafor)</author>"
+            "<pubDate>Thu, 03 Dec 2026 12:00:00 GMT</pubDate></item>"
+            "<item><title>Chained  PAPER!</title><description>The longest abstract.</description>"
+            "</item>"
+        )
+    )
+    [(day, paper)] = parsed.entries
+    assert day == date(2026, 12, 3)
+    assert paper.key == "link:c.example/1"
+    assert paper.authors == ("Ada Okafor",)
+    assert paper.abstract == "The longest abstract."
+    assert parsed.warnings == (
+        "'Chained paper' is listed twice: kept once",
+        "'Chained PAPER!' is listed twice: kept once",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("ada@lab.example (Ada Okafor)", "Ada Okafor"),
+        ("Ada Okafor (ada@lab.example)", "Ada Okafor"),
+        ("Ada Okafor <ada@lab.example>", "Ada Okafor"),
+        ("ada@lab.example", ""),
+        ("Ada Okafor", "Ada Okafor"),
+        ("Okafor (Ada)", "Okafor (Ada)"),
+    ],
+)
+def test_an_rss_author_is_a_name_without_its_address(text: str, name: str) -> None:
+    assert person(text) == name
+
+
+def test_rss_authors_with_long_domains_keep_their_names() -> None:
+    parsed = parse(
+        rss(
+            "<item><title>One</title><link>https://a.example/1</link>"
+            "<author>ada.okafor@university.example (Ada Okafor)</author></item>"
+            "<item><title>Two</title><link>https://a.example/2</link>"
+            "<author>noreply@journal.example</author></item>"
+        )
+    )
+    assert [p.authors for _, p in parsed.entries] == [("Ada Okafor",), ()]

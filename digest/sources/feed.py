@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 import feedparser
 
 from digest.errors import SourceError
-from digest.identity import arxiv_id_of, arxiv_version, dedupe, doi_of, key_of, paper_identities
+from digest.identity import arxiv_id_of, arxiv_version, doi_of, key_of, merge, paper_identities
 from digest.models import Paper
 from digest.sources.feed_text import clean_block, clean_line, html_block, html_line
 
@@ -57,6 +57,8 @@ _HTML_START = re.compile(r"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", r
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _SEVERAL = re.compile(r"\s*(?:,|;|\band\b|&)\s*", re.I)
 _JOINED = re.compile(r"\band\b|&", re.I)
+_EMAIL = re.compile(r"<?[^\s<>()@,;]+@[^\s<>()@,;]+>?")
+_PARENS = re.compile(r"\(\s*\)")
 _ET_AL = re.compile(r"[,\s]*\bet\s+al\b\.?\s*$", re.I)
 #: The tag ``dc:identifier``, ``prism:doi`` and friends take in a feedparser entry.
 _DOI_FIELDS = ("prism_doi", "dc_identifier", "doi", "arxiv_doi", "id")
@@ -162,6 +164,10 @@ def parse_feed(
             "content-type": "application/xml; charset=utf-8",
             "content-location": url,
         },
+        # Every field is reduced to text here (feed_text), which drops all markup: feedparser's
+        # own passes over the HTML (sanitizing, resolving links inside it) cost half the time.
+        sanitize_html=False,
+        resolve_relative_uris=False,
     )
     raw_entries: Sequence[Any] = result.get("entries") or []
     broken = result.get("bozo_exception") if result.get("bozo") else None
@@ -188,22 +194,26 @@ def parse_feed(
 
 
 def _unique(dated: list[tuple[date, Paper]], warnings: list[str]) -> list[tuple[date, Paper]]:
-    """One pair per paper (:func:`digest.identity.dedupe`), at the earliest date it was
-    listed under."""
-    merged = dedupe(paper for _, paper in dated)
-    if len(merged) == len(dated):
-        return dated
+    """One pair per paper, at the earliest date it was listed under: the grouping of
+    :func:`digest.identity.dedupe` (records sharing any identity merged into the first, with
+    :func:`digest.identity.merge`), keeping each group's dates."""
+    papers: list[Paper] = []
+    days: list[date] = []
     where: dict[str, int] = {}
-    for index, paper in enumerate(merged):
-        for key in paper_identities(paper):
-            where.setdefault(key, index)
-    days: dict[int, date] = {}
     for day, paper in dated:
-        index = next(where[k] for k in paper_identities(paper) if k in where)
-        if index in days:
+        keys = paper_identities(paper)
+        index = next((where[k] for k in keys if k in where), None)
+        if index is None:
+            index = len(papers)
+            papers.append(paper)
+            days.append(day)
+        else:
             warnings.append(f"{paper.title[:60]!r} is listed twice: kept once")
-        days[index] = min(day, days.get(index, day))
-    return [(days[index], paper) for index, paper in enumerate(merged)]
+            papers[index] = merge(papers[index], paper)
+            days[index] = min(days[index], day)
+        for key in [*keys, *paper_identities(papers[index])]:
+            where.setdefault(key, index)
+    return list(zip(days, papers, strict=True))
 
 
 def listing_date(entry: Mapping[str, Any], timezone: ZoneInfo, fetched: date) -> date:
@@ -343,19 +353,40 @@ def _doi(entry: Mapping[str, Any], link: str | None) -> str | None:
 
 
 def _authors(entry: Mapping[str, Any], atom: bool) -> tuple[str, ...]:
-    """Every author's name once, in order; one string of several names is split."""
+    """Every author's name once, in order; one string of several names is split.
+
+    An RSS ``<author>`` is ``email (Name)``: feedparser's split of it cuts domains longer
+    than four letters (``ada@c.example`` -> name ``ple (Ada Okafor``), so such an author is
+    read from the raw string instead (:func:`person`).
+    """
+    raw: list[Any] = []
+    for author in entry.get("authors") or ():
+        if isinstance(author, Mapping) and not (author.get("email") and not atom):
+            raw.append(author.get("name"))
+    whole = _str(entry.get("author"))
+    if whole and (not any(raw) or (not atom and "@" in whole)):
+        raw.append(whole)
     names: list[str] = []
-    raw = [a.get("name") for a in entry.get("authors") or () if isinstance(a, Mapping)]
-    if not any(raw) and _str(entry.get("author")):
-        raw = [entry.get("author")]
     for value in raw:
         if not isinstance(value, str):
             continue
-        text = clean_line(value) if atom else html_line(value)
+        text = person(clean_line(value) if atom else html_line(value))
         for author in split_authors(text):
             if author not in names:
                 names.append(author)
     return tuple(names)
+
+
+def person(text: str) -> str:
+    """A name without the e-mail addresses around it: ``"ada@x.example (Ada Okafor)"``,
+    ``"Ada Okafor (ada@x.example)"`` and ``"Ada Okafor <ada@x.example>"`` are
+    ``"Ada Okafor"``; a bare address is ``""``."""
+    if "@" not in text:
+        return text
+    rest = _PARENS.sub(" ", _EMAIL.sub(" ", text)).strip()
+    if rest.startswith("(") and rest.endswith(")"):
+        rest = rest[1:-1]
+    return " ".join(rest.split())
 
 
 def split_authors(text: str) -> list[str]:
@@ -455,5 +486,6 @@ __all__ = [
     "feeds_named_by",
     "listing_date",
     "parse_feed",
+    "person",
     "split_authors",
 ]
