@@ -265,8 +265,18 @@ async def test_a_feed_and_an_api_both_down_fail_after_the_retries(
     with pytest.raises(SourceError) as caught:
         await make().fetch(date(2026, 11, 10))
     assert "HTTP 503" in str(caught.value) and "'arxiv-ml'" in str(caught.value)
+    assert str(caught.value).endswith("; the RSS feed failed too")
     assert caught.value.hint
     assert len(server.requests) == 6  # 3 attempts at the feed, 3 at the API
+
+
+async def test_a_feed_at_arxivs_limit_is_completed_from_the_api(
+    server: ArxivServer, make: Make
+) -> None:
+    listing = await make(rss_limit=7).fetch(date(2026, 11, 10))  # the fixture has 7 items
+    feed_ids = ["2611.04217", "2611.05001", "2611.03388"]
+    assert [p.arxiv_id for p in listing.papers] == feed_ids + TUESDAY_IDS
+    assert any("arXiv's limit" in w for w in listing.warnings)
 
 
 async def test_a_flaky_empty_api_page_is_asked_again(server: ArxivServer, make: Make) -> None:

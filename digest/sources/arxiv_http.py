@@ -7,6 +7,7 @@ to arXiv, across processes: :mod:`digest.sources.gate`). Parsing is
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -40,6 +41,8 @@ RSS_URL = "https://rss.arxiv.org/rss/"
 API_URL = "https://export.arxiv.org/api/query"
 #: arXiv's terms of use: at most one request every 3 seconds, one connection at a time.
 MIN_INTERVAL = 3.0
+#: A feed of joined categories holds at most this many items (shared/FORMATS.md §3.1).
+RSS_LIMIT = 2000
 PAGE_SIZE = 500  # API results per request (arXiv allows up to 2,000)
 #: 10,000 papers a listing date: more than the busiest Tuesday of cs and math together, and
 #: a third of the API's 30,000-result ceiling; at 3 s a page, a minute of requests.
@@ -75,7 +78,8 @@ class ArxivSource:
     ``fetch(day)``: a date without an announcement (Saturday, Sunday, an arXiv holiday) is
     an empty listing, without a request; the date of the current RSS feed
     (``{rss_url}{cat1+cat2+...}``) is read from it (from the API when the feed fails or is
-    not that date's yet); any other date from the API: the submissions of its 14:00-to-14:00
+    not that date's yet; completed from the API when it holds ``rss_limit`` items, arXiv's
+    cap for a feed); any other date from the API: the submissions of its 14:00-to-14:00
     US Eastern cycle (:func:`~digest.sources.arxiv.announcement_window`), ``page_size`` a
     request, at most ``max_pages``. The API path gives new submissions and cross-lists:
     replacements are not in a submission window, so ``replace`` types only come from the
@@ -111,6 +115,7 @@ class ArxivSource:
         backoff: float = 1.0,
         page_size: int = PAGE_SIZE,
         max_pages: int = MAX_PAGES,
+        rss_limit: int = RSS_LIMIT,
     ) -> None:
         unknown = sorted(set(announce) - set(ANNOUNCE_TYPES))
         if not categories or unknown or page_size < 1 or max_pages < 1:
@@ -126,6 +131,7 @@ class ArxivSource:
         self.clock = clock or _now
         self.page_size = page_size
         self.max_pages = max_pages
+        self.rss_limit = rss_limit
         self.http = HttpEdge(
             timeout=timeout,
             max_retries=max_retries,
@@ -165,12 +171,19 @@ class ArxivSource:
             )
         warnings: list[str] = []
         async with self.http.client() as client:
+            feed = _FeedResult([], complete=False, failed=False)
             if day == _latest_listing(now.date()):
-                listing = await self._from_feed(client, day, warnings)
-                if listing is not None:
-                    return listing
-            papers = await self._from_api(client, day, warnings)
-        return self._listing(day, papers, warnings)
+                feed = await self._from_feed(client, day, warnings)
+                if feed.complete:
+                    return self._listing(day, feed.papers, warnings)
+            try:
+                papers = await self._from_api(client, day, warnings)
+            except SourceError as exc:
+                if not feed.failed:
+                    raise
+                reason = f"{exc.reason}; the RSS feed failed too"
+                raise SourceError(exc.url, reason, hint=exc.hint) from exc
+        return self._listing(day, merge_repeats([*feed.papers, *papers]), warnings)
 
     def _listing(self, day: date, papers: Sequence[Paper], warnings: Sequence[str]) -> Listing:
         return Listing(date=day, papers=tuple(papers), source=self.name, warnings=tuple(warnings))
@@ -182,23 +195,30 @@ class ArxivSource:
 
     async def _from_feed(
         self, client: httpx.AsyncClient, day: date, warnings: list[str]
-    ) -> Listing | None:
-        """``day``'s listing from the RSS feed, or None when the feed is not that date's
-        (or failed: the API is asked instead, with a warning)."""
+    ) -> _FeedResult:
+        """``day``'s papers from the RSS feed: complete, or to be completed from the API (a
+        feed cut at arXiv's limit), or none (the feed failed or is not that date's: the API
+        is asked instead, with a warning)."""
         url = self.feed_url
         try:
             page = await self.http.get(client, url)
             feed = parse_rss(page.body, name=self.name, announce=self.announce, url=url)
         except SourceError as exc:
             warnings.append(f"the RSS feed failed ({exc}); the query API was asked instead")
-            return None
-        if feed.day == day or (feed.day is None and not feed.items):
-            notes = list(feed.warnings)
-            if not feed.items:
-                notes.append(f"the RSS feed of {day} is empty: no announcement")
-            return self._listing(day, feed.papers, notes)
-        warnings.append(f"the RSS feed is of {feed.day}, not {day}; the query API was asked")
-        return None
+            return _FeedResult([], complete=False, failed=True)
+        if feed.day != day and (feed.day is not None or feed.items):
+            warnings.append(f"the RSS feed is of {feed.day}, not {day}; the query API was asked")
+            return _FeedResult([], complete=False, failed=False)
+        warnings.extend(feed.warnings)
+        if not feed.items:
+            warnings.append(f"the RSS feed of {day} is empty: no announcement")
+        if feed.items >= self.rss_limit:
+            warnings.append(
+                f"the RSS feed holds {feed.items:,} items, arXiv's limit for a feed: it may be"
+                " cut, so the query API completed it (replacements past the cut are missing)"
+            )
+            return _FeedResult(feed.papers, complete=False, failed=False)
+        return _FeedResult(feed.papers, complete=True, failed=False)
 
     async def _from_api(
         self, client: httpx.AsyncClient, day: date, warnings: list[str]
@@ -266,6 +286,13 @@ class ArxivSource:
             f" (after {EMPTY_PAGE_RETRIES + 1} attempts)",
             hint="arXiv's API is having trouble; the next run fetches this date again",
         )
+
+
+@dataclass(frozen=True)
+class _FeedResult:
+    papers: list[Paper]
+    complete: bool  # the listing as it is; else the API completes (or replaces) it
+    failed: bool
 
 
 def _latest_listing(today: date) -> date:
