@@ -338,3 +338,30 @@ def test_what_is_no_category_at_all(value: object) -> None:
 )
 def test_what_a_like_may_be(text: str, ok: bool) -> None:
     assert is_paper_ref(text) is ok
+
+
+def test_config_check_names_each_source_and_every_problem(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    (tmp_path / "listings").mkdir()
+    path = write(tmp_path, FOUR.replace('path = "listings"', 'path = "nowhere"'))
+    run = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert run.exit_code == 0, run.output
+    assert run.stdout.splitlines()[1:] == [
+        f"  source hf: huggingface {HF_URL}",
+        "  source arxiv-ml: arxiv cs.LG+cs.CL+stat.ML+hep-th+cond-mat.mes-hall (new, replace)",
+        "  source neuro: feed https://example.org/neuroscience/feed/",
+        f"  source local: file {tmp_path / 'nowhere'} (disabled)",
+    ]
+    assert run.stderr == ""  # a disabled source's missing folder is no concern
+    write(tmp_path, '[source]\nkind = "file"\npath = "gone"\n')
+    run = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert run.exit_code == 0, run.output
+    assert f"warning: source file: {tmp_path / 'gone'} does not exist" in run.stderr
+    write(tmp_path, BROKEN)
+    run = CliRunner().invoke(cli, ["--config", str(path), "config", "check"])
+    assert run.exit_code == 2
+    assert f"{path}: 19 problems:" in run.stderr
+    assert '  - sources[5].name: duplicate source "blog" (also sources[3])' in run.stderr

@@ -57,6 +57,12 @@ def config_check(state: State) -> None:
         else f"outbox {cfg.mail.outbox_dir}"
     )
     click.echo(shown(f"{cfg.path}: ok; {len(cfg.subscribers)} subscribers, mail via {mail}"))
+    for source in cfg.sources:
+        click.echo(shown(f"  source {source.describe()}"))
+        if source.enabled and source.path is not None and not source.path.exists():
+            click.echo(
+                shown(f"warning: source {source.name}: {source.path} does not exist"), err=True
+            )
 
 
 def unwritable(folder: Path) -> str | None:

@@ -69,6 +69,14 @@ class SourceSettings:
     enabled: bool = True
     min_interval: float | None = None
 
+    def describe(self) -> str:
+        """One line on what it reads: ``arxiv-ml: arxiv cs.LG+stat.ML (new, cross)``."""
+        if self.kind == "arxiv":
+            what = "+".join(self.categories) + f" ({', '.join(self.announce)})"
+        else:
+            what = str(self.path if self.kind == "file" else self.url)
+        return f"{self.name}: {self.kind} {what}" + ("" if self.enabled else " (disabled)")
+
 
 def source_name() -> Check:
     def check(value: Any) -> str:
