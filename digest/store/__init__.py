@@ -7,7 +7,8 @@ preferences, schedule, imports), ``store.outbox`` (``outbox`` with ``outbox_rows
 deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys),
 ``store.limits`` (``limits``: the web's rate limits, shared by every process),
 ``store.bounces`` (``bounces``: the bounce mailbox's messages acted on), ``store.profiles``
-(``profiles``: the similarity ranker's fitted model and each subscriber's profile).
+(``profiles``: the similarity ranker's fitted model and each subscriber's profile),
+``store.likes`` (``likes`` with ``like_rows``: liked and disliked papers, their origins).
 ``schema`` holds the tables, opening the engine and the transaction that turns SQLAlchemy's
 errors into ``StateError``; ``migrate`` makes and upgrades the tables with the Alembic
 revisions of ``migrations/`` (``Store`` on opening; ``digest db`` with ``open_engine``).
@@ -15,7 +16,9 @@ revisions of ``migrations/`` (``Store`` on opening; ``digest db`` with ``open_en
 Where a query spans two areas it lives with the table it asks about, and reads the other
 table only: the outbox's ``delivered_keys`` joins ``listing_papers`` (which of a day's
 papers a subscriber had), ``pending`` joins ``subscribers`` (a digest goes out with its
-subscriber), ``claims`` joins ``runs`` (is the claiming run alive?). Two writes cross over,
+subscriber), ``claims`` joins ``runs`` (is the claiming run alive?), the likes join
+``paper_aliases`` and ``papers`` (the stored paper a like names) and read ``subscribers``
+(the config's lists name them by address). Two writes cross over,
 because a delivery's outcome and its subscriber's bounce count must change in one
 transaction (crash-safe): ``mark_sent`` ends the subscriber's run of hard bounces and
 ``mark_failed`` counts one more (suspending at the limit).
