@@ -361,3 +361,20 @@ def test_rss_authors_with_long_domains_keep_their_names() -> None:
         )
     )
     assert [p.authors for _, p in parsed.entries] == [("Ada Okafor",), ()]
+
+
+def test_an_entry_dated_after_the_fetch_day_is_listed_on_it() -> None:
+    parsed = parse(
+        rss(
+            "<item><title>Issue of next month</title><link>https://j.example/9</link>"
+            "<pubDate>Fri, 01 Jan 2027 00:00:00 GMT</pubDate></item>"
+            "<item><title>Today</title><link>https://j.example/8</link>"
+            "<pubDate>Fri, 04 Dec 2026 08:00:00 GMT</pubDate></item>"
+        )
+    )
+    assert [(day, p.title) for day, p in parsed.entries] == [
+        (date(2026, 12, 4), "Issue of next month"),
+        (date(2026, 12, 4), "Today"),
+    ]
+    assert parsed.entries[0][1].published == datetime(2027, 1, 1, tzinfo=UTC)
+    assert parsed.warnings == ("1 entry dated after 2026-12-04 (the fetch day) listed on it",)

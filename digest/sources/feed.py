@@ -13,7 +13,8 @@ never opens a URL or a file). What an entry becomes:
   ``prism:doi``, ``dc:identifier``, a ``doi.org`` or ``…/doi/10.…`` link, then the link,
   then the title (:func:`digest.identity.key_of`);
 - **listing date**: its published (else updated) time in the configured time zone; a bare
-  date (``2026-12-03``) is that day; an undated entry belongs to the fetch date.
+  date (``2026-12-03``) is that day; an undated entry, or one dated after the fetch date,
+  belongs to the fetch date.
 
 The bytes are decoded before feedparser sees them: UTF-8 whenever they are valid UTF-8 (a
 feed declared ``ISO-8859-1`` that is really UTF-8 is common), else the declared charset,
@@ -190,7 +191,17 @@ def parse_feed(
         label += f" ({found.title[:60]})"
         warnings.extend(f"{label}: {note}" for note in notes)
         dated.append((listing_date(entry, timezone, fetched), found))
+    ahead = sum(1 for listed, _ in dated if listed > fetched)
+    if ahead:
+        # A journal's issue date, a wrong clock: the entry is there now, so it is listed now
+        # rather than on a day whose run may never see it.
+        dated = [(min(listed, fetched), paper) for listed, paper in dated]
+        warnings.append(f"{_entries(ahead)} dated after {fetched} (the fetch day) listed on it")
     return ParsedFeed(tuple(_unique(dated, warnings)), tuple(warnings), skipped)
+
+
+def _entries(count: int) -> str:
+    return "1 entry" if count == 1 else f"{count} entries"
 
 
 def _unique(dated: list[tuple[date, Paper]], warnings: list[str]) -> list[tuple[date, Paper]]:
