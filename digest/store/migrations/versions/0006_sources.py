@@ -10,6 +10,7 @@ Revises: 0005
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import sqlalchemy as sa
 from alembic import op
@@ -116,8 +117,13 @@ def _fill_aliases() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("sources")
+    if op.get_bind().dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        with op.batch_alter_table("subscribers") as batch:  # no DROP COLUMN: a table copy
+            batch.drop_column("sources")
+    else:
+        # ALTER TABLE ... DROP COLUMN: a batch copy of subscribers would DROP TABLE it, which
+        # SQLite refuses once deliveries refer to it (FOREIGN KEY constraint failed)
+        op.drop_column("subscribers", "sources")
     op.drop_table("source_state")
     op.drop_index("ix_paper_aliases_paper", table_name="paper_aliases")
     op.drop_table("paper_aliases")
