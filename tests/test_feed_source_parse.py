@@ -113,7 +113,7 @@ def fragments(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
 
 
 @given(fragments())
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_no_tag_of_the_input_survives_as_markup(case: tuple[str, list[str], list[str]]) -> None:
     markup, words, tags = case
     for reduce in (html_line, html_block):
@@ -378,3 +378,32 @@ def test_an_entry_dated_after_the_fetch_day_is_listed_on_it() -> None:
     ]
     assert parsed.entries[0][1].published == datetime(2027, 1, 1, tzinfo=UTC)
     assert parsed.warnings == ("1 entry dated after 2026-12-04 (the fetch day) listed on it",)
+
+
+TITLE_TEXT = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cc", "Cs", "Co", "Cn", "Zl", "Zp"),
+        blacklist_characters="<>&\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+    ),
+    min_size=1,
+    max_size=80,
+).filter(lambda t: t.strip() != "")
+
+
+@given(TITLE_TEXT, st.sampled_from(["ISO-8859-1", "windows-1252", "us-ascii", "ISO-8859-15"]))
+@settings(max_examples=100, deadline=None)
+def test_utf8_bytes_read_right_whatever_charset_they_claim(title: str, claimed: str) -> None:
+    body = rss(f"<item><title>{title}</title><link>https://a.example/1</link></item>")
+    parsed = parse(body, content_type=f"text/xml; charset={claimed}")
+    [(_, paper)] = parsed.entries
+    assert paper.title == html_line(title)
+
+
+NAME = st.from_regex(r"[A-Z][a-zé]{1,8} [A-Z][a-zø]{1,10}", fullmatch=True)
+
+
+@given(st.lists(NAME, min_size=1, max_size=6, unique=True))
+@settings(max_examples=50, deadline=None)
+def test_names_joined_by_commas_and_and_split_back(names: list[str]) -> None:
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    assert split_authors(joined) == names
