@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -89,24 +89,7 @@ def subscribers_add(
     """Add a subscriber, or update and reactivate one with the same address: the options
     given replace those values, the others (name, queries, schedule, sources...) stay as
     they were."""
-    from digest.schedule import (
-        ScheduleError,
-        check_days,
-        check_weekday,
-        check_zone,
-        parse_send_at,
-    )
-
-    option = {"send_at": "--send-at", "timezone": "--timezone", "weekday": "--weekday"}
-    try:
-        send_text = parse_send_at(send_at).strftime("%H:%M") if send_at else None
-        zone_name = check_zone(zone) if zone else None
-        day_name = check_weekday(weekday) if weekday else None
-        day_list = check_days(days) if days else None
-    except ScheduleError as exc:
-        raise click.BadParameter(exc.message, param_hint=option.get(exc.field, "--days")) from None
     config = state.config()
-    _check_sources(sources, [s.name for s in config.sources])
     sub = Subscriber(
         email=check_address(email),
         name=name,
@@ -114,12 +97,8 @@ def subscribers_add(
         exclude=check_queries("--exclude", exclude),
         max_papers=max_papers,
         abstract=abstract,
-        send_at=send_text,
-        timezone=zone_name,
-        frequency=frequency,
-        weekday=day_name,
-        days=day_list or None,
-        sources=tuple(dict.fromkeys(sources)) or None,
+        **_schedule_options(send_at, zone, frequency, weekday, days),
+        sources=_sources_option(sources, [s.name for s in config.sources]),
         like_threshold=like_threshold,
     )
     with state.store() as store:
@@ -139,12 +118,44 @@ def subscribers_add(
         )
 
 
-def _check_sources(names: tuple[str, ...], known: list[str]) -> None:
-    """A usage error (exit 2) for a ``--source`` that names no configured source."""
+def _schedule_options(
+    send_at: str | None,
+    zone: str | None,
+    frequency: str | None,
+    weekday: str | None,
+    days: str | None,
+) -> dict[str, Any]:
+    """The schedule options of ``add`` checked, as :class:`Subscriber` fields; a usage
+    error (exit 2) naming the option that is wrong."""
+    from digest.schedule import (
+        ScheduleError,
+        check_days,
+        check_weekday,
+        check_zone,
+        parse_send_at,
+    )
+
+    option = {"send_at": "--send-at", "timezone": "--timezone", "weekday": "--weekday"}
+    try:
+        return {
+            "send_at": parse_send_at(send_at).strftime("%H:%M") if send_at else None,
+            "timezone": check_zone(zone) if zone else None,
+            "frequency": frequency,
+            "weekday": check_weekday(weekday) if weekday else None,
+            "days": (check_days(days) if days else None) or None,
+        }
+    except ScheduleError as exc:
+        raise click.BadParameter(exc.message, param_hint=option.get(exc.field, "--days")) from None
+
+
+def _sources_option(names: tuple[str, ...], known: list[str]) -> tuple[str, ...] | None:
+    """The ``--source`` names (None: every source); a usage error (exit 2) for one that
+    names no configured source."""
     from digest.config.preferences import unknown_sources
 
     for name, hint in unknown_sources(names, known):
         raise click.BadParameter(shown(f'no source "{name}" ({hint})'), param_hint="--source")
+    return tuple(dict.fromkeys(names)) or None
 
 
 def _kept(given: Subscriber, known: Subscriber) -> Subscriber:
