@@ -5,14 +5,19 @@ may change, the config's lists, and the bulk reads the run and the ranker use.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from threading import Barrier
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from digest.identity import arxiv_id_of, key_of
 from digest.models import Listing, Paper, Subscriber
 from digest.store import Store
-from digest.store.like_rows import LikeEntry
-from digest.store.likes import LikedText
+from digest.store.like_rows import LikeEntry, identities_of
+from digest.store.likes import LikeCounts, LikedText
 
 DAY = date(2026, 11, 16)
 NOW = datetime(2026, 11, 16, 7, 0, tzinfo=UTC)
@@ -350,3 +355,45 @@ def test_kinds_and_origins_are_checked(store: Store) -> None:
     with pytest.raises(ValueError, match="'carrier pigeon'"):
         store.likes.add(sid, entries("2511.00001"), "like", "carrier pigeon")
     assert store.likes.of(sid) == []
+
+
+def test_writers_at_once_record_each_like_once(store: Store, db_url: str) -> None:
+    """The web, a run's config sync and the CLI may write one subscriber's likes at the
+    same moment (each its own Store, as separate processes would)."""
+    sid = subscriber(store)
+    ids = [f"2512.{n:05d}" for n in range(30)] + ["2511.00001"]
+
+    origins = ["cli", "web", "email", "library"]
+    stores = [Store(db_url) for _ in origins]
+    ready = Barrier(len(origins))
+
+    def write(other: Store, origin: str) -> LikeCounts:
+        ready.wait()  # all at once
+        return other.likes.add(sid, entries(*ids), "like", origin)
+
+    try:
+        with ThreadPoolExecutor(len(origins)) as pool:
+            done = list(pool.map(write, stores, origins))
+    finally:
+        for other in stores:
+            other.close()
+    assert sum(c.added for c in done) == len(ids)
+    assert all(not c.rejected for c in done)
+    assert len(store.likes.of(sid)) == len(ids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.from_regex(r"\A(arXiv:)?\d{4}\.\d{4,5}(v\d{1,2})?\Z"),
+        st.from_regex(r"\A(https?://)?(doi\.org/|doi:)?10\.\d{4,6}/[a-z0-9.()\-]{1,20}\Z"),
+    )
+)
+def test_any_text_gives_identities_and_keeps_only_arxiv_ids_and_dois(raw: str) -> None:
+    keys, keepable = identities_of(raw)
+    assert all(k == k.strip() and k for k in keys)
+    if keepable:
+        (key,) = keys
+        assert key.startswith("doi:") or arxiv_id_of(key) == key
+        assert key == key_of(arxiv_id=arxiv_id_of(raw), doi=raw if key.startswith("doi:") else None)
