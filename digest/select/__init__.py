@@ -5,9 +5,11 @@ day's matcher: queries against papers), ``rank`` (ordering by score, upvotes, ti
 ``highlight`` (the spans, terms and score of each match), ``diff`` (papers never sent
 before), ``similar`` (the similarity ranker: vectors of papers, subscribers' profiles) and
 ``blend`` (picks by similarity, blended with keyword matches: import these two by name,
-they bring numpy and scikit-learn, which the rest does not need). Imports only
-``digest.models``, ``digest.errors``, ``digest.words`` and numpy/scikit-learn: no
-database, network, clock or filesystem.
+they bring numpy and scikit-learn, which the rest does not need), ``library`` (a
+reference library's BibTeX or CSL JSON bytes read into entries, with bibtexparser: import
+it by name too). Imports only ``digest.models``, ``digest.errors``, ``digest.words``,
+``digest.identity``, numpy/scikit-learn and bibtexparser: no database, network, clock or
+filesystem.
 """
 
 from digest.select.diff import (
