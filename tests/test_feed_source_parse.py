@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from digest.errors import SourceError
@@ -393,10 +393,21 @@ TITLE_TEXT = st.text(
 @given(TITLE_TEXT, st.sampled_from(["ISO-8859-1", "windows-1252", "us-ascii", "ISO-8859-15"]))
 @settings(max_examples=100, deadline=None)
 def test_utf8_bytes_read_right_whatever_charset_they_claim(title: str, claimed: str) -> None:
+    # feedparser repairs text that reads as UTF-8 encoded twice ("Ã©" -> "é"): real
+    # titles that are such text are the broken ones it was made for.
+    assume(not _encoded_twice(title))
     body = rss(f"<item><title>{title}</title><link>https://a.example/1</link></item>")
     parsed = parse(body, content_type=f"text/xml; charset={claimed}")
     [(_, paper)] = parsed.entries
     assert paper.title == html_line(title)
+
+
+def _encoded_twice(text: str) -> bool:
+    try:
+        text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return not text.isascii()
 
 
 NAME = st.from_regex(r"[A-Z][a-zé]{1,8} [A-Z][a-zø]{1,10}", fullmatch=True)
