@@ -13,15 +13,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from digest.errors import SourceError
-from digest.sources.feed import (
-    ParsedFeed,
+from digest.sources.feed import ParsedFeed, parse_feed
+from digest.sources.feed_text import (
     decode_body,
     feeds_named_by,
-    parse_feed,
+    html_block,
+    html_line,
     person,
     split_authors,
 )
-from digest.sources.feed_text import html_block, html_line
 
 FEED_URL = "https://feeds.example.org/lab/latest.rss"
 UTC_ZONE = ZoneInfo("UTC")

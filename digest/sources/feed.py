@@ -16,21 +16,20 @@ never opens a URL or a file). What an entry becomes:
   date (``2026-12-03``) is that day; an undated entry, or one dated after the fetch date,
   belongs to the fetch date.
 
-The bytes are decoded before feedparser sees them: UTF-8 whenever they are valid UTF-8 (a
-feed declared ``ISO-8859-1`` that is really UTF-8 is common), else the declared charset,
-else Windows-1252, with a warning when a declaration was wrong.
+The bytes are decoded before feedparser sees them
+(:func:`~digest.sources.feed_text.decode_body`: UTF-8 whenever they are valid UTF-8, else
+the declared charset, else Windows-1252); feedparser itself repairs text that reads as UTF-8
+encoded twice (``Ã©`` -> ``é``). Text, names and charsets: :mod:`digest.sources.feed_text`.
 """
 
 from __future__ import annotations
 
-import codecs
 import io
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -40,27 +39,22 @@ import feedparser
 from digest.errors import SourceError
 from digest.identity import arxiv_id_of, arxiv_version, doi_of, key_of, merge, paper_identities
 from digest.models import Paper
-from digest.sources.feed_text import clean_block, clean_line, html_block, html_line
-
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
+from digest.sources.feed_text import (
+    clean_block,
+    clean_line,
+    decode_body,
+    feeds_named_by,
+    html_block,
+    html_line,
+    person,
+    split_authors,
 )
-_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([\w.:-]+)", re.I)
-_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?\bencoding\s*=\s*[\"']([\w.:-]+)[\"']", re.I)
+
 _XML_DECLARATION = re.compile(r"\s*<\?xml\b")
 _DATE_ONLY = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*$")
 _DOI_IN_LINK = re.compile(r"/doi/(?:abs/|full/|pdf/|epdf/)?(10\.\d{4,9}/[^?#\s]+)", re.I)
 _HTML_START = re.compile(r"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.I)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
-_SEVERAL = re.compile(r"\s*(?:,|;|\band\b|&)\s*", re.I)
-_JOINED = re.compile(r"\band\b|&", re.I)
-_EMAIL = re.compile(r"<?[^\s<>()@,;]+@[^\s<>()@,;]+>?")
-_PARENS = re.compile(r"\(\s*\)")
-_ET_AL = re.compile(r"[,\s]*\bet\s+al\b\.?\s*$", re.I)
 #: The tag ``dc:identifier``, ``prism:doi`` and friends take in a feedparser entry.
 _DOI_FIELDS = ("prism_doi", "dc_identifier", "doi", "arxiv_doi", "id")
 
@@ -78,62 +72,6 @@ class ParsedFeed:
     def papers_of(self, day: date) -> tuple[Paper, ...]:
         """The papers whose listing date is ``day``."""
         return tuple(paper for listed, paper in self.entries if listed == day)
-
-
-def decode_body(body: bytes, content_type: str | None) -> tuple[str, list[str]]:
-    """The text of a feed's bytes and a warning when its declared charset was wrong.
-
-    A byte order mark wins; then UTF-8 when the bytes are valid UTF-8; then the charset of
-    ``content_type`` or of the XML declaration; then Windows-1252 (which decodes anything).
-    """
-    for bom, marked in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom) :].decode(marked, "replace"), []
-    found = _CHARSET.search(content_type or "")
-    head = _XML_ENCODING.match(body[:300])
-    declared = found.group(1) if found else head.group(1).decode("ascii") if head else None
-    known = _codec(declared)
-    warnings: list[str] = []
-    if declared and known is None:
-        warnings.append(f"unknown charset {declared!r} ignored")
-    if known and known.startswith(("utf-16", "utf-32")):
-        try:
-            return body.decode(known), warnings
-        except UnicodeDecodeError:
-            pass
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if known and known != "utf-8":
-            try:
-                return body.decode(known), warnings
-            except UnicodeDecodeError:
-                pass
-        said = f"declared {declared}" if declared else "no charset declared"
-        warnings.append(
-            f"{said}, but the bytes are not valid UTF-8 (first at byte {exc.start}):"
-            " read as Windows-1252"
-        )
-        return _windows_1252(body), warnings
-    if known not in (None, "utf-8") and not body.isascii():
-        warnings.append(f"declared {declared}, but the bytes are UTF-8: read as UTF-8")
-    return text, warnings
-
-
-def _codec(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
-
-
-def _windows_1252(body: bytes) -> str:
-    try:
-        return body.decode("cp1252")
-    except UnicodeDecodeError:  # five bytes cp1252 leaves undefined: Latin-1 takes them
-        return body.decode("latin-1")
 
 
 def parse_feed(
@@ -388,33 +326,6 @@ def _authors(entry: Mapping[str, Any], atom: bool) -> tuple[str, ...]:
     return tuple(names)
 
 
-def person(text: str) -> str:
-    """A name without the e-mail addresses around it: ``"ada@x.example (Ada Okafor)"``,
-    ``"Ada Okafor (ada@x.example)"`` and ``"Ada Okafor <ada@x.example>"`` are
-    ``"Ada Okafor"``; a bare address is ``""``."""
-    if "@" not in text:
-        return text
-    rest = _PARENS.sub(" ", _EMAIL.sub(" ", text)).strip()
-    if rest.startswith("(") and rest.endswith(")"):
-        rest = rest[1:-1]
-    return " ".join(rest.split())
-
-
-def split_authors(text: str) -> list[str]:
-    """The names in one author string: ``"Ada Okafor, Bo Chen and Cy Diaz"`` -> three,
-    ``"Okafor, Ada; Chen, Bo"`` -> two (``;`` separates when present), ``"Okafor, Ada"``
-    -> one (a surname and a given name), ``"… et al."`` drops the ``et al.``."""
-    text = _ET_AL.sub("", text).strip()
-    if ";" in text:
-        parts = [" ".join(p.split()) for p in text.split(";")]
-        return [p for p in parts if p]
-    parts = [p for p in _SEVERAL.split(text) if p]
-    one = len(parts) == 2 and text.count(",") == 1 and " " not in parts[0]
-    if one and not _JOINED.search(text):
-        return [text]  # "Okafor, Ada" or "Okafor, Ada B."
-    return parts
-
-
 def _categories(entry: Mapping[str, Any]) -> tuple[str, ...]:
     found: list[str] = []
     for tag in entry.get("tags") or ():
@@ -424,30 +335,6 @@ def _categories(entry: Mapping[str, Any]) -> tuple[str, ...]:
         if term and term not in found:
             found.append(term)
     return tuple(found)
-
-
-class _FeedLinks(HTMLParser):
-    """The feeds an HTML page names: ``<link rel="alternate" type="application/rss+xml">``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: (v or "") for k, v in attrs}
-        kinds = ("application/rss+xml", "application/atom+xml", "application/rdf+xml")
-        rel = values.get("rel", "").lower().split()
-        href = values.get("href", "").strip()
-        if tag == "link" and "alternate" in rel and values.get("type", "").lower() in kinds:
-            self.found.extend([href] if href else [])
-
-
-def feeds_named_by(page: str, base: str) -> list[str]:
-    """The feed addresses an HTML page announces, resolved against ``base``."""
-    finder = _FeedLinks()
-    finder.feed(page[:200_000])
-    finder.close()
-    return [urljoin(base, href) for href in finder.found]
 
 
 def _not_a_feed(
@@ -489,14 +376,4 @@ def _describe(error: BaseException, text: str) -> str:
     return f"{clean_line(str(said))[:120]}{where}"
 
 
-__all__ = [
-    "ParsedFeed",
-    "decode_body",
-    "entry_moment",
-    "entry_paper",
-    "feeds_named_by",
-    "listing_date",
-    "parse_feed",
-    "person",
-    "split_authors",
-]
+__all__ = ["ParsedFeed", "entry_moment", "entry_paper", "listing_date", "parse_feed"]
