@@ -236,7 +236,8 @@ def dedupe(papers: Iterable[Paper]) -> list[Paper]:
             out.append(paper)
         else:
             out[index] = merge(out[index], paper)
-        for k in paper_identities(out[index]):
+            keys += paper_identities(out[index])  # the merged record's, too
+        for k in keys:
             where.setdefault(k, index)
     return out
 

@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import date, datetime
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +44,8 @@ from digest.store.schema import (
 )
 
 _NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+#: The fields a paper's identities are made of (besides its key, an identity of its own).
+_IDENTIFYING = attrgetter("arxiv_id", "doi", "link", "title", "authors")
 
 
 def source_name(source: str) -> str:
@@ -237,7 +240,10 @@ def _merge_with_stored(
     aliases: dict[str, str] = {}
     for p in incoming:
         key = matched[p.key]
-        for alias in chain(names[p.key], paper_identities(merged[key])):
+        known_as = names[p.key]
+        if _IDENTIFYING(merged[key]) != _IDENTIFYING(p):  # the stored record adds identities
+            known_as = [*known_as, *paper_identities(merged[key])]
+        for alias in (key, *known_as):
             if alias not in found:
                 aliases.setdefault(alias, key)
     add_aliases(conn, aliases)
