@@ -82,8 +82,9 @@ async def test_the_next_request_starts_an_interval_after_the_last_ended(tmp_path
     assert [n.split()[1] for n in names] == ["start", "end"] * 3  # never two at once
     times = [when for _, when in marks]
     assert times[2] - times[1] >= 0.3 - 0.005 and times[4] - times[3] >= 0.3 - 0.005
-    ready = float((tmp_path / "example.org.lock").read_text())
+    ready, written = map(float, (tmp_path / "example.org.lock").read_text().split())
     assert ready == pytest.approx(times[5] + 0.3, abs=0.05)
+    assert written == pytest.approx(times[5], abs=0.05)
     assert (tmp_path / "example.org.lock").stat().st_mode & 0o777 == 0o600
 
 
@@ -94,6 +95,24 @@ async def test_a_hold_off_delays_the_next_request(tmp_path: Path) -> None:
         ended = time.time()
     async with HostGate("example.org", 0.05, tmp_path).slot():
         assert time.time() - ended >= 0.6 - 0.005
+
+
+async def test_a_clock_set_back_costs_an_interval_not_the_difference(tmp_path: Path) -> None:
+    # The last request ended "an hour from now": the clock was set back an hour since.
+    later = time.time() + 3600
+    (tmp_path / "example.org.lock").write_text(f"{later + 0.3:.6f} {later:.6f}\n")
+    started = time.monotonic()
+    async with HostGate("example.org", 0.3, tmp_path).slot():
+        waited = time.monotonic() - started
+    assert 0.3 - 0.005 <= waited < 1.0
+
+
+async def test_a_garbled_gate_file_is_no_wait(tmp_path: Path) -> None:
+    (tmp_path / "example.org.lock").write_bytes(b"\xff\xfe not a time")
+    started = time.monotonic()
+    async with HostGate("example.org", 5.0, tmp_path).slot():
+        assert time.monotonic() - started < 1.0
+    assert float((tmp_path / "example.org.lock").read_text().split()[0]) > time.time() + 4
 
 
 HOLDER = textwrap.dedent(

@@ -4,7 +4,8 @@ a time to a host, across every source and every process of this machine.
 Each gated host has a lock file in a directory (:func:`default_gate_dir`): a process holds an
 ``fcntl`` lock on it from the start of a request to its end, and the file holds the earliest
 time the next request may start (the end of the last one plus ``min_interval``, or later when
-the server asked for more with ``Retry-After``). The lock is tried without blocking and the
+the server asked for more with ``Retry-After``) and when that was written (a clock set back
+since costs one interval, not the difference). The lock is tried without blocking and the
 event loop sleeps between tries. Nothing is shared between machines: two machines fetching
 arXiv each keep their own limit.
 
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -155,7 +156,6 @@ class HostGate:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     async def _wait(self, ready_at: float) -> None:
-        # A time far ahead (the clock was set back since) is not waited for to the end.
         wait = min(ready_at - time.time(), max(self.min_interval, MAX_HOLD_OFF))
         if wait > 0:
             await self.sleep(wait)
@@ -220,15 +220,23 @@ def _try_lock(handle: IO[bytes]) -> bool:
 
 
 def _read_ready(handle: IO[bytes]) -> float:
+    """The earliest start the file asks for (``"<ready_at> <written_at>"``, seconds since the
+    epoch); one written "in the future" (the clock was set back since) is only the interval
+    from now, not hours of waiting."""
     handle.seek(0)
-    text = handle.read(64).decode("ascii", "replace").strip()
-    with suppress(ValueError):
-        return float(text)
-    return 0.0
+    fields = handle.read(100).decode("ascii", "replace").split()
+    try:
+        ready_at, written_at = float(fields[0]), float(fields[1])
+    except (IndexError, ValueError):
+        return 0.0
+    now = time.time()
+    if written_at > now + 1.0:
+        return now + (ready_at - written_at)
+    return ready_at
 
 
 def _write_ready(handle: IO[bytes], when: float) -> None:
     handle.seek(0)
     handle.truncate()
-    handle.write(f"{when:.6f}\n".encode("ascii"))
+    handle.write(f"{when:.6f} {time.time():.6f}\n".encode("ascii"))
     handle.flush()
