@@ -1,7 +1,9 @@
 """Store: everything the service remembers, over one SQLAlchemy Core schema.
 
 Small repositories, each owning its tables, composed by a thin ``Store`` (``store``) that
-opens the engine and holds them: ``store.papers`` (``papers``: papers and listings),
+opens the engine and holds them: ``store.papers`` (``papers`` with ``paper_rows``: papers,
+the identities they are known by, each source's listings), ``store.sources``
+(``source_state``: each source's last fetch, error and conditional-GET validators),
 ``store.members`` (``members`` with ``subscriber_rows``: subscribers, confirmation,
 preferences, schedule, imports), ``store.outbox`` (``outbox`` with ``outbox_rows``:
 deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys),
@@ -41,6 +43,7 @@ from digest.store.papers import Papers
 from digest.store.profiles import Profiles
 from digest.store.runs import RunLog, RunRecord, RunTotals
 from digest.store.schema import deliveries, delivery_papers, metadata, open_engine, subscribers
+from digest.store.source_state import SourceState, SourceStates
 from digest.store.store import Store
 from digest.store.subscriber_rows import ImportCounts
 
@@ -62,6 +65,8 @@ __all__ = [
     "RunLog",
     "RunRecord",
     "RunTotals",
+    "SourceState",
+    "SourceStates",
     "Store",
     "deliveries",
     "delivery_papers",
