@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from digest.errors import DigestError, FeedError
+from digest.models import SourceFailure
 from digest.run.alerts import alert_admin
 from digest.run.claims import HOST
 from digest.run.context import Context
@@ -49,6 +50,9 @@ class RunReport:
     dry_run: bool = False
     feeds: list[Path] = field(default_factory=list)
     outbox: Path | None = None
+    #: The sources that could not give the run's date (the others' papers went out; the
+    #: next run fetches that date of theirs again).
+    source_failures: list[SourceFailure] = field(default_factory=list)
 
 
 def run_outcome(report: RunReport) -> str:
