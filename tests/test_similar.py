@@ -283,3 +283,34 @@ def test_html_in_titles_is_not_a_word() -> None:
         "Deep <i>graph</i> nets", ""
     )
     assert not any(t in RANKER.terms for t in ("i graph", "sub"))
+
+
+def test_likes_without_text_make_a_profile_that_picks_nothing() -> None:
+    empty = build_profile(RANKER, [])
+    assert not empty.has_likes and empty.centre.shape == (RANKER.dimensions,)
+    day = RANKER.day(DAY)
+    assert select_similar(empty, day, threshold=0.0) == []
+    keyword = DayMatcher(DAY).select(["graph"])
+    out = blend(keyword, empty, day, has_keywords=True, cap=10, threshold=0.0)
+    assert [m.paper.key for m in out] == [m.paper.key for m in keyword]
+
+
+def test_the_cap_is_filled_past_many_skipped_papers() -> None:
+    # The same GNN papers listed again under other keys (a duplicate of a duplicate...).
+    copies = [
+        Paper(key=f"2602.{n:05d}", title=p.title, abstract=p.abstract)
+        for n, p in enumerate(GNN[2:] * 6)
+    ]
+    day = RANKER.day([*DAY, *copies])
+    every = select_similar(gnn_reader(), day, threshold=THRESHOLD, cap=100)
+    assert len(every) == len(DAY_GNN) + len(copies)
+    skipped = {m.paper.key for m in every[:20]}
+    rest = select_similar(gnn_reader(), day, exclude_keys=skipped, threshold=THRESHOLD, cap=3)
+    assert rest == every[20:23]
+
+
+def test_a_title_on_two_lines_is_kept_on_one() -> None:
+    wrapped = Paper(key="2601.00009", title="Graph neural\n  networks, wrapped", abstract="Graphs.")
+    profile = build_profile(RANKER, [liked("like", wrapped)])
+    again = Profile.from_bytes(profile.to_bytes())
+    assert again.titles == ("Graph neural networks, wrapped",)

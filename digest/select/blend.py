@@ -101,9 +101,9 @@ def _reorder(matches: list[Match], day: Day, row: NDArray[np.float32]) -> list[M
     """``matches`` by similarity, highest first; ties (and papers not of ``day``) keep
     their order. Dislikes make the papers like them sink."""
     number = day.number
-    sims = [float(row[number[m.paper.key]]) if m.paper.key in number else 0.0 for m in matches]
-    order = sorted(range(len(matches)), key=lambda i: -sims[i])
-    return [matches[i] for i in order]
+    at = np.fromiter((number.get(m.paper.key, -1) for m in matches), np.intp, len(matches))
+    sims = np.where(at >= 0, row[at], 0.0)
+    return [matches[i] for i in np.argsort(-sims, kind="stable").tolist()]
 
 
 def _picks(
@@ -114,28 +114,44 @@ def _picks(
     threshold: float,
     cap: int,
 ) -> list[Match]:
-    above = np.flatnonzero(row >= threshold)
-    if not len(above) or cap <= 0:
+    if cap <= 0:
         return []
-    best = above[np.argsort(-row[above], kind="stable")]
     papers = day.papers
-    chosen = [int(n) for n in best if papers[n].key not in skip][:cap]
+    # The best few first (the skipped ones among them are few: a day's liked or delivered
+    # papers); the full order only if they do not fill the cap.
+    size = len(row)
+    few = min(size, cap + 16)
+    top = np.argpartition(row, size - few)[size - few :] if few < size else np.arange(size)
+    best = _ranked(row, top, threshold)
+    if len(best) == few < size and sum(papers[n].key not in skip for n in best) < cap:
+        best = _ranked(row, np.arange(size), threshold)
+    chosen: list[int] = []
+    for n in best:
+        if papers[n].key not in skip:
+            chosen.append(n)
+            if len(chosen) == cap:
+                break
     if not chosen:
         return []
-    nearest = _nearest(profile, day.vectors[chosen])
+    nearest = _nearest(profile, day.vectors[chosen]).tolist()
+    sims = np.round(row[chosen], 4).tolist()
+    titles = profile.titles
     return [
-        Match(
-            papers[n],
-            score=round(float(row[n]), 4),
-            like=profile.titles[int(near)],
-            similarity=round(min(1.0, max(0.0, float(row[n]))), 4),
-        )
-        for n, near in zip(chosen, nearest, strict=True)
+        Match(papers[n], score=sim, like=titles[near], similarity=min(1.0, max(0.0, sim)))
+        for n, near, sim in zip(chosen, nearest, sims, strict=True)
     ]
+
+
+def _ranked(row: NDArray[np.float32], numbers: NDArray[np.intp], threshold: float) -> list[int]:
+    """``numbers`` at or above ``threshold`` in ``row``, highest first (ties: lower first)."""
+    kept = numbers[row[numbers] >= threshold]
+    order = np.lexsort((kept, -row[kept]))
+    ranked: list[int] = kept[order].tolist()
+    return ranked
 
 
 def _nearest(profile: Profile, vectors: NDArray[np.float32]) -> NDArray[np.intp]:
     """For each vector, the number of the liked paper it is most similar to."""
-    sims = profile.liked.astype(np.float32) @ vectors.T  # liked x picks
+    sims = profile.liked @ vectors.T  # liked x picks
     nearest: NDArray[np.intp] = np.argmax(sims, axis=0)
     return nearest

@@ -1,0 +1,196 @@
+"""What similarity ranking costs a run: 100,000 subscribers (half with 5-50 likes) x 2,000
+papers, time and peak memory added.
+
+python bench/ranking.py                      # 100,000 subscribers (a few minutes to set up)
+python bench/ranking.py --subscribers 10000  # a quick look
+
+Setup (not timed): a model fitted on 20,000 invented papers (bench/relevance.py's
+generator) and stored, the profiles of the subscribers with likes stored (SQLite, in
+``--work``), a day of 2,000 papers. Then a fresh child process does what a run adds, batch
+by batch of 1,000 subscribers as the run plans them: load the model from the store, the
+day's vectors, each batch's profiles read from the store (``store.profiles.get_many``),
+their similarities in one product, and each subscriber's papers with reasons
+(``blend``: half of them with keyword matches too, a cap of 10). Subscribers without likes
+cost nothing (``blend`` returns their keyword matches as they are). It prints each step's
+seconds and the peak RSS the ranking added to the child (over what it had with the day's
+papers in memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.relevance import TOPICS, make_paper
+from digest.models import Paper, Subscriber
+from digest.select import DayMatcher
+from digest.select.blend import blend, similarities
+from digest.select.similar import TfidfRanker, hash_of_likes, profile_of, text_of
+from digest.store import Store
+
+NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+BATCH = 1000
+CAP = 10
+QUERIES = [
+    '"policy gradient" AND critic',
+    '"dense retrieval" AND passage',
+    'title:"semantic segmentation"',
+    'title:"binding affinity"',
+]
+
+
+def papers(seed: int, count: int, prefix: str) -> list[Paper]:
+    rng = random.Random(seed)
+    names = list(TOPICS)
+    return [make_paper(rng, f"{prefix}.{i:05d}", rng.choice(names)) for i in range(count)]
+
+
+def setup(work: Path, subscribers: int) -> None:
+    """The store with a fitted model and the profiles, and the day as JSON."""
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "ranking.db"
+    db.unlink(missing_ok=True)
+    stored = papers(1, 20_000, "2611")
+    started = time.perf_counter()
+    ranker = TfidfRanker.fit([text_of(p.title, p.abstract) for p in stored], version=1)
+    print(f"setup: fit on {len(stored):,} papers: {time.perf_counter() - started:.1f} s")
+    pool = stored[:5000]
+    pool_vectors = ranker.vectors([text_of(p.title, p.abstract) for p in pool])
+    rng = random.Random(2)
+    with Store(f"sqlite:///{db}") as store:
+        store.profiles.save_ranker(ranker, NOW)
+        ids = _subscribers(store, subscribers)
+        made = {}
+        started = time.perf_counter()
+        for sid in ids[: subscribers // 2]:
+            chosen = rng.sample(range(len(pool)), rng.randint(5, 50))
+            keys = frozenset(pool[n].key for n in chosen)
+            made[sid] = profile_of(
+                1,
+                hash_of_likes(("like", k) for k in keys),
+                pool_vectors[chosen],
+                pool_vectors[:0],
+                tuple(pool[n].title for n in chosen),
+                keys,
+            )
+            if len(made) == 5000:
+                store.profiles.put_many(made, NOW)
+                made = {}
+        store.profiles.put_many(made, NOW)
+        print(f"setup: {subscribers // 2:,} profiles stored: {time.perf_counter() - started:.1f} s")
+    day = papers(3, 2000, "2612")
+    (work / "day.json").write_text(json.dumps([[p.key, p.title, p.abstract] for p in day]))
+
+
+def _subscribers(store: Store, count: int) -> list[int]:
+    rows = [Subscriber(email=f"s{i}@bench.example.org") for i in range(count)]
+    store.members.import_subscribers(rows)
+    return [s.id for s in store.members.subscribers() if s.id is not None]
+
+
+def rss_mb() -> float:
+    """The current resident set size, from /proc."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def child(work: Path) -> None:
+    """The timed part, in a process of its own: prints a JSON line."""
+    raw = json.loads((work / "day.json").read_text())
+    day_papers = [Paper(key=k, arxiv_id=k, title=t, abstract=a) for k, t, a in raw]
+    matcher = DayMatcher(day_papers)
+    keyword = [matcher.select([q]) for q in QUERIES]  # today's cost, not ranking's
+    matched = sum(map(len, keyword)) / len(keyword)
+    store = Store(f"sqlite:///{work / 'ranking.db'}")
+    ids = sorted(s.id for s in store.members.subscribers() if s.id is not None)
+    base = rss_mb()
+    times: dict[str, float] = {}
+    cpu = time.process_time()
+    t = time.perf_counter()
+    ranker = store.profiles.stored_ranker()
+    assert ranker is not None
+    times["load the model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    day = ranker.day(day_papers)
+    times["the day's vectors"] = time.perf_counter() - t
+    read = rank = 0.0
+    chosen = 0
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start : start + BATCH]
+        t = time.perf_counter()
+        profiles = store.profiles.get_many(batch)
+        read += time.perf_counter() - t
+        t = time.perf_counter()
+        having = [sid for sid in batch if sid in profiles]
+        scores = similarities([profiles[sid] for sid in having], day)
+        for row, sid in enumerate(having):
+            kw = keyword[sid % len(QUERIES)] if sid % 2 else []
+            out = blend(
+                kw,
+                profiles[sid],
+                day,
+                has_keywords=bool(kw),
+                threshold=0.35,
+                cap=CAP,
+                scores=scores[row],
+            )
+            chosen += len(out)
+        for sid in batch:
+            if sid not in profiles:
+                blend(keyword[0], None, day, has_keywords=True)
+        rank += time.perf_counter() - t
+    times["read profiles (get_many)"] = read
+    times["similarities, picks, reasons"] = rank
+    cpu = time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"times": times, "cpu": cpu, "base": base, "peak": peak, "chosen": chosen}
+    result["matched"] = matched
+    print(json.dumps(result))
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/digest-bench-ranking"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.work)
+        return
+    setup(args.work, args.subscribers)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", "--work", str(args.work)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    n = args.subscribers
+    print(f"\n{n:,} subscribers ({n // 2:,} with likes) x 2,000 papers, batches of {BATCH:,}")
+    print(f"{'step':32} {'seconds':>8}")
+    for name, seconds in result["times"].items():
+        print(f"{name:32} {seconds:8.2f}")
+    total = sum(result["times"].values())
+    print(f"{'ranking, in all':32} {total:8.2f}")
+    print(f"{'  of which CPU (all threads)':32} {result['cpu']:8.2f}")
+    added = result["peak"] - result["base"]
+    print(
+        f"peak RSS added: {added:.0f} MB (peak {result['peak']:.0f} MB over {result['base']:.0f})"
+    )
+    print(f"papers chosen: {result['chosen']:,} (a keyword query matches {result['matched']:.0f})")
+    met = total <= 10 and added <= 300
+    print(f"target: <= 10 s and <= 300 MB added: {'met' if met else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
