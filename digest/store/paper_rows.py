@@ -105,7 +105,7 @@ def stored_papers(conn: Connection, keys: Collection[str]) -> dict[str, Paper]:
 def add_aliases(conn: Connection, names: Mapping[str, str]) -> None:
     """Record each alias -> key of ``names``; an alias already naming a paper keeps it (the
     first wins, also against another process writing at the same moment)."""
-    rows = [{"alias": a, "paper_key": k} for a, k in names.items()]
+    rows = [{"alias": a, "paper_key": names[a]} for a in sorted(names)]  # see papers.py
     if not rows:
         return
     if conn.dialect.name == "postgresql":

@@ -228,10 +228,14 @@ def _merge_with_stored(
         mine = p if key == p.key else replace(p, key=key)
         base = merged.get(key) or stored.get(key)
         merged[key] = merge(base, mine) if base is not None else mine
-    new = [paper_row(p, fetched_at) for k, p in merged.items() if k not in stored]
+    # rows written in key order: two PostgreSQL transactions writing some of the same papers
+    # then wait for each other in one order, never in a cycle (a deadlock)
+    new = [paper_row(merged[k], fetched_at) for k in sorted(merged) if k not in stored]
     if new:
         conn.execute(sa.insert(papers), new)
-    changed = [_update_row(p) for k, p in merged.items() if k in stored and stored[k] != p]
+    changed = [
+        _update_row(merged[k]) for k in sorted(merged) if k in stored and stored[k] != merged[k]
+    ]
     if changed:
         conn.execute(
             sa.update(papers).where(papers.c.key == sa.bindparam("old_key")),
