@@ -1,9 +1,9 @@
 """The ``digest`` command: the root group, the list of its commands and the entry point.
 
 Each command group lives in a module of its own (``run``, ``serve``, ``status``,
-``mailbox``, ``subscribers``, ``config``, ``db``, ``demo``) built on :mod:`digest.cli.shared`;
-:data:`COMMANDS` adds them to the root group. Exit codes: 0 done; 1 the run failed (message
-on stderr); 2 usage or config error.
+``sources``, ``mailbox``, ``subscribers``, ``config``, ``db``, ``demo``) built on
+:mod:`digest.cli.shared`; :data:`COMMANDS` adds them to the root group. Exit codes: 0
+done; 1 the run failed (message on stderr); 2 usage or config error.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from digest.cli.mailbox import mailbox
 from digest.cli.run import feed, preview, run, send
 from digest.cli.serve import serve
 from digest.cli.shared import ShownFormatter, State
+from digest.cli.sources import sources
 from digest.cli.status import schedule, status
 from digest.cli.subscribers import subscribers
 
@@ -56,6 +57,7 @@ COMMANDS: tuple[click.Command, ...] = (
     preview,
     feed,
     status,
+    sources,
     mailbox,
     subscribers,
     config_group,
