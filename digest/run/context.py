@@ -1,5 +1,9 @@
 """The run's context: the store, listing source, sender, renderer and secret a run needs,
-made from the configuration (or injected by tests)."""
+made from the configuration (or injected by tests).
+
+The listing source of a context made by :func:`make_context` is the configuration's
+:class:`~digest.run.fetch.SourceSet` (every enabled source, fetched together); a test may
+inject any object with ``async fetch(day) -> Listing``."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from digest.compose import Renderer
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Sender, SmtpSender
 from digest.errors import ConfigError, ConfigProblem
-from digest.sources import ListingSource, make_source
+from digest.run.sources import make_sources
+from digest.sources import ListingSource
 from digest.store import Store
 
 SECRET_ENV = "DIGEST_SECRET"
@@ -24,7 +29,8 @@ MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 @dataclass(frozen=True)
 class Context:
-    """Everything a run needs from the outside world, injected."""
+    """Everything a run needs from the outside world, injected. ``source``: a
+    :class:`~digest.run.fetch.SourceSet` when made from the configuration."""
 
     config: Config
     store: Store
@@ -105,20 +111,18 @@ def make_context(
     Raises :class:`ConfigError` for a ``DIGEST_SECRET`` too short to sign links with.
     """
     secret = signing_secret(os.environ, store.run_log.secret)
-    src = config.source
     return Context(
         config=config,
         store=store,
-        source=make_source(
-            src.kind,
-            str(src.path) if src.kind == "file" else src.url,
-            timeout=src.timeout,
-            max_retries=src.retries,
-            max_bytes=src.max_bytes,
-        ),
+        # ``now`` given (tests, the demo, a worker): the sources' clock too; else the real
+        # time of each fetch (``digest serve`` keeps this context's sources for every pass)
+        source=make_sources(config, store, now=now),
         sender=sender or make_sender(config),
         renderer=Renderer(
-            config.templates_dir, site_title=config.feeds.title, base_url=config.base_url
+            config.templates_dir,
+            site_title=config.feeds.title,
+            base_url=config.base_url,
+            show_sources=len(config.sources) > 1,
         ),
         secret=secret,
         now=now or datetime.now(UTC),

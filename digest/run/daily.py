@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,11 +23,13 @@ from digest.deliver import FileOutboxSender, SmtpSender
 from digest.models import Listing
 from digest.run.claims import requeue_stale
 from digest.run.context import Context
+from digest.run.fetch import SourceSet, describe, known_papers, store_listing
 from digest.run.messages import compose
 from digest.run.progress import Progress
 from digest.run.publish import publish_feeds
 from digest.run.report import RunReport, SubscriberReport, recorded_run
 from digest.run.share import BATCH, Pool, deliver_share, paper_cap
+from digest.run.sources import outside
 from digest.run.workers import Done, WorkerError, WorkerPool, cores, worker_count
 from digest.select import DayMatcher, select
 
@@ -46,7 +49,7 @@ async def run(
     if progress is not None:
         progress.counted = lambda: report.sent + report.failed + report.deferred
     if dry_run:
-        listing = await ctx.source.fetch(day)
+        listing = await _fetch(ctx, day, record=False)
         _fetched(ctx, listing, report)
         await _dry_run(ctx, listing, report)
         return report
@@ -56,7 +59,7 @@ async def run(
         if progress is not None and workers is not None:
             progress.counted = workers.live(progress.counted)
         try:
-            listing = await ctx.source.fetch(day)
+            listing = await _fetch(ctx, day)
             record.stage = "deliver"
             if progress is not None:
                 progress.total = ctx.store.members.state_counts().get("active", 0)
@@ -82,11 +85,19 @@ def _start_workers(ctx: Context) -> WorkerPool | None:
     return WorkerPool(parts)
 
 
+async def _fetch(ctx: Context, day: date, *, record: bool = True) -> Listing:
+    """``day``'s listing from the context's source (every configured source, with the
+    dates some of them missed lately; ``record=False``: leave ``source_state`` alone)."""
+    if isinstance(ctx.source, SourceSet):
+        return await ctx.source.fetch(day, record=record)
+    return await ctx.source.fetch(day)
+
+
 def _fetched(ctx: Context, listing: Listing, report: RunReport) -> None:
     report.fetched = len(listing.papers)
-    report.warnings = list(listing.warnings)
-    known = ctx.store.papers.papers_by_key(p.key for p in listing.papers)
-    report.new = sum(1 for p in listing.papers if p.key not in known)
+    report.warnings = list(listing.warnings) + describe(listing.failures)
+    report.source_failures = list(listing.failures)
+    report.new = len(listing.papers) - len(known_papers(ctx.store, listing.papers))
 
 
 async def _deliver(
@@ -100,7 +111,8 @@ async def _deliver(
     """Store the listing, then match, compose and send every digest (here or in the
     workers, see :func:`digest.run.share.deliver_share`), then write the feeds."""
     _fetched(ctx, listing, report)
-    ctx.store.papers.save_listing(listing, ctx.now)
+    # as stored: each paper under the key it was first stored (and sent) under
+    listing = store_listing(ctx.store, listing, ctx.now)
     ctx.store.members.sync_config_subscribers(ctx.config.subscribers)
     ctx.store.likes.sync_config(ctx.config.subscribers)  # their like lists (origin "config")
     report.requeued = requeue_stale(ctx)
@@ -138,16 +150,19 @@ def _add_up(report: RunReport, results: Sequence[Done]) -> None:
 
 async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
     """Match and render for every subscriber without sending or recording anything."""
-    matcher = DayMatcher(listing.papers)
+    known = known_papers(ctx.store, listing.papers)  # under their stored keys, as sent
+    papers = [replace(p, key=known.get(p.key, p.key)) for p in listing.papers]
+    matcher = DayMatcher(papers)
     stored = {s.email: s for s in ctx.store.members.subscribers("active")}
     for sub in ctx.config.subscribers:
         stored.setdefault(sub.email, sub)
     ids = [s.id for s in stored.values() if s.id is not None]
-    delivered = ctx.store.outbox.delivered_keys(ids, listing.date)
+    delivered = ctx.store.outbox.delivered_keys(ids, (listing.date, *listing.also))
     for sid, keys in ctx.store.likes.keys_of(ids).items():  # never a liked or disliked one
         delivered[sid] |= keys
     for sub in stored.values():
         seen = delivered.get(sub.id, set()) if sub.id is not None else set()
+        seen = seen | outside(papers, sub.sources)  # only the sources they chose
         selection = select(matcher.select(sub.keywords, sub.exclude), seen, paper_cap(ctx, sub))
         report.subscribers.append(SubscriberReport(email=sub.email, matched=len(selection.all)))
         if selection:
@@ -163,5 +178,7 @@ async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
 
 
 def write_feeds(ctx: Context) -> list[Path]:
-    """Rebuild the public feeds and every active subscriber's private pair."""
-    return publish_feeds(ctx.config, ctx.store, ctx.now, BATCH)
+    """Rebuild the public feeds (one pair per source too, with several) and every active
+    subscriber's private pair."""
+    names = [s.name for s in ctx.config.sources if s.enabled]
+    return publish_feeds(ctx.config, ctx.store, ctx.now, BATCH, sources=names)

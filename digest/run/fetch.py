@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from digest.errors import DigestError, SourceError
-from digest.identity import dedupe
+from digest.identity import dedupe, paper_identities
 from digest.models import Listing, Paper, SourceFailure
 from digest.sources.http import NotModified
 
@@ -78,13 +78,15 @@ class SourceSet:
     def names(self) -> list[str]:
         return [s.name for s in self.sources]
 
-    async def fetch(self, day: date) -> Listing:
+    async def fetch(self, day: date, *, record: bool = True) -> Listing:
         """Every source's listing of ``day`` (with the dates they missed lately), merged;
-        raises :class:`SourceError` when every source failed for ``day``."""
+        raises :class:`SourceError` when every source failed for ``day``. ``record=False``
+        (a dry run) leaves ``source_state`` as it is."""
         wanted = [(s, day) for s in self.sources] + self._catch_up(day)
         parts = await asyncio.gather(*(self._one(s, d) for s, d in wanted))
         self.parts = list(parts)
-        self._record(parts)
+        if record:
+            self._record(parts)
         today = [p for p in parts if p.day == day]
         failures = tuple(p.failure for p in today if p.failure is not None)
         if today and len(failures) == len(today):
@@ -123,6 +125,8 @@ class SourceSet:
         for s in self.sources:
             fetched[s.name] = self.store.papers.fetched_dates(s.name, since)
             others |= fetched[s.name]
+        # A date whose run failed (every source down, say) is missed by every source.
+        others |= {r.day for r in self.store.run_log.runs(4 * CATCH_UP_DAYS) if r.day >= since}
         out: list[tuple[NamedSource, date]] = []
         for s in self.sources:
             state = states.get(s.name)
@@ -134,7 +138,7 @@ class SourceSet:
                     out.append((s, d))
         return out
 
-    async def _one(self, source: NamedSource, day: date) -> Part:
+    async def _one(self, source: NamedSource, day: date, *, again: bool = True) -> Part:
         part = Part(source, day)
         try:
             coro = source.fetcher.fetch(day)
@@ -144,9 +148,16 @@ class SourceSet:
             if stored is not None:
                 part.listing, part.unchanged = stored, True
                 return part
-            if source.validators is not None:
+            if source.validators is not None and again:  # nothing stored: ask unconditionally
                 source.validators.clear()
-            return await self._one(source, day)
+                return await self._one(source, day, again=False)
+            part.failure = SourceFailure(
+                source.name,
+                f"the server answered 304 Not Modified to a request for {day} made without"
+                " validators",
+                "the server is misconfigured; the next run asks again",
+            )
+            return part
         except TimeoutError:
             part.failure = SourceFailure(
                 source.name,
@@ -157,6 +168,14 @@ class SourceSet:
         except DigestError as exc:  # SourceError, and a ConfigError of a file source
             part.failure = SourceFailure(source.name, str(exc), getattr(exc, "hint", None))
             part.error = exc
+            return part
+        except Exception as exc:  # a bug in one source's code must not stop the others
+            log.exception("source=%s date=%s failed unexpectedly", source.name, day)
+            part.failure = SourceFailure(
+                source.name,
+                f"unexpected {type(exc).__name__}: {exc}",
+                "a bug: please report it with the log; the next run fetches this date again",
+            )
             return part
         part.listing = _named(listing, source.name)
         return part
@@ -214,6 +233,23 @@ def store_listing(store: Store, listing: Listing, at: datetime) -> Listing:
         if part.date != listing.date:
             papers += part.papers
     return replace(listing, papers=tuple(dedupe(papers)), parts=())
+
+
+def known_papers(store: Store, papers: Sequence[Paper]) -> dict[str, str]:
+    """The papers of ``papers`` the store knows already, by any of their identities (an
+    arXiv id, a DOI, a link; a title hash only as their own key): their key -> the key they
+    are stored under. The others are new."""
+    wanted = {
+        p.key: [i for i in paper_identities(p) if i == p.key or not i.startswith("title:")]
+        for p in papers
+    }
+    found = store.papers.resolve({i for ids in wanted.values() for i in ids})
+    out: dict[str, str] = {}
+    for key, ids in wanted.items():
+        stored = next((found[i] for i in ids if i in found), None)
+        if stored is not None:
+            out[key] = stored
+    return out
 
 
 def describe(failures: Sequence[SourceFailure]) -> list[str]:

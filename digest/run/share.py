@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from digest.compose import make_message_id
@@ -20,6 +20,7 @@ from digest.run.context import Context
 from digest.run.messages import compose, outgoing
 from digest.run.outcomes import Recorder
 from digest.run.report import RunReport, SubscriberReport
+from digest.run.sources import outside
 from digest.select import DayMatcher, Selection
 from digest.store import PendingDelivery, PlannedDelivery, new_delivery_id
 
@@ -43,6 +44,20 @@ class Pool:
     matcher: DayMatcher
     total: int
     since: date | None = None
+
+    _outside: dict[frozenset[str], frozenset[str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def outside(self, sources: Collection[str] | None) -> frozenset[str]:
+        """The keys of the papers none of ``sources`` listed (None: every source is
+        wanted): what a subscriber who chose ``sources`` is not sent."""
+        if sources is None:
+            return frozenset()
+        wanted = frozenset(sources)
+        if wanted not in self._outside:
+            self._outside[wanted] = outside([p.paper for p in self.matcher.papers], wanted)
+        return self._outside[wanted]
 
     @classmethod
     def of(cls, listing: Listing) -> Pool:
@@ -206,9 +221,8 @@ def plan_batch(
     for sub in batch:
         assert sub.id is not None
         pool = pool_of(sub)
-        shown, more = pool.matcher.choose(
-            sub.keywords, sub.exclude, delivered[sub.id], paper_cap(ctx, sub)
-        )
+        seen = delivered[sub.id] | pool.outside(sub.sources)  # only the sources they chose
+        shown, more = pool.matcher.choose(sub.keywords, sub.exclude, seen, paper_cap(ctx, sub))
         selection = Selection(tuple(shown), tuple(more))
         rep = SubscriberReport(email=sub.email, matched=len(selection.all))
         report.subscribers.append(rep)
