@@ -5,7 +5,8 @@
 (one subscriber's digest as an email), ``outcomes`` (each delivery's fate recorded as it is
 known), ``claims`` (claiming pending digests, re-queueing those of dead runs), ``report``
 (what a run did; its record in the ``runs`` table), ``workers`` (worker processes of a run),
-``send`` (one-off sends), ``publish`` (feed files), ``status`` (``digest status``),
+``fetch`` (every source at once: :class:`SourceSet`), ``sources`` (the sources made from
+the config), ``send`` (one-off sends), ``publish`` (feed files), ``status`` (``digest status``),
 ``alerts`` (admin alerts), ``preview`` (a day's matches for a query). May import every
 layer below: ``store``, ``deliver``, ``sources``, ``config``, ``compose``, ``select`` and
 the bottom layer; never ``serve`` or ``cli``.
@@ -30,6 +31,14 @@ from digest.run.context import (
 from digest.run.daily import (
     run,
     write_feeds,
+)
+from digest.run.fetch import (
+    CATCH_UP_DAYS,
+    NamedSource,
+    SourceSet,
+    describe,
+    known_papers,
+    store_listing,
 )
 from digest.run.outcomes import (
     Recorder,
@@ -59,6 +68,11 @@ from digest.run.share import (
     plan_batch,
     resume_items,
 )
+from digest.run.sources import (
+    make_sources,
+    named_source,
+    user_agent,
+)
 from digest.run.status import (
     Counters,
     Status,
@@ -74,6 +88,7 @@ from digest.run.workers import (
 
 __all__ = [
     "BATCH",
+    "CATCH_UP_DAYS",
     "HOST",
     "INDEX",
     "MAKE_SECRET",
@@ -83,19 +98,25 @@ __all__ = [
     "SHARED",
     "Context",
     "Counters",
+    "NamedSource",
     "Pool",
     "Previewer",
     "Progress",
     "Recorder",
     "RunInProgress",
     "RunReport",
+    "SourceSet",
     "Status",
     "claimer",
     "cores",
     "counters",
+    "describe",
     "env_secret",
+    "known_papers",
     "make_context",
     "make_sender",
+    "make_sources",
+    "named_source",
     "overview",
     "pid_alive",
     "plan_batch",
@@ -109,6 +130,8 @@ __all__ = [
     "send_once",
     "stale_claim",
     "status",
+    "store_listing",
+    "user_agent",
     "worker_count",
     "write_feeds",
 ]

@@ -78,11 +78,11 @@ class SourceSet:
     def names(self) -> list[str]:
         return [s.name for s in self.sources]
 
-    async def fetch(self, day: date, *, record: bool = True) -> Listing:
-        """Every source's listing of ``day`` (with the dates they missed lately), merged;
-        raises :class:`SourceError` when every source failed for ``day``. ``record=False``
-        (a dry run) leaves ``source_state`` as it is."""
-        wanted = [(s, day) for s in self.sources] + self._catch_up(day)
+    async def fetch(self, day: date, *, record: bool = True, catch_up: bool = True) -> Listing:
+        """Every source's listing of ``day`` (with the dates they missed lately, unless
+        ``catch_up`` is false), merged; raises :class:`SourceError` when every source failed
+        for ``day``. ``record=False`` (a dry run) leaves ``source_state`` as it is."""
+        wanted = [(s, day) for s in self.sources] + (self._catch_up(day) if catch_up else [])
         parts = await asyncio.gather(*(self._one(s, d) for s, d in wanted))
         self.parts = list(parts)
         if record:

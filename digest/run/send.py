@@ -13,6 +13,7 @@ from digest.errors import EmptyListingError
 from digest.files import write_atomic
 from digest.models import Subscriber
 from digest.run.context import Context
+from digest.run.fetch import store_listing
 from digest.run.messages import compose, outgoing
 from digest.select import DayMatcher, select
 
@@ -38,9 +39,11 @@ async def send_once(
     nothing matched and nothing was sent); raises :class:`EmptyListingError` when the
     listing of ``day`` has no papers at all.
     """
-    stored = ctx.store.papers.listing(day)
-    # A listing stored empty (fetched before the day's papers were out) is asked again.
-    listing = stored if stored is not None and stored.papers else await ctx.source.fetch(day)
+    listing = ctx.store.papers.listing(day)
+    # A listing stored empty (fetched before the day's papers were out) is asked again, from
+    # every source, and stored: the papers under the keys they are stored (and sent) under.
+    if listing is None or not listing.papers:
+        listing = store_listing(ctx.store, await ctx.source.fetch(day), ctx.now)
     if not listing.papers:
         raise EmptyListingError(day, listing.source)
     matches = DayMatcher(listing.papers).select(keywords, exclude)

@@ -33,11 +33,15 @@ from digest.run import (
     Pool,
     Recorder,
     RunReport,
+    SourceSet,
     claimer,
+    describe,
+    known_papers,
     plan_batch,
     recorded_run,
     requeue_stale,
     resume_items,
+    store_listing,
     write_feeds,
 )
 from digest.schedule import Schedule, ScheduleError, next_send, window
@@ -115,12 +119,17 @@ def merged(listings: dict[date, Listing], dates: tuple[date, ...]) -> tuple[Pape
 async def fetch_dates(
     ctx: Context, dates: set[date], today: date, report: PassReport
 ) -> dict[date, Listing]:
-    """Fetch each date once and store it. Today's failure fails the pass (SourceError);
-    an older date's failure falls back to what is stored, with a warning."""
+    """Fetch each date once from every source and store it. Today's failure (every source
+    failed) fails the pass (SourceError); an older date's falls back to what is stored,
+    with a warning. Older dates go first, so that today's fetch, which also catches up the
+    dates a source missed lately (:class:`~digest.run.fetch.SourceSet`), finds them done."""
     found: dict[date, Listing] = {}
-    for day in sorted(dates, reverse=True):
+    for day in sorted(dates):
         try:
-            listing = await ctx.source.fetch(day)
+            if isinstance(ctx.source, SourceSet):
+                listing = await ctx.source.fetch(day, catch_up=day == today)
+            else:
+                listing = await ctx.source.fetch(day)
         except SourceError as exc:
             if day == today:
                 raise
@@ -129,13 +138,15 @@ async def fetch_dates(
             if stored is not None:
                 found[day] = stored
             continue
-        known = ctx.store.papers.papers_by_key(p.key for p in listing.papers)
-        report.new += sum(1 for p in listing.papers if p.key not in known)
+        report.new += len(listing.papers) - len(known_papers(ctx.store, listing.papers))
         report.fetched += len(listing.papers)
         report.warnings.extend(listing.warnings)
-        ctx.store.papers.save_listing(listing, ctx.now)
-        # with papers added on earlier fetches
-        found[day] = ctx.store.papers.listing(day) or listing
+        report.warnings.extend(f"{day}: {line}" for line in describe(listing.failures))
+        if day == today:
+            report.source_failures = list(listing.failures)
+        stored = store_listing(ctx.store, listing, ctx.now)
+        # every source's papers of the date, with those added on earlier fetches
+        found[day] = ctx.store.papers.listing(day) or stored
     return found
 
 
