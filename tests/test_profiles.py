@@ -178,3 +178,27 @@ def test_an_unreadable_profile_is_rebuilt(store: Store) -> None:
     rebuilt = store.profiles.current([a], ranker, texts, NOW)
     assert isinstance(rebuilt[a], Profile) and rebuilt[a].titles == (GNN[0].title,)
     assert len(texts.asked) == 2
+
+
+def test_a_like_turned_dislike_rebuilds_the_profile(store: Store) -> None:
+    ranker = store.profiles.ranker(NOW)
+    assert ranker is not None
+    a = subscriber(store, "a@example.org")
+    like(store, a, "like", GNN[0])
+    like(store, a, "like", DIFFUSION[0])
+    texts = TextsFor(store)
+    before = store.profiles.current([a], ranker, texts, NOW)[a]
+    assert before.titles == (GNN[0].title, DIFFUSION[0].title)
+    # As store.likes records a person's change: the kind, stamped with the time.
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(likes)
+            .where(likes.c.subscriber_id == a, likes.c.paper_key == DIFFUSION[0].key)
+            .values(kind="dislike", created_at=NOW + timedelta(minutes=5))
+        )
+    after = store.profiles.current([a], ranker, texts, NOW)[a]
+    assert after.titles == (GNN[0].title,) and DIFFUSION[0].key in after.keys
+    assert len(texts.asked) == 2
+    day = ranker.day(DAY)
+    diffusion = [day.number[DIFFUSION[0].key]]
+    assert (day.vectors[diffusion] @ after.centre)[0] < (day.vectors[diffusion] @ before.centre)[0]

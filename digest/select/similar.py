@@ -303,6 +303,7 @@ class Profile:
     liked: Vectors
     titles: tuple[str, ...]
     keys: frozenset[str]
+    missing: int = 0  # likes it was made without: no text for them yet
 
     @property
     def has_likes(self) -> bool:
@@ -314,7 +315,7 @@ class Profile:
         keys = "\n".join(sorted(self.keys)).encode()
         titles = "\n".join(self.titles).encode()
         dims, count = int(self.centre.shape[0]), len(self.titles)
-        head = _HEAD.pack(FORMAT, self.version, dims, count, len(keys), len(titles))
+        head = _HEAD.pack(FORMAT, self.version, dims, count, self.missing, len(keys), len(titles))
         return b"".join(
             (
                 head,
@@ -330,7 +331,7 @@ class Profile:
     def from_bytes(cls, data: bytes) -> Profile:
         """The profile :meth:`to_bytes` made; raises :class:`StateError` for other bytes."""
         try:
-            form, version, dims, count, keys_size, titles_size = _HEAD.unpack_from(data)
+            form, version, dims, count, missing, keys_size, titles_size = _HEAD.unpack_from(data)
             if form != FORMAT:
                 raise ValueError(f"format {form}")
             at = _HEAD.size + _HASH
@@ -350,12 +351,13 @@ class Profile:
                 liked,
                 tuple(titles.split("\n")) if count else (),
                 frozenset(keys.split("\n")) if keys else frozenset(),
+                missing,
             )
         except (struct.error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
             raise StateError(f"a stored similarity profile is unreadable: {exc}") from exc
 
 
-_HEAD = struct.Struct("<HIHHII")  # format, version, dimensions, likes, bytes of keys, titles
+_HEAD = struct.Struct("<HIHHHII")  # format, version, dimensions, likes, missing, sizes
 _HASH = 32
 
 
@@ -366,10 +368,13 @@ def hash_of_likes(liked: Iterable[tuple[str, str]]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:32]
 
 
-def build_profile(ranker: Ranker, liked: Sequence[Liked], likes_hash: str | None = None) -> Profile:
+def build_profile(
+    ranker: Ranker, liked: Sequence[Liked], likes_hash: str | None = None, missing: int = 0
+) -> Profile:
     """The profile of a subscriber who liked (``kind == "like"``) and disliked
     (``"dislike"``) these papers; made with ``ranker``'s vectors of their title and abstract.
-    ``likes_hash``: what marks their likes (the store's), else :func:`hash_of_likes`."""
+    ``likes_hash``: what marks their likes (the store's), else :func:`hash_of_likes`;
+    ``missing``: how many of their likes had no text (the store looks again later)."""
     likes = [p for p in liked if p.kind == "like"]
     dislikes = [p for p in liked if p.kind != "like"]
     texts = [text_of(p.title, p.abstract) for p in (*likes, *dislikes)]
@@ -381,6 +386,7 @@ def build_profile(ranker: Ranker, liked: Sequence[Liked], likes_hash: str | None
         vectors[len(likes) :],
         tuple(p.title for p in likes),
         frozenset(p.key for p in liked),
+        missing,
     )
 
 
@@ -391,6 +397,7 @@ def profile_of(
     disliked: Vectors,
     titles: tuple[str, ...],
     keys: frozenset[str],
+    missing: int = 0,
 ) -> Profile:
     """The profile of the papers whose vectors are ``liked`` (titled ``titles``) and
     ``disliked``: the unit mean of the likes minus :data:`DISLIKE_WEIGHT` times the unit
@@ -403,7 +410,7 @@ def profile_of(
     titles = tuple(" ".join(t.split()) for t in titles)  # one line each (a feed's may wrap)
     keys = frozenset(k.replace("\n", " ") for k in keys)
     kept = liked.astype(np.float16).astype(np.float32)  # as stored: equal after a round trip
-    return Profile(version, likes_hash, _unit(centre), kept, titles, keys)
+    return Profile(version, likes_hash, _unit(centre), kept, titles, keys, min(missing, 65535))
 
 
 def _unit(vector: NDArray[np.float32]) -> Vectors:

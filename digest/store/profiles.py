@@ -4,16 +4,16 @@ profile (tables ``ranker_models`` and ``profiles``; reads ``papers`` and ``likes
 The model is fitted on the stored papers, not per run: :meth:`Profiles.ranker` refits it
 when there is none, when the stored papers have grown by :data:`REFIT_GROWTH` (20%) since
 it was fitted, or when it is older than :data:`REFIT_DAYS` (30) days; each refit bumps its
-version. A profile is rebuilt only when it was made by another model version or when its
-subscriber's likes changed (the hash of their likes it carries differs): see
-:meth:`Profiles.current`.
+version. A profile is rebuilt only when it was made by another model version, when its subscriber's
+likes changed (the marker of their likes it carries differs: one aggregate query, not the
+likes themselves) or, made while some liked paper had no text, when a listing was stored
+since: see :meth:`Profiles.current`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,7 +33,7 @@ from digest.store.schema import (
     begin,
     chunks,
     likes,
-    paper_aliases,
+    listings,
     papers,
     profiles,
     ranker_models,
@@ -150,20 +150,7 @@ class Profiles:
 
     def get_many(self, subscriber_ids: Sequence[int]) -> dict[int, Profile]:
         """The stored profiles of these subscribers (an unreadable one is left out)."""
-        found: dict[int, Profile] = {}
-        with self.engine.connect() as conn:
-            for chunk in chunks(list(subscriber_ids), 900):
-                rows = conn.execute(
-                    sa.select(profiles.c.subscriber_id, profiles.c.data).where(
-                        profiles.c.subscriber_id.in_(chunk), profiles.c.name == TfidfRanker.name
-                    )
-                )
-                for sid, data in rows:
-                    try:
-                        found[sid] = Profile.from_bytes(bytes(data))
-                    except StateError:
-                        continue
-        return found
+        return {sid: p for sid, (p, _) in self._stored(subscriber_ids).items()}
 
     def put_many(self, made: Mapping[int, Profile], now: datetime | None = None) -> None:
         """Store these subscribers' profiles (replacing theirs)."""
@@ -204,58 +191,87 @@ class Profiles:
         """The up-to-date profile of each of these subscribers who likes or dislikes
         anything (the others have none): the stored one, else built from ``texts_for``
         (``store.likes.texts_for``) and stored. Call it per batch of subscribers (the
-        run's 1,000): it reads their likes' keys, not their texts, unless rebuilding.
+        run's 1,000).
+
+        A stored profile is up to date when it was made by ``ranker``'s version, for the
+        likes its marker describes (:meth:`likes_markers`), and, if some of them had no
+        text then, no listing was stored since (a liked paper may have arrived).
         """
-        hashes = self.likes_hashes(subscriber_ids)
-        stored = self.get_many(subscriber_ids)
-        gone = [sid for sid in stored if sid not in hashes]
+        markers = self.likes_markers(subscriber_ids)
+        stored = self._stored(subscriber_ids)
+        gone = [sid for sid in stored if sid not in markers]
         if gone:
             self.forget(gone)
-        up_to_date = {
-            sid: p
-            for sid, p in stored.items()
-            if sid in hashes and p.version == ranker.version and p.likes_hash == hashes[sid]
-        }
-        stale = [sid for sid in hashes if sid not in up_to_date]
+        arrived = self._last_listing()
+
+        def fresh(sid: int) -> bool:
+            profile, updated_at = stored[sid]
+            if profile.version != ranker.version or profile.likes_hash != markers[sid][0]:
+                return False
+            return not profile.missing or arrived is None or arrived <= updated_at
+
+        up_to_date = {sid: stored[sid][0] for sid in markers if sid in stored and fresh(sid)}
+        stale = [sid for sid in markers if sid not in up_to_date]
         if not stale:
             return up_to_date
         texts = texts_for(stale)
-        made = {
-            sid: build_profile(ranker, texts.get(sid, ()), likes_hash=hashes[sid]) for sid in stale
-        }
+        made = {}
+        for sid in stale:
+            found = texts.get(sid, ())
+            missing = max(0, markers[sid][1] - len(found))
+            made[sid] = build_profile(ranker, found, markers[sid][0], missing)
         self.put_many(made, now)
         return up_to_date | made
 
-    def likes_hashes(self, subscriber_ids: Sequence[int]) -> dict[int, str]:
-        """For each of these subscribers with a like or dislike, the hash of their likes:
-        each like's kind, the key of the paper it names and whether there is text for it
-        (a liked arXiv id whose paper arrives later changes the hash)."""
-        pairs: dict[int, list[tuple[str, str]]] = {}
+    def likes_markers(self, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """For each of these subscribers with a like or dislike: what marks their likes
+        (a hash of how many, how many likes, with a title, and the newest one's time: a
+        like added, removed or changed to a dislike changes it; the likes repository
+        stamps a change with the time) and how many likes they have. One aggregate query
+        per 900 subscribers: the likes themselves are not read."""
+        found: dict[int, tuple[str, int]] = {}
+        query = sa.select(
+            likes.c.subscriber_id,
+            sa.func.count(),
+            sa.func.sum(sa.case((likes.c.kind == "like", 1), else_=0)),
+            sa.func.count(likes.c.title),
+            sa.func.max(likes.c.created_at),
+        ).group_by(likes.c.subscriber_id)
         with self.engine.connect() as conn:
             for chunk in chunks(list(subscriber_ids), 900):
-                for sid, kind, key, text in conn.execute(_keys_query(chunk)):
-                    pairs.setdefault(sid, []).append((kind, f"{key} {text}"))
-        return {sid: hash_of_likes(found) for sid, found in pairs.items()}
+                rows = conn.execute(query.where(likes.c.subscriber_id.in_(chunk)))
+                for sid, count, liked, titled, newest in rows:
+                    newest = aware(newest)
+                    mark = f"{count} {liked} {titled} {newest.isoformat() if newest else ''}"
+                    found[sid] = (hash_of_likes([("mark", mark)]), int(count))
+        return found
 
+    def _stored(self, subscriber_ids: Sequence[int]) -> dict[int, tuple[Profile, datetime]]:
+        """The readable stored profiles of these subscribers, with when each was made."""
+        found: dict[int, tuple[Profile, datetime]] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(subscriber_ids), 900):
+                rows = conn.execute(
+                    sa.select(
+                        profiles.c.subscriber_id, profiles.c.data, profiles.c.updated_at
+                    ).where(
+                        profiles.c.subscriber_id.in_(chunk), profiles.c.name == TfidfRanker.name
+                    )
+                )
+                for sid, data, updated_at in rows:
+                    try:
+                        found[sid] = (
+                            Profile.from_bytes(bytes(data)),
+                            aware(updated_at) or utc_now(),
+                        )
+                    except StateError:
+                        continue
+        return found
 
-def _keys_query(chunk: Sequence[int]) -> Any:
-    """Each like of these subscribers: kind, the stored paper's key (else its own) and
-    ``p`` (a stored paper), ``t`` (text given with it) or ``-`` (no text yet)."""
-    target = sa.func.coalesce(paper_aliases.c.paper_key, likes.c.paper_key)
-    given = likes.c.title.isnot(None) | likes.c.abstract.isnot(None)
-    text = sa.case((papers.c.key.isnot(None), "p"), (given, "t"), else_="-")
-    return (
-        sa.select(
-            likes.c.subscriber_id,
-            likes.c.kind,
-            sa.func.coalesce(papers.c.key, likes.c.paper_key),
-            text,
-        )
-        .select_from(likes)
-        .outerjoin(paper_aliases, paper_aliases.c.alias == likes.c.paper_key)
-        .outerjoin(papers, papers.c.key == target)
-        .where(likes.c.subscriber_id.in_(chunk))
-    )
+    def _last_listing(self) -> datetime | None:
+        """When a listing was last stored (papers arrive with listings)."""
+        with self.engine.connect() as conn:
+            return aware(conn.execute(sa.select(sa.func.max(listings.c.fetched_at))).scalar())
 
 
 def _delete(conn: Connection, subscriber_ids: Sequence[int]) -> None:
