@@ -267,6 +267,28 @@ class Likes:
                         found[sid].add(stored)
         return found
 
+    def liked_among(self, keys: Iterable[str]) -> dict[int, set[str]]:
+        """Who liked or disliked which of the stored papers ``keys`` (by any of their
+        identities), as subscriber id -> those keys: what a run's papers must not be sent
+        to. Reads from the papers' side (``ix_likes_paper``): a day's few thousand papers
+        cost a few queries however many subscribers and likes there are."""
+        found: dict[int, set[str]] = {}
+        wanted = sorted(set(keys))
+        with self.engine.connect() as conn:
+            names = {k: k for k in wanted}
+            for chunk in chunks(wanted, 500):
+                query = sa.select(paper_aliases.c.alias, paper_aliases.c.paper_key).where(
+                    paper_aliases.c.paper_key.in_(chunk)
+                )
+                names.update({alias: key for alias, key in conn.execute(query)})
+            for chunk in chunks(sorted(names), 500):
+                query = sa.select(likes.c.subscriber_id, likes.c.paper_key).where(
+                    likes.c.paper_key.in_(chunk)
+                )
+                for sid, name in conn.execute(query):
+                    found.setdefault(sid, set()).add(names[name])
+        return found
+
     def texts_for(self, subscriber_ids: Sequence[int]) -> dict[int, list[LikedText]]:
         """For each subscriber, the text of each like and dislike: the stored paper's title
         and abstract when we have it, else what was given with the like (a library
@@ -285,6 +307,21 @@ class Likes:
                     if title or abstract:
                         key = r.stored_key or r.paper_key
                         found[r.subscriber_id].append(LikedText(r.kind, key, title, abstract))
+        return found
+
+    def liked(self, subscriber_ids: Sequence[int]) -> dict[int, list[str]]:
+        """For each of ``subscriber_ids`` with likes, the keys of the papers they like (not
+        dislike), oldest first: what ``digest subscribers export`` writes as ``like``."""
+        found: dict[int, list[str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(subscriber_ids), 900):
+                rows = conn.execute(
+                    sa.select(likes.c.subscriber_id, likes.c.paper_key)
+                    .where(likes.c.subscriber_id.in_(chunk), likes.c.kind == "like")
+                    .order_by(likes.c.subscriber_id, likes.c.created_at, likes.c.paper_key)
+                )
+                for sid, key in rows:
+                    found.setdefault(sid, []).append(key)
         return found
 
     def counts(self) -> dict[str, int]:

@@ -4,17 +4,17 @@ such rows (the config's list, an import), each on the caller's connection."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from digest.compose import random_token
 from digest.models import Subscriber
-from digest.store.schema import aware, likes, subscribers
+from digest.store.schema import aware, subscribers
 
 #: A subscriber's own schedule (None: the configuration's default), as columns.
 SCHEDULE_COLUMNS = ("send_at", "timezone", "frequency", "weekday", "days")
@@ -231,33 +231,3 @@ def to_subscriber(r: Any) -> Subscriber:
         sources=None if sources is None else tuple(json.loads(sources)),
         like_threshold=m[c.like_threshold],
     )
-
-
-def with_likes(
-    engine: Engine, subs: Iterable[Subscriber], batch: int = 1000
-) -> Iterator[Subscriber]:
-    """``subs``, each with ``like``: the keys of the papers they like (oldest first), read
-    ``batch`` subscribers at a time; what an export writes in its ``like`` column."""
-    page: list[Subscriber] = []
-    for sub in subs:
-        page.append(sub)
-        if len(page) >= batch:
-            yield from _liked(engine, page)
-            page = []
-    yield from _liked(engine, page)
-
-
-def _liked(engine: Engine, page: list[Subscriber]) -> list[Subscriber]:
-    ids = [s.id for s in page if s.id is not None]
-    if not ids:
-        return page
-    found: dict[int, list[str]] = {}
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(likes.c.subscriber_id, likes.c.paper_key)
-            .where(likes.c.subscriber_id.in_(ids), likes.c.kind == "like")
-            .order_by(likes.c.subscriber_id, likes.c.created_at, likes.c.paper_key)
-        )
-        for sid, key in rows:
-            found.setdefault(sid, []).append(key)
-    return [replace(s, like=tuple(found[s.id])) if s.id in found else s for s in page]
