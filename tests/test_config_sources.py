@@ -4,9 +4,12 @@ problem, all reported at once."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.config import load
 from digest.config.arxiv_categories import check_category
@@ -365,3 +368,14 @@ def test_config_check_names_each_source_and_every_problem(tmp_path: Path) -> Non
     assert run.exit_code == 2
     assert f"{path}: 19 problems:" in run.stderr
     assert '  - sources[5].name: duplicate source "blog" (also sources[3])' in run.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="csmathepqbioAGLPNC.-_: ,", max_size=14) | st.text(max_size=10))
+def test_any_text_is_a_category_or_an_invalid_whose_suggestion_is_one(text: str) -> None:
+    try:
+        assert check_category(text) == text
+    except Invalid as exc:
+        meant = re.search(r'did you mean "([^"]+)"\?$', str(exc))
+        if meant:
+            assert check_category(meant.group(1)) == meant.group(1)
