@@ -62,12 +62,17 @@ async def site(
 
 
 def record_runs(store: Store, now: datetime = NOW) -> None:
-    """Three days of runs up to ``now``: two good, one failed fetch (the newest)."""
+    """Three days of runs up to ``now``: two good, one failed fetch (the newest), and what
+    each recorded of the config's one source (a ``[source]`` table: named ``file``)."""
     for offset, (outcome, stage, sent, failed, deferred) in enumerate(
         [("ok", None, 40, 2, 1), ("ok", None, 42, 0, 3), ("failed", "fetch", 0, 0, 0)]
     ):
         started = now - timedelta(days=2 - offset)
         run_id = store.run_log.start_run(started.date(), started, "host", 1)
+        if stage:
+            store.sources.record_failure("file", "file", "listing unreachable", started)
+        else:
+            store.sources.record_ok("file", "file", started.date(), 2, started)
         store.run_log.finish_run(
             run_id,
             started + timedelta(minutes=1),

@@ -53,9 +53,17 @@ def print_report(report: Any) -> None:
     """Say what a run (``digest run``, ``digest demo``) did: per subscriber, then the totals."""
     mode = " (dry run: nothing sent or recorded)" if report.dry_run else ""
     click.echo(f"{report.day}: fetched {report.fetched} papers, {report.new} new{mode}")
+    failed = list(getattr(report, "source_failures", ()))
+    said = {f"source {f.source} failed: {f.error}" for f in failed}  # a line of their own
     for warning in report.warnings:
-        click.echo(f"  warning: {shown(warning)}", err=True)
-    if report.fetched == 0:
+        if warning not in said:
+            click.echo(f"  warning: {shown(warning)}", err=True)
+    for f in failed:
+        hint = f" ({' '.join(f.hint.split())})" if f.hint else ""
+        click.echo(f"  source {shown(f.source)} failed: {shown(' '.join(f.error.split()) + hint)}")
+    if report.fetched == 0 and failed:
+        click.echo("  the sources that answered listed nothing: nothing to send")
+    elif report.fetched == 0:
         click.echo("  the listing is empty (a weekend or holiday?): nothing to send")
     if report.requeued:
         click.echo(f"  re-queued {report.requeued} digest(s) held by a run that died")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from digest.cli.shared import State, at, guard, shown, status_text
 
 if TYPE_CHECKING:
     from digest.run import Status
+    from digest.run.source_health import SourceHealth
 
 
 #: What ``digest status`` calls a run that failed at each stage (see RunRecord.stage).
@@ -75,10 +77,42 @@ def status(state: State, as_json: bool) -> None:
             data = guard(lambda: overview(store, cfg))
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
+    cfg = state.config()
     with state.store() as store:
-        st = guard(lambda: read_status(store))
+        st = guard(lambda: read_status(store, config=cfg))
     for line in status_lines(st):
         click.echo(line)
+
+
+def source_lines(found: Sequence[SourceHealth]) -> list[str]:
+    """``sources:`` with each enabled source's state in a word, then a line per failing
+    source with its failures in a row and its last error."""
+    if not found:
+        return []
+    words = []
+    for h in found:
+        if h.status in ("disabled", "removed"):
+            continue
+        word = h.status if h.status != "unknown" else "not fetched yet"
+        if h.quiet:
+            word = "quiet (0 papers" + (": weekend or holiday?)" if h.kind == "arxiv" else ")")
+        elif h.status == "ok":
+            word = f"ok ({h.last_count} papers)"
+        words.append(f"{shown(h.name)} {word}")
+    lines = ["sources:    " + ", ".join(words)] if words else []
+    for h in found:
+        if h.status == "failing":
+            since = f"since {at(h.last_ok_at)}" if h.last_ok_at else "since it was added"
+            lines.append(
+                f"  {shown(h.name)}: failing {since} ({h.runs_failed} run(s),"
+                f" {h.failures} fetch(es) in a row): {shown(one_line(h.last_error))}"
+            )
+    return lines
+
+
+def one_line(error: str | None) -> str:
+    """An error on one line (a source may answer with a page of text)."""
+    return " ".join((error or "unknown error").split())
 
 
 def status_lines(st: Status) -> list[str]:
@@ -103,9 +137,13 @@ def status_lines(st: Status) -> list[str]:
             f" ({len(st.failing)} failed run(s) in a row): {shown(latest.error or 'unknown error')}"
         )
     elif last is not None and last.outcome == "empty":
-        lines.append("listing:    listing empty (weekend or holiday?)")
+        # A quiet day (arXiv's weekend) is no failure; a failed source is named below.
+        failing = [h for h in st.sources if h.status == "failing"]
+        why = f"{len(failing)} source(s) failing" if failing else "weekend or holiday?"
+        lines.append(f"listing:    listing empty ({why})")
     elif last is not None:
         lines.append(f"listing:    ok, {last.fetched} papers")
+    lines += source_lines(st.sources)
     counts = st.deliveries
     lines.append(
         f"deliveries: pending {counts.get('pending', 0)}, sending {counts.get('sending', 0)},"

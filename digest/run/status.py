@@ -14,6 +14,7 @@ from typing import Any
 from digest.config import Config
 from digest.models import Subscriber
 from digest.run.alerts import ALERT_KEY, failed_streak
+from digest.run.source_health import SourceHealth, sources_health, to_json
 from digest.store import RunRecord, RunTotals, Store
 
 
@@ -33,9 +34,12 @@ class Status:
     #: (hard, soft, complaint, mailto).
     mailbox: dict[str, int] | None = None
     mailbox_days: int = 7
+    #: Each source's health (the configured ones, then those no longer configured).
+    sources: tuple[SourceHealth, ...] = ()
 
 
-def status(store: Store, now: datetime | None = None) -> Status:
+def status(store: Store, now: datetime | None = None, config: Config | None = None) -> Status:
+    """What ``digest status`` shows; each source's health too when ``config`` is given."""
     recent = store.run_log.runs(50)
     days = Status.mailbox_days
     since = (now or datetime.now(UTC)) - timedelta(days=days)
@@ -51,6 +55,7 @@ def status(store: Store, now: datetime | None = None) -> Status:
         states=store.members.state_counts(),
         mailbox=store.bounces.counts(since),
         mailbox_days=days,
+        sources=tuple(sources_health(config, store)) if config is not None else (),
     )
 
 
@@ -65,14 +70,15 @@ def overview(store: Store, config: Config, now: datetime | None = None) -> dict[
     """What ``/admin`` shows and ``digest status --json`` prints: plain JSON values.
 
     ``{"schema": 1, "generated_at", "last_run", "running", "alerting", "runs" (per listing
-    day, oldest first: runs, sent, failed, deferred), "sources" (kind, location, status
-    ok|failing|unknown, last_ok, failures_in_a_row, last_error), "queue" (pending,
-    sending, failed, sent), "subscribers" (by state, and "unscheduled"), "growth" (per day:
-    added), "bounces" (days, hard, soft, complaint, mailto), "next_sends" (at,
+    day, oldest first: runs, sent, failed, deferred), "sources" (one per source, see
+    :func:`~digest.run.source_health.to_json`: name, kind, location, status
+    ok|failing|unknown|disabled|removed, last_ok, failures_in_a_row, last_error...), "queue"
+    (pending, sending, failed, sent), "subscribers" (by state, and "unscheduled"), "growth"
+    (per day: added), "bounces" (days, hard, soft, complaint, mailto), "next_sends" (at,
     subscribers)}``; the README documents each field.
     """
     when = now or datetime.now(UTC)
-    st = status(store, when)
+    st = status(store, when, config)
     since = when - timedelta(days=DAYS)
     recent = store.run_log.since(since)
     counts = st.deliveries
@@ -83,7 +89,7 @@ def overview(store: Store, config: Config, now: datetime | None = None) -> dict[
         "running": [_run(r) for r in st.running],
         "alerting": st.alerting,
         "runs": _per_day(recent),
-        "sources": [_source(config, store.run_log.runs(50))],
+        "sources": [to_json(h) for h in st.sources],
         "queue": {k: counts.get(k, 0) for k in ("pending", "sending", "failed", "sent")},
         "subscribers": {k: (st.states or {}).get(k, 0) for k in STATES},
         "growth": [
@@ -126,23 +132,6 @@ def _per_day(recent: list[RunRecord]) -> list[dict[str, Any]]:
         for key in ("sent", "failed", "deferred"):
             day[key] += getattr(r, key)
     return list(days.values())[-DAYS:]
-
-
-def _source(config: Config, recent: list[RunRecord]) -> dict[str, Any]:
-    """The listing source's health from the runs: fetches that failed in a row, the last
-    good one."""
-    failing = [r for r in failed_streak(recent) if r.stage == "fetch"]
-    good = next((r for r in recent if r.outcome in ("ok", "empty")), None)
-    src = config.source
-    health = "failing" if failing else "ok" if good else "unknown"
-    return {
-        "kind": src.kind,
-        "location": str(src.path) if src.kind == "file" and src.path else src.url,
-        "status": health,
-        "last_ok": good.started_at.isoformat() if good else None,
-        "failures_in_a_row": len(failing),
-        "last_error": failing[0].error if failing else None,
-    }
 
 
 @dataclass(frozen=True)
