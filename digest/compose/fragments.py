@@ -1,8 +1,13 @@
 """Each paper's entry in a digest, HTML and text: rendered and CSS-inlined once per (paper,
-terms), each set of highlights then filled into its slots; kept quoted-printable in LRU caches."""
+terms), each set of highlights then filled into its slots; kept quoted-printable in LRU caches.
+
+A subscriber's "more like this" and "less like this" links differ in every email: the entry
+is kept cut at them (:attr:`Fragment.html_cut`), each piece encoded apart and ended by a
+soft line break, so an email joins its own encoded links in (:meth:`Fragment.html_with`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,10 +30,48 @@ Render = Callable[[str, Any], str]
 @dataclass(frozen=True, slots=True)
 class Fragment:
     """One entry, quoted-printable: joined as is into the message (only the encoded form
-    is kept, so twice as many fit in the same memory)."""
+    is kept, so twice as many fit in the same memory).
+
+    An entry with feedback links is kept cut at them: ``html_cut`` and ``text_cut`` are
+    encoded pieces, ``b"more"`` or ``b"less"`` at odd places (where that link goes), each
+    other piece ending with a line break or a soft one (``=\r\n``); ``html_qp`` and
+    ``text_qp`` are then the pieces without the links (for sizes only)."""
 
     html_qp: bytes
     text_qp: bytes
+    html_cut: tuple[bytes, ...] = ()
+    text_cut: tuple[bytes, ...] = ()
+
+    def html_with(self, links: dict[bytes, bytes]) -> bytes:
+        """The HTML entry with ``links`` (``b"more"``/``b"less"`` -> the encoded link,
+        see :func:`open_ended`) in their places."""
+        return _joined(self.html_cut, links) if self.html_cut else self.html_qp
+
+    def text_with(self, links: dict[bytes, bytes]) -> bytes:
+        """The text entry with ``links`` in their places (see :meth:`html_with`)."""
+        return _joined(self.text_cut, links) if self.text_cut else self.text_qp
+
+
+def _joined(cut: tuple[bytes, ...], links: dict[bytes, bytes]) -> bytes:
+    return b"".join(links[part] if i % 2 else part for i, part in enumerate(cut))
+
+
+def open_ended(text: str) -> bytes:
+    """``text`` quoted-printable, as a piece the next piece continues on the same line:
+    unless ``text`` ends with a newline, its last line ends with a soft line break (``=``
+    and CRLF, at most 76 characters with it, never splitting an ``=XX``; no line starts
+    with ``.``)."""
+    qp = quoted_printable(text)
+    if not text or text.endswith("\n"):
+        return qp
+    start = qp.rfind(b"\r\n") + 2  # 0 when there is one line
+    last = qp[start:]
+    if len(last) > 75:
+        cut = 75
+        while b"=" in last[cut - 2 : cut] or last[cut : cut + 1] == b".":
+            cut -= 1
+        last = last[:cut] + b"=\r\n" + last[cut:]
+    return qp[:start] + last + b"=\r\n"
 
 
 class Fragments:
@@ -62,6 +105,9 @@ class Fragments:
         self._slot_abstract = f"pdslot{nonce}abstract"
         self._slot_author = f"pdslot{nonce}author"
         self._slot_terms = f"pdslot{nonce}terms"
+        self._slot_more = f"pdslot{nonce}morez"
+        self._slot_less = f"pdslot{nonce}lessz"
+        self._links = re.compile(f"({self._slot_more}|{self._slot_less})")
         self._terms_slottable = {"paper": True, "compact": True}
         self._parts: dict[str, Cache[Hashable, tuple[str, str]]] = {
             kind: Cache(min(cache_size, 5_000)) for kind in ("paper", "compact")
@@ -71,30 +117,34 @@ class Fragments:
         except css_inline.InlineError as exc:
             raise RenderError(STYLESHEET, f"CSS inlining failed: {exc}") from exc
         self._mark_open = probe[: probe.index("x</mark>")] if "x</mark>" in probe else MARK
-        self._by_id: dict[str, Cache[tuple[int, str], tuple[Match, Fragment]]] = {
+        self._by_id: dict[str, Cache[tuple[int, str, bool], tuple[Match, Fragment]]] = {
             kind: Cache(cache_size) for kind in ("paper", "compact")
         }
 
-    def get(self, match: Match, kind: str, abstract: str = "full") -> Fragment:
+    def get(
+        self, match: Match, kind: str, abstract: str = "full", feedback: bool = False
+    ) -> Fragment:
         """The fragments of ``match`` (``kind`` ``paper`` or ``compact``) showing so much of
-        its abstract (one of :data:`~digest.models.ABSTRACT_MODES`), rendered once.
+        its abstract (one of :data:`~digest.models.ABSTRACT_MODES`), rendered once;
+        ``feedback``: with places for the subscriber's feedback links (see
+        :class:`Fragment`).
 
         Looked up by the identity of ``match`` first (a run hands the same objects to every
         subscriber of a query), then by its value: paper, highlight spans and terms.
         """
         by_id = self._by_id[kind]
-        seen = by_id.get((id(match), abstract))
+        seen = by_id.get((id(match), abstract, feedback))
         if seen is not None and seen[0] is match:
             return seen[1]
-        key = (match.paper, match.spans, match.terms, abstract)
+        key = (match.paper, match.spans, match.terms, abstract, feedback)
         cache = self._fragments[kind]
         hit = cache.get(key)
         if hit is None:
-            hit = cache.put(key, self._make(match, kind, abstract))
-        by_id.put((id(match), abstract), (match, hit))
+            hit = cache.put(key, self._make(match, kind, abstract, feedback))
+        by_id.put((id(match), abstract, feedback), (match, hit))
         return hit
 
-    def _make(self, match: Match, kind: str, abstract: str) -> Fragment:
+    def _make(self, match: Match, kind: str, abstract: str, feedback: bool) -> Fragment:
         """One entry's HTML and text. What does not depend on the highlights (the template
         rendered and CSS-inlined, the text entry) is made once per (paper, terms, abstract
         mode); each set of highlights only fills the title, abstract and author slots."""
@@ -103,7 +153,7 @@ class Fragments:
         # Terms go in a slot too, when the templates only ever print them joined by ", ".
         slot_terms = self._terms_slottable[kind] and bool(view.terms)
         terms_key = bool(view.terms) if slot_terms else view.terms
-        key = (match.paper, terms_key, abstract)
+        key = (match.paper, terms_key, abstract, feedback)
         hit = parts.get(key)
         if hit is None:
             pair = (f"{self._slot_terms}1z", f"{self._slot_terms}2z")
@@ -115,6 +165,8 @@ class Fragments:
                     Markup(f"{self._slot_author}{i}z") for i in range(len(view.authors_html))
                 ),
                 terms=pair if slot_terms else view.terms,
+                more_url=self._slot_more if feedback else None,
+                less_url=self._slot_less if feedback else None,
             )
             try:
                 inlined = self._inliner.inline_fragment(
@@ -131,7 +183,7 @@ class Fragments:
                     text = text.replace(joined, self._slot_terms)
                 else:  # a template that lists terms its own way: render per set of terms
                     self._terms_slottable[kind] = False
-                    return self._make(match, kind, abstract)
+                    return self._make(match, kind, abstract, feedback)
             hit = parts.put(key, (shell, text))
         shell, text = hit
         html = shell.replace(self._slot_title, self._marked(view.title_html))
@@ -142,7 +194,28 @@ class Fragments:
             terms = ", ".join(view.terms)
             html = html.replace(self._slot_terms, str(escape(terms)))
             text = text.replace(self._slot_terms, terms)
-        return Fragment(quoted_printable(html), quoted_printable(text))
+        return self._encoded(html, text)
+
+    def _encoded(self, html: str, text: str) -> Fragment:
+        """The entry encoded, cut at its feedback links when it has any."""
+        html_parts, text_parts = self._links.split(html), self._links.split(text)
+        if len(html_parts) == 1 and len(text_parts) == 1:
+            return Fragment(quoted_printable(html), quoted_printable(text))
+        html_cut, text_cut = self._cut(html_parts), self._cut(text_parts)
+        return Fragment(
+            b"".join(html_cut[::2]), b"".join(text_cut[::2]), tuple(html_cut), tuple(text_cut)
+        )
+
+    def _cut(self, parts: list[str]) -> list[bytes]:
+        """Pieces split at the links encoded: each literal with :func:`open_ended` (the last
+        as it is: it ends with a newline), each link's place as ``b"more"``/``b"less"``."""
+        last = len(parts) - 1
+        return [
+            (b"more" if part == self._slot_more else b"less")
+            if i % 2
+            else (quoted_printable(part) if i == last else open_ended(part))
+            for i, part in enumerate(parts)
+        ]
 
     def _marked(self, html: Markup) -> str:
         """Highlighted HTML with the highlight's inlined style (``.hl`` in the stylesheet)."""

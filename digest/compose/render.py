@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import css_inline
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from digest.compose.cache import Cache
-from digest.compose.fragments import Fragment, Fragments
+from digest.compose.feedback import FeedbackLinks
+from digest.compose.fragments import Fragment, Fragments, open_ended
 from digest.compose.message import Body
 from digest.compose.shells import SHELL_LISTS, SHELL_TEXT, Shell, Shells, prints_only
 from digest.compose.templates import TEMPLATES, load_templates, template_source
@@ -208,7 +209,9 @@ class Renderer:
         Raises :class:`RenderError` when a template fails.
         """
         chosen = matches if max_papers is None else matches[: max(0, max_papers)]
-        full = [self._fragments.get(m, "paper", abstract) for m in chosen]
+        feedback = links.feedback is not None
+        full = [self._fragments.get(m, "paper", abstract, feedback) for m in chosen]
+        full_html, full_text = _with_links(full, chosen, links.feedback)
         # The subject counts what the email shows: "10 new papers (25 matched)".
         subject = self.subject(day, len(chosen), total_in_listing, since, len(matches))
         context = self._context(
@@ -226,15 +229,15 @@ class Renderer:
         shell = self._shell_maker.html(context)
         in_full = len(full)
         compact: list[Fragment] = []
-        if shell.size + sum(len(f.html_qp) for f in full) > self.html_budget:
+        if shell.size + sum(map(len, full_html)) > self.html_budget:
             compact = [self._fragments.get(m, "compact", abstract) for m in chosen]
             room = self.html_budget - shell.size - _COMPACT_RESERVE
             in_full = _how_many_in_full(
-                [len(f.html_qp) for f in full], [len(c.html_qp) for c in compact], room
+                list(map(len, full_html)), [len(c.html_qp) for c in compact], room
             )
             context = replace(context, shown_count=in_full, compact_count=len(chosen) - in_full)
             shell = self._shell_maker.html(context)
-        shown, brief = full[:in_full], compact[in_full:]
+        shown, brief = (full_html[:in_full], full_text[:in_full]), compact[in_full:]
         html_body, text_body = self._bodies(shell, context, shown, brief)
         return RenderedEmail(
             subject=subject,
@@ -297,24 +300,46 @@ class Renderer:
         self,
         shell: Shell,
         context: DigestContext,
-        shown: Sequence[Fragment],
+        shown: tuple[Sequence[bytes], Sequence[bytes]],
         brief: Sequence[Fragment],
     ) -> tuple[Body, Body]:
-        """The HTML and text bodies: the shells with ``shown`` in full, ``brief`` compact."""
+        """The HTML and text bodies: the shells with ``shown`` (the encoded HTML and text
+        entries) in full, ``brief`` compact."""
         papers, compact = self._shell_maker.slot_papers, self._shell_maker.slot_compact
         html_body = self._shell_maker.assemble(
             shell,
             TEMPLATES["digest_html"],
-            {papers: [f.html_qp for f in shown], compact: [c.html_qp for c in brief]},
+            {papers: list(shown[0]), compact: [c.html_qp for c in brief]},
         )
         # Full text entries are separated by a blank line.
-        papers_qp = [t for f in shown for t in (b"\r\n", f.text_qp)][1:]
+        papers_qp = [piece for t in shown[1] for piece in (b"\r\n", t)][1:]
         text_body = self._shell_maker.assemble(
             self._shell_maker.cut(self._render("digest_text", context)),
             TEMPLATES["digest_text"],
             {papers: papers_qp, compact: [c.text_qp for c in brief]},
         )
         return html_body, text_body
+
+
+def _with_links(
+    fragments: Sequence[Fragment], matches: Sequence[Match], feedback: FeedbackLinks | None
+) -> tuple[list[bytes], list[bytes]]:
+    """The encoded HTML and text entries of ``fragments`` (of ``matches``), each with this
+    subscriber's feedback links in it (signed per paper, see :class:`FeedbackLinks`)."""
+    if feedback is None:
+        return [f.html_qp for f in fragments], [f.text_qp for f in fragments]
+    html: list[bytes] = []
+    text: list[bytes] = []
+    for fragment, match in zip(fragments, matches, strict=True):
+        if not (fragment.html_cut or fragment.text_cut):  # a template without the links
+            html.append(fragment.html_qp)
+            text.append(fragment.text_qp)
+            continue
+        more, less = feedback.urls(match.paper.key)
+        escaped = {b"more": open_ended(str(escape(more))), b"less": open_ended(str(escape(less)))}
+        html.append(fragment.html_with(escaped))
+        text.append(fragment.text_with({b"more": open_ended(more), b"less": open_ended(less)}))
+    return html, text
 
 
 def browser_url(archive_url: str | None, subscriber: Subscriber) -> str | None:

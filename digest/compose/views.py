@@ -11,6 +11,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from digest.compose.feedback import FeedbackLinks
 from digest.compose.origin import arxiv_category, hf_url, page_url
 from digest.compose.text import (
     clean,
@@ -45,6 +46,9 @@ class EmailLinks:
     feed_url: str | None = None
     #: the full list of the day's papers, linked from "N more" (e.g. base_url/archive/DATE)
     archive_url: str | None = None
+    #: makes each paper's "more like this" and "less like this" links (a subscriber's
+    #: email); None: none (someone who is not a subscriber)
+    feedback: FeedbackLinks | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,12 @@ class PaperView:
     abstract_html: Markup
     abstract_trimmed: bool  #: part of the abstract is left out: link to the paper for it
     terms: tuple[str, ...]  #: the subscriber's query terms this paper matched
+    #: the subscriber's "more like this" and "less like this" links (signed, per subscriber
+    #: and paper: filled in each email, the entry itself is rendered once for everyone);
+    #: None when there are none (a one-off to someone who is not a subscriber, compact
+    #: entries)
+    more_url: str | None = None
+    less_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

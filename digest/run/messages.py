@@ -17,6 +17,7 @@ from digest.compose import (
     unsubscribe_token,
     verp_address,
 )
+from digest.compose.feedback import FeedbackLinks
 from digest.deliver import Outgoing
 from digest.models import Subscriber
 from digest.run.context import Context
@@ -37,6 +38,7 @@ def links_for(ctx: Context, sub: Subscriber, day: date) -> EmailLinks:
         else None,
         feed_url=f"{base}/feeds/{sub.token}.atom" if sub.token else f"{base}/feed.atom",
         archive_url=f"{base}/archive/{day.isoformat()}",
+        feedback=FeedbackLinks(base, ctx.secret, sub.id) if sub.id is not None else None,
     )
 
 
