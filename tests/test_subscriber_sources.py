@@ -227,3 +227,21 @@ def test_jsonl_rows_take_lists_or_strings(row: dict[str, object], errors: list[s
 def test_without_configured_names_any_well_formed_name_is_read() -> None:
     read = roster.read("email,sources\nada@example.org,somewhere\n", "csv")
     assert read.errors == () and read.subscribers[0].sources == ("somewhere",)
+
+
+def test_a_file_without_the_columns_leaves_sources_and_threshold_alone(
+    site: Path, db_url: str
+) -> None:
+    digest(
+        site, "subscribers", "add", "ada@example.org", "--source", "hf", "--like-threshold", ".4"
+    )
+    plain = digest(site, "subscribers", "import", "-", "--format", "jsonl",
+                   input='{"email": "ada@example.org", "name": "Ada B"}\n')  # fmt: skip
+    assert "updated 1" in plain.stdout, plain.output
+    ada = stored(db_url)["ada@example.org"]
+    assert (ada.name, ada.sources, ada.like_threshold) == ("Ada B", ("hf",), 0.4)
+    cleared = digest(site, "subscribers", "import", "-", "--format", "csv",
+                     input="email,name,sources\nada@example.org,Ada B,\n")  # fmt: skip
+    assert "updated 1" in cleared.stdout, cleared.output
+    ada = stored(db_url)["ada@example.org"]
+    assert (ada.sources, ada.like_threshold) == (None, None)  # the file gave both: empty

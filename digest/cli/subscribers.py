@@ -327,7 +327,12 @@ def _import(store: Store, read: roster.Roster, batch: int = 5000) -> ImportCount
     with reporting(Progress("subscribers", len(subs)), "import") as progress:
         for start in range(0, len(subs), batch):
             chunk = subs[start : start + batch]
-            job = partial(store.members.import_subscribers, chunk, schedule=read.schedule)
+            job = partial(
+                store.members.import_subscribers,
+                chunk,
+                schedule=read.schedule,
+                preferences=read.preferences,
+            )
             counts += guard(job)
             progress.advance(len(chunk))
     return counts

@@ -21,7 +21,9 @@ schedules alone.
 ``sources`` names the configured sources they read (``arxiv-ml;hf``; empty: every source,
 an unknown name rejects the row), ``like`` papers to add to their likes (arXiv ids, abs/pdf
 links, DOIs or paper keys, ``;``-separated; an import never removes a like) and
-``like_threshold`` a number 0-1 (empty: ``mail.like_threshold``); lists in JSON Lines.
+``like_threshold`` a number 0-1 (empty: ``mail.like_threshold``); lists in JSON Lines. A
+file with neither a ``sources`` nor a ``like_threshold`` column (:attr:`Roster.preferences`
+false) leaves the stored ones alone.
 
 A CSV export is opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-`` or
 ``@`` (or a tab or carriage return) as a formula (OWASP "CSV injection"): such a cell is
@@ -62,6 +64,8 @@ from digest.select import validate as validate_query
 SCHEDULE_FIELDS = ("send_at", "timezone", "frequency", "weekday", "days")
 #: The sources they read, papers to add to their likes, their like threshold.
 PREFERENCE_FIELDS = ("sources", "like", "like_threshold")
+#: Columns a file without them leaves as stored (``like`` only ever adds).
+_KEPT_UNLESS_GIVEN = ("sources", "like_threshold")
 FIELDS = (
     "email",
     "name",
@@ -124,6 +128,7 @@ class Roster:
     errors: tuple[RowError, ...]  # one or more per rejected row, in line order
     duplicates: tuple[Duplicate, ...]
     schedule: bool = False  # the file has schedule columns: the import writes them
+    preferences: bool = False  # a sources or like_threshold column: the import writes them
 
     @property
     def rejected(self) -> int:
@@ -180,6 +185,7 @@ def read_csv(
     columns = [h.strip().lower() for h in header]
     _check_header(columns, source)
     builder = _Builder(schedule=any(c in SCHEDULE_FIELDS for c in columns), sources=sources)
+    builder.preferences = any(c in _KEPT_UNLESS_GIVEN for c in columns)
     start = reader.line_num + 1
     while True:
         try:
@@ -226,6 +232,7 @@ def read_jsonl(
             builder.reject([RowError(number, f"unknown field {_unknown(k)}") for k in unknown])
             continue
         builder.schedule = builder.schedule or any(k in SCHEDULE_FIELDS for k in obj)
+        builder.preferences = builder.preferences or any(k in _KEPT_UNLESS_GIVEN for k in obj)
         builder.add(number, obj)
     return builder.roster()
 
@@ -350,6 +357,7 @@ class _Builder:
 
     def __init__(self, schedule: bool = False, sources: Sequence[str] | None = None) -> None:
         self.schedule = schedule
+        self.preferences = False
         self.sources = sources
         self.by_email: dict[str, tuple[int, Subscriber]] = {}
         self.errors: list[RowError] = []
@@ -374,6 +382,7 @@ class _Builder:
             errors=tuple(self.errors),
             duplicates=tuple(self.duplicates),
             schedule=self.schedule,
+            preferences=self.preferences,
         )
 
 

@@ -166,31 +166,33 @@ class Members:
         batch: int = 5000,
         now: datetime | None = None,
         schedule: bool = False,
+        preferences: bool = True,
     ) -> ImportCounts:
         """Upsert ``subs`` by (normalised) address, one transaction per ``batch`` of them.
 
         A new address is added, active, with a fresh token. A known one keeps its id, token,
         status and bounce count; its name, queries and max_papers are updated when they
         differ; with ``schedule`` (the file carried schedule columns) so is their schedule,
-        placed again when it changed. Someone unsubscribed or suspended stays so (counted
-        ``kept_unsubscribed``, fields updated all the same): an import never reactivates
-        anyone. Of one address given twice in a batch, the last wins. Each batch takes three
-        statements: one SELECT of the known addresses, one executemany INSERT, one executemany
-        UPDATE.
+        placed again when it changed; without ``preferences`` (the file had no sources or
+        like_threshold column) their sources and like threshold stay. Someone unsubscribed
+        or suspended stays so (counted ``kept_unsubscribed``, fields updated all the same):
+        an import never reactivates anyone. Of one address given twice in a batch, the last
+        wins. Each batch takes three statements: one SELECT of the known addresses, one
+        executemany INSERT, one executemany UPDATE.
         """
         when = now or utc_now()
         total = ImportCounts()
         for chunk in chunks(subs, batch):
             # another import may add some of them meanwhile: the batch is done again
-            job = partial(self._import_batch, chunk, when, schedule)
+            job = partial(self._import_batch, chunk, when, schedule, preferences)
             total += retried(job, "import subscribers")
         return total
 
     def _import_batch(
-        self, chunk: Sequence[Subscriber], when: datetime, schedule: bool
+        self, chunk: Sequence[Subscriber], when: datetime, schedule: bool, preferences: bool
     ) -> ImportCounts:
         with begin(self.engine) as conn:
-            return import_rows(conn, chunk, when, schedule=schedule)
+            return import_rows(conn, chunk, when, schedule=schedule, preferences=preferences)
 
     # -- the web: double opt-in, preferences, leaving -----------------------------------------
 

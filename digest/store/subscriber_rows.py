@@ -88,11 +88,17 @@ def sync_config_rows(
 
 
 def import_rows(
-    conn: Connection, chunk: Sequence[Subscriber], now: datetime, *, schedule: bool = False
+    conn: Connection,
+    chunk: Sequence[Subscriber],
+    now: datetime,
+    *,
+    schedule: bool = False,
+    preferences: bool = True,
 ) -> ImportCounts:
     """One batch of :meth:`Members.import_subscribers`: one SELECT, one executemany
     INSERT, one executemany UPDATE. With ``schedule`` the schedule columns are written too
-    (None: the configuration's default), and a changed schedule is placed again."""
+    (None: the configuration's default), and a changed schedule is placed again; without
+    ``preferences`` a known subscriber's sources and like threshold are left as they are."""
     c = subscribers.c
     given = {s.email: s for s in chunk}
     added = updated = unchanged = kept = 0
@@ -110,6 +116,8 @@ def import_rows(
         values = subscriber_values(sub)
         moved = schedule_values(sub) if schedule else {}
         row = known.get(email)
+        if row is not None and not preferences:
+            del values["sources"], values["like_threshold"]
         if row is None:
             inserts.append(new_row({**values, **moved}, "active", now=now))
             added += 1
