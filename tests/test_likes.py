@@ -397,3 +397,22 @@ def test_any_text_gives_identities_and_keeps_only_arxiv_ids_and_dois(raw: str) -
         (key,) = keys
         assert key.startswith("doi:") or arxiv_id_of(key) == key
         assert key == key_of(arxiv_id=arxiv_id_of(raw), doi=raw if key.startswith("doi:") else None)
+
+
+def test_who_liked_a_runs_papers_is_read_from_the_papers_side(store: Store) -> None:
+    ada, bo, cy = (subscriber(store, f"{n}@example.org") for n in ("ada", "bo", "cy"))
+    store.likes.add(ada, entries("2511.00001", "2512.00050"), "like", "cli")
+    store.likes.add(bo, entries("10.1000/later.2"), "dislike", "web")  # kept: yet to come
+    store.likes.add(cy, entries("2511.00002"), "like", "library")
+    store.papers.save_listing(
+        Listing(
+            date=DAY + timedelta(days=1),
+            papers=(
+                Paper(key="2512.00123", arxiv_id="2512.00123", doi="10.1000/later.2", title="L"),
+            ),
+            source="file",
+        )
+    )
+    day_keys = ["2511.00001", "2512.00123", "2599.00000"]  # the last is stored nowhere
+    assert store.likes.liked_among(day_keys) == {ada: {"2511.00001"}, bo: {"2512.00123"}}
+    assert store.likes.liked_among([]) == {}

@@ -158,8 +158,9 @@ async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
         stored.setdefault(sub.email, sub)
     ids = [s.id for s in stored.values() if s.id is not None]
     delivered = ctx.store.outbox.delivered_keys(ids, (listing.date, *listing.also))
-    for sid, keys in ctx.store.likes.keys_of(ids).items():  # never a liked or disliked one
-        delivered[sid] |= keys
+    liked = ctx.store.likes.liked_among(p.key for p in listing.papers)
+    for sid, keys in liked.items():  # never a paper they liked or disliked
+        delivered.setdefault(sid, set()).update(keys)
     for sub in stored.values():
         seen = delivered.get(sub.id, set()) if sub.id is not None else set()
         seen = seen | outside(papers, sub.sources)  # only the sources they chose

@@ -275,12 +275,14 @@ class Likes:
         found: dict[int, set[str]] = {}
         wanted = sorted(set(keys))
         with self.engine.connect() as conn:
+            # each key as the paper is stored, then every identity of that paper
+            given = {stored: k for k, stored in known_keys(conn, wanted).items()}
             names = {k: k for k in wanted}
-            for chunk in chunks(wanted, 500):
+            for chunk in chunks(sorted(given), 500):
                 query = sa.select(paper_aliases.c.alias, paper_aliases.c.paper_key).where(
                     paper_aliases.c.paper_key.in_(chunk)
                 )
-                names.update({alias: key for alias, key in conn.execute(query)})
+                names.update({alias: given[key] for alias, key in conn.execute(query)})
             for chunk in chunks(sorted(names), 500):
                 query = sa.select(likes.c.subscriber_id, likes.c.paper_key).where(
                     likes.c.paper_key.in_(chunk)
