@@ -225,13 +225,13 @@ title = "Papers"
         return found
 
     def received(self, titles: Iterable[str]) -> dict[str, list[str]]:
-        """For each address, the ``titles`` held by the digests written since the last call
-        (a title twice when two digests hold it), read from each digest's text part."""
+        """For each address, the ``titles`` held by the digests written since the last call,
+        sorted (a title twice when two digests hold it), read from each digest's text part."""
         wanted = set(titles)
         out: dict[str, list[str]] = {}
         for message in self.messages():
             body = message.get_body(("plain",))
             assert body is not None
             lines = {line.strip().removeprefix("- ") for line in body.get_content().splitlines()}
-            out.setdefault(str(message["To"]), []).extend(sorted(wanted & lines))
-        return out
+            out.setdefault(str(message["To"]), []).extend(wanted & lines)
+        return {address: sorted(titles) for address, titles in out.items()}
