@@ -169,6 +169,21 @@ def test_a_quoted_value_and_a_string_macro_are_read() -> None:
     assert entry.title == "Quoted"
 
 
+def test_entries_bibtexparser_cannot_read_are_reported_with_their_line() -> None:
+    read = fixture("broken.bib")
+    assert [e.title for e in read.entries] == ["Fine Paper", "Third One"]
+    assert read.skipped == (
+        ("broken", "cannot be read (line 2): an unbalanced brace or quote, or no key?"),
+        ("line 4", "cannot be read (line 4): an unbalanced brace or quote, or no key?"),
+    )
+
+
+def test_a_key_written_with_latex_is_no_unreadable_entry() -> None:
+    read = read_library(rb"@article{m{\"u}ller2024, title={M{\"u}ller}}", "k.bib")
+    assert [(e.ref, e.title) for e in read.entries] == [("müller2024", "Müller")]
+    assert read.skipped == ()
+
+
 def test_the_format_comes_from_the_extension_else_from_the_content() -> None:
     data = json.dumps([{"id": "x", "title": "A JSON Paper"}]).encode()
     assert read_library(data, "export.csljson").kind == "csl-json"

@@ -29,6 +29,8 @@ _ARXIV_MENTION = re.compile(
     r"\barxiv\s*[:/]\s*((?:\d{4}\.\d{4,5}|[a-z\-]+(?:\.[a-z]{2})?/\d{7})(?:v\d+)?)", re.I
 )
 _YEAR = re.compile(r"\b(\d{4})\b")
+#: Where an entry starts: ``@article{key,`` (its type and key).
+_BIB_START = re.compile(r"^[ \t]*@[ \t]*(\w+)[ \t]*[{(][ \t]*([^,\s{}()]*)", re.M)
 _SPACE = re.compile(r"\s+")
 #: Font commands convert_to_unicode does not know (``\emph{…}``, ``\textit{…}``): their
 #: text stays; then TeX's math shifts and the braces it leaves (``{{BERT}}``) go.
@@ -182,6 +184,22 @@ def _bib_entries(text: str, filename: str) -> list[tuple[str, LibraryEntry | str
         f = {k.lower(): v for k, v in fields.items() if isinstance(v, str)}
         ref = f.get("id") or f"#{n}"
         out.append((ref, _bib_entry(ref, f)))
+    # bibtexparser leaves out an entry it cannot read (an unbalanced brace, no key): say so
+    read = {str(fields.get("ID", "")) for fields in db.entries}
+    starts = [
+        m
+        for m in _BIB_START.finditer(text)
+        if m.group(1).lower() not in ("comment", "string", "preamble")
+    ]
+    if len(starts) <= len(db.entries):
+        return out  # (a key written with LaTeX, m{\"u}ller, is read as müller)
+    for m in starts:
+        if m.group(2) not in read:
+            line = text.count("\n", 0, m.start()) + 1
+            ref = m.group(2) or f"line {line}"
+            out.append(
+                (ref, f"cannot be read (line {line}): an unbalanced brace or quote, or no key?")
+            )
     return out
 
 
