@@ -4,7 +4,9 @@ pause, resume) and unsubscribe (RFC 8058 one-click).
 GET and HEAD show a page and change nothing; only a POST acts (a link checker's HEAD on an
 unsubscribe link unsubscribes nobody). A subscriber defined in the configuration is the
 operator's: its page shows the queries and schedule and offers only pause, resume and
-unsubscribe (each pass would write the configuration's values back over an edit)."""
+unsubscribe (each pass would write the configuration's values back over an edit). With
+several sources, the page offers a choice of them (:mod:`digest.serve.manage_sources`),
+read-only for a subscriber of the configuration."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from digest.models import Subscriber
 from digest.schedule import WEEKDAYS
 from digest.serve.feeds import refresh_private
 from digest.serve.forms import Form, check_form, form_of, read_form
+from digest.serve.manage_sources import FIELD, SHOWN, SourceChoice, chosen_sources, source_choice
 from digest.serve.pages import Handlers
+from digest.store.subscriber_sources import save_sources
 
 log = logging.getLogger("digest.web")
 
@@ -37,7 +41,13 @@ class Managing(Handlers):
     """The manage and unsubscribe pages."""
 
     def manage_page(
-        self, request: Request, sub: Subscriber, form: Form, status: int = 200, note: str = ""
+        self,
+        request: Request,
+        sub: Subscriber,
+        form: Form,
+        status: int = 200,
+        note: str = "",
+        sources: SourceChoice | None = None,
     ) -> Response:
         assert sub.id is not None
         managed = self.store.members.managed_by_config(sub.id)
@@ -55,6 +65,7 @@ class Managing(Handlers):
             resumable=resumable(sub),
             schedule=self.site.describe(sub),
             next_send=self.site.next_text(sub) if sub.status == "active" else None,
+            sources=sources or source_choice(self.config, sub),
             **self.site.subscriber_links(sub),
         )
 
@@ -86,10 +97,17 @@ class Managing(Handlers):
             return self.manage_page(request, sub, shown, 400)
         else:
             changed, errors = check_form(form, need_email=False)
-            if changed is None:
+            ticked = [v for v in data.getlist(FIELD) if isinstance(v, str)]
+            posted = source_choice(self.config, sub, ticked) if SHOWN in data else None
+            chosen, problem = chosen_sources(self.config, sub, ticked)
+            if posted is not None and problem:
+                errors[FIELD] = problem
+            if changed is None or errors:
                 form.errors = errors
-                return self.manage_page(request, sub, form, 400)
+                return self.manage_page(request, sub, form, 400, sources=posted)
             self.store.members.update_preferences(sub.id, changed)
+            if posted is not None:  # the page showed the boxes: what they say
+                save_sources(self.store.members.engine, sub.id, chosen)
             note = "Saved."
             # Their feed follows their new queries now (for a web server serving feeds.dir
             # too), not at the next pass.
