@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from itsdangerous import URLSafeTimedSerializer
 from starlette.routing import Route
 
+from digest.compose.feedback import feedback_token
 from digest.models import Subscriber
 from digest.serve.app import routes
 from digest.store import Store, metadata
@@ -49,6 +50,8 @@ async def site_with_links(app: App) -> dict[str, str]:
     """Subscribers in each state a link acts on, and a URL (with a working token) for each
     path of the routing table."""
     ada = reader(app)
+    assert ada.id is not None
+    ada_id = ada.id
     await app.subscribe("bo@example.org")
     return {
         "/": "/",
@@ -56,6 +59,8 @@ async def site_with_links(app: App) -> dict[str, str]:
         "/confirm": app.confirm_url("bo@example.org"),
         "/manage": app.link("manage", ada) + "&action=pause",
         "/unsubscribe": app.link("unsubscribe", ada) + "&List-Unsubscribe=One-Click",
+        "/more": f"/more?token={feedback_token(SECRET, ada_id, '2611.00001')}&action=record",
+        "/less": f"/less?token={feedback_token(SECRET, ada_id, '2611.00002')}&action=record",
         "/feed.xsl": "/feed.xsl",
         "/feed.{kind:str}": "/feed.atom",
         "/feeds/{token:str}.{kind:str}": f"/feeds/{ada.token}.atom",
@@ -100,6 +105,8 @@ async def test_no_route_changes_anything_on_get_head_or_options(app: App) -> Non
         "/confirm",
         "/manage",
         "/unsubscribe",
+        "/more",
+        "/less",
     }
 
 

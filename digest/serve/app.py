@@ -1,6 +1,7 @@
 """The web side of ``digest serve``: the Starlette app, its routes and error pages.
 
-Subscribe (double opt-in), confirm, manage, unsubscribe (RFC 8058 one-click), feeds with
+Subscribe (double opt-in), confirm, manage, unsubscribe (RFC 8058 one-click), a paper's
+"more/less like this" (``/more``, ``/less``: :mod:`~digest.serve.feedback`), feeds with
 conditional GET, the archive, the live preview, a health check (status and timestamps
 only) and the operator's ``/admin`` and ``/metrics``; the handlers live in ``subscribe``,
 ``manage``, ``feeds``, ``archive``, ``preview`` and ``admin``, sharing a
@@ -34,6 +35,7 @@ from starlette.routing import Route
 from digest.run import Context
 from digest.serve.admin import Admin
 from digest.serve.archive import Archive
+from digest.serve.feedback import Feedback
 from digest.serve.feeds import Feeds
 from digest.serve.logfmt import redact
 from digest.serve.manage import Managing
@@ -139,13 +141,15 @@ def routes(site: Site) -> list[Route]:
     """The routing table: every URL the site answers, and its handler."""
     subscribing, managing, feeds = Subscribing(site), Managing(site), Feeds(site)
     archive, preview, health = Archive(site), Preview(site), Health(site)
-    admin = Admin(site)
+    admin, feedback = Admin(site), Feedback(site)
     table: Sequence[Route] = [
         Route("/", subscribing.home),
         Route("/subscribe", subscribing.subscribe, methods=["POST"]),
         Route("/confirm", subscribing.confirm, methods=["GET", "POST"]),
         Route("/manage", managing.manage, methods=["GET", "POST"]),
         Route("/unsubscribe", managing.unsubscribe, methods=["GET", "POST"]),
+        Route("/more", feedback.more, methods=["GET", "POST"]),  # a digest's feedback links
+        Route("/less", feedback.less, methods=["GET", "POST"]),
         Route("/feed.xsl", feeds.stylesheet),  # before /feed.{kind}: a browser's view of a feed
         Route("/feed.{kind:str}", _kinds(feeds.public_feed)),
         Route("/feeds/{token:str}.{kind:str}", _kinds(feeds.private_feed)),
