@@ -7,7 +7,8 @@ known), ``claims`` (claiming pending digests, re-queueing those of dead runs), `
 (what a run did; its record in the ``runs`` table), ``workers`` (worker processes of a run),
 ``fetch`` (every source at once: :class:`SourceSet`), ``sources`` (the sources made from
 the config), ``send`` (one-off sends), ``publish`` (feed files), ``status`` (``digest status``),
-``alerts`` (admin alerts), ``preview`` (a day's matches for a query). May import every
+``source_health`` (each source's state: ``digest sources``, status, alerts), ``alerts`` (admin
+alerts), ``preview`` (a day's matches for a query). May import every
 layer below: ``store``, ``deliver``, ``sources``, ``config``, ``compose``, ``select`` and
 the bottom layer; never ``serve`` or ``cli``.
 """

@@ -5,10 +5,10 @@ every handler shares: site state, pages, signed links, CSRF), ``forms`` (the sub
 manage form), ``limits`` (rate limits, counted in the database), ``middleware`` (the
 access log and the request body limit), ``logfmt`` (one-line ``key=value`` logs, tokens
 redacted), ``subscribe`` (subscribe, confirm), ``manage`` (manage,
-unsubscribe), ``feeds`` (feeds over HTTP), ``archive`` (archive pages), ``preview`` (the live
-preview), ``scheduler`` (APScheduler: each subscriber's digest at their own hour),
-``mailbox`` (the scheduled job reading the bounce mailbox). May import ``run`` and below;
-never ``cli``.
+unsubscribe; ``manage_sources``: its choice of sources), ``feeds`` (feeds over HTTP),
+``archive`` (archive pages), ``preview`` (the live preview), ``scheduler`` (APScheduler:
+each subscriber's digest at their own hour), ``mailbox`` (the scheduled job reading the
+bounce mailbox). May import ``run`` and below; never ``cli``.
 """
 
 from digest.serve.app import (

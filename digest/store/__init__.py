@@ -5,7 +5,8 @@ opens the engine and holds them: ``store.papers`` (``papers`` with ``paper_rows`
 the identities they are known by, each source's listings), ``store.sources``
 (``source_state``: each source's last fetch, error and conditional-GET validators),
 ``store.members`` (``members`` with ``subscriber_rows``: subscribers, confirmation,
-preferences, schedule, imports), ``store.outbox`` (``outbox`` with ``outbox_rows``:
+preferences, schedule, imports; ``subscriber_sources``: a subscriber's choice of sources
+saved from the manage page), ``store.outbox`` (``outbox`` with ``outbox_rows``:
 deliveries, claims, marks, history), ``store.run_log`` (``runs``: runs and meta keys),
 ``store.limits`` (``limits``: the web's rate limits, shared by every process),
 ``store.bounces`` (``bounces``: the bounce mailbox's messages acted on), ``store.profiles``
