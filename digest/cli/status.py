@@ -102,9 +102,9 @@ def source_lines(found: Sequence[SourceHealth]) -> list[str]:
     lines = ["sources:    " + ", ".join(words)] if words else []
     for h in found:
         if h.status == "failing":
-            since = f"since {at(h.last_ok_at)}" if h.last_ok_at else "since it was added"
+            worked = f"last worked {at(h.last_ok_at)}" if h.last_ok_at else "never worked"
             lines.append(
-                f"  {shown(h.name)}: failing {since} ({h.runs_failed} run(s),"
+                f"  {shown(h.name)}: failing, {worked} ({h.runs_failed} run(s),"
                 f" {h.failures} fetch(es) in a row): {shown(one_line(h.last_error))}"
             )
     return lines
