@@ -24,11 +24,14 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from digest import __version__
 from digest.config import load
 from digest.errors import SourceError
+from digest.run import make_context
+from digest.serve import Service, create_app
 from digest.store import Store
 from tests.support.arxiv_server import Record, error_xml
 from tests.support.listings import item
@@ -227,6 +230,18 @@ async def test_a_paper_from_two_sources_is_one_paper_with_both_origins(
     assert "Zoë Łukasiewicz" in body
     html = ada.get_body(("html",))
     assert html is not None and "&lt;i&gt;" not in html.get_content()
+
+    # the archive's day page names each paper's sources too (there are several)
+    config = load(site.config_path)
+    with Store(config.database) as store:
+        ctx = make_context(config, store, now=utc("2026-11-18 08:00"))
+        app = create_app(lambda: ctx, Service(lambda now: ctx), b"s" * 43, start_service=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as web:
+            page = await web.get("/archive/2026-11-18")
+    assert page.status_code == 200
+    assert page.text.count("via hf, arxiv-ml") == 1 and page.text.count(P1) == 1
+    assert "via neuro" in page.text and "Möbius" in page.text
 
 
 async def test_every_source_down_sends_nothing_fails_the_run_and_the_next_run_catches_up(

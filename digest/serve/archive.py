@@ -35,6 +35,7 @@ class Archive(Handlers):
         super().__init__(site)
         self._lock = threading.Lock()  # a DayMatcher's caches are not thread-safe
         self._matcher: tuple[tuple[Paper, ...], DayMatcher] | None = None
+        self._several = len(self.config.sources) > 1  # each paper names its sources
 
     async def archive_index(self, request: Request) -> Response:
         days = await asyncio.to_thread(self.store.papers.day_counts, INDEX_DAYS)
@@ -70,7 +71,7 @@ class Archive(Handlers):
         return self.site.page(
             "archive_day",
             day=day,
-            papers=[paper_view(m) for m in matches],
+            papers=[paper_view(m, show_sources=self._several) for m in matches],
             total=len(listing.papers),
             keywords=keywords,
             exclude=exclude,
@@ -108,7 +109,9 @@ class Archive(Handlers):
             context["error"] = f"{exc.reason} (at character {exc.position + 1})."
             return self.site.page("archive_search", 400, **context)
         start = (page - 1) * PAGE_SIZE
-        context["papers"] = [paper_view(m) for m in matches[start : start + PAGE_SIZE]]
+        context["papers"] = [
+            paper_view(m, show_sources=self._several) for m in matches[start : start + PAGE_SIZE]
+        ]
         context["count"] = len(matches)
         context["pages"] = (len(matches) + PAGE_SIZE - 1) // PAGE_SIZE
         return self.site.page("archive_search", **context)
