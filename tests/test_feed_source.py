@@ -250,7 +250,8 @@ async def test_relative_links_are_resolved_against_the_feed_url(server: FeedServ
     items = (
         "<item><title>Rooted</title><link>/papers/1</link></item>"
         "<item><title>Beside</title><link>papers/2.html?utm_source=rss</link></item>"
-        "<item><title>Guid only</title><guid isPermaLink='true'>../archive/3</guid></item>"
+        "<item><title>Guid only</title><guid isPermaLink='true'>https://feeds.example.org/3</guid>"
+        "</item><item><title>Guid not a page</title><guid>post-88</guid></item>"
         "<item><title>Scripted</title><link>javascript:alert(1)</link></item>"
     )
     url = server.serve("/feeds/lab/latest.rss", rss(items).encode())
@@ -259,7 +260,8 @@ async def test_relative_links_are_resolved_against_the_feed_url(server: FeedServ
     assert links == {
         "Rooted": f"{server.base}/papers/1",
         "Beside": f"{server.base}/feeds/lab/papers/2.html?utm_source=rss",
-        "Guid only": f"{server.base}/feeds/archive/3",
+        "Guid only": "https://feeds.example.org/3",
+        "Guid not a page": None,
         "Scripted": None,
     }
     keys = {paper.title: paper.key for paper in listing.papers}
@@ -268,6 +270,22 @@ async def test_relative_links_are_resolved_against_the_feed_url(server: FeedServ
     )
     assert keys["Scripted"].startswith("title:")
     assert any("'javascript:alert(1)' is not an http(s) address" in w for w in listing.warnings)
+
+
+async def test_atom_links_follow_a_relative_xml_base(server: FeedServer) -> None:
+    atom = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xml:base="/blog/">'
+        "<title>A</title><id>urn:a</id><updated>2026-12-04T00:00:00Z</updated>"
+        '<entry><title>Based</title><id>urn:a:1</id><link href="posts/1"/></entry>'
+        '<entry xml:base="https://other.example/x/"><title>Rebased</title><id>urn:a:2</id>'
+        '<link href="2"/></entry></feed>'
+    )
+    url = server.serve("/feeds/atom.xml", atom.encode(), content_type="application/atom+xml")
+    listing = await source(url).fetch(date(2026, 12, 4))
+    assert [paper.link for paper in listing.papers] == [
+        f"{server.base}/blog/posts/1",
+        "https://other.example/x/2",
+    ]
 
 
 PAGE = b"""<!DOCTYPE html>

@@ -99,10 +99,9 @@ def parse_feed(
     text, warnings = decode_body(body, content_type)
     result = feedparser.parse(
         io.BytesIO(text.encode("utf-8")),
-        response_headers={
-            "content-type": "application/xml; charset=utf-8",
-            "content-location": url,
-        },
+        # No Content-Location: feedparser would resolve a guid such as "post-88" against
+        # it and make it look like a page; links are resolved against ``url`` here instead.
+        response_headers={"content-type": "application/xml; charset=utf-8"},
         # Every field is reduced to text here (feed_text), which drops all markup: feedparser's
         # own passes over the HTML (sanitizing, resolving links inside it) cost half the time.
         sanitize_html=False,
@@ -265,12 +264,14 @@ def _abstract(entry: Mapping[str, Any], atom: bool) -> str:
 
 
 def _link(entry: Mapping[str, Any], base: str, notes: list[str]) -> str | None:
-    """The entry's page: ``link`` (feedparser's alternate), else an http(s) guid, resolved
-    against the feed's URL; None when it is not http(s)."""
+    """The entry's page: its ``link``, resolved against the feed's URL, when http(s); else a
+    guid that is an absolute http(s) URL (an RSS guid is a permalink unless it says not, yet
+    ``post-88`` or ``urn:uuid:…`` are no pages)."""
     raw = _str(entry.get("link"))
-    if raw is None and entry.get("guidislink"):
-        raw = _str(entry.get("id"))
-    if raw is None:
+    guid = _str(entry.get("id"))
+    if raw is None or (entry.get("guidislink") and raw == guid):
+        if guid and urlsplit(guid.strip()).scheme.lower() in ("http", "https"):
+            return guid.strip()
         return None
     try:
         resolved = urljoin(base, raw.strip())
