@@ -61,7 +61,7 @@ async def alert_admin(
     mail = config.mail
     if not mail.admin:
         return False
-    found = sources_health(config, store)
+    found = sources_health(config, store, papers=False)  # the alerts do not count papers
     recent = store.run_log.runs(mail.alert_after + 20)
     latest = next((r for r in recent if r.outcome != "running"), None)
     state = store.run_log.get_meta(ALERT_KEY)
