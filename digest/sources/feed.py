@@ -62,16 +62,26 @@ _DOI_FIELDS = ("prism_doi", "dc_identifier", "doi", "arxiv_doi", "id")
 @dataclass(frozen=True)
 class ParsedFeed:
     """A feed's papers with the listing date each belongs to, in the feed's order, each
-    paper once; ``warnings`` (encoding, broken XML, merged duplicates, dropped fields) and
-    the number of entries ``skipped`` (no title and no link)."""
+    paper once; ``notes``: the warnings, each with the listing date of the entry it is
+    about (None: about the feed: its charset, broken XML, skipped entries); the number of
+    entries ``skipped`` (no title and no link)."""
 
     entries: tuple[tuple[date, Paper], ...]
-    warnings: tuple[str, ...] = ()
+    notes: tuple[tuple[date | None, str], ...] = ()
     skipped: int = 0
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Every warning, in order."""
+        return tuple(text for _, text in self.notes)
 
     def papers_of(self, day: date) -> tuple[Paper, ...]:
         """The papers whose listing date is ``day``."""
         return tuple(paper for listed, paper in self.entries if listed == day)
+
+    def warnings_of(self, day: date) -> tuple[str, ...]:
+        """The warnings about the feed and about the entries listed under ``day``."""
+        return tuple(text for listed, text in self.notes if listed in (None, day))
 
 
 def parse_feed(
@@ -96,7 +106,8 @@ def parse_feed(
             "the response is empty, not an RSS/Atom feed",
             hint="check the source's url; the next run tries again",
         )
-    text, warnings = decode_body(body, content_type)
+    text, said = decode_body(body, content_type)
+    warnings: list[tuple[date | None, str]] = [(None, w) for w in said]
     result = feedparser.parse(
         io.BytesIO(text.encode("utf-8")),
         # No Content-Location: feedparser would resolve a guid such as "post-88" against
@@ -113,27 +124,27 @@ def parse_feed(
         raise _not_a_feed(url, text, content_type, broken)
     if broken is not None:
         what = _describe(broken, text)
-        warnings.append(f"the feed is not well-formed ({what}): read what it holds")
+        warnings.append((None, f"the feed is not well-formed ({what}): read what it holds"))
     atom = str(result.get("version") or "").startswith("atom")
     dated: list[tuple[date, Paper]] = []
-    skipped = 0
+    skipped = ahead = 0
     for index, entry in enumerate(raw_entries):
         notes: list[str] = []
         found = entry_paper(entry, name=name, url=url, atom=atom, timezone=timezone, notes=notes)
-        label = f"entry {index}"
         if found is None:
             skipped += 1
-            warnings.append(f"{label}: no title and no link, skipped")
+            warnings.append((None, f"entry {index}: no title and no link, skipped"))
             continue
-        label += f" ({found.title[:60]})"
-        warnings.extend(f"{label}: {note}" for note in notes)
-        dated.append((listing_date(entry, timezone, fetched), found))
-    ahead = sum(1 for listed, _ in dated if listed > fetched)
+        listed = listing_date(entry, timezone, fetched)
+        if listed > fetched:
+            # A journal's issue date, a wrong clock: the entry is there now, so it is listed
+            # now rather than on a day whose run may never see it.
+            listed, ahead = fetched, ahead + 1
+        warnings.extend((listed, f"entry {index} ({found.title[:60]}): {n}") for n in notes)
+        dated.append((listed, found))
     if ahead:
-        # A journal's issue date, a wrong clock: the entry is there now, so it is listed now
-        # rather than on a day whose run may never see it.
-        dated = [(min(listed, fetched), paper) for listed, paper in dated]
-        warnings.append(f"{_entries(ahead)} dated after {fetched} (the fetch day) listed on it")
+        said_ahead = f"{_entries(ahead)} dated after {fetched} (the fetch day) listed on it"
+        warnings.append((fetched, said_ahead))
     return ParsedFeed(tuple(_unique(dated, warnings)), tuple(warnings), skipped)
 
 
@@ -141,7 +152,9 @@ def _entries(count: int) -> str:
     return "1 entry" if count == 1 else f"{count} entries"
 
 
-def _unique(dated: list[tuple[date, Paper]], warnings: list[str]) -> list[tuple[date, Paper]]:
+def _unique(
+    dated: list[tuple[date, Paper]], warnings: list[tuple[date | None, str]]
+) -> list[tuple[date, Paper]]:
     """One pair per paper, at the earliest date it was listed under: the grouping of
     :func:`digest.identity.dedupe` (records sharing any identity merged into the first, with
     :func:`digest.identity.merge`), keeping each group's dates."""
@@ -156,9 +169,9 @@ def _unique(dated: list[tuple[date, Paper]], warnings: list[str]) -> list[tuple[
             papers.append(paper)
             days.append(day)
         else:
-            warnings.append(f"{paper.title[:60]!r} is listed twice: kept once")
             papers[index] = merge(papers[index], paper)
             days[index] = min(days[index], day)
+            warnings.append((days[index], f"{paper.title[:60]!r} is listed twice: kept once"))
         for key in [*keys, *paper_identities(papers[index])]:
             where.setdefault(key, index)
     return list(zip(days, papers, strict=True))

@@ -110,7 +110,7 @@ class FeedSource:
         """The papers the feed lists under ``day``; raises SourceError (unreachable, an HTML
         page, not a feed)."""
         parsed = await self.read()
-        warnings = list(parsed.warnings)
+        warnings = list(parsed.warnings_of(day))
         papers = parsed.papers_of(day)
         if not papers and parsed.entries:
             oldest = min(listed for listed, _ in parsed.entries)
