@@ -146,7 +146,7 @@ def routes(site: Site) -> list[Route]:
         Route("/", subscribing.home),
         Route("/subscribe", subscribing.subscribe, methods=["POST"]),
         Route("/confirm", subscribing.confirm, methods=["GET", "POST"]),
-        Route("/manage", managing.manage, methods=["GET", "POST"]),
+        Route("/manage", _closing(managing.manage), methods=["GET", "POST"]),
         Route("/unsubscribe", managing.unsubscribe, methods=["GET", "POST"]),
         Route("/more", feedback.more, methods=["GET", "POST"]),  # a digest's feedback links
         Route("/less", feedback.less, methods=["GET", "POST"]),
@@ -164,6 +164,20 @@ def routes(site: Site) -> list[Route]:
         Route("/metrics", admin.metrics),
     ]
     return list(table)
+
+
+def _closing(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    """``handler``, then the request's form closed: the files of a multipart form (the
+    manage page's library import) are spooled files Starlette leaves open."""
+
+    async def closed(request: Request) -> Response:
+        try:
+            response: Response = await handler(request)
+        finally:
+            await request.close()
+        return response
+
+    return closed
 
 
 def _kinds(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:

@@ -6,7 +6,8 @@ unsubscribe link unsubscribes nobody). A subscriber defined in the configuration
 operator's: its page shows the queries and schedule and offers only pause, resume and
 unsubscribe (each pass would write the configuration's values back over an edit). With
 several sources, the page offers a choice of them (:mod:`digest.serve.manage_sources`),
-read-only for a subscriber of the configuration."""
+read-only for a subscriber of the configuration. Every subscriber's page lists their likes
+and dislikes and imports a library (:mod:`digest.serve.manage_likes`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from digest.models import Subscriber
 from digest.schedule import WEEKDAYS
 from digest.serve.feeds import refresh_private
 from digest.serve.forms import Form, check_form, form_of, read_form
+from digest.serve.manage_likes import LIKE_ACTIONS, ImportReport, like_action, likes_shown
 from digest.serve.manage_sources import FIELD, SHOWN, SourceChoice, chosen_sources, source_choice
 from digest.serve.pages import Handlers
 from digest.store.subscriber_sources import save_sources
@@ -48,6 +50,7 @@ class Managing(Handlers):
         status: int = 200,
         note: str = "",
         sources: SourceChoice | None = None,
+        report: ImportReport | None = None,
     ) -> Response:
         assert sub.id is not None
         managed = self.store.members.managed_by_config(sub.id)
@@ -66,6 +69,9 @@ class Managing(Handlers):
             schedule=self.site.describe(sub),
             next_send=self.site.next_text(sub) if sub.status == "active" else None,
             sources=sources or source_choice(self.config, sub),
+            likes=likes_shown(self.store, sub.id),
+            report=report,
+            upload_limit=self.config.web.max_body,
             **self.site.subscriber_links(sub),
         )
 
@@ -83,6 +89,11 @@ class Managing(Handlers):
             form.errors = {"form": "This form expired. Please check it and send it again."}
             return self.manage_page(request, sub, form, 400)
         log.info("manage subscriber=%s action=%s", sub.email, action)
+        if action in LIKE_ACTIONS:  # theirs, also when the operator manages the rest
+            note, shown.errors, report = await like_action(self.store, sub.id, str(action), data)
+            return self.manage_page(
+                request, sub, shown, 400 if shown.errors else 200, note, report=report
+            )
         if action == "delete":  # the confirmation step: a page with one more button
             managed = self.store.members.managed_by_config(sub.id)
             return self.site.with_csrf(
