@@ -6,10 +6,10 @@ two runs only one sends an alert).
   left pending...), one email naming each source's failures in a row; one more when a run
   succeeds again.
 - **Sources.** While other sources work, a run is not failed: a source alone is alerted
-  about once it has failed in ``mail.alert_after`` runs in a row (the same number: 3 by
-  default, so a source down for an hour of ``digest serve`` passes or for one day's
-  ``digest run`` stays quiet, one down for three runs does not), one email naming the
-  sources newly failing that long; one more when such a source works again.
+  about once it has failed in ``mail.alert_after`` runs in a row (the same number, 3 by
+  default: one knob for both; each ``digest run`` and each ``digest serve`` pass that
+  fetches is a run), one email naming the sources newly failing that long; one more when
+  such a source works again.
 """
 
 from __future__ import annotations
