@@ -40,7 +40,7 @@ from digest.select import DayMatcher
 from digest.select.blend import blend, similarities
 from digest.select.similar import Liked, TfidfRanker, profile_of, text_of
 from digest.store import Store
-from digest.store.schema import likes
+from digest.store.schema import likes, subscribers
 
 NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 BATCH = 1000
@@ -129,6 +129,19 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def reset_peak() -> None:
+    """Start the peak RSS (VmHWM) again from the current RSS (Linux 4.0+)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_mb() -> float:
+    """The peak RSS since :func:`reset_peak` (VmHWM), from /proc."""
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def child(work: Path) -> None:
     """The timed part, in a process of its own: prints a JSON line."""
     raw = json.loads((work / "day.json").read_text())
@@ -137,8 +150,10 @@ def child(work: Path) -> None:
     keyword = [matcher.select([q]) for q in QUERIES]  # today's cost, not ranking's
     matched = sum(map(len, keyword)) / len(keyword)
     store = Store(f"sqlite:///{work / 'ranking.db'}")
-    ids = sorted(s.id for s in store.members.subscribers() if s.id is not None)
+    with store.engine.connect() as conn:
+        ids = sorted(conn.execute(sa.select(subscribers.c.id)).scalars())
     base = rss_mb()
+    reset_peak()
     times: dict[str, float] = {}
     cpu = time.process_time()
     t = time.perf_counter()
@@ -154,14 +169,15 @@ def child(work: Path) -> None:
         rebuilt.extend(ids)  # none should be: the stored profiles are up to date
         return store.likes.texts_for(ids)
 
-    read = rank = 0.0
+    read = rank = read_cpu = rank_cpu = 0.0
     chosen = 0
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         profiles = store.profiles.current(batch, ranker, texts_for)
         read += time.perf_counter() - t
-        t = time.perf_counter()
+        read_cpu += time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
         having = [sid for sid in batch if sid in profiles]
         scores = similarities([profiles[sid] for sid in having], day)
         for row, sid in enumerate(having):
@@ -180,11 +196,20 @@ def child(work: Path) -> None:
             if sid not in profiles:
                 blend(keyword[0], None, day, has_keywords=True)
         rank += time.perf_counter() - t
+        rank_cpu += time.process_time() - c
     times["profiles (markers, stored)"] = read
     times["similarities, picks, reasons"] = rank
     cpu = time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"times": times, "cpu": cpu, "base": base, "peak": peak, "chosen": chosen}
+    peak = peak_mb()
+    result = {
+        "times": times,
+        "cpu": cpu,
+        "read_cpu": read_cpu,
+        "rank_cpu": rank_cpu,
+        "base": base,
+        "peak": peak,
+        "chosen": chosen,
+    }
     result["matched"] = matched
     result["rebuilt"] = len(rebuilt)
     print(json.dumps(result))
@@ -195,12 +220,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/digest-bench-ranking"))
+    parser.add_argument("--again", action="store_true", help="reuse the last setup in --work")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.work)
         return
-    setup(args.work, args.subscribers)
+    if not args.again:
+        setup(args.work, args.subscribers)
     out = subprocess.run(
         [sys.executable, __file__, "--child", "--work", str(args.work)],
         check=True,
@@ -216,6 +243,8 @@ def main() -> None:
     total = sum(result["times"].values())
     print(f"{'ranking, in all':32} {total:8.2f}")
     print(f"{'  of which CPU (all threads)':32} {result['cpu']:8.2f}")
+    print(f"{'    profiles (markers, stored)':32} {result['read_cpu']:8.2f}")
+    print(f"{'    similarities, picks, reasons':32} {result['rank_cpu']:8.2f}")
     added = result["peak"] - result["base"]
     print(
         f"peak RSS added: {added:.0f} MB (peak {result['peak']:.0f} MB over {result['base']:.0f})"

@@ -14,6 +14,7 @@ from digest.models import Listing, Paper, Subscriber
 from digest.select.blend import select_similar
 from digest.select.similar import Liked, Profile
 from digest.store import Store
+from digest.store.like_rows import LikeEntry
 from digest.store.schema import likes, profiles, ranker_models
 from tests.test_similar import DAY, DIFFUSION, GNN, LLM, STORED
 
@@ -184,18 +185,15 @@ def test_a_like_turned_dislike_rebuilds_the_profile(store: Store) -> None:
     ranker = store.profiles.ranker(NOW)
     assert ranker is not None
     a = subscriber(store, "a@example.org")
-    like(store, a, "like", GNN[0])
-    like(store, a, "like", DIFFUSION[0])
+    store.likes.add(a, [LikeEntry(GNN[0].key), LikeEntry(DIFFUSION[0].key)], "like", "cli", NOW)
     texts = TextsFor(store)
     before = store.profiles.current([a], ranker, texts, NOW)[a]
-    assert before.titles == (GNN[0].title, DIFFUSION[0].title)
-    # As store.likes records a person's change: the kind, stamped with the time.
-    with store.engine.begin() as conn:
-        conn.execute(
-            sa.update(likes)
-            .where(likes.c.subscriber_id == a, likes.c.paper_key == DIFFUSION[0].key)
-            .values(kind="dislike", created_at=NOW + timedelta(minutes=5))
-        )
+    assert set(before.titles) == {GNN[0].title, DIFFUSION[0].title}
+    assert store.profiles.current([a], ranker, texts, NOW)[a].titles == before.titles
+    assert len(texts.asked) == 1
+    # The person changes their mind: same key, another kind.
+    counts = store.likes.add(a, [LikeEntry(DIFFUSION[0].key)], "dislike", "web", NOW)
+    assert counts.changed == 1
     after = store.profiles.current([a], ranker, texts, NOW)[a]
     assert after.titles == (GNN[0].title,) and DIFFUSION[0].key in after.keys
     assert len(texts.asked) == 2

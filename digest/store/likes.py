@@ -41,6 +41,7 @@ from digest.store.schema import (
     likes,
     paper_aliases,
     papers,
+    profiles,
     retried,
     subscribers,
     utc_now,
@@ -417,6 +418,9 @@ def _update(
             .where(likes.c.subscriber_id == row.subscriber_id, likes.c.paper_key == row.paper_key)
             .values(**values)
         )
+        # The similarity profile knows the likes by their keys only: a new kind or text
+        # does not show there, so it is dropped (store.profiles rebuilds it when asked).
+        conn.execute(sa.delete(profiles).where(profiles.c.subscriber_id == row.subscriber_id))
     return outcome
 
 

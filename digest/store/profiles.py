@@ -5,9 +5,10 @@ The model is fitted on the stored papers, not per run: :meth:`Profiles.ranker` r
 when there is none, when the stored papers have grown by :data:`REFIT_GROWTH` (20%) since
 it was fitted, or when it is older than :data:`REFIT_DAYS` (30) days; each refit bumps its
 version. A profile is rebuilt only when it was made by another model version, when its subscriber's
-likes changed (the marker of their likes it carries differs: one aggregate query, not the
-likes themselves) or, made while some liked paper had no text, when a listing was stored
-since: see :meth:`Profiles.current`.
+liked or disliked papers changed (the hash of their keys it carries differs: one aggregate
+query over the likes' index), when ``store.likes`` dropped it (a like changed kind) or,
+made while some liked paper had no text, when a listing was stored since: see
+:meth:`Profiles.current`.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ class Profiles:
         retried(write, "store the similarity profiles")
 
     def forget(self, subscriber_ids: Sequence[int]) -> None:
-        """Delete these subscribers' profiles."""
+        """Delete these subscribers' profiles (rebuilt when next asked for)."""
         with begin(self.engine) as conn:
             _delete(conn, subscriber_ids)
 
@@ -194,7 +195,7 @@ class Profiles:
         run's 1,000).
 
         A stored profile is up to date when it was made by ``ranker``'s version, for the
-        likes its marker describes (:meth:`likes_markers`), and, if some of them had no
+        likes it has the hash of (:meth:`likes_markers`), and, if some of them had no
         text then, no listing was stored since (a liked paper may have arrived).
         """
         markers = self.likes_markers(subscriber_ids)
@@ -224,26 +225,22 @@ class Profiles:
         return up_to_date | made
 
     def likes_markers(self, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
-        """For each of these subscribers with a like or dislike: what marks their likes
-        (a hash of how many, how many likes, with a title, and the newest one's time: a
-        like added, removed or changed to a dislike changes it; the likes repository
-        stamps a change with the time) and how many likes they have. One aggregate query
-        per 900 subscribers: the likes themselves are not read."""
+        """For each of these subscribers with a like or dislike: the hash of the keys of
+        the papers they liked or disliked, and how many. One aggregate query per 900
+        subscribers that reads the likes' primary key index only (a like's row can be
+        long: a library's abstract). A like that changes kind or gains a title keeps its
+        key: ``store.likes`` drops the profile then (:meth:`forget`)."""
         found: dict[int, tuple[str, int]] = {}
-        query = sa.select(
-            likes.c.subscriber_id,
-            sa.func.count(),
-            sa.func.sum(sa.case((likes.c.kind == "like", 1), else_=0)),
-            sa.func.count(likes.c.title),
-            sa.func.max(likes.c.created_at),
-        ).group_by(likes.c.subscriber_id)
+        if self.engine.dialect.name == "postgresql":
+            joined = sa.func.string_agg(likes.c.paper_key, sa.literal("\n"))
+        else:
+            joined = sa.func.group_concat(likes.c.paper_key, "\n")
+        query = sa.select(likes.c.subscriber_id, joined).group_by(likes.c.subscriber_id)
         with self.engine.connect() as conn:
             for chunk in chunks(list(subscriber_ids), 900):
-                rows = conn.execute(query.where(likes.c.subscriber_id.in_(chunk)))
-                for sid, count, liked, titled, newest in rows:
-                    newest = aware(newest)
-                    mark = f"{count} {liked} {titled} {newest.isoformat() if newest else ''}"
-                    found[sid] = (hash_of_likes([("mark", mark)]), int(count))
+                for sid, keys in conn.execute(query.where(likes.c.subscriber_id.in_(chunk))):
+                    ordered = sorted(keys.split("\n"))  # the database's order is not promised
+                    found[sid] = (hash_of_likes([("keys", "\n".join(ordered))]), len(ordered))
         return found
 
     def _stored(self, subscriber_ids: Sequence[int]) -> dict[int, tuple[Profile, datetime]]:
