@@ -17,7 +17,7 @@ from collections.abc import Sequence, Set
 import numpy as np
 from numpy.typing import NDArray
 
-from digest.models import Match
+from digest.models import Match, Paper
 from digest.select.similar import Day, Profile
 
 #: The similarity a pick needs when neither the subscriber nor the config sets one.
@@ -81,11 +81,11 @@ def blend(
         return list(keyword)
     skip = _skip(profile, exclude_keys)
     row = similarities([profile], day)[0] if scores is None else scores
+    if not has_keywords and profile.has_likes:
+        return _picks(profile, day, row, skip, threshold, cap)
+    chosen = _reorder(keyword, skip, day, row)
     if not has_keywords:
-        if profile.has_likes:
-            return _picks(profile, day, row, skip, threshold, cap)
-        return _reorder([m for m in keyword if m.paper.key not in skip], day, row)
-    chosen = _reorder([m for m in keyword if m.paper.key not in skip], day, row)
+        return chosen
     room = cap - len(chosen)
     if room > 0 and profile.has_likes:
         taken = skip | {m.paper.key for m in chosen}
@@ -97,13 +97,22 @@ def _skip(profile: Profile, exclude_keys: Set[str]) -> Set[str]:
     return profile.keys | exclude_keys if exclude_keys else profile.keys
 
 
-def _reorder(matches: list[Match], day: Day, row: NDArray[np.float32]) -> list[Match]:
-    """``matches`` by similarity, highest first; ties (and papers not of ``day``) keep
-    their order. Dislikes make the papers like them sink."""
+def _reorder(
+    matches: Sequence[Match], skip: Set[str], day: Day, row: NDArray[np.float32]
+) -> list[Match]:
+    """``matches`` without those in ``skip``, by similarity, highest first; ties (and
+    papers not of ``day``) keep their order. Dislikes make the papers like them sink."""
     number = day.number
-    at = np.fromiter((number.get(m.paper.key, -1) for m in matches), np.intp, len(matches))
-    sims = np.where(at >= 0, row[at], 0.0)
-    return [matches[i] for i in np.argsort(-sims, kind="stable").tolist()]
+    kept: list[Match] = []
+    at: list[int] = []
+    for m in matches:
+        key = m.paper.key
+        if key not in skip:
+            kept.append(m)
+            at.append(number.get(key, -1))
+    where = np.asarray(at, dtype=np.intp)
+    sims = np.where(where >= 0, row[where], 0.0) if kept else row[:0]
+    return [kept[i] for i in np.argsort(-sims, kind="stable").tolist()]
 
 
 def _picks(
@@ -123,14 +132,9 @@ def _picks(
     few = min(size, cap + 16)
     top = np.argpartition(row, size - few)[size - few :] if few < size else np.arange(size)
     best = _ranked(row, top, threshold)
-    if len(best) == few < size and sum(papers[n].key not in skip for n in best) < cap:
-        best = _ranked(row, np.arange(size), threshold)
-    chosen: list[int] = []
-    for n in best:
-        if papers[n].key not in skip:
-            chosen.append(n)
-            if len(chosen) == cap:
-                break
+    chosen = _first(best, papers, skip, cap)
+    if len(chosen) < cap and len(best) == few < size:  # skipped papers left room: go on
+        chosen = _first(_ranked(row, np.arange(size), threshold), papers, skip, cap)
     if not chosen:
         return []
     nearest = _nearest(profile, day.vectors[chosen]).tolist()
@@ -140,6 +144,17 @@ def _picks(
         Match(papers[n], score=sim, like=titles[near], similarity=min(1.0, max(0.0, sim)))
         for n, near, sim in zip(chosen, nearest, sims, strict=True)
     ]
+
+
+def _first(numbers: list[int], papers: Sequence[Paper], skip: Set[str], cap: int) -> list[int]:
+    """The first ``cap`` of ``numbers`` whose paper's key is not in ``skip``."""
+    chosen: list[int] = []
+    for n in numbers:
+        if papers[n].key not in skip:
+            chosen.append(n)
+            if len(chosen) == cap:
+                break
+    return chosen
 
 
 def _ranked(row: NDArray[np.float32], numbers: NDArray[np.intp], threshold: float) -> list[int]:
