@@ -57,6 +57,11 @@ class FeedEntryContext:
     #: paper matched: the reason it was picked; empty when their feed has no keywords, and
     #: always in the public feed
     queries: tuple[str, ...]
+    #: in a private feed, the paper's "more like this" and "less like this" links (the file
+    #: holds a placeholder token, replaced by each reader's own as ``digest serve`` serves
+    #: it: see :mod:`digest.compose.feedback`); None in the public feed
+    more_url: str | None = None
+    less_url: str | None = None
 
 
 #: Renders a context into an entry's HTML content.

@@ -32,6 +32,7 @@ from digest.compose.feed_entries import (
     primary_category,
     sources,
 )
+from digest.compose.feedback import feed_links
 from digest.compose.origin import hf_url, page_url
 from digest.models import Paper, arxiv_base_id
 
@@ -164,7 +165,14 @@ def entry_context(
         day=day,
         private=private,
         queries=tuple(dict.fromkeys(query for query in map(xml_text, queries) if query)),
+        **_feedback(paper, link, private),
     )
+
+
+def _feedback(paper: Paper, link: str, private: bool) -> dict[str, str | None]:
+    """A private feed entry's feedback links (placeholders: see :func:`feed_links`)."""
+    more, less = feed_links(link, paper.key) if private else (None, None)
+    return {"more_url": _url(more), "less_url": _url(less)}
 
 
 class FeedSet:

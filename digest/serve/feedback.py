@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from digest.compose import tokens
-from digest.compose.feedback import KINDS, read_feedback_token
+from digest.compose.feedback import FEED_MARK, KINDS, read_feedback_token
 from digest.compose.text import clean
 from digest.models import Subscriber
 from digest.serve.pages import Handlers
@@ -50,6 +50,13 @@ class Feedback(Handlers):
     async def feedback(self, request: Request, kind: str) -> Response:
         token = request.query_params.get("token", "")
         found = self.token_of(token)
+        if found is None and token.startswith(FEED_MARK):  # a feed file served as it is
+            return self.site.message(
+                "Open this link from your feed",
+                "This link names only the paper: it works in your private feed as this site "
+                "serves it (its address is on your subscription's page) and in your emails.",
+                400,
+            )
         if found is None:
             return self.site.bad_link()
         sid, key = found

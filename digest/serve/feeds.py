@@ -1,5 +1,6 @@
 """The feed files over HTTP: the public pair and each subscriber's private pair, with ETags
-and conditional GET (RFC 9110)."""
+and conditional GET (RFC 9110). A private feed is served with its reader's own "more like
+this" and "less like this" links (:func:`~digest.compose.feedback.personalise`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from digest.compose import load_feed_stylesheet
+from digest.compose.feedback import personalise
 from digest.errors import DigestError
 from digest.models import Subscriber
 from digest.run import private_target, publish_private
@@ -45,12 +47,19 @@ class Feeds(Handlers):
                 self._etags.clear()
         return tag
 
-    def serve_file(self, request: Request, path: Path, kind: str, private: bool) -> Response:
+    def serve_file(
+        self, request: Request, path: Path, kind: str, private: bool, reader: int | None = None
+    ) -> Response:
+        """The feed file ``path``; ``reader``: the id of the subscriber whose private feed
+        it is, whose own feedback links it then carries (:func:`personalise`)."""
         try:
             stat = path.stat()
             etag = self.etag_of(path, stat.st_size, stat.st_mtime_ns)
         except OSError:
             return self.site.not_found()
+        if reader is not None:  # their own links in it: their own tag
+            mine = hashlib.sha256(self.site.secret + b"\0" + str(reader).encode()).hexdigest()
+            etag = f'{etag[:-1]}-{mine[:12]}"'
         modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
         if for_a_browser(request):  # another representation: another tag
             etag = etag[:-1] + '-page"'
@@ -69,6 +78,8 @@ class Feeds(Handlers):
             body = path.read_bytes()
         except OSError:
             return self.site.not_found()
+        if reader is not None:
+            body = personalise(body, self.site.secret, reader)
         if for_a_browser(request):
             page = self.page_of(body, str(request.url.replace(query="")))
             return HTMLResponse(page, headers={**headers, **SECURITY_HEADERS})
@@ -115,7 +126,7 @@ class Feeds(Handlers):
                 status_code=503,
                 headers={"Retry-After": "60"},
             )
-        return self.serve_file(request, path, kind, True)
+        return self.serve_file(request, path, kind, True, sub.id)
 
 
 def follows_queries(path: Path, sub: Subscriber) -> bool:
