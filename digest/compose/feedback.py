@@ -87,8 +87,15 @@ class FeedbackLinks:
     secret: bytes
     subscriber_id: int
 
+    def prefix(self, kind: str) -> str:
+        """What each URL of ``kind`` ("more" or "less") starts with, before its token."""
+        return f"{self.base_url.rstrip('/')}/{kind}?token="
+
+    def token(self, key: str) -> str:
+        """The token of both links of the paper ``key``."""
+        return feedback_token(self.secret, self.subscriber_id, key)
+
     def urls(self, key: str) -> tuple[str, str]:
         """The "more like this" and "less like this" URLs of the paper ``key``."""
-        token = feedback_token(self.secret, self.subscriber_id, key)
-        base = self.base_url.rstrip("/")
-        return f"{base}/more?token={token}", f"{base}/less?token={token}"
+        token = self.token(key)
+        return self.prefix("more") + token, self.prefix("less") + token

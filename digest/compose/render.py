@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 
 from digest.compose.cache import Cache
 from digest.compose.feedback import FeedbackLinks
-from digest.compose.fragments import Fragment, Fragments, open_ended
+from digest.compose.fragments import Fragment, Fragments, link_piece
 from digest.compose.message import Body
 from digest.compose.shells import SHELL_LISTS, SHELL_TEXT, Shell, Shells, prints_only
 from digest.compose.templates import TEMPLATES, load_templates, template_source
@@ -325,9 +325,15 @@ def _with_links(
     fragments: Sequence[Fragment], matches: Sequence[Match], feedback: FeedbackLinks | None
 ) -> tuple[list[bytes], list[bytes]]:
     """The encoded HTML and text entries of ``fragments`` (of ``matches``), each with this
-    subscriber's feedback links in it (signed per paper, see :class:`FeedbackLinks`)."""
+    subscriber's feedback links in it (signed per paper, see :class:`FeedbackLinks`).
+
+    A link is its prefix (the site's address, ``/more?token=``), encoded once per email,
+    then the paper's token on a line of its own (soft line breaks around it)."""
     if feedback is None:
         return [f.html_qp for f in fragments], [f.text_qp for f in fragments]
+    kinds = (b"more", b"less")
+    text_prefix = {k: link_piece(feedback.prefix(k.decode())) for k in kinds}
+    html_prefix = {k: link_piece(escape(feedback.prefix(k.decode()))) for k in kinds}
     html: list[bytes] = []
     text: list[bytes] = []
     for fragment, match in zip(fragments, matches, strict=True):
@@ -335,10 +341,10 @@ def _with_links(
             html.append(fragment.html_qp)
             text.append(fragment.text_qp)
             continue
-        more, less = feedback.urls(match.paper.key)
-        escaped = {b"more": open_ended(str(escape(more))), b"less": open_ended(str(escape(less)))}
-        html.append(fragment.html_with(escaped))
-        text.append(fragment.text_with({b"more": open_ended(more), b"less": open_ended(less)}))
+        token = feedback.token(match.paper.key)  # URL-safe base64 and "."
+        tail = token.encode("ascii") + b"=\r\n" if len(token) < 76 else link_piece(token)
+        html.append(fragment.html_with({k: html_prefix[k] + tail for k in kinds}))
+        text.append(fragment.text_with({k: text_prefix[k] + tail for k in kinds}))
     return html, text
 
 
