@@ -31,7 +31,8 @@ from digest import __version__
 from digest.config import load
 from digest.errors import SourceError
 from digest.run import make_context
-from digest.serve import Service, create_app
+from digest.serve import PassReport, Service, create_app
+from digest.serve.scheduler import fetch_dates
 from digest.store import Store
 from tests.support.arxiv_server import Record, error_xml
 from tests.support.listings import item
@@ -272,3 +273,33 @@ async def test_every_source_down_sends_nothing_fails_the_run_and_the_next_run_ca
         "cy@example.org": [F2],
         "dee@example.org": sorted([P4, P7]),
     }
+
+
+async def test_a_scheduled_pass_fetches_each_date_once_from_every_source(
+    site: ThreeSources,
+) -> None:
+    """``digest serve``'s pass needs Wednesday and Thursday (the lookback): Wednesday first,
+    without catch-up, then Thursday with it, so no source is asked a date twice; Hugging
+    Face down for Wednesday is a warning, and both dates hold every other source's papers."""
+    serve(site, WED)
+    serve(site, THU)  # the HF server keeps Wednesday's listing too
+    site.publish_feed(e for e in JOURNAL if e.published.date() <= THU)
+    site.hf.fail(503, times=2, headers={"Retry-After": "0"})  # Wednesday's fetch (older first)
+    config = load(site.config_path)
+    now = utc("2026-11-19 07:00")
+    with Store(config.database) as store:
+        ctx = make_context(config, store, now=now)
+        report = PassReport(day=THU)
+        found = await fetch_dates(ctx, {WED, THU}, THU, report)
+        states = {s.name: s.failures for s in store.sources.states()}
+    assert sorted(found) == [WED, THU]
+    assert {p.title for p in found[WED].papers} == {P3, P5, F1, P1}  # P2 is HF's, down
+    assert {p.title for p in found[THU].papers} == {P1, P4, P6, F2}
+    assert report.source_failures == []  # today's fetch worked; Wednesday's HF failed
+    assert any(w.startswith("2026-11-18: source hf failed") for w in report.warnings)
+    assert states == {"hf": 0, "arxiv-ml": 0, "neuro": 0}  # its last fetch (Thursday) worked
+    hf_dates = [r.split("date=")[1][:10] for r in site.hf.requests]
+    # Wednesday's two attempts, then Thursday once (Wednesday is no catch-up for a source
+    # first seen in this very pass: the next pass's lookback asks it again)
+    assert hf_dates == ["2026-11-18", "2026-11-18", "2026-11-19"]
+    assert sum("/rss/" in r for r in site.arxiv.requests) == 1  # Thursday's feed, once
