@@ -16,7 +16,7 @@ import click
 
 from digest.cli.shared import EXIT_FAILED, State, check_address, fail, guard, shown
 from digest.errors import RosterError
-from digest.select.library import LibraryEntry, read_library
+from digest.select.library import read_library
 from digest.store import Store
 from digest.store.like_rows import LikeEntry
 from digest.store.likes import Like, LikeCounts, LikeResult
@@ -129,7 +129,7 @@ def library(state: State, email: str, file: str) -> None:
     read = guard(lambda: read_library(data, source))
     with state.store() as store:
         sid = _subscriber_id(store, email)
-        entries = [_entry(e) for e in read.entries]
+        entries = [LikeEntry.of_library(e) for e in read.entries]
         counts = guard(lambda: store.likes.add(sid, entries, "like", "library"))
     for ref, reason in read.skipped:
         click.echo(shown(f"skipped {ref}: {reason}"))
@@ -138,11 +138,6 @@ def library(state: State, email: str, file: str) -> None:
     click.echo(shown(f"{source}: {_summary(counts, len(read.skipped))}"))
     if counts.rejected:
         sys.exit(EXIT_FAILED)
-
-
-def _entry(e: LibraryEntry) -> LikeEntry:
-    keys = e.identities
-    return LikeEntry(e.key, e.title, e.abstract, tuple(k for k in keys if k != e.key))
 
 
 def _summary(counts: LikeCounts, skipped: int) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from digest.identity import arxiv_id_of, canonical_link, doi_of
+from digest.select.library import LibraryEntry
 from digest.store.paper_rows import known_keys
 
 #: Where a like was recorded. A person's own choice of one paper (the CLI, the web, a link
@@ -41,6 +42,12 @@ class LikeEntry:
     title: str = ""
     abstract: str = ""
     aliases: tuple[str, ...] = ()
+
+    @classmethod
+    def of_library(cls, entry: LibraryEntry) -> LikeEntry:
+        """A library file's entry: its paper key, its text, its other identities."""
+        keys = entry.identities
+        return cls(entry.key, entry.title, entry.abstract, tuple(k for k in keys if k != entry.key))
 
 
 @dataclass(frozen=True)
