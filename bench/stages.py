@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digest import GC_THRESHOLDS
 from digest.compose import EmailLinks, Renderer, build_message, make_message_id
+from digest.compose.feedback import FeedbackLinks
 from digest.models import Subscriber
 from digest.select import (
     DayMatcher,
@@ -25,6 +27,9 @@ from digest.select import (
 from digest.sources.huggingface import dedupe, parse_page
 
 SENDER = "Paper Digest <digest@bench.example.org>"
+SECRET = b"bench-secret-0123456789abcdefghijklmnopqrstu"
+#: BENCH_FEEDBACK=0: emails without the feedback links (to see what they cost)
+FEEDBACK = os.environ.get("BENCH_FEEDBACK", "1") != "0"
 DAY = date(2026, 11, 18)
 
 
@@ -61,7 +66,7 @@ def main() -> None:
     render_s = build_s = 0.0
     digests = total_size = 0
     now = datetime.now(UTC)
-    for sub, (shown, more) in zip(subs, matched, strict=True):
+    for i, (sub, (shown, more)) in enumerate(zip(subs, matched, strict=True)):
         if not shown:
             continue
         t0 = time.perf_counter()
@@ -71,6 +76,8 @@ def main() -> None:
             manage_url=f"https://digest.example.org/manage?token={sub.token}",
             feed_url=f"https://digest.example.org/feeds/{sub.token}.atom",
             archive_url=f"https://digest.example.org/archive/{DAY}",
+            # each paper's "more/less like this" links, signed per subscriber (as a run)
+            feedback=FeedbackLinks("https://digest.example.org", SECRET, i) if FEEDBACK else None,
         )
         rendered = renderer.render_digest(
             day=DAY,
