@@ -138,6 +138,22 @@ V1_TABLES = {
 }
 LATER_COLUMNS = {**migrate.LEGACY_COLUMNS}
 LATER_COLUMNS["subscribers"] += ("confirm_nonce", "abstract", "sources", "like_threshold")
+LATER_COLUMNS["deliveries"] += ("papers", "shown")  # revision 0008
+LATER_COLUMNS["papers"] = ("id",)  # revision 0008
+
+
+def v1_delivery_papers(v1: sa.MetaData) -> sa.Table:
+    """Each digest's papers, a row per paper, as versions 1 to revision 0007 kept them."""
+    return sa.Table(
+        "delivery_papers",
+        v1,
+        sa.Column("delivery_id", sa.String(32), sa.ForeignKey("deliveries.id"), nullable=False),
+        sa.Column("subscriber_id", sa.Integer, nullable=False),
+        sa.Column("paper_key", sa.String(512), nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("shown", sa.Boolean, nullable=False),
+        sa.PrimaryKeyConstraint("subscriber_id", "paper_key"),
+    )
 
 
 def make_v1_database(url: str) -> None:
@@ -149,6 +165,7 @@ def make_v1_database(url: str) -> None:
             continue
         columns = [c._copy() for c in table.columns if (table.name, c.name) not in added]
         sa.Table(table.name, v1, *columns)
+    v1_delivery_papers(v1)
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         v1.create_all(conn)

@@ -19,7 +19,8 @@ from click.testing import CliRunner, Result
 from digest.cli import cli
 from digest.select import DayMatcher
 from digest.sources.huggingface import parse_page
-from digest.store import deliveries, delivery_papers, subscribers
+from digest.store import deliveries, papers, subscribers
+from digest.store.outbox_rows import unpack_ids
 from tests.support.listing_server import ListingServer
 from tests.support.mime import body_of
 from tests.support.smtpd import SmtpServer
@@ -151,12 +152,14 @@ def test_five_overlapping_days(
     # the database agrees with what the server got: each (reader, paper) recorded once, all sent
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(subscribers.c.email, delivery_papers.c.paper_key, deliveries.c.status)
-            .join(deliveries, deliveries.c.id == delivery_papers.c.delivery_id)
-            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+        keys = dict(conn.execute(sa.select(papers.c.id, papers.c.key)).all())
+        digests = conn.execute(
+            sa.select(subscribers.c.email, deliveries.c.papers, deliveries.c.status).join(
+                subscribers, subscribers.c.id == deliveries.c.subscriber_id
+            )
         ).all()
     engine.dispose()
+    rows = [(mail, keys[i], status) for mail, blob, status in digests for i in unpack_ids(blob)]
     assert {s for _, _, s in rows} == {"sent"}
     recorded: dict[str, set[str]] = {}
     for mail, key, _ in rows:

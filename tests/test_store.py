@@ -200,8 +200,8 @@ TABLES_NAMED = {
     "source_state": {"source_state"},
     "members": {"subscribers"},
     "subscriber_rows": {"subscribers"},
-    "outbox": {"deliveries", "delivery_papers", "listing_papers", "subscribers", "runs"},
-    "outbox_rows": {"deliveries", "delivery_papers"},
+    "outbox": {"deliveries", "listing_papers", "papers", "subscribers", "runs"},
+    "outbox_rows": {"deliveries", "papers"},
     "runs": {"runs", "meta"},
     "limits": {"rate_events"},
 }

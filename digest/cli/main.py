@@ -21,6 +21,7 @@ from digest.cli.db import db
 from digest.cli.demo import demo
 from digest.cli.library import LIBRARY_COMMANDS
 from digest.cli.mailbox import mailbox
+from digest.cli.prune import prune
 from digest.cli.run import feed, preview, run, send
 from digest.cli.serve import serve
 from digest.cli.shared import ShownFormatter, State
@@ -62,6 +63,7 @@ COMMANDS: tuple[click.Command, ...] = (
     subscribers,
     config_group,
     db,
+    prune,
     demo,
 )
 for command in COMMANDS:

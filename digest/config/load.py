@@ -17,6 +17,7 @@ from digest.config.settings import (
     SETTINGS,
     Config,
     FeedsConfig,
+    HistoryConfig,
     MailConfig,
     RunConfig,
     ScheduleConfig,
@@ -95,6 +96,7 @@ def parse(data: Mapping[str, Any], *, base: Path, path: Path | None = None) -> C
         schedule=ScheduleConfig(**_section(values, "schedule")),
         web=WebConfig(**_section(values, "web")),
         run=RunConfig(**_section(values, "run")),
+        history=HistoryConfig(**_section(values, "history")),
         mailbox=_mailbox(values, base),
         user_agent=values["user_agent"],
     )

@@ -276,12 +276,25 @@ SETTINGS: tuple[Setting, ...] = (
         100,
         "a subscriber's private feed holds at most this many of their newest papers",
     ),
+    Setting(
+        "history.keep_days",
+        integer(1, 36_500),
+        120,
+        "what proves a paper was sent to someone is kept this many days after the digest,"
+        " then pruned: a paper listed again after that may be sent again",
+    ),
+    Setting(
+        "history.archive_days",
+        integer(1, 36_500),
+        365,
+        "papers and listings older than this many days leave the archive and the database",
+    ),
     *MAILBOX_SETTINGS,
 )
 
 
 _BY_KEY = {s.key: s for s in SETTINGS}
-SECTIONS = ("mail", "smtp", "schedule", "run", "web", "feeds", "mailbox")
+SECTIONS = ("mail", "smtp", "schedule", "run", "web", "feeds", "history", "mailbox")
 
 
 @dataclass(frozen=True)
@@ -358,6 +371,12 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    keep_days: int = 120
+    archive_days: int = 365
+
+
+@dataclass(frozen=True)
 class FeedsConfig:
     dir: Path
     title: str
@@ -382,6 +401,7 @@ class Config:
     schedule: ScheduleConfig = ScheduleConfig()
     web: WebConfig = WebConfig()
     run: RunConfig = RunConfig()
+    history: HistoryConfig = HistoryConfig()
     mailbox: MailboxConfig = field(default_factory=MailboxConfig)
     user_agent: str | None = None  # None: made by the run from mail.from
 

@@ -32,6 +32,7 @@ from digest.run.share import BATCH, Pool, deliver_share, paper_cap
 from digest.run.sources import outside
 from digest.run.workers import Done, WorkerError, WorkerPool, cores, worker_count
 from digest.select import DayMatcher, select
+from digest.store.history import prune_after_run
 
 log = logging.getLogger("digest.pipeline")
 
@@ -64,6 +65,8 @@ async def run(
             if progress is not None:
                 progress.total = ctx.store.members.state_counts().get("active", 0)
             await _deliver(ctx, listing, report, record.run_id, record.clock, workers)
+            keep = ctx.config.history  # the sent-state kept bounded (a failure: a warning)
+            prune_after_run(ctx.store.engine, keep.keep_days, keep.archive_days, record.clock())
         finally:
             if workers is not None:
                 workers.close()

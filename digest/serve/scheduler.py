@@ -6,7 +6,7 @@ listings the due subscribers need once (today's and ``lookback_days`` before it;
 downtime, every date since their last digest, at most ``catch_up_days``), and sends each of
 them one digest of what is new and matching, through the same crash-safe outbox as
 ``digest run``. A subscriber who missed several sends gets one catch-up digest; the
-``delivery_papers`` history makes a second send of a paper impossible.
+history of sent papers (kept ``[history] keep_days``) makes a second send impossible.
 
 :class:`Service` runs passes every minute with APScheduler's ``AsyncIOScheduler`` in the web
 app's event loop, rebuilds feeds when something changed, and stops cleanly.
@@ -48,6 +48,7 @@ from digest.schedule import Schedule, ScheduleError, next_send, window
 from digest.select import DayMatcher
 from digest.serve.mailbox import MailboxJob, add_mailbox_job
 from digest.store import Store
+from digest.store.history import prune_after_run
 
 log = logging.getLogger("digest.scheduler")
 
@@ -196,6 +197,8 @@ async def send_due(
         await _deliver_due(
             ctx, listings, windows, today, report, record.run_id, record.clock, should_stop
         )
+        keep = ctx.config.history  # the sent-state kept bounded, once an hour at most
+        prune_after_run(ctx.store.engine, keep.keep_days, keep.archive_days, now, every=3600)
     return report
 
 

@@ -17,12 +17,12 @@ errors into ``StateError``; ``migrate`` makes and upgrades the tables with the A
 revisions of ``migrations/`` (``Store`` on opening; ``digest db`` with ``open_engine``).
 
 Where a query spans two areas it lives with the table it asks about, and reads the other
-table only: the outbox's ``delivered_keys`` joins ``listing_papers`` (which of a day's
-papers a subscriber had), ``pending`` joins ``subscribers`` (a digest goes out with its
-subscriber), ``claims`` joins ``runs`` (is the claiming run alive?), the likes join
-``paper_aliases`` and ``papers`` (the stored paper a like names) and read ``subscribers``
-(the config's lists name them by address). Two writes cross over,
-because a delivery's outcome and its subscriber's bounce count must change in one
+table only: the outbox's ``delivered_keys`` joins ``listing_papers`` and ``papers``
+(which of a day's papers a subscriber had: digests hold ``papers.id``), ``pending`` joins
+``subscribers`` (a digest goes out with its subscriber), ``claims`` joins ``runs`` (is the
+claiming run alive?), the likes join ``paper_aliases`` and ``papers`` (the stored paper a
+like names) and read ``subscribers`` (the config's lists name them by address). Two writes
+cross over, because a delivery's outcome and its subscriber's bounce count must change in one
 transaction (crash-safe): ``mark_sent`` ends the subscriber's run of hard bounces and
 ``mark_failed`` counts one more (suspending at the limit).
 
@@ -43,7 +43,7 @@ from digest.store.outbox_rows import INSERT_ROWS, PlannedDelivery
 from digest.store.papers import Papers
 from digest.store.profiles import Profiles
 from digest.store.runs import RunLog, RunRecord, RunTotals
-from digest.store.schema import deliveries, delivery_papers, metadata, open_engine, subscribers
+from digest.store.schema import deliveries, metadata, open_engine, papers, subscribers
 from digest.store.source_state import SourceState, SourceStates
 from digest.store.store import Store
 from digest.store.subscriber_rows import ImportCounts
@@ -70,9 +70,9 @@ __all__ = [
     "SourceStates",
     "Store",
     "deliveries",
-    "delivery_papers",
     "metadata",
     "new_delivery_id",
     "open_engine",
+    "papers",
     "subscribers",
 ]

@@ -1,5 +1,6 @@
-"""The outbox repository: digests recorded, claimed, sent or failed (tables ``deliveries``
-and ``delivery_papers``), and what subscribers were sent."""
+"""The outbox repository: digests recorded, claimed, sent or failed (table ``deliveries``,
+each row carrying its papers as a packed array of ``papers.id``), and what subscribers were
+sent."""
 
 from __future__ import annotations
 
@@ -13,24 +14,32 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from digest.models import Subscriber
-from digest.store.outbox_rows import DriverWrites, PlannedDelivery, delivery_row, paper_rows
+from digest.store.outbox_rows import (
+    HOLDING,
+    DriverWrites,
+    PlannedDelivery,
+    held_ids,
+    ids_of_keys,
+    keys_of_ids,
+    number_papers,
+    unpack_ids,
+)
 from digest.store.schema import (
     aware,
     begin,
     chunks,
     deliveries,
-    delivery_papers,
     listing_papers,
+    papers,
     runs,
     subscribers,
     utc_now,
 )
 from digest.store.subscriber_rows import to_subscriber
 
-#: Paper rows recorded per transaction (see :meth:`Outbox.record_pending`).
+#: Papers recorded per transaction (see :meth:`Outbox.record_pending`).
 RECORD_ROWS = 5_000
 
 
@@ -106,23 +115,34 @@ class Outbox:
         self, subscriber_ids: Sequence[int], day: date | Sequence[date]
     ) -> dict[int, set[str]]:
         """For each subscriber, the papers of ``day``'s listing (or of any of several
-        days') already sent or reserved."""
+        days') already sent or reserved: the papers of their digests kept (pending, being
+        sent, or sent less than ``[history] keep_days`` ago) that the listing has."""
         found: dict[int, set[str]] = {i: set() for i in subscriber_ids}
         if not subscriber_ids:
             return found
         days = [day] if isinstance(day, date) else list(day)
         with self.engine.connect() as conn:
+            pool: dict[int, str] = dict(
+                conn.execute(
+                    sa.select(papers.c.id, papers.c.key)
+                    .join(listing_papers, listing_papers.c.paper_key == papers.c.key)
+                    .where(listing_papers.c.date.in_(days))
+                ).all()
+            )
+            if not pool:
+                return found
             for chunk in chunks(list(subscriber_ids), 900):
                 rows = conn.execute(
-                    sa.select(delivery_papers.c.subscriber_id, delivery_papers.c.paper_key)
-                    .join(listing_papers, listing_papers.c.paper_key == delivery_papers.c.paper_key)
-                    .where(
-                        listing_papers.c.date.in_(days), delivery_papers.c.subscriber_id.in_(chunk)
+                    sa.select(deliveries.c.subscriber_id, deliveries.c.papers).where(
+                        deliveries.c.subscriber_id.in_(chunk), deliveries.c.status.in_(HOLDING)
                     )
-                    .distinct()
                 )
-                for sid, key in rows:
-                    found[sid].add(key)
+                for sid, blob in rows:
+                    had = found[sid]
+                    for paper_id in unpack_ids(blob):
+                        key = pool.get(paper_id)
+                        if key is not None:
+                            had.add(key)
         return found
 
     def record_pending(
@@ -139,11 +159,10 @@ class Outbox:
         needs no claim of its own, one UPDATE and commit per message fewer.
         A plan whose papers another run reserved meanwhile is dropped (returned list omits it).
 
-        Plans go in chunks of about :data:`RECORD_ROWS` paper rows, each chunk one
-        transaction of two multi-row inserts: a digest and its papers are always recorded
-        together, and no transaction holds SQLite's write lock long enough to stall the
-        ``mark_sent`` of messages being accepted meanwhile. Only when a chunk collides with
-        another run's reservation is it redone plan by plan to find which.
+        Plans go in chunks of about :data:`RECORD_ROWS` papers, each chunk one transaction
+        (a check of what the subscribers' digests hold, then multi-row inserts): a digest
+        carries its papers in its own row, and no transaction holds SQLite's write lock long
+        enough to stall the ``mark_sent`` of messages being accepted meanwhile.
         """
         recorded: list[PlannedDelivery] = []
         chunk: list[PlannedDelivery] = []
@@ -161,26 +180,32 @@ class Outbox:
     def _record_chunk(
         self, plans: list[PlannedDelivery], created_at: datetime, claimed_by: int | None
     ) -> list[PlannedDelivery]:
-        delivery_rows, paper_tuples = self._driver.rows(plans, created_at, claimed_by)
-        try:
+        """Record ``plans`` in one transaction, less those holding a paper their subscriber's
+        digests already hold (another run reserved it meanwhile): read and written under
+        the subscribers' locks (SQLite's write lock, taken first; PostgreSQL's row locks on
+        the subscribers, in id order), so two runs never both reserve one paper."""
+        keys = {k for p in plans for k in p.paper_keys}
+        with self.engine.connect() as conn:
+            ids = ids_of_keys(conn, keys)
+        if len(ids) < len(keys):  # a paper never stored: numbered by a row of its key only
             with begin(self.engine) as conn:
-                self._driver.insert(conn, delivery_rows, paper_tuples)
-            return plans
-        except IntegrityError:
-            pass  # another run reserved some of these papers: find out which plans are left
-        recorded: list[PlannedDelivery] = []
+                ids = number_papers(conn, sorted(keys - set(ids)), created_at) | ids
+        rows = self._driver.rows(plans, created_at, claimed_by, ids)
+        owners = sorted({p.subscriber_id for p in plans})
         with begin(self.engine) as conn:
-            for plan in plans:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            sa.insert(deliveries).values(delivery_row(plan, created_at, claimed_by))
-                        )
-                        conn.execute(sa.insert(delivery_papers), paper_rows(plan))
-                except IntegrityError:
+            _lock_subscribers(conn, owners)
+            held: dict[int, set[int]] = {}
+            for chunk in chunks(owners, 900):
+                held.update(held_ids(conn, chunk))
+            kept: list[int] = []
+            for n, plan in enumerate(plans):
+                wanted = {ids[k] for k in plan.paper_keys}
+                if wanted & held[plan.subscriber_id]:
                     continue
-                recorded.append(plan)
-        return recorded
+                held[plan.subscriber_id] |= wanted
+                kept.append(n)
+            self._driver.insert(conn, [rows[n] for n in kept])
+        return [plans[n] for n in kept]
 
     def pending(self, day: date | None = None) -> list[PendingDelivery]:
         """Deliveries recorded and not claimed by any run (status pending), oldest first.
@@ -198,15 +223,8 @@ class Outbox:
             query = query.where(deliveries.c.listing_date == day)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-            result = []
-            for r in rows:
-                keys = conn.execute(
-                    sa.select(delivery_papers.c.paper_key, delivery_papers.c.shown)
-                    .where(delivery_papers.c.delivery_id == r.id)
-                    .order_by(delivery_papers.c.position)
-                ).all()
-                result.append(_pending_delivery(r, keys))
-        return result
+            keys = keys_of_ids(conn, {i for r in rows for i in unpack_ids(r.papers)})
+        return [_pending_delivery(r, keys) for r in rows]
 
     def claim(self, delivery_id: str, run_id: int, when: datetime) -> bool:
         """pending → sending, for run ``run_id``: True when this run now owns the delivery.
@@ -329,15 +347,9 @@ class Outbox:
         return {status: int(n) for status, n in rows}
 
     def history(self, subscriber_id: int, limit: int = 20) -> list[DeliveryRecord]:
-        counts = (
-            sa.select(delivery_papers.c.delivery_id, sa.func.count().label("n"))
-            .group_by(delivery_papers.c.delivery_id)
-            .subquery()
-        )
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(deliveries, counts.c.n)
-                .outerjoin(counts, counts.c.delivery_id == deliveries.c.id)
+                sa.select(deliveries)
                 .where(deliveries.c.subscriber_id == subscriber_id)
                 .order_by(deliveries.c.created_at.desc())
                 .limit(limit)
@@ -346,7 +358,7 @@ class Outbox:
             DeliveryRecord(
                 listing_date=r.listing_date,
                 status=r.status,
-                papers=r.n or 0,
+                papers=len(unpack_ids(r.papers)),
                 created_at=aware(r.created_at) or utc_now(),
                 sent_at=aware(r.sent_at),
                 error=r.error,
@@ -358,26 +370,34 @@ class Outbox:
         """Delete every digest recorded for a subscriber and the papers each carried ("delete
         my data"); returns how many digests went."""
         with begin(self.engine) as conn:
-            conn.execute(
-                sa.delete(delivery_papers).where(delivery_papers.c.subscriber_id == subscriber_id)
-            )
             result = conn.execute(
                 sa.delete(deliveries).where(deliveries.c.subscriber_id == subscriber_id)
             )
         return int(result.rowcount)
 
     def sent_count(self, subscriber_id: int) -> int:
+        """How many papers the subscriber's digests kept (see ``[history]``) sent them."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(delivery_papers.join(deliveries))
-                    .where(
-                        delivery_papers.c.subscriber_id == subscriber_id,
-                        deliveries.c.status == "sent",
-                    )
-                ).scalar_one()
-            )
+            blobs = conn.execute(
+                sa.select(deliveries.c.papers).where(
+                    deliveries.c.subscriber_id == subscriber_id, deliveries.c.status == "sent"
+                )
+            ).scalars()
+            return sum(len(unpack_ids(b)) for b in blobs)
+
+
+def _lock_subscribers(conn: Connection, ids: Sequence[int]) -> None:
+    """Hold the right to record digests for subscribers ``ids`` until the transaction ends."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would begin only at the INSERT
+        return
+    for chunk in chunks(list(ids), 900):
+        conn.execute(
+            sa.select(subscribers.c.id)
+            .where(subscribers.c.id.in_(chunk))
+            .order_by(subscribers.c.id)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: foreign keys still check
+        ).all()
 
 
 def fail_delivery(
@@ -397,9 +417,10 @@ def fail_delivery(
     conn.execute(
         sa.update(deliveries)
         .where(deliveries.c.id == delivery_id)
-        .values(status="failed", error=error, attempts=deliveries.c.attempts + 1)
+        .values(
+            status="failed", error=error, attempts=deliveries.c.attempts + 1, papers=b"", shown=0
+        )
     )
-    conn.execute(sa.delete(delivery_papers).where(delivery_papers.c.delivery_id == delivery_id))
     owner = subscribers.c.id == _subscriber_of(delivery_id)
     count = subscribers.c.hard_bounces + 1 if bounces is None else bounces
     conn.execute(sa.update(subscribers).where(owner).values(hard_bounces=count))
@@ -425,16 +446,17 @@ def _subscriber_of(delivery_id: str) -> Any:
     )
 
 
-def _pending_delivery(r: Any, keys: Sequence[Any]) -> PendingDelivery:
-    """A row of deliveries joined with its subscriber's, and its (paper_key, shown) rows."""
+def _pending_delivery(r: Any, keys: dict[int, str]) -> PendingDelivery:
+    """A row of deliveries joined with its subscriber's; ``keys`` names its papers' ids."""
     m = r._mapping
+    ids = unpack_ids(m[deliveries.c.papers])
     return PendingDelivery(
         id=m[deliveries.c.id],
         subscriber=to_subscriber(r),
         listing_date=m[deliveries.c.listing_date],
         message_id=m[deliveries.c.message_id],
         created_at=aware(m[deliveries.c.created_at]) or utc_now(),
-        paper_keys=tuple(k for k, _ in keys),
-        shown=sum(1 for _, s in keys if s),
+        paper_keys=tuple(keys[i] for i in ids if i in keys),
+        shown=m[deliveries.c.shown],
         attempts=m[deliveries.c.attempts],
     )

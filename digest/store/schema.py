@@ -24,10 +24,14 @@ meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+#: ``id`` (revision 0008) is the paper's small number, what the sent-state records: assigned
+#: by the database on insert (the triggers of :data:`PAPERS_ID_DDL`), never given by the
+#: code that saves papers.
 papers = sa.Table(
     "papers",
     metadata,
     sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("id", sa.Integer),
     sa.Column("arxiv_id", sa.String(64)),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("abstract", sa.Text, nullable=False, default=""),
@@ -36,7 +40,31 @@ papers = sa.Table(
     sa.Column("published", sa.DateTime(timezone=True)),
     sa.Column("extra", sa.Text, nullable=False, default="{}"),
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_papers_id", "id", unique=True),
 )
+
+#: What numbers new papers, by dialect. SQLite: the next number after the largest in use
+#: (which is the newest paper's, never pruned first), set just after the insert. PostgreSQL:
+#: a sequence, read before the insert.
+PAPERS_ID_DDL = {
+    "sqlite": (
+        "CREATE TRIGGER papers_id AFTER INSERT ON papers WHEN NEW.id IS NULL BEGIN"
+        " UPDATE papers SET id = (SELECT coalesce(max(id), 0) + 1 FROM papers)"
+        " WHERE rowid = NEW.rowid; END",
+    ),
+    "postgresql": (
+        "CREATE SEQUENCE IF NOT EXISTS papers_id_seq OWNED BY papers.id",
+        "CREATE OR REPLACE FUNCTION papers_id() RETURNS trigger AS $$ BEGIN"
+        " IF NEW.id IS NULL THEN NEW.id := nextval('papers_id_seq'); END IF;"
+        " RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER papers_id BEFORE INSERT ON papers FOR EACH ROW"
+        " EXECUTE FUNCTION papers_id()",
+    ),
+}
+for _dialect, _statements in PAPERS_ID_DDL.items():
+    for _statement in _statements:
+        _ddl = sa.DDL(_statement)  # type: ignore[no-untyped-call]
+        sa.event.listen(papers, "after_create", _ddl.execute_if(dialect=_dialect))
 
 #: One row per (date, source) fetched (revision 0006 made ``source`` part of the key: it is
 #: the source's configured name; older rows were named after their kind, "huggingface" or
@@ -131,6 +159,11 @@ subscribers = sa.Table(
     sa.Index("ix_subscribers_due", "status", "next_send_at"),
 )
 
+#: One row per digest, carrying what it sent (revision 0008): ``papers`` the ``papers.id``
+#: of its papers in display order as unsigned 32-bit integers (``digest.store.outbox_rows``
+#: packs them), ``shown`` how many of them the email shows (the rest are "N more"). A failed
+#: digest's papers are cleared (released for a later one). Only digests still to send are
+#: indexed by status: the sent ones, nearly all, cost no index entry there.
 deliveries = sa.Table(
     "deliveries",
     metadata,
@@ -145,20 +178,15 @@ deliveries = sa.Table(
     sa.Column("sent_at", sa.DateTime(timezone=True)),
     sa.Column("claimed_by", sa.Integer),  # runs.id of the run sending it (status "sending")
     sa.Column("claimed_at", sa.DateTime(timezone=True)),
-    sa.Index("ix_deliveries_status", "status"),
+    sa.Column("papers", sa.LargeBinary, nullable=False, default=b"", server_default=sa.text("''")),
+    sa.Column("shown", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Index(
+        "ix_deliveries_open",
+        "status",
+        sqlite_where=sa.text("status IN ('pending', 'sending')"),
+        postgresql_where=sa.text("status IN ('pending', 'sending')"),
+    ),
     sa.Index("ix_deliveries_subscriber", "subscriber_id"),
-)
-
-delivery_papers = sa.Table(
-    "delivery_papers",
-    metadata,
-    sa.Column("delivery_id", sa.String(32), sa.ForeignKey("deliveries.id"), nullable=False),
-    sa.Column("subscriber_id", sa.Integer, nullable=False),
-    sa.Column("paper_key", sa.String(512), nullable=False),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("shown", sa.Boolean, nullable=False),
-    sa.PrimaryKeyConstraint("subscriber_id", "paper_key"),
-    sa.Index("ix_delivery_papers_delivery", "delivery_id"),
 )
 
 runs = sa.Table(
