@@ -144,6 +144,16 @@ def _cross_checks(values: Mapping[str, Any]) -> list[ConfigProblem]:
                 hint='use "starttls" or "tls"',
             )
         )
+    if values.get("run.queue") and str(values.get("database", "")).startswith("sqlite"):
+        problems.append(
+            ConfigProblem(
+                "run.queue",
+                "is true but the database is SQLite: the queue is for PostgreSQL only",
+                True,
+                hint="set database to a postgresql+psycopg:// URL, or leave run.queue out"
+                " (SQLite runs on one machine, with run.workers)",
+            )
+        )
     return problems
 
 

@@ -172,6 +172,14 @@ SETTINGS: tuple[Setting, ...] = (
         "tries per message on transient failures before leaving it for the next run",
     ),
     Setting(
+        "smtp.rate",
+        optional(number(0.01, 100_000)),
+        None,
+        "messages per second to the relay for the whole run, every worker and machine"
+        " together (a provider's limit); unset: no limit",
+        example=14,
+    ),
+    Setting(
         "smtp.verify_tls",
         boolean(),
         True,
@@ -219,6 +227,20 @@ SETTINGS: tuple[Setting, ...] = (
         "auto",
         'processes building and sending the digests of `digest run`; "auto": one per CPU'
         " core once there are 2,000 active subscribers per process, else 1",
+    ),
+    Setting(
+        "run.queue",
+        boolean(),
+        False,
+        "PostgreSQL only: `digest run` and `digest serve` queue the digests in batches for"
+        " `digest worker` processes (any number, on any machines) instead of sending them",
+    ),
+    Setting(
+        "run.heartbeat_timeout",
+        number(5, 3600),
+        60.0,
+        "with run.queue: a worker silent this many seconds is taken for dead, and its batch"
+        " is given to another worker",
     ),
     Setting("web.host", text(), "127.0.0.1", "address `digest serve` listens on (0.0.0.0: all)"),
     Setting("web.port", integer(1, 65535), 8000, "port `digest serve` listens on"),
@@ -335,6 +357,7 @@ class SmtpConfig:
     concurrency: int
     max_attempts: int
     verify_tls: bool
+    rate: float | None = None  # messages per second for the whole run; None: no limit
 
     def password(self) -> str | None:
         """The SMTP password from the environment; ConfigError naming the variable if unset."""
@@ -356,6 +379,8 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class RunConfig:
     workers: int | str = "auto"  # "auto" or a count
+    queue: bool = False  # batches for `digest worker` processes (PostgreSQL only)
+    heartbeat_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
