@@ -6,8 +6,9 @@ subscriber had is theirs again) when a source lists it under its new key."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,20 @@ from digest.identity import key_of
 from digest.models import Listing, paper_key
 from digest.sources.huggingface import parse_page
 from digest.store import Papers, Store, migrate, open_engine
-from tests.support.listings import item
+from tests.fixtures.legacy.make_legacy_db import LISTINGS
+from tests.support.listings import item, write_days
+from tests.support.smtpd import SmtpServer
 from tests.test_migrations import LEGACY, load_legacy
+from tests.test_pipeline import config, run_day
 
 D1, D2, D3 = date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)
+#: How Hugging Face lists it after the upgrade: another case, dash and white space.
+RELISTED = "Naive DIFFUSION is all you need — <i>revisiting</i>  baselines"
 NOW = datetime(2026, 11, 18, 7, tzinfo=UTC)
 #: A paper Hugging Face listed without an arXiv id, stored by the old code under its old key.
-TITLE = "Naïve Bayes Is All You Need: <i>Revisiting</i> Baselines"
+TITLE = "Naïve Diffusion Is All You Need: <i>Revisiting</i> Baselines"
 AUTHORS = ("Zoë Müller", "Bo Li")
-OLD_KEY = "title:naive bayes is all you need i revisiting i baselines"
+OLD_KEY = "title:naive diffusion is all you need i revisiting i baselines"
 
 
 @pytest.fixture
@@ -128,9 +134,7 @@ def test_a_paper_under_an_old_title_key_is_not_sent_again_after_the_upgrade(
     legacy(db_url, tmp_path, source="https://huggingface.co/api/daily_papers")
     body = json.dumps(
         [
-            item(
-                None, "Naive Bayes is all you need — <i>revisiting</i>  baselines", authors=AUTHORS
-            ),
+            item(None, RELISTED, authors=AUTHORS),
             item("2511.00004", "Diffusion four"),
         ]
     ).encode()
@@ -171,3 +175,43 @@ def test_a_downgrade_puts_the_listings_back_one_per_date(
         ("2026-11-17", OLD_KEY),
     ]
     assert migrate.upgrade(engine) == migrate.HEAD  # and up again
+
+
+async def test_digest_runs_after_the_upgrade_send_the_old_title_keyed_paper_once(
+    engine: Engine, db_url: str, tmp_path: Path, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    """The same through ``digest run`` on a site. Ada had the paper before the upgrade (in
+    2026-11-16's digest); bob gets it once, with 2026-11-17's listing that holds it; neither
+    gets it when 2026-11-18 lists it again without an arXiv id (a new-style title key)."""
+    legacy(db_url, tmp_path)
+    again = [item(None, RELISTED, authors=AUTHORS), item("2511.00004", "Diffusion four")]
+    server = smtp_server()
+    site = config(
+        tmp_path,
+        db_url,
+        write_days(tmp_path / "listings", {**LISTINGS, "2026-11-18": again}),
+        server,
+    )
+    # the two digests left pending, and one for bob with the paper he had not had
+    assert await run_day(site, D2) == (3, 0, 0, 2)
+    assert await run_day(site, D3) == (2, 0, 0, 0)
+    assert await run_day(site, D3) == (0, 0, 0, 0)
+    texts = {
+        r: [_text(m.message) for m in server.messages if m.rcpt_tos == (r,)]
+        for r in ("ada@example.org", "bob@example.org")
+    }
+    assert [("Revisiting" in t, "Diffusion four" in t) for t in texts["ada@example.org"]] == [
+        (False, False),
+        (False, True),
+    ]
+    bob = sorted(("Revisiting" in t, "Diffusion four" in t) for t in texts["bob@example.org"])
+    assert bob == [(False, False), (False, True), (True, False)]  # it reached bob once
+    with Store(db_url) as store:
+        day = store.papers.listing(D3)
+        assert day is not None and [p.key for p in day.papers] == [OLD_KEY, "2511.00004"]
+
+
+def _text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
