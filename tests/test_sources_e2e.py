@@ -158,7 +158,9 @@ async def test_five_days_of_three_sources_each_paper_once_to_whom_it_matches(
 ) -> None:
     got: dict[date, dict[str, list[str]]] = {}
     reports = {}
+    asked: dict[date, list[str]] = {}  # what arXiv's server was asked, by run
     for day in (WED, THU, FRI, SAT, SUN):
+        before = len(site.arxiv.requests)
         serve(site, day)
         if day == THU:
             site.hf.fail(503, times=2, headers={"Retry-After": "0"})
@@ -168,6 +170,7 @@ async def test_five_days_of_three_sources_each_paper_once_to_whom_it_matches(
             site.arxiv.fail(body=error_xml("incorrect id format for 2611"), path="/api")
         reports[day] = await site.run(day)
         got[day] = site.received(TITLES)
+        asked[day] = [r.split("?")[0].rsplit("/", 1)[0] for r in site.arxiv.requests[before:]]
 
     assert got[WED] == {
         "ada@example.org": sorted([P1, P2, P3, F1]),
@@ -204,9 +207,17 @@ async def test_five_days_of_three_sources_each_paper_once_to_whom_it_matches(
     assert fri is not None
     assert P8 in {p.title for p in fri.papers}  # stored under Friday, where arXiv listed it
 
-    # what went to the servers: arXiv's feed asked on weekdays and for Friday's catch-up
-    # (the weekend feed, not Friday's: so the API), never on Sunday
-    assert any(r.startswith("/api/query") for r in site.arxiv.requests)
+    # what arXiv was asked: the day's feed on weekdays (Thursday: a 429, then again after
+    # the second it asked for; Friday: three 503s, then the API's error entry); on Saturday
+    # the feed for Friday's catch-up, the weekend's (empty, of Saturday), so the API; on
+    # Sunday nothing
+    assert asked == {
+        WED: ["/rss"],
+        THU: ["/rss", "/rss"],
+        FRI: ["/rss", "/rss", "/rss", "/api"],
+        SAT: ["/rss", "/api"],
+        SUN: [],
+    }
     agents = {*site.hf.user_agents, *site.arxiv.user_agents, *site.journal.user_agents}
     assert agents == {f"paper-digest/{__version__} (mailto:digest@example.org)"}
 

@@ -119,3 +119,27 @@ async def test_an_older_database_upgrades_under_three_sources_with_nothing_sent_
         assert {s.name for s in store.sources.states()} == {"hf", "arxiv-ml", "neuro"}
         one = store.papers.papers_by_key(["2511.00001"])["2511.00001"]
     assert set(one.sources) >= {"hf", "neuro"} and one.upvotes == 40
+
+
+def test_a_dry_run_matches_from_every_source_and_records_nothing(site: ThreeSources) -> None:
+    """``digest run --dry-run`` of Thursday after Wednesday's run: each reader's count from
+    the sources they chose (P1 listed again is not counted for those who had it), and
+    neither the listing nor the sources' state is written."""
+    for day in (WED, THU):
+        site.hf.days[day.isoformat()] = HF[day]
+    site.publish_feed(e for e in JOURNAL if e.published.date() <= THU)
+    assert digest(site.folder, "run", "--date", WED.isoformat()).exit_code == 0
+    site.received(TITLES)
+    with Store(load(site.config_path).database) as store:
+        before = store.sources.states()
+
+    dry = digest(site.folder, "run", "--date", THU.isoformat(), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "ada@example.org: 2 matched, would send" in dry.output  # P6, P4 (not P1 again)
+    assert "bob@example.org: 1 matched, would send" in dry.output  # P6: arXiv only
+    assert "cy@example.org: 1 matched, would send" in dry.output  # F2
+    assert "dee@example.org: 1 matched, would send" in dry.output  # P4: HF only
+    assert site.received(TITLES) == {}
+    with Store(load(site.config_path).database) as store:
+        assert store.sources.states() == before
+        assert store.papers.listing(THU) is None

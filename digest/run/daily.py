@@ -27,14 +27,18 @@ from digest.run.fetch import SourceSet, describe, known_papers, store_listing
 from digest.run.messages import compose
 from digest.run.progress import Progress
 from digest.run.publish import publish_feeds
+from digest.run.ranking import Ranking, prepare, ranked, threshold_of
 from digest.run.report import RunReport, SubscriberReport, recorded_run
 from digest.run.share import BATCH, Pool, deliver_share, paper_cap
 from digest.run.sources import outside
 from digest.run.workers import Done, WorkerError, WorkerPool, cores, worker_count
-from digest.select import DayMatcher, select
+from digest.select import DayMatcher, Selection, select
 from digest.store.history import prune_after_run
 
 log = logging.getLogger("digest.pipeline")
+
+#: How many of the latest stored listing dates a dry run looks in for what was sent.
+DRY_RUN_DATES = 60
 
 
 async def run(
@@ -126,6 +130,7 @@ async def _deliver(
         await deliver_share(ctx, Pool.of(listing), pending, report, run_id, clock)
         report.feeds = write_feeds(ctx)
         return
+    prepare(ctx.store, ctx.now)  # the similarity model refitted once, before the workers
     results, report.feeds = await workers.run(
         ctx.config,
         listing,
@@ -160,14 +165,23 @@ async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
     for sub in ctx.config.subscribers:
         stored.setdefault(sub.email, sub)
     ids = [s.id for s in stored.values() if s.id is not None]
-    delivered = ctx.store.outbox.delivered_keys(ids, (listing.date, *listing.also))
+    # Not stored, the listing's papers are found delivered through the dates they were
+    # listed on before (a paper listed again, from another source or as a new version).
+    dates = {listing.date, *listing.also, *ctx.store.papers.recent_dates(DRY_RUN_DATES)}
+    delivered = ctx.store.outbox.delivered_keys(ids, sorted(dates))
     liked = ctx.store.likes.liked_among(p.key for p in listing.papers)
     for sid, keys in liked.items():  # never a paper they liked or disliked
         delivered.setdefault(sid, set()).update(keys)
+    ranking = ranked(Ranking(ctx.store, ctx.now, write=False), matcher, ids)
     for sub in stored.values():
         seen = delivered.get(sub.id, set()) if sub.id is not None else set()
         seen = seen | outside(papers, sub.sources)  # only the sources they chose
-        selection = select(matcher.select(sub.keywords, sub.exclude), seen, paper_cap(ctx, sub))
+        if ranking is not None and sub.id in ranking:  # they like papers: by similarity
+            limit = threshold_of(sub, ctx.config.mail.like_threshold)
+            shown, more = ranking.choose(sub, seen, paper_cap(ctx, sub), limit)
+            selection = Selection(tuple(shown), tuple(more))
+        else:
+            selection = select(matcher.select(sub.keywords, sub.exclude), seen, paper_cap(ctx, sub))
         report.subscribers.append(SubscriberReport(email=sub.email, matched=len(selection.all)))
         if selection:
             compose(
