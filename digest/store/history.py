@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from digest.errors import StateError
 from digest.store.outbox_rows import unpack_ids
@@ -262,7 +263,7 @@ def prune_after_run(
     _last_prune[where] = time.monotonic()
     try:
         pruned = History(engine).prune(Cutoffs.at(now, keep_days, archive_days))
-    except StateError as exc:
+    except (StateError, SQLAlchemyError) as exc:
         log.warning("pruning the history failed (digest prune does it by hand): %s", exc)
         return None
     if pruned.total:
