@@ -38,7 +38,7 @@ from bench.relevance import TOPICS, make_paper
 from digest.models import Paper, Subscriber
 from digest.select import DayMatcher
 from digest.select.blend import blend, similarities
-from digest.select.similar import Liked, TfidfRanker, profile_of, text_of
+from digest.select.similar import DIMENSIONS, Liked, TfidfRanker, profile_of, text_of
 from digest.store import Store
 from digest.store.schema import likes, subscribers
 
@@ -59,14 +59,15 @@ def papers(seed: int, count: int, prefix: str) -> list[Paper]:
     return [make_paper(rng, f"{prefix}.{i:05d}", rng.choice(names)) for i in range(count)]
 
 
-def setup(work: Path, subscribers: int) -> None:
+def setup(work: Path, subscribers: int, dimensions: int) -> None:
     """The store with a fitted model and the profiles, and the day as JSON."""
     work.mkdir(parents=True, exist_ok=True)
     db = work / "ranking.db"
     db.unlink(missing_ok=True)
     stored = papers(1, 20_000, "2611")
     started = time.perf_counter()
-    ranker = TfidfRanker.fit([text_of(p.title, p.abstract) for p in stored], version=1)
+    texts = [text_of(p.title, p.abstract) for p in stored]
+    ranker = TfidfRanker.fit(texts, version=1, dimensions=dimensions)
     print(f"setup: fit on {len(stored):,} papers: {time.perf_counter() - started:.1f} s")
     pool = stored[:5000]
     pool_vectors = ranker.vectors([text_of(p.title, p.abstract) for p in pool])
@@ -212,6 +213,7 @@ def child(work: Path) -> None:
     }
     result["matched"] = matched
     result["rebuilt"] = len(rebuilt)
+    result["dimensions"] = ranker.dimensions
     print(json.dumps(result))
     store.close()
 
@@ -220,6 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/digest-bench-ranking"))
+    parser.add_argument("--dimensions", type=int, default=DIMENSIONS, help="the LSA's")
     parser.add_argument("--again", action="store_true", help="reuse the last setup in --work")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -227,7 +230,7 @@ def main() -> None:
         child(args.work)
         return
     if not args.again:
-        setup(args.work, args.subscribers)
+        setup(args.work, args.subscribers, args.dimensions)
     out = subprocess.run(
         [sys.executable, __file__, "--child", "--work", str(args.work)],
         check=True,
@@ -237,6 +240,7 @@ def main() -> None:
     result = json.loads(out.strip().splitlines()[-1])
     n = args.subscribers
     print(f"\n{n:,} subscribers ({n // 2:,} with likes) x 2,000 papers, batches of {BATCH:,}")
+    print(f"LSA dimensions: {result['dimensions']}")
     print(f"{'step':32} {'seconds':>8}")
     for name, seconds in result["times"].items():
         print(f"{name:32} {seconds:8.2f}")
