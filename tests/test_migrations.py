@@ -319,3 +319,26 @@ def test_a_store_whose_upgrade_fails_leaves_no_connection_open(engine: Engine, d
             Store(db_url)
     assert opened and opened[0].pool.checkedout() == 0
     assert opened[0].pool.checkedin() == 0, "the pool still holds a connection"
+
+
+def test_downgrades_keep_the_subscribers_their_deliveries_refer_to(engine: Engine) -> None:
+    """A revision that drops a column of ``subscribers`` must not copy the table: SQLite
+    refuses to drop a table that ``deliveries`` rows refer to (seen on 0005, 0006, 0007)."""
+    migrate.upgrade(engine, "0007")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO subscribers (email, keywords, exclude, status, token, in_config,"
+            " hard_bounces, created_at, updated_at) VALUES ('ada@example.org', '[]', '[]',"
+            " 'active', 'tok-ada', false, 0, '2026-11-02 08:00:00', '2026-11-02 08:00:00')"
+        )
+        sub = conn.exec_driver_sql("SELECT id FROM subscribers").scalar()
+        conn.exec_driver_sql(
+            "INSERT INTO deliveries (id, subscriber_id, listing_date, message_id, status,"
+            f" attempts, created_at) VALUES ('d1', {sub}, '2026-11-02', '<m1@example.org>',"
+            " 'sent', 1, '2026-11-02 08:00:00')"
+        )
+    assert migrate.downgrade(engine, "0004") == "0004"
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT email FROM subscribers").scalar() == "ada@example.org"
+        assert conn.exec_driver_sql("SELECT count(*) FROM deliveries").scalar() == 1
+    assert migrate.upgrade(engine, "0007") == "0007"

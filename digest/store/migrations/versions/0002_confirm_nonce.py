@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from digest.store.migrations.columns import drop_subscriber_column
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -25,5 +27,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("confirm_nonce")
+    drop_subscriber_column("confirm_nonce")

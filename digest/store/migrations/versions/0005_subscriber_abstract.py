@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from digest.store.migrations.columns import drop_subscriber_column
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -22,5 +24,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("abstract")
+    drop_subscriber_column("abstract")

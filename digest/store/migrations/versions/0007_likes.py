@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from digest.store.migrations.columns import drop_subscriber_column
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -50,8 +52,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("like_threshold")
+    drop_subscriber_column("like_threshold")
     op.drop_table("profiles")
     op.drop_table("ranker_models")
     op.drop_index("ix_likes_paper", table_name="likes")
