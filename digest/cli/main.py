@@ -1,7 +1,7 @@
 """The ``digest`` command: the root group, the list of its commands and the entry point.
 
 Each command group lives in a module of its own (``run``, ``serve``, ``status``,
-``sources``, ``mailbox``, ``subscribers``, ``config``, ``db``, ``demo``) built on
+``sources``, ``mailbox``, ``subscribers``, ``config``, ``db``, ``demo``, ``worker``) built on
 :mod:`digest.cli.shared`; :data:`COMMANDS` adds them to the root group. Exit codes: 0
 done; 1 the run failed (message on stderr); 2 usage or config error.
 """
@@ -28,6 +28,7 @@ from digest.cli.shared import ShownFormatter, State
 from digest.cli.sources import sources
 from digest.cli.status import schedule, status
 from digest.cli.subscribers import subscribers
+from digest.cli.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,6 +55,7 @@ COMMANDS: tuple[click.Command, ...] = (
     run,
     send,
     serve,
+    worker,
     schedule,
     preview,
     feed,

@@ -25,8 +25,13 @@ from digest.cli.shared import (
     "--date", "day", metavar="YYYY-MM-DD", help="Listing date (default: today in `timezone`)."
 )
 @click.option("--dry-run", is_flag=True, help="Fetch and render, but send and record nothing.")
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="With run.queue: end once the batches are queued for the workers.",
+)
 @click.pass_obj
-def run(state: State, day: str | None, dry_run: bool) -> None:
+def run(state: State, day: str | None, dry_run: bool, no_wait: bool) -> None:
     """Run the daily cycle for every active subscriber."""
     from digest.cli.progress import reporting
     from digest.run import Progress, make_context
@@ -37,7 +42,9 @@ def run(state: State, day: str | None, dry_run: bool) -> None:
     with state.store() as store:
         ctx = guard(lambda: make_context(cfg, store))
         with reporting(Progress("digests"), "run") as progress:
-            report = run_async(run_pipeline(ctx, the_day, dry_run=dry_run, progress=progress))
+            report = run_async(
+                run_pipeline(ctx, the_day, dry_run=dry_run, progress=progress, wait=not no_wait)
+            )
     print_report(report)
     if report.deferred or report.failed:
         # Some digest did not reach its reader: a failed run for cron and systemd.

@@ -29,6 +29,7 @@ from digest.config.checks import (
 from digest.config.declaration import Setting as Setting  # re-exported
 from digest.config.mailbox import MAILBOX_SETTINGS, MailboxConfig
 from digest.config.passwords import env_password
+from digest.config.queue_settings import QUEUE_SETTINGS
 from digest.config.sources import SourceSettings
 from digest.models import ABSTRACT_MODES, Subscriber
 from digest.schedule import Schedule, check_frequency, check_weekday
@@ -172,14 +173,6 @@ SETTINGS: tuple[Setting, ...] = (
         "tries per message on transient failures before leaving it for the next run",
     ),
     Setting(
-        "smtp.rate",
-        optional(number(0.01, 100_000)),
-        None,
-        "messages per second to the relay for the whole run, every worker and machine"
-        " together (a provider's limit); unset: no limit",
-        example=14,
-    ),
-    Setting(
         "smtp.verify_tls",
         boolean(),
         True,
@@ -227,20 +220,6 @@ SETTINGS: tuple[Setting, ...] = (
         "auto",
         'processes building and sending the digests of `digest run`; "auto": one per CPU'
         " core once there are 2,000 active subscribers per process, else 1",
-    ),
-    Setting(
-        "run.queue",
-        boolean(),
-        False,
-        "PostgreSQL only: `digest run` and `digest serve` queue the digests in batches for"
-        " `digest worker` processes (any number, on any machines) instead of sending them",
-    ),
-    Setting(
-        "run.heartbeat_timeout",
-        number(5, 3600),
-        60.0,
-        "with run.queue: a worker silent this many seconds is taken for dead, and its batch"
-        " is given to another worker",
     ),
     Setting("web.host", text(), "127.0.0.1", "address `digest serve` listens on (0.0.0.0: all)"),
     Setting("web.port", integer(1, 65535), 8000, "port `digest serve` listens on"),
@@ -312,6 +291,7 @@ SETTINGS: tuple[Setting, ...] = (
         "papers and listings older than this many days leave the archive and the database",
     ),
     *MAILBOX_SETTINGS,
+    *QUEUE_SETTINGS,
 )
 
 

@@ -16,7 +16,7 @@ import logging
 import random
 import ssl
 from collections.abc import AsyncIterable, Callable, Iterable
-from typing import Literal
+from typing import Literal, Protocol
 
 import aiosmtplib
 
@@ -90,6 +90,26 @@ def _setting_problems(
     return problems
 
 
+class Pacer(Protocol):
+    """A sending pace shared beyond this sender (``smtp.rate``, see ``digest.run.pace``)."""
+
+    async def wait(self) -> None:
+        """Return when the next transaction may start."""
+
+    async def throttled(self, error: DeliveryError) -> None:
+        """The server answered ``error`` (a 421 or 451 slows everyone down)."""
+
+
+class NoPace:
+    """No limit: every transaction starts at once."""
+
+    async def wait(self) -> None:
+        return
+
+    async def throttled(self, error: DeliveryError) -> None:
+        return
+
+
 class SmtpSender:
     """Delivers over SMTP with ``concurrency`` connections, each carrying many messages.
 
@@ -148,6 +168,9 @@ class SmtpSender:
         self.local_hostname = local_hostname
         self.sleep = sleep
         self.jitter = jitter
+        #: Awaited before each transaction, told of each transient failure: the run's
+        #: shared pace (set by the run for ``smtp.rate``).
+        self.pace: Pacer = NoPace()
 
     def __repr__(self) -> str:  # never shows the password
         return (
@@ -230,6 +253,7 @@ class SmtpSender:
             except GaveUp as exc:
                 exc.attempts = attempts
                 raise
+            await self.pace.wait()
             attempts += 1
             conn.used += 1
             results, reply = await self._transaction(client, item, pending)
@@ -239,6 +263,7 @@ class SmtpSender:
             pending = [r for r, e in results.items() if e is not None and e.transient]
             if retry:
                 last = retry[-1]
+                await self.pace.throttled(last)
                 log.warning(
                     "smtp transient failure server=%s message_id=%s attempt=%d: %s",
                     self.label,

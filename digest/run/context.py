@@ -17,6 +17,7 @@ from digest.compose import Renderer
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Sender, SmtpSender
 from digest.errors import ConfigError, ConfigProblem
+from digest.run.pace import SharedPace
 from digest.run.sources import make_sources
 from digest.sources import ListingSource
 from digest.store import Store
@@ -111,13 +112,16 @@ def make_context(
     Raises :class:`ConfigError` for a ``DIGEST_SECRET`` too short to sign links with.
     """
     secret = signing_secret(os.environ, store.run_log.secret)
+    sender = sender or make_sender(config)
+    if isinstance(sender, SmtpSender) and config.smtp.rate:  # one pace for the whole run
+        sender.pace = SharedPace(store, config.smtp.rate)
     return Context(
         config=config,
         store=store,
         # ``now`` given (tests, the demo, a worker): the sources' clock too; else the real
         # time of each fetch (``digest serve`` keeps this context's sources for every pass)
         source=make_sources(config, store, now=now),
-        sender=sender or make_sender(config),
+        sender=sender,
         renderer=Renderer(
             config.templates_dir,
             site_title=config.feeds.title,

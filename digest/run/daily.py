@@ -42,11 +42,19 @@ DRY_RUN_DATES = 60
 
 
 async def run(
-    ctx: Context, day: date, *, dry_run: bool = False, progress: Progress | None = None
+    ctx: Context,
+    day: date,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    wait: bool = True,
 ) -> RunReport:
     """The whole daily cycle for ``day``, recorded in the ``runs`` table (a dry run is not).
     ``progress`` counts the digests sent, failed or deferred (of the active subscribers; a
     run in worker processes reads their live counts, see :meth:`WorkerPool.live`).
+
+    With ``run.queue``, the digests go to ``digest worker`` processes (:mod:`digest.run.queue`);
+    ``wait=False`` records the run once its batches are queued, without waiting for them.
 
     Raises SourceError (nothing recorded but the failed run), DeliveryError or StateError.
     """
@@ -68,7 +76,7 @@ async def run(
             record.stage = "deliver"
             if progress is not None:
                 progress.total = ctx.store.members.state_counts().get("active", 0)
-            await _deliver(ctx, listing, report, record.run_id, record.clock, workers)
+            await _deliver(ctx, listing, report, record.run_id, record.clock, workers, wait)
             keep = ctx.config.history  # the sent-state kept bounded (a failure: a warning)
             prune_after_run(ctx.store.engine, keep.keep_days, keep.archive_days, record.clock())
         finally:
@@ -82,7 +90,7 @@ def _start_workers(ctx: Context) -> WorkerPool | None:
 
     Only for SMTP delivery: the outbox and injected test senders stay in this process.
     """
-    if not isinstance(ctx.sender, SmtpSender):
+    if not isinstance(ctx.sender, SmtpSender) or ctx.config.run.queue:
         return None
     active = ctx.store.members.state_counts().get("active", 0)
     parts = worker_count(ctx.config.run.workers, active, cores())
@@ -114,6 +122,7 @@ async def _deliver(
     run_id: int,
     clock: Callable[[], datetime],
     workers: WorkerPool | None = None,
+    wait: bool = True,
 ) -> None:
     """Store the listing, then match, compose and send every digest (here or in the
     workers, see :func:`digest.run.share.deliver_share`), then write the feeds."""
@@ -125,6 +134,12 @@ async def _deliver(
     report.requeued = requeue_stale(ctx)
     if isinstance(ctx.sender, FileOutboxSender):
         report.outbox = ctx.config.mail.outbox_dir
+    if ctx.config.run.queue:  # batches for `digest worker` processes, on any machine
+        from digest.run.queue import deliver_queued  # procrastinate: the optional extra
+
+        await deliver_queued(ctx, listing, report, run_id, wait=wait)
+        report.feeds = write_feeds(ctx)
+        return
     if workers is None:
         pending = ctx.store.outbox.pending()
         await deliver_share(ctx, Pool.of(listing), pending, report, run_id, clock)

@@ -1,0 +1,221 @@
+"""Workers on several machines (``run.queue``): ``digest run`` queues a run's batches in
+PostgreSQL and ``digest worker`` processes send them; every reader gets exactly one digest,
+a worker killed with SIGKILL mid-batch loses nothing (another takes its batch after the
+heartbeat timeout) and sends at most its in-flight messages twice; ``smtp.rate`` holds for
+two workers together. Real processes, a real PostgreSQL schema of its own per test, a
+real aiosmtpd."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from digest.config import parse
+from digest.errors import ConfigError
+from digest.models import Subscriber
+from digest.store import Store
+from tests.conftest import PG_HOST, PG_PORT, _pg_problem
+from tests.support.listings import item, write_days, write_site_config
+from tests.support.smtpd import SmtpServer
+
+DAY = date(2026, 11, 18)
+TOPICS = ["diffusion", "agents", "protein folding", "speech"]
+_schemas = itertools.count()
+
+
+def test_the_queue_on_sqlite_is_a_config_error_naming_postgresql() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse({"run": {"queue": True}}, base=Path("."))
+    text = str(caught.value)
+    assert "run.queue" in text and "PostgreSQL" in text
+    assert "postgresql+psycopg://" in (caught.value.problems[0].hint or "")
+    on_pg = parse(
+        {"database": "postgresql+psycopg://u@h/db", "run": {"queue": True}}, base=Path(".")
+    )
+    assert on_pg.run.queue and on_pg.run.heartbeat_timeout == 60.0
+    assert on_pg.smtp.rate is None
+
+
+@pytest.mark.parametrize("value", [0, -1, "fast", True])
+def test_a_bad_rate_is_refused_with_its_key(value: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse({"smtp": {"rate": value}}, base=Path("."))
+    assert "smtp.rate" in str(caught.value)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL schema of this test's own (procrastinate's tables included)."""
+    problem = _pg_problem()
+    if problem:
+        pytest.skip(problem)
+    import psycopg
+
+    schema = f"digest_queue_{os.getpid()}_{next(_schemas)}"
+    admin = f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield (
+        f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test?options=-csearch_path%3D{schema}"
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _site(folder: Path, server: SmtpServer, db_url: str, readers: int, smtp: str = "") -> Path:
+    papers = [
+        item(f"2611.{i:05d}", f"{TOPICS[i % 4].title()} paper {i}", f"We study {TOPICS[i % 4]}.")
+        for i in range(12)
+    ]
+    papers.append(item("2611.00099", "Ünïcode <b>agents</b> & diffusion", "Ça marche."))
+    write_days(folder / "listings", {DAY.isoformat(): papers})
+    config = write_site_config(
+        folder,
+        server,
+        top=f'database = "{db_url}"',
+        smtp=f"concurrency = 2\n{smtp}",
+        more="[run]\nqueue = true\nheartbeat_timeout = 5",
+    )
+    with Store(db_url) as store:
+        for i in range(readers):
+            keywords = () if i % 5 == 0 else (TOPICS[i % 4],)
+            store.members.add_subscriber(
+                Subscriber(email=f"reader{i:03d}@example.org", keywords=keywords)
+            )
+    return config
+
+
+def _digest(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop(*procs: subprocess.Popen[str]) -> list[str]:
+    """SIGTERM each worker still running; their stderr."""
+    errs = []
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        errs.append(err)
+    return errs
+
+
+@pytest.mark.postgres
+def test_two_workers_share_a_run_and_each_reader_gets_one_digest(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
+) -> None:
+    server = smtp_server()
+    readers = 45
+    config = _site(tmp_path, server, pg_url, readers)
+    workers = [_digest(config, "-v", "worker") for _ in range(2)]
+    try:
+        run = _digest(config, "-v", "run", "--date", DAY.isoformat())
+        out, err = run.communicate(timeout=180)
+        assert run.returncode == 0, out + err
+        assert "batch(es) queued for the workers" in err
+        received = Counter(m.rcpt_tos[0] for m in server.messages)
+        assert received == Counter(f"reader{i:03d}@example.org" for i in range(readers))
+        assert f"sent {readers}, failed 0, deferred 0" in out
+        with Store(pg_url) as store:
+            assert store.outbox.delivery_counts() == {"sent": readers}
+            last = store.run_log.runs(limit=1)[0]
+            assert last.outcome == "ok" and last.sent == readers
+
+        again = _digest(config, "run", "--date", DAY.isoformat())
+        out, err = again.communicate(timeout=120)
+        assert again.returncode == 0, out + err
+        assert len(server.messages) == readers, "a second run sent something again"
+    finally:
+        errs = _stop(*workers)
+    assert all("Traceback" not in e for e in errs), errs
+    # Both took batches: neither sat idle while the other did the run.
+    assert all("sent to=" in e for e in errs), errs
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_mid_batch_loses_nothing(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
+) -> None:
+    server = smtp_server(stall_on="DATA", stall=0.15)
+    readers = 40
+    config = _site(tmp_path, server, pg_url, readers)
+    doomed = _digest(config, "worker")
+    run = _digest(config, "run", "--date", DAY.isoformat())
+    deadline = time.monotonic() + 90
+    while len(server.messages) < 6:
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.02)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.communicate(timeout=30)
+    killed_at = len(server.messages)
+    assert killed_at < readers, "the kill came too late to test anything"
+    rescuer = _digest(config, "-v", "worker")
+    try:
+        out, err = run.communicate(timeout=180)
+        assert run.returncode == 0, out + err
+    finally:
+        (rescuer_err,) = _stop(rescuer)
+    assert "sent to=" in rescuer_err, rescuer_err
+    received = Counter(m.rcpt_tos[0] for m in server.messages)
+    assert set(received) == {f"reader{i:03d}@example.org" for i in range(readers)}, "lost"
+    # Twice only what the dead worker had in flight: one per SMTP connection (2).
+    assert sum(received.values()) - readers <= 2, received
+    with Store(pg_url) as store:
+        assert store.outbox.delivery_counts() == {"sent": readers}
+
+
+@pytest.mark.postgres
+def test_the_rate_holds_for_two_workers_together(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
+) -> None:
+    server = smtp_server()
+    readers, rate = 40, 20.0
+    config = _site(tmp_path, server, pg_url, readers, smtp=f"rate = {rate}")
+    seen: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:  # when the server's count moved (5 ms granularity)
+        while not done.is_set():
+            n = len(server.messages)
+            if not seen or seen[-1][1] != n:
+                seen.append((time.monotonic(), n))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    workers = [_digest(config, "-v", "worker") for _ in range(2)]
+    try:
+        sampler.start()
+        run = _digest(config, "run", "--date", DAY.isoformat())
+        out, err = run.communicate(timeout=180)
+        assert run.returncode == 0, out + err
+    finally:
+        done.set()
+        errs = _stop(*workers)
+    assert all("sent to=" in e for e in errs), "both workers sent"
+    assert len(server.messages) == readers
+    first = next(t for t, n in seen if n >= 1)
+    last = next(t for t, n in seen if n >= readers)
+    # 40 messages at 20/s: 39 intervals of 50 ms at least, whoever sent them.
+    assert last - first >= (readers - 1) / rate * 0.9, (last - first, seen)
+    # No second holds more than the rate (and one message of slack for the sampling).
+    for t, n in seen:
+        later = [m for u, m in seen if u <= t + 1.0]
+        assert later[-1] - n <= rate + 1, (t, seen)
