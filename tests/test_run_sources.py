@@ -5,7 +5,7 @@ source holds nobody past its deadline; a subscriber's choice of sources."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from digest import __version__
 from digest.config import Config, load
 from digest.models import Paper
-from digest.run import SourceSet, make_context, make_sources, user_agent
+from digest.run import SourceSet, make_context, make_sources, store_listing, user_agent
 from digest.run.sources import deadline, outside
 from digest.sources import ArxivSource, FeedSource, FileSource, HttpSource
 from digest.sources.http import backoff_delay
@@ -185,3 +185,46 @@ def test_a_subscriber_who_chose_sources_is_sent_only_papers_they_listed() -> Non
     assert outside(papers, ["arxiv-ml"]) == {"a", "c", "d"}
     assert outside(papers, ["hf", "neuro"]) == {"d"}
     assert outside(papers, []) == {"a", "b", "c", "d"}
+
+
+async def test_a_sources_state_is_that_of_the_runs_date_not_of_a_date_caught_up(
+    tmp_path: Path,
+) -> None:
+    """Source "b" fails on the 17th; on the 18th its 17th is caught up (the file is fixed)
+    while its 18th fails: it is failing, with the 18th's error, and the 17th is stored."""
+    write_days(tmp_path / "a", {d: [item("2611.0000" + d[-1], "A " + d)] for d in DAYS})
+    write_days(tmp_path / "b", {})
+    (tmp_path / "b" / "2026-11-17.json").write_text("{not json", "utf-8")
+    config = site(
+        tmp_path,
+        """\
+[[sources]]
+name = "a"
+kind = "file"
+path = "a"
+
+[[sources]]
+name = "b"
+kind = "file"
+path = "b"
+""",
+    )
+    with Store(config.database) as store:
+        day_before = NOW - timedelta(days=1)
+        first = await make_sources(config, store, now=day_before).fetch(date(2026, 11, 17))
+        store_listing(store, first, day_before)
+        assert [f.source for f in first.failures] == ["b"]
+        write_days(tmp_path / "b", {"2026-11-17": [item("2611.09999", "B late")]})
+        (tmp_path / "b" / "2026-11-18.json").write_text("[{broken", "utf-8")
+        second = await make_sources(config, store, now=NOW).fetch(date(2026, 11, 18))
+        store_listing(store, second, NOW)
+        b = store.sources.state("b")
+        late = store.papers.source_listing(date(2026, 11, 17), "b")
+    assert second.also == (date(2026, 11, 17),)
+    assert "B late" in {p.title for p in second.papers}
+    assert b is not None and b.failures == 1 and b.last_error is not None
+    assert "2026-11-18" in b.last_error
+    assert late is not None and [p.title for p in late.papers] == ["B late"]
+
+
+DAYS = ("2026-11-17", "2026-11-18")

@@ -181,12 +181,14 @@ class SourceSet:
         return part
 
     def _record(self, parts: Sequence[Part]) -> None:
-        """What each source did, in ``source_state`` (never fails the fetch)."""
+        """What each source did, in ``source_state`` (never fails the fetch): the dates it
+        caught up first, the run's own date last, so that its state (failing or not, the
+        last count) is that of the run's date."""
         if self.store is None:
             return
         at = self.now or datetime.now().astimezone()
         try:
-            for p in parts:
+            for p in sorted(parts, key=lambda p: p.day):
                 if p.failure is not None:
                     log.warning("source=%s date=%s error=%s", p.source.name, p.day, p.failure.error)
                     self.store.sources.record_failure(
@@ -195,8 +197,9 @@ class SourceSet:
                 elif p.listing is not None:
                     count = len(p.listing.papers)
                     self.store.sources.record_ok(p.source.name, p.source.kind, p.day, count, at)
-                if p.source.validators:
-                    self.store.sources.save_validators(p.source.name, p.source.validators)
+            for s in self.sources:
+                if s.validators:
+                    self.store.sources.save_validators(s.name, s.validators)
         except DigestError as exc:
             log.warning("could not record the sources' state: %s", exc)
 
