@@ -139,6 +139,12 @@ def test_two_workers_share_a_run_and_each_reader_gets_one_digest(
             last = store.run_log.runs(limit=1)[0]
             assert last.outcome == "ok" and last.sent == readers
 
+        status = _digest(config, "status")
+        out, err = status.communicate(timeout=60)
+        assert status.returncode == 0, err
+        assert "workers:    2 (heartbeats" in out, out
+        assert "batches:    pending 0, running 0, done 5, failed 0" in out, out
+
         again = _digest(config, "run", "--date", DAY.isoformat())
         out, err = again.communicate(timeout=120)
         assert again.returncode == 0, out + err

@@ -82,6 +82,11 @@ def status(state: State, as_json: bool) -> None:
         st = guard(lambda: read_status(store, config=cfg))
     for line in status_lines(st):
         click.echo(line)
+    if cfg.run.queue:  # workers on several machines: their heartbeats and the batches
+        from digest.run.queue import queue_state
+
+        for line in guard(lambda: queue_state(cfg.database)).lines(cfg.run.heartbeat_timeout):
+            click.echo(line)
 
 
 def source_lines(found: Sequence[SourceHealth]) -> list[str]:

@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 
 from digest.config import Config
 from digest.deliver import Outgoing
-from digest.errors import DigestError
+from digest.errors import DigestError, StateError
 from digest.models import Listing
 from digest.run.claims import HOST, claimer
 from digest.run.context import Context, make_context
@@ -61,6 +61,8 @@ TASK = "digest.batch"
 QUEUE = "digest"
 #: Seconds between two looks at a run's batches (and at stalled workers).
 POLL = 0.5
+#: The fewest subscribers a batch holds (a job costs a few database round trips).
+MIN_BATCH = 10
 #: Seconds before a worker that lost its database tries again.
 RECONNECT = 2.0
 _SCHEMA_LOCK = 0x64696775  # pg_advisory_xact_lock key: one process applies the schema
@@ -128,8 +130,17 @@ async def ensure_schema(database: str) -> None:
         await conn.commit()
 
 
-def batches(ctx: Context, listing: Listing, run_id: int, size: int = BATCH) -> list[Batch]:
-    """The run's batches: the active subscribers in id ranges of ``size``."""
+def batch_size(active: int) -> int:
+    """Subscribers per batch: enough batches for many workers (16 at least, when each holds
+    :data:`MIN_BATCH` or more), none above :data:`~digest.run.share.BATCH`."""
+    return max(MIN_BATCH, min(BATCH, -(-active // 16)))
+
+
+def batches(ctx: Context, listing: Listing, run_id: int, size: int | None = None) -> list[Batch]:
+    """The run's batches: the active subscribers in id ranges of ``size`` (default: by
+    :func:`batch_size`)."""
+    if size is None:
+        size = batch_size(ctx.store.members.state_counts().get("active", 0))
     pool = Pool.of(listing)
     common = {
         "run": run_id,
@@ -248,6 +259,65 @@ def add_tally(store: Store, run_id: int, report: RunReport, error: str | None) -
 
 def _tally_key(run_id: int) -> str:
     return f"queue.run.{run_id}"
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """What ``digest status`` says of the queue: each live worker's seconds since its last
+    heartbeat, and the batches of the latest queued run by status (procrastinate's: todo,
+    doing, succeeded, failed...)."""
+
+    heartbeats: list[float]
+    run: int | None
+    batches: dict[str, int]
+
+    def lines(self, timeout: float) -> list[str]:
+        """``workers:`` and ``batches:`` lines of ``digest status``."""
+        alive = [h for h in self.heartbeats if h <= timeout]
+        silent = len(self.heartbeats) - len(alive)
+        beats = ", ".join(f"{h:.0f} s" for h in sorted(alive))
+        text = f"{len(alive)} (heartbeats {beats} ago)" if alive else "0 (none running)"
+        if silent:
+            text += f"; {silent} silent past {timeout:g} s (taken for dead)"
+        counts = self.batches
+        batches = (
+            f"pending {counts.get('todo', 0)}, running {counts.get('doing', 0)},"
+            f" done {counts.get('succeeded', 0)}, failed {counts.get('failed', 0)}"
+            f" (run {self.run})"
+            if self.run is not None
+            else "none queued yet"
+        )
+        return [f"workers:    {text}", f"batches:    {batches}"]
+
+
+def queue_state(database: str) -> QueueState:
+    """Read the workers' heartbeats and the latest queued run's batches; raises
+    :class:`StateError` when the database does not answer."""
+    try:
+        return _queue_state(database)
+    except psycopg.Error as exc:
+        raise StateError(f"cannot read the queue: {exc}") from exc
+
+
+def _queue_state(database: str) -> QueueState:
+    with psycopg.connect(conninfo(database), connect_timeout=10) as conn:
+        found = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
+        if found is None or not found[0]:
+            return QueueState([], None, {})
+        beats = conn.execute(
+            "SELECT extract(epoch FROM now() - last_heartbeat) FROM procrastinate_workers"
+        ).fetchall()
+        latest = conn.execute(
+            "SELECT max((args->>'run')::int) FROM procrastinate_jobs WHERE task_name = %s",
+            (TASK,),
+        ).fetchone()
+        run = latest[0] if latest else None
+        rows = conn.execute(
+            "SELECT status::text, count(*) FROM procrastinate_jobs"
+            " WHERE task_name = %s AND (args->>'run')::int = %s GROUP BY status",
+            (TASK, run),
+        ).fetchall()
+    return QueueState([float(b[0]) for b in beats], run, {st: int(n) for st, n in rows})
 
 
 # -- in the workers ----------------------------------------------------------------------
