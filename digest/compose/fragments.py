@@ -19,7 +19,7 @@ from digest.compose.cache import Cache
 from digest.compose.message import quoted_printable
 from digest.compose.templates import STYLESHEET
 from digest.compose.text import MARK
-from digest.compose.views import paper_view
+from digest.compose.views import paper_view, percent
 from digest.errors import RenderError
 from digest.models import Match
 
@@ -156,7 +156,7 @@ class Fragments:
         seen = by_id.get((id(match), abstract, feedback))
         if seen is not None and seen[0] is match:
             return seen[1]
-        key = (match.paper, match.spans, match.terms, abstract, feedback)
+        key = (match.paper, match.spans, match.terms, abstract, feedback, *_reason(match))
         cache = self._fragments[kind]
         hit = cache.get(key)
         if hit is None:
@@ -173,7 +173,7 @@ class Fragments:
         # Terms go in a slot too, when the templates only ever print them joined by ", ".
         slot_terms = self._terms_slottable[kind] and bool(view.terms)
         terms_key = bool(view.terms) if slot_terms else view.terms
-        key = (match.paper, terms_key, abstract, feedback)
+        key = (match.paper, terms_key, abstract, feedback, view.like, view.similarity)
         hit = parts.get(key)
         if hit is None:
             pair = (f"{self._slot_terms}1z", f"{self._slot_terms}2z")
@@ -240,3 +240,10 @@ class Fragments:
     def _marked(self, html: Markup) -> str:
         """Highlighted HTML with the highlight's inlined style (``.hl`` in the stylesheet)."""
         return str(html).replace(MARK, self._mark_open)
+
+
+def _reason(match: Match) -> tuple[str | None, int | None]:
+    """What a similarity pick's entry shows of its reason (None, None: a keyword match)."""
+    if match.like is None:
+        return None, None
+    return match.like, percent(match.similarity)

@@ -107,6 +107,10 @@ class PaperView:
     #: entries)
     more_url: str | None = None
     less_url: str | None = None
+    #: a similarity pick's reason (no ``terms`` then): the title of the liked paper it is
+    #: nearest to (cleaned, at most 110 characters) and how similar, in percent (0-100)
+    like: str | None = None
+    similarity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +270,23 @@ def paper_view(match: Match, abstract: str = "full", show_sources: bool = False)
         abstract_html=to_html(abstract_pieces, suffix) if abstract_pieces else Markup(""),
         abstract_trimmed=abstract_end < len(paper.abstract.rstrip()),
         terms=tuple(dict.fromkeys(t for t in terms if t)),
+        **reason_of(match),
     )
+
+
+def reason_of(match: Match) -> dict[str, Any]:
+    """A similarity pick's ``like`` (the liked paper's title, cleaned and cut) and
+    ``similarity`` (percent); both None for a keyword match."""
+    if match.like is None:
+        return {"like": None, "similarity": None}
+    end, cut = cut_at_word(clean(match.like), SHORT_TITLE_LIMIT)
+    like = clean(match.like)[:end] + (" …" if cut else "")
+    return {"like": like, "similarity": percent(match.similarity)}
+
+
+def percent(similarity: float | None) -> int:
+    """A similarity (0..1) as a whole percentage, within 0-100."""
+    return max(0, min(100, round(100 * (similarity or 0.0))))
 
 
 def as_dict(context: Any) -> dict[str, Any]:

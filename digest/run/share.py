@@ -19,6 +19,7 @@ from digest.run.claims import Claimer, claimer
 from digest.run.context import Context
 from digest.run.messages import compose, outgoing
 from digest.run.outcomes import Recorder
+from digest.run.ranking import Ranked, Ranking, ranked, threshold_of
 from digest.run.report import RunReport, SubscriberReport
 from digest.run.sources import outside
 from digest.select import DayMatcher, Selection
@@ -50,6 +51,7 @@ class Pool:
         default_factory=dict, compare=False, repr=False
     )
     _liked: list[dict[int, set[str]]] = field(default_factory=list, compare=False, repr=False)
+    _ranking: list[Ranking] = field(default_factory=list, compare=False, repr=False)
 
     def outside(self, sources: Collection[str] | None) -> frozenset[str]:
         """The keys of the papers none of ``sources`` listed (None: every source is
@@ -67,6 +69,13 @@ class Pool:
         if not self._liked:
             self._liked.append(likes.liked_among(p.paper.key for p in self.matcher.papers))
         return self._liked[0]
+
+    def ranked(self, ctx: Context, subscriber_ids: Sequence[int]) -> Ranked | None:
+        """These subscribers' similarity ranking over the pool (None: nobody of them likes
+        anything); the model is read once for the pool (see :mod:`digest.run.ranking`)."""
+        if not self._ranking:
+            self._ranking.append(Ranking(ctx.store, ctx.now))
+        return ranked(self._ranking[0], self.matcher, subscriber_ids)
 
     @classmethod
     def of(cls, listing: Listing) -> Pool:
@@ -220,18 +229,25 @@ def plan_batch(
     """
     pools = {id(p): p for p in map(pool_of, batch)}
     delivered: dict[int, set[str]] = {}
+    rankings: dict[int, Ranked | None] = {}
     for pool in pools.values():
         ids = [s.id for s in batch if s.id is not None and pool_of(s) is pool]
         delivered.update(ctx.store.outbox.delivered_keys(ids, pool.dates))
         liked = pool.liked(ctx.store.likes)  # a paper they liked or disliked: never sent
         for sid in ids:
             delivered[sid] |= liked.get(sid, set())
+        rankings[id(pool)] = pool.ranked(ctx, ids)  # those with likes: by similarity
     plans: list[tuple[Subscriber, Selection, PlannedDelivery, Pool]] = []
     for sub in batch:
         assert sub.id is not None
         pool = pool_of(sub)
         seen = delivered[sub.id] | pool.outside(sub.sources)  # only the sources they chose
-        shown, more = pool.matcher.choose(sub.keywords, sub.exclude, seen, paper_cap(ctx, sub))
+        ranking = rankings[id(pool)]
+        if ranking is not None and sub.id in ranking:
+            limit = threshold_of(sub, ctx.config.mail.like_threshold)
+            shown, more = ranking.choose(sub, seen, paper_cap(ctx, sub), limit)
+        else:
+            shown, more = pool.matcher.choose(sub.keywords, sub.exclude, seen, paper_cap(ctx, sub))
         selection = Selection(tuple(shown), tuple(more))
         rep = SubscriberReport(email=sub.email, matched=len(selection.all))
         report.subscribers.append(rep)

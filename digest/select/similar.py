@@ -50,6 +50,8 @@ MIN_DF = 2
 MIN_DF_FROM = 200
 #: A term in more than this share of the papers ("model", "propose") is ignored.
 MAX_DF = 0.5
+#: Fitted on fewer papers than this, the model keeps the terms as its space (no SVD).
+MIN_SVD_PAPERS = 32
 #: The title counts this many times over its abstract's words.
 TITLE_REPEAT = 2
 #: How much the mean of the disliked papers is taken from the mean of the liked ones.
@@ -186,7 +188,9 @@ class TfidfRanker:
             ) from exc
         terms = tfidf.get_feature_names_out()
         rank = max(1, min(dimensions, matrix.shape[0] - 1, matrix.shape[1] - 1))
-        if rank < 2:  # too few papers or words for an SVD: the terms are the space
+        # Too few papers or words for an SVD (a few papers span a space of a few
+        # dimensions, where every paper looks alike): the terms are the space.
+        if rank < 2 or matrix.shape[0] < MIN_SVD_PAPERS:
             components = np.eye(max(1, len(terms)), len(terms), dtype=np.float32)
         else:
             svd = TruncatedSVD(n_components=rank, algorithm="randomized", random_state=0)

@@ -81,9 +81,10 @@ class Profiles:
             return None
         return self._ranker
 
-    def ranker(self, now: datetime | None = None) -> TfidfRanker | None:
+    def ranker(self, now: datetime | None = None, save: bool = True) -> TfidfRanker | None:
         """The model to rank with: the stored one, refitted first when the rule of this
-        module says so; None when no paper is stored yet."""
+        module says so (``save=False``: refitted in memory only, nothing written); None
+        when no paper is stored yet."""
         now = now or utc_now()
         count = self.paper_count()
         if not count:
@@ -95,11 +96,14 @@ class Profiles:
             fresh = fitted_at is not None and now - fitted_at < timedelta(days=REFIT_DAYS)
             if fresh and count < fitted_on * (1 + REFIT_GROWTH):
                 return current
-        return self.refit(now, version=(head[0] + 1) if head else 1)
+        return self.refit(now, version=(head[0] + 1) if head else 1, save=save)
 
-    def refit(self, now: datetime | None = None, version: int | None = None) -> TfidfRanker:
+    def refit(
+        self, now: datetime | None = None, version: int | None = None, save: bool = True
+    ) -> TfidfRanker:
         """Fit a new model on the most recent :data:`FIT_PAPERS` stored papers and store it
-        (``version``: the stored one's plus one). Raises StateError when no paper has words."""
+        (``version``: the stored one's plus one; ``save=False``: do not store it). Raises
+        StateError when no paper has words."""
         now = now or utc_now()
         if version is None:
             head = self._model_head()
@@ -111,7 +115,8 @@ class Profiles:
                 .limit(FIT_PAPERS)
             ).all()
         ranker = TfidfRanker.fit([text_of(t, a or "") for t, a in rows], version=version)
-        self.save_ranker(ranker, now)
+        if save:
+            self.save_ranker(ranker, now)
         return ranker
 
     def save_ranker(self, ranker: TfidfRanker, fitted_at: datetime) -> None:

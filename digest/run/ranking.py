@@ -1,0 +1,177 @@
+"""Similarity ranking in a run (issue 17): the model once per run, each batch's profiles, and
+each subscriber's papers blended from keyword matches and similarity picks.
+
+A run makes one :class:`Ranking` (a worker makes its own). It costs nothing while nobody
+likes or dislikes anything: one count of the likes when made, and subscribers without likes
+get :meth:`DayMatcher.choose` exactly as before. Otherwise, on first use it loads the stored
+model (:meth:`Profiles.ranker` refits it first when the rule of :mod:`digest.store.profiles`
+says so; the parent of worker processes does that before they start, see :func:`prepare`),
+computes each pool's vectors once, and reads each batch's profiles with
+:meth:`Profiles.current` (rebuilt and stored only for those whose likes changed).
+
+``write=False`` (the dry run, ``digest preview``) changes nothing in the database: a
+missing model is fitted in memory on the papers at hand, a stale profile is built in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from digest.errors import StateError
+from digest.models import Match, Paper, Subscriber
+from digest.select import DayMatcher
+from digest.select.blend import blend, similarities
+from digest.select.similar import Day, Profile, Ranker, TfidfRanker, build_profile, text_of
+from digest.store import Store
+
+log = logging.getLogger("digest.pipeline")
+
+
+def prepare(store: Store, now: datetime) -> None:
+    """Refit the stored model now if it is missing or stale and someone likes anything:
+    done once by a run's parent before its worker processes read the model."""
+    if store.likes.counts():
+        try:
+            store.profiles.ranker(now)
+        except StateError as exc:  # no paper with words yet: no ranking this run
+            log.warning("similarity model not fitted: %s", exc)
+
+
+class Ranking:
+    """One run's similarity ranking over ``store`` (see the module docstring)."""
+
+    def __init__(self, store: Store, now: datetime, *, write: bool = True) -> None:
+        self.store = store
+        self.now = now
+        self.write = write
+        self.active = bool(store.likes.counts())
+        self._ranker: Ranker | None = None
+        self._loaded = False
+        self._days: dict[int, tuple[DayMatcher, Day]] = {}
+
+    def ranker(self, papers: Sequence[Paper] = ()) -> Ranker | None:
+        """The model, loaded (or refitted: stored only when writing) once; with no paper
+        stored, fitted in memory on ``papers``. None when nothing can be ranked."""
+        if not self._loaded:
+            self._loaded = True
+            try:
+                self._ranker = self.store.profiles.ranker(self.now, save=self.write)
+                if self._ranker is None and papers:  # none stored (a preview's own papers)
+                    texts = [text_of(p.title, p.abstract) for p in papers]
+                    self._ranker = TfidfRanker.fit(texts, version=0)
+            except StateError as exc:
+                log.warning("no similarity ranking: %s", exc)
+        return self._ranker
+
+    def day(self, matcher: DayMatcher) -> Day | None:
+        """The vectors of ``matcher``'s papers, computed once per matcher."""
+        hit = self._days.get(id(matcher))
+        if hit is not None and hit[0] is matcher:
+            return hit[1]
+        papers = [indexed.paper for indexed in matcher.papers]
+        ranker = self.ranker(papers)
+        if ranker is None:
+            return None
+        day = Day(papers, ranker.vectors([text_of(p.title, p.abstract) for p in papers]))
+        self._days[id(matcher)] = (matcher, day)
+        return day
+
+    def profiles(self, subscriber_ids: Sequence[int]) -> dict[int, Profile]:
+        """The profiles of those of these subscribers who like or dislike anything."""
+        if not self.active or not subscriber_ids:
+            return {}
+        ranker = self.ranker()
+        if ranker is None:
+            return {}
+        texts_for = self.store.likes.texts_for
+        if self.write and isinstance(ranker, TfidfRanker):
+            return self.store.profiles.current(subscriber_ids, ranker, texts_for, self.now)
+        markers = self.store.profiles.likes_markers(subscriber_ids)
+        stored = self.store.profiles.get_many(list(markers))
+        made: dict[int, Profile] = {}
+        stale = [
+            sid
+            for sid in markers
+            if sid not in stored
+            or stored[sid].version != ranker.version
+            or stored[sid].likes_hash != markers[sid][0]
+        ]
+        texts = texts_for(stale) if stale else {}
+        for sid in markers:
+            if sid in stale:
+                made[sid] = build_profile(ranker, texts.get(sid, ()), markers[sid][0])
+            else:
+                made[sid] = stored[sid]
+        return made
+
+
+class Ranked:
+    """A batch's profiles and their similarities to one pool's papers (one product)."""
+
+    def __init__(self, matcher: DayMatcher, day: Day, profiles: dict[int, Profile]) -> None:
+        self.matcher, self.day, self.profiles = matcher, day, profiles
+        self._row = {sid: n for n, sid in enumerate(profiles)}
+        self._scores = similarities(list(profiles.values()), day)
+
+    def __contains__(self, subscriber_id: object) -> bool:
+        return subscriber_id in self._row
+
+    def choose(
+        self, sub: Subscriber, seen: set[str] | frozenset[str], cap: int, threshold: float
+    ) -> tuple[list[Match], list[Match]]:
+        """``sub``'s papers (who must have a profile here): see :func:`choose`."""
+        assert sub.id is not None
+        profile, scores = self.profiles[sub.id], self._scores[self._row[sub.id]]
+        return choose(self.matcher, self.day, sub, profile, seen, cap, threshold, scores)
+
+
+def ranked(ranking: Ranking, matcher: DayMatcher, subscriber_ids: Sequence[int]) -> Ranked | None:
+    """The ranking of these subscribers over ``matcher``'s papers; None when none of them
+    likes or dislikes anything (they get :meth:`DayMatcher.choose` as they always did)."""
+    if not ranking.active:
+        return None
+    profiles = ranking.profiles(subscriber_ids)
+    if not profiles:
+        return None
+    day = ranking.day(matcher)
+    return None if day is None else Ranked(matcher, day, profiles)
+
+
+def threshold_of(sub: Subscriber, default: float) -> float:
+    """The similarity a pick needs for ``sub``: theirs, else the config's."""
+    return default if sub.like_threshold is None else sub.like_threshold
+
+
+def choose(
+    matcher: DayMatcher,
+    day: Day,
+    sub: Subscriber,
+    profile: Profile,
+    seen: set[str] | frozenset[str],
+    cap: int,
+    threshold: float,
+    scores: NDArray[np.float32] | None = None,
+) -> tuple[list[Match], list[Match]]:
+    """``sub``'s papers of the day for their ``profile`` (:func:`blend`), split at ``cap``
+    as :meth:`DayMatcher.choose` splits: keyword matches first, by similarity, then picks
+    above ``threshold``; without keywords the picks only. ``seen``: never chosen."""
+    keyword = matcher.select(sub.keywords, sub.exclude)
+    skip = set(seen)
+    if sub.exclude:  # the picks honour exclude queries too
+        skip |= matcher.keys(sub.exclude)
+    chosen = blend(
+        keyword,
+        profile,
+        day,
+        has_keywords=bool(sub.keywords),
+        threshold=threshold,
+        cap=cap,
+        exclude_keys=skip,
+        scores=scores,
+    )
+    return chosen[:cap], chosen[cap:]
