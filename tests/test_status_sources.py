@@ -11,6 +11,7 @@ from pathlib import Path
 from digest.config import load
 from digest.run import make_context, overview
 from digest.store import Store
+from tests.support.prometheus import parse
 from tests.support.site import digest
 from tests.test_admin import ADMIN, PASSWORD
 from tests.test_admin import site as admin_site
@@ -75,3 +76,28 @@ async def test_status_json_and_admin_show_every_source(site: Path) -> None:
     assert "<td>2 run(s), 3 fetch(es)</td>" in table
     assert "https://rss.arxiv.org/rss/cs.LG+stat.ML" in table
     assert ">removed<" in table and ">disabled<" in table
+
+
+async def test_metrics_give_each_enabled_sources_failures_and_last_success(site: Path) -> None:
+    await fetch_runs(site)
+    cfg = load(site / "config.toml")
+    with Store(cfg.database) as store:
+        ctx = make_context(cfg, store, now=T0)
+        async with admin_site(ctx, PASSWORD, metrics=True) as client:
+            response = await client.get("/metrics", headers=ADMIN)
+    assert response.status_code == 200
+    families = parse(response.text)
+    failures = families["digest_source_failures_in_a_row"]
+    assert failures.type == "gauge"
+    assert failures.samples == {  # enabled sources only: not "old", not "gone"
+        (("source", "hf"),): 0.0,
+        (("source", "arxiv-ml"),): 0.0,
+        (("source", "local"),): 0.0,
+        (("source", "mirror"),): 2.0,
+    }
+    success = families["digest_source_last_success_timestamp_seconds"].samples
+    assert success == {  # hf never fetched: left out
+        (("source", "arxiv-ml"),): (T0 + timedelta(days=3)).timestamp(),
+        (("source", "local"),): (T0 + timedelta(days=2)).timestamp(),
+        (("source", "mirror"),): T0.timestamp(),
+    }

@@ -136,17 +136,22 @@ def _per_day(recent: list[RunRecord]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Counters:
-    """What ``/metrics`` exposes: the runs' totals, the queue, subscribers by state."""
+    """What ``/metrics`` exposes: the runs' totals, the queue, subscribers by state, and
+    the configured, enabled sources' health."""
 
     totals: RunTotals
     queue: int  # deliveries pending or being sent
     states: dict[str, int]
+    sources: tuple[SourceHealth, ...] = ()
 
 
-def counters(store: Store) -> Counters:
+def counters(store: Store, config: Config | None = None) -> Counters:
+    """The counters; each enabled source's health too when ``config`` is given."""
     counts = store.outbox.delivery_counts()
+    found = sources_health(config, store, papers=False) if config is not None else []
     return Counters(
         totals=store.run_log.totals(),
         queue=counts.get("pending", 0) + counts.get("sending", 0),
         states=store.members.state_counts(),
+        sources=tuple(h for h in found if h.configured and h.enabled),
     )

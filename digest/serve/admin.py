@@ -53,7 +53,7 @@ class Admin(Handlers):
             return self.site.not_found()
         if not self.allowed(request):
             return self.refused()
-        found = await asyncio.to_thread(counters, self.store)
+        found = await asyncio.to_thread(counters, self.store, self.site.config)
         return PlainTextResponse(exposition(found), media_type=METRICS_TYPE, headers=PRIVATE)
 
     def allowed(self, request: Request) -> bool:
@@ -158,6 +158,23 @@ def exposition(found: Counters) -> str:
             "counter",
             "Runs that failed fetching the listing.",
             [("", t.fetch_failures)],
+        ),
+        (
+            "digest_source_failures_in_a_row",
+            "gauge",
+            "Runs in a row in which each enabled source failed (0: its last fetch worked).",
+            [(_labels(source=h.name), h.runs_failed) for h in found.sources],
+        ),
+        (
+            "digest_source_last_success_timestamp_seconds",
+            "gauge",
+            "When each enabled source last fetched a listing (Unix time; sources never fetched"
+            " are left out).",
+            [
+                (_labels(source=h.name), int(h.last_ok_at.timestamp()))
+                for h in found.sources
+                if h.last_ok_at is not None
+            ],
         ),
         ("digest_queue_depth", "gauge", "Deliveries pending or being sent.", [("", found.queue)]),
         (
