@@ -134,7 +134,7 @@ def test_context_fields_are_pinned() -> None:
         "key", "arxiv_id", "title", "title_html", "short_title", "url", "hf_url", "abs_url",
         "pdf_url", "code_url", "project_url", "authors", "authors_html", "authors_more",
         "upvotes", "comments", "primary_category", "sources", "abstract", "abstract_html",
-        "abstract_trimmed", "terms", "more_url", "less_url",
+        "abstract_trimmed", "terms", "more_url", "less_url", "like", "similarity",
     ]  # fmt: skip
     assert [f.name for f in fields(SubjectContext)] == [
         "site_title", "day", "day_label", "count", "matched", "total_in_listing", "since",
