@@ -79,7 +79,7 @@ def status(state: State, as_json: bool) -> None:
         return
     cfg = state.config()
     with state.store() as store:
-        st = guard(lambda: read_status(store, config=cfg))
+        st = guard(lambda: read_status(store, config=cfg, papers=False))  # not shown
     for line in status_lines(st):
         click.echo(line)
     if cfg.run.queue:  # workers on several machines: their heartbeats and the batches

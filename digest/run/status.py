@@ -38,8 +38,11 @@ class Status:
     sources: tuple[SourceHealth, ...] = ()
 
 
-def status(store: Store, now: datetime | None = None, config: Config | None = None) -> Status:
-    """What ``digest status`` shows; each source's health too when ``config`` is given."""
+def status(
+    store: Store, now: datetime | None = None, config: Config | None = None, *, papers: bool = True
+) -> Status:
+    """What ``digest status`` shows; each source's health too when ``config`` is given
+    (with its stored papers counted unless ``papers`` is false)."""
     recent = store.run_log.runs(50)
     days = Status.mailbox_days
     since = (now or datetime.now(UTC)) - timedelta(days=days)
@@ -55,7 +58,7 @@ def status(store: Store, now: datetime | None = None, config: Config | None = No
         states=store.members.state_counts(),
         mailbox=store.bounces.counts(since),
         mailbox_days=days,
-        sources=tuple(sources_health(config, store)) if config is not None else (),
+        sources=() if config is None else tuple(sources_health(config, store, papers=papers)),
     )
 
 
