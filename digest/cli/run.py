@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from digest.cli.shared import (
     State,
     check_address,
     check_queries,
+    fail,
     guard,
     parse_date,
     run_async,
@@ -147,18 +150,94 @@ def send(
     "--exclude", "exclude", multiple=True, metavar="Q", help="Exclude query (repeatable)."
 )
 @click.option(
-    "--days", type=click.IntRange(1, 365), default=1, show_default=True,
-    help="How many of the most recent stored listing dates to look at.",
+    "--like", "likes", multiple=True, metavar="ID",
+    help="A stored paper liked (arXiv id, link, DOI or key; repeatable): rank by similarity.",
+)  # fmt: skip
+@click.option(
+    "--subscriber", metavar="EMAIL",
+    help="Preview a subscriber's digest: their keywords and likes together.",
+)  # fmt: skip
+@click.option(
+    "--days", type=click.IntRange(1, 365), default=None,
+    help="How many of the most recent stored listing dates to look at"
+    " [default: 7 with --like or --subscriber, else 1].",
 )  # fmt: skip
 @click.pass_obj
-def preview(state: State, keywords: tuple[str, ...], exclude: tuple[str, ...], days: int) -> None:
-    """Show which papers of the last stored days a query would have brought (changes nothing)."""
+def preview(
+    state: State,
+    keywords: tuple[str, ...],
+    exclude: tuple[str, ...],
+    likes: tuple[str, ...],
+    subscriber: str | None,
+    days: int | None,
+) -> None:
+    """Show which papers of the last stored days a query, likes or a subscriber would have
+    brought, with why (changes nothing)."""
     from digest.run import Previewer
 
     kw = check_queries("--keywords", keywords)
     ex = check_queries("--exclude", exclude)
+    if likes or subscriber:
+        _preview_likes(state, kw, ex, likes, subscriber, days or 7)
+        return
     with state.store() as store:
-        found = guard(lambda: Previewer(store).preview(kw, ex, days))
+        found = guard(lambda: Previewer(store).preview(kw, ex, days or 1))
+    _print_preview(found)
+
+
+def _preview_likes(
+    state: State,
+    keywords: tuple[str, ...],
+    exclude: tuple[str, ...],
+    likes: tuple[str, ...],
+    email: str | None,
+    days: int,
+) -> None:
+    """``digest preview --like ... | --subscriber EMAIL``: ranked by similarity too."""
+    from datetime import UTC, datetime
+
+    from digest.errors import StateError
+    from digest.models import Subscriber
+    from digest.run.preview import Previewer, liked_profile, read_only_ranking, subscriber_profile
+    from digest.run.ranking import threshold_of
+
+    cfg = state.config()
+    with state.store() as store:
+        sub = Subscriber(email="preview", keywords=keywords, exclude=exclude)
+        if email is not None:
+            found = store.members.subscriber(email)
+            if found is None:
+                fail(
+                    StateError(
+                        f"no subscriber {shown(email)}", hint="see `digest subscribers list`"
+                    )
+                )
+            sub = replace(
+                found, keywords=keywords or found.keywords, exclude=exclude or found.exclude
+            )
+        ranking = read_only_ranking(store, datetime.now(UTC))
+        profile = guard(lambda: subscriber_profile(ranking, sub)) if email else None
+        if likes:
+            profile, unknown = guard(lambda: liked_profile(store, ranking, likes, days))
+            for raw in unknown:
+                click.echo(f"warning: --like {shown(raw)}: no stored paper has this id", err=True)
+            if profile is None:
+                fail(StateError(
+                    "none of the --like ids names a stored paper",
+                    hint="give arXiv ids, links or DOIs of papers of stored listings"
+                    " (`digest run` stores them)",
+                ))  # fmt: skip
+        cap = sub.max_papers or cfg.mail.max_papers
+        limit = threshold_of(sub, cfg.mail.like_threshold)
+        found_days = guard(
+            lambda: Previewer(store).preview_likes(
+                sub, profile, ranking, days=days, cap=cap, threshold=limit
+            )
+        )
+    _print_preview(found_days)
+
+
+def _print_preview(found: Sequence[Any]) -> None:
     if not found:
         click.echo("no listing stored yet: run `digest run` (or `digest serve`) first")
         return
@@ -166,8 +245,14 @@ def preview(state: State, keywords: tuple[str, ...], exclude: tuple[str, ...], d
         click.echo(f"{day.day}: {len(day.matches)} of {day.total} papers")
         for m in day.matches:
             ident = m.paper.arxiv_id or m.paper.key
-            terms = f"  [{', '.join(m.terms)}]" if m.terms else ""
-            click.echo(shown(f"  {ident}  {' '.join(m.paper.title.split())}{terms}"))
+            if m.terms:
+                why = f"  [{', '.join(m.terms)}]"
+            elif m.like is not None:
+                percent = round(100 * (m.similarity or 0.0))
+                why = f'  (like "{" ".join(m.like.split())}", {percent}% similar)'
+            else:
+                why = ""
+            click.echo(shown(f"  {ident}  {' '.join(m.paper.title.split())}{why}"))
 
 
 @click.command()

@@ -61,9 +61,12 @@ class Ranking:
             self._loaded = True
             try:
                 self._ranker = self.store.profiles.ranker(self.now, save=self.write)
-                if self._ranker is None and papers:  # none stored (a preview's own papers)
-                    texts = [text_of(p.title, p.abstract) for p in papers]
-                    self._ranker = TfidfRanker.fit(texts, version=0)
+            except StateError as exc:
+                log.warning("no similarity ranking: %s", exc)
+        if self._ranker is None and papers:  # none stored (a preview's own papers)
+            texts = [text_of(p.title, p.abstract) for p in papers]
+            try:
+                self._ranker = TfidfRanker.fit(texts, version=0)
             except StateError as exc:
                 log.warning("no similarity ranking: %s", exc)
         return self._ranker
