@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,3 +226,74 @@ def test_the_rate_holds_for_two_workers_together(
     for t, n in seen:
         later = [m for u, m in seen if u <= t + 1.0]
         assert later[-1] - n <= rate + 1, (t, seen)
+
+
+@pytest.mark.postgres
+def test_no_wait_queues_the_batches_and_a_worker_sends_them_later(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
+) -> None:
+    server = smtp_server()
+    readers = 25
+    config = _site(tmp_path, server, pg_url, readers)
+    run = _digest(config, "run", "--no-wait", "--date", DAY.isoformat())
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    assert not server.messages and "sent 0, failed 0, deferred 0" in out
+    status = _digest(config, "status")
+    out, _ = status.communicate(timeout=60)
+    assert "workers:    0 (none running)" in out, out
+    assert "batches:    pending 3, running 0, done 0, failed 0" in out, out
+
+    worker = _digest(config, "worker", "--once")  # ends once the queue is empty
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, out + err
+    received = Counter(m.rcpt_tos[0] for m in server.messages)
+    assert received == Counter(f"reader{i:03d}@example.org" for i in range(readers))
+    with Store(pg_url) as store:
+        assert store.outbox.delivery_counts() == {"sent": readers}
+
+
+@pytest.mark.postgres
+def test_a_worker_that_loses_the_database_reconnects_and_goes_on(
+    tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
+) -> None:
+    import psycopg
+
+    server = smtp_server()
+    readers = 20
+    name = f"digest-queue-test-{os.getpid()}"
+    config = _site(tmp_path, server, f"{pg_url}&application_name={name}", readers)
+    worker = _digest(config, "-v", "worker")
+    admin = f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            schema = pg_url.rpartition("%3D")[2]
+            while not _registered(conn, schema):  # its connections, once it listens
+                assert time.monotonic() < deadline and worker.poll() is None
+                time.sleep(0.2)
+            time.sleep(0.5)
+            killed = len(
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = %s",
+                    (name,),
+                ).fetchall()
+            )
+            assert killed >= 2  # the listener and the pool's
+        run = _digest(config, "run", "--date", DAY.isoformat())
+        out, err = run.communicate(timeout=180)
+        assert run.returncode == 0, out + err
+        assert worker.poll() is None, "the worker gave up"
+    finally:
+        _stop(worker)
+    received = Counter(m.rcpt_tos[0] for m in server.messages)
+    assert received == Counter(f"reader{i:03d}@example.org" for i in range(readers))
+
+
+def _registered(conn: Any, schema: str) -> bool:
+    """Whether a worker is registered in procrastinate's table of ``schema``."""
+    found = conn.execute(f"SELECT to_regclass('{schema}.procrastinate_workers')").fetchone()
+    if found is None or found[0] is None:
+        return False
+    return bool(conn.execute(f"SELECT count(*) FROM {schema}.procrastinate_workers").fetchone()[0])

@@ -105,7 +105,12 @@ def conninfo(database: str) -> str:
 def make_app(database: str) -> procrastinate.App:
     """The procrastinate app on ``database``, with the batch task registered."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(database)))
-    app.task(name=TASK, queue=QUEUE, pass_context=True)(_batch_task)
+    # A batch the database failed (a connection cut) is taken again: it resumes what it had
+    # recorded and plans the rest, so a retry sends nothing twice.
+    retry = procrastinate.RetryStrategy(
+        max_attempts=5, linear_wait=2, retry_exceptions={StateError}
+    )
+    app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)(_batch_task)
     return app
 
 
@@ -171,7 +176,7 @@ async def deliver_queued(
         log.info("run %s: %d batch(es) queued for the workers", run_id, len(ids))
         if not wait or not jobs:
             return ids
-        await wait_for(app, ids, ctx.config.run.heartbeat_timeout)
+        failed = await wait_for(app, ids, ctx.config.run.heartbeat_timeout)
         released = ctx.store.outbox.release_claims(run_id)  # in flight when a worker died
         if released:
             log.warning("run %s: %d digest(s) a dead worker held, sent again", run_id, released)
@@ -179,7 +184,7 @@ async def deliver_queued(
             sweep = Batch(**{**asdict(jobs[0]), "low": ends[0][0], "high": ends[-1][1]})
             sweep = Batch(**{**asdict(sweep), "plan": False})
             more = await defer(app, [sweep])
-            await wait_for(app, more, ctx.config.run.heartbeat_timeout)
+            failed += await wait_for(app, more, ctx.config.run.heartbeat_timeout)
             ids += more
     tally = read_tally(ctx.store, run_id)
     report.sent += tally.sent
@@ -187,8 +192,9 @@ async def deliver_queued(
     report.deferred += tally.deferred
     report.resumed += tally.resumed
     report.suspended += tally.suspended
-    if tally.errors:
-        raise WorkerError(tally.errors[0], hint="see the worker's log for the batch")
+    if tally.errors or failed:
+        error = tally.errors[0] if tally.errors else f"{failed} batch(es) failed"
+        raise WorkerError(error, hint="see the workers' logs for the batches")
     return ids
 
 
@@ -198,13 +204,13 @@ async def defer(app: procrastinate.App, jobs: Iterable[Batch]) -> list[int]:
     return await task.batch_defer_async(*(asdict(j) for j in jobs))
 
 
-async def wait_for(app: procrastinate.App, ids: list[int], heartbeat_timeout: float) -> None:
+async def wait_for(app: procrastinate.App, ids: list[int], heartbeat_timeout: float) -> int:
     """Until every job of ``ids`` ended (succeeded or failed), giving back to the queue the
-    jobs of workers silent for ``heartbeat_timeout`` seconds meanwhile."""
+    jobs of workers silent for ``heartbeat_timeout`` seconds meanwhile; how many failed."""
     while True:
         counts = await job_counts(app, ids)
         if counts.get("todo", 0) + counts.get("doing", 0) == 0:
-            return
+            return counts.get("failed", 0)
         await retry_stalled(app, heartbeat_timeout)
         await asyncio.sleep(POLL)
 
@@ -378,15 +384,16 @@ async def deliver_batch(state: WorkerState, batch: Batch) -> RunReport:
             if claim(str(item.key), item.recipients[0], item.message_id):
                 yield item
 
-    error: str | None = None
     try:
         await ctx.sender.deliver(items(), recorder)
+    except StateError:
+        raise  # the database: the batch is retried, and tallied then
     except DigestError as exc:
-        error = str(exc)
+        add_tally(ctx.store, batch.run, report, str(exc))
         raise
     finally:
         await recorder.close()
-        add_tally(ctx.store, batch.run, report, error)
+    add_tally(ctx.store, batch.run, report, None)
     return report
 
 
