@@ -171,7 +171,7 @@ def test_dockerfile_runs_as_non_root_with_healthcheck(docker: list[tuple[str, st
 
 
 def test_dockerfile_installs_postgres_extra_and_serves(docker: list[tuple[str, str]]) -> None:
-    assert any("pip install '.[postgres]'" in args for args in args_of(docker, "RUN"))
+    assert any("pip install '.[postgres,queue]'" in args for args in args_of(docker, "RUN"))
     stage = runtime_stage(docker)
     (cmd,) = args_of(stage, "CMD")
     assert json.loads(cmd) == ["digest", "serve", "--host", "0.0.0.0", "--port", PORT]
@@ -356,3 +356,20 @@ def test_docker_config_loads() -> None:
     web = getattr(config, "web", None)
     if web is not None:
         assert (web.host, web.port) == ("0.0.0.0", int(PORT))
+
+
+def test_compose_scales_workers_on_postgresql(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    worker, postgres = services["worker"], services["postgres"]
+    assert worker["build"] == services["app"]["build"]  # the same image
+    assert worker["command"] == ["digest", "worker"]
+    assert "ports" not in worker and "container_name" not in worker  # --scale worker=N
+    assert "postgres" in worker["depends_on"]
+    assert worker["profiles"] == postgres["profiles"] == ["queue"]  # the default stays SQLite
+    assert postgres["image"].split(":")[0] == "postgres"
+    assert "ports" not in postgres  # only the services reach it
+    assert re.fullmatch(
+        r"\$\{POSTGRES_PASSWORD:\?[^}]+\}", postgres["environment"]["POSTGRES_PASSWORD"]
+    )
+    assert postgres["volumes"][0].split(":")[0] in compose["volumes"]
+    assert seconds(worker["stop_grace_period"]) >= 30
