@@ -13,7 +13,8 @@ After days 30 and 60 it prints the bytes per (subscriber, paper) pair the sent-s
 (``deliveries`` with all its indexes: SQLite's dbstat, PostgreSQL's
 pg_total_relation_size, after a plain VACUUM as autovacuum would do) and the whole
 database's size. ``--upgrade N`` instead builds a revision-0007 database of N
-``delivery_papers`` rows (10 a digest) and times the upgrade to 0008.
+``delivery_papers`` rows (``--per`` a digest, ``--subscribers`` subscribers) and times the
+upgrade to 0008, and ``delivered_keys`` of every subscriber before and after it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import argparse
 import random
 import shutil
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -35,12 +36,12 @@ START = datetime(2026, 1, 1, 7, tzinfo=UTC)
 HOME = Path("/tmp/digest-bench-history")
 
 
-def fresh(url: str | None) -> str:
-    """An empty database: a new SQLite file, or the PostgreSQL one emptied."""
+def fresh(url: str | None, home: Path) -> str:
+    """An empty database: a new SQLite file in ``home``, or the PostgreSQL one emptied."""
     if url is None:
-        shutil.rmtree(HOME, ignore_errors=True)
-        HOME.mkdir(parents=True)
-        return f"sqlite:///{HOME / 'digest.db'}"
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        return f"sqlite:///{home / 'digest.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS delivery_papers")
@@ -120,45 +121,92 @@ def simulate(url: str, subscribers: int, papers: int, days: int, keep: int) -> N
                 )
 
 
-def upgrade(url: str, pairs: int) -> None:
-    """A revision-0007 database of ``pairs`` sent pairs, then timed up to 0008."""
+def upgrade(url: str, pairs: int, subscribers: int, per: int) -> None:
+    """A revision-0007 database of ``pairs`` sent pairs (digests of ``per`` papers, all of
+    one listing date, shared by ``subscribers``), timed up to 0008; each side's
+    ``delivered_keys`` of that date for every subscriber timed too (revision 0007's query is
+    the old code's, copied here)."""
     engine = open_engine(url)
     migrate.upgrade(engine, "0007")
-    n_papers, per = 20_000, 10
+    digests = pairs // per
+    build_0007(engine, subscribers, digests, per)
+    every = list(range(1, subscribers + 1))
+    t0 = time.perf_counter()
+    before = old_delivered_keys(engine, every, date(2026, 11, 20))
+    looked = time.perf_counter() - t0
+    print(f"revision 0007: delivered_keys of {subscribers:,} subscribers: {looked:.1f} s")
+    t0 = time.perf_counter()
+    migrate.upgrade(engine)
+    print(
+        f"revision 0008 on {pairs:,} sent pairs ({digests:,} digests): "
+        f"{time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
+    with Store(url) as store:
+        t0 = time.perf_counter()
+        after = store.outbox.delivered_keys(every, date(2026, 11, 20))
+        looked = time.perf_counter() - t0
+    print(f"revision 0008: delivered_keys of {subscribers:,} subscribers: {looked:.1f} s")
+    assert after == before, "the upgrade changed what was delivered"
+
+
+def build_0007(engine: sa.engine.Engine, subscribers: int, digests: int, per: int) -> None:
+    """Digest ``d`` goes to subscriber ``d mod subscribers`` + 1 and carries papers
+    ``(d div subscribers) * per + 1..per``: no subscriber has a paper twice."""
+    n_papers = (digests // subscribers + 1) * per
     when = "2026-11-20 07:00:00"
+    sub = f"d - (d / {subscribers}) * {subscribers} + 1"
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO papers (key, title, abstract, authors, upvotes, extra, first_seen)"
-            f" SELECT 'k' || x, 't', '', '[]', 0, '{{}}', '{when}' FROM ("
-            + _series(n_papers)
-            + ") s"
+            f" SELECT 'k' || x, 't', '', '[]', 0, '{{}}', '{when}' FROM ({_series(n_papers)}) s"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO listings (date, source, fetched_at, count)"
+            f" VALUES ('2026-11-20', 'hf', '{when}', {n_papers})"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO listing_papers (date, source, paper_key, position)"
+            f" SELECT '2026-11-20', 'hf', 'k' || x, x FROM ({_series(n_papers)}) s"
         )
         conn.exec_driver_sql(
             "INSERT INTO subscribers (id, email, keywords, exclude, status, token, in_config,"
             " hard_bounces, created_at, updated_at) SELECT x, 'r' || x || '@x.org', '[]', '[]',"
-            f" 'active', 't' || x, false, 0, '{when}', '{when}' FROM (" + _series(10_000) + ") s"
+            f" 'active', 't' || x, false, 0, '{when}', '{when}' FROM ({_series(subscribers)}) s"
         )
-        digests = pairs // per
         conn.exec_driver_sql(
             "INSERT INTO deliveries (id, subscriber_id, listing_date, message_id, status,"
-            " attempts, created_at) SELECT 'd' || CAST(x AS TEXT), x % 10000 + 1,"
-            f" '2026-11-20', '<' || x || '@x.org>', 'sent', 1, '{when}' FROM ("
-            + _series(digests)
-            + ") s"
+            f" attempts, created_at) SELECT 'd' || CAST(d AS TEXT), {sub}, '2026-11-20',"
+            f" '<' || d || '@x.org>', 'sent', 1, '{when}'"
+            f" FROM (SELECT x AS d FROM ({_series(digests)}) a) s"
         )
         conn.exec_driver_sql(
             "INSERT INTO delivery_papers (delivery_id, subscriber_id, paper_key, position,"
-            " shown) SELECT 'd' || CAST(d AS TEXT), d % 10000 + 1,"
-            f" 'k' || (((d / 10000) * {per} + p) % {n_papers} + 1), p, p < 5 FROM"
+            f" shown) SELECT 'd' || CAST(d AS TEXT), {sub},"
+            f" 'k' || ((d / {subscribers}) * {per} + p + 1), p, p < 5 FROM"
             f" (SELECT x AS d FROM ({_series(digests)}) a) ds"
             f" CROSS JOIN (SELECT x - 1 AS p FROM ({_series(per)}) b) ps"
         )
-    t0 = time.perf_counter()
-    migrate.upgrade(engine)
-    print(
-        f"revision 0008 on {pairs:,} sent pairs ({pairs // per:,} digests): "
-        f"{time.perf_counter() - t0:.1f} s"
-    )
+
+
+def old_delivered_keys(engine: sa.engine.Engine, ids: list[int], day: date) -> dict[int, set[str]]:
+    """``Outbox.delivered_keys`` as revision 0007's code read it (delivery_papers)."""
+    t = sa.MetaData()
+    t.reflect(engine, only=["delivery_papers", "listing_papers"])
+    dp, lp = t.tables["delivery_papers"], t.tables["listing_papers"]
+    found: dict[int, set[str]] = {i: set() for i in ids}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            rows = conn.execute(
+                sa.select(dp.c.subscriber_id, dp.c.paper_key)
+                .join(lp, lp.c.paper_key == dp.c.paper_key)
+                .where(lp.c.date.in_([day]), dp.c.subscriber_id.in_(chunk))
+                .distinct()
+            )
+            for sid, key in rows:
+                found[sid].add(key)
+    return found
 
 
 def _series(n: int) -> str:
@@ -172,15 +220,17 @@ def _series(n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a PostgreSQL URL (default: a SQLite file)")
+    parser.add_argument("--dir", type=Path, default=HOME, help="the SQLite file's folder")
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--papers", type=int, default=100)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--keep", type=int, default=14)
     parser.add_argument("--upgrade", type=int, metavar="PAIRS")
+    parser.add_argument("--per", type=int, default=10, help="papers a digest (--upgrade)")
     args = parser.parse_args()
-    url = fresh(args.url)
+    url = fresh(args.url, args.dir)
     if args.upgrade:
-        upgrade(url, args.upgrade)
+        upgrade(url, args.upgrade, args.subscribers, args.per)
     else:
         simulate(url, args.subscribers, args.papers, args.days, args.keep)
 

@@ -150,6 +150,7 @@ def test_pruning_after_a_run_is_a_warning_when_the_database_fails(
     broken = open_engine("sqlite:////nonexistent-folder/digest.db")
     with caplog.at_level("WARNING", logger="digest.history"):
         assert prune_after_run(broken, 120, 365, NOW) is None
+    broken.dispose()
     assert "pruning the history failed" in caplog.text
     # a scheduled pass prunes once an hour at most: this database was pruned just now
     assert prune_after_run(store.engine, 120, 365, NOW, every=3600) is None
@@ -216,12 +217,14 @@ def test_the_upgrade_from_0007_sends_nothing_twice(db_url: str) -> None:
         store.papers.save_listing(Listing(date=day, papers=(paper("2611.00009"),)), NOW)
         new = PlannedDelivery(7, day, ("2611.00009",), 1, new_delivery_id(), "<new@x>")
         assert store.outbox.record_pending([new], NOW) == [new]  # a new paper gets a number
-    assert migrate.downgrade(open_engine(db_url), "0007") == "0007"
-    with open_engine(db_url).connect() as conn:
+    engine = open_engine(db_url)
+    assert migrate.downgrade(engine, "0007") == "0007"
+    with engine.connect() as conn:
         back = conn.exec_driver_sql(
             "SELECT delivery_id, paper_key, position, shown FROM delivery_papers"
             " ORDER BY delivery_id, position"
         ).all()
+    engine.dispose()
     assert {(d, k, p, bool(s)) for d, k, p, s in back} == {
         ("a" * 32, "2611.00001", 0, True),
         ("a" * 32, "title:zoë", 1, False),

@@ -155,10 +155,13 @@ class History:
     @staticmethod
     def _needed_ids(conn: Any) -> set[int]:
         """Ids of the papers of digests still pending or being sent."""
-        blobs = conn.execute(
-            sa.select(deliveries.c.papers).where(deliveries.c.status.in_(("pending", "sending")))
-        ).scalars()
-        return {i for blob in blobs for i in unpack_ids(blob)}
+        needed: set[int] = set()
+        for status in ("pending", "sending"):  # each by its partial index
+            blobs = conn.execute(
+                sa.select(deliveries.c.papers).where(deliveries.c.status == status)
+            ).scalars()
+            needed.update(i for blob in blobs for i in unpack_ids(blob))
+        return needed
 
     # -- counting (dry run) -----------------------------------------------------------------
 

@@ -180,11 +180,19 @@ deliveries = sa.Table(
     sa.Column("claimed_at", sa.DateTime(timezone=True)),
     sa.Column("papers", sa.LargeBinary, nullable=False, default=b"", server_default=sa.text("''")),
     sa.Column("shown", sa.Integer, nullable=False, default=0, server_default="0"),
+    # one partial index per status still to send: SQLite uses a partial index for
+    # ``status = 'pending'`` only when its own condition is that equality
     sa.Index(
-        "ix_deliveries_open",
+        "ix_deliveries_pending",
         "status",
-        sqlite_where=sa.text("status IN ('pending', 'sending')"),
-        postgresql_where=sa.text("status IN ('pending', 'sending')"),
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index(
+        "ix_deliveries_sending",
+        "status",
+        sqlite_where=sa.text("status = 'sending'"),
+        postgresql_where=sa.text("status = 'sending'"),
     ),
     sa.Index("ix_deliveries_subscriber", "subscriber_id"),
 )

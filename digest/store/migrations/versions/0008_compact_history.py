@@ -1,7 +1,7 @@
 """Compact sent-state: ``papers.id`` (a number per paper, set by the database), each digest's
 papers packed into its own row (``deliveries.papers``: their ids in order; ``shown``)
 instead of a ``delivery_papers`` row per paper, and ``deliveries`` indexed by status only
-where a digest is still to send (``ix_deliveries_open``).
+where a digest is still to send (``ix_deliveries_pending``, ``ix_deliveries_sending``).
 
 Nothing sent is sent again: every ``delivery_papers`` row becomes its paper's id in its
 digest's array (a key stored only as an alias is followed to its paper). The downgrade
@@ -30,7 +30,8 @@ depends_on = None
 
 #: Digests updated per statement batch while packing.
 _BATCH = 5_000
-_OPEN = "status IN ('pending', 'sending')"
+#: The statuses of digests still to send, each with a partial index of its own.
+_OPEN = ("pending", "sending")
 
 
 def pack_ids(ids: list[int]) -> bytes:
@@ -69,13 +70,15 @@ def upgrade() -> None:
     _pack(conn)
     op.drop_table("delivery_papers")  # and its index
     op.execute("DROP INDEX IF EXISTS ix_deliveries_status")  # a version 1 database had none
-    op.create_index(
-        "ix_deliveries_open",
-        "deliveries",
-        ["status"],
-        sqlite_where=sa.text(_OPEN),
-        postgresql_where=sa.text(_OPEN),
-    )
+    for status in _OPEN:
+        where = sa.text(f"status = '{status}'")
+        op.create_index(
+            f"ix_deliveries_{status}",
+            "deliveries",
+            ["status"],
+            sqlite_where=where,
+            postgresql_where=where,
+        )
 
 
 def _pack(conn: Any) -> None:
@@ -110,7 +113,8 @@ def _pack(conn: Any) -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
-    op.drop_index("ix_deliveries_open", table_name="deliveries")
+    for status in _OPEN:
+        op.drop_index(f"ix_deliveries_{status}", table_name="deliveries")
     op.create_index("ix_deliveries_status", "deliveries", ["status"])
     op.create_table(
         "delivery_papers",
