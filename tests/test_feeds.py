@@ -483,7 +483,7 @@ def test_the_entry_context_is_pinned_and_the_template_uses_only_it() -> None:
     assert [f.name for f in fields(FeedEntryContext)] == [
         "title", "url", "page_url", "hf_url", "abs_url", "pdf_url", "code_url", "project_url",
         "authors", "upvotes", "comments", "categories", "primary_category", "sources",
-        "abstract", "day", "private", "queries", "more_url", "less_url",
+        "abstract", "day", "private", "queries", "more_url", "less_url", "like", "similarity",
     ]  # fmt: skip
     env = environment()
     source = env.loader.get_source(env, FEED_ENTRY)[0]  # type: ignore[union-attr]

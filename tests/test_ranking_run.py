@@ -273,3 +273,40 @@ def _id_of(db: Path, email: str) -> int:
     with sqlite3.connect(db) as conn:
         row = conn.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
     return int(row[0])
+
+
+def test_a_private_feed_holds_the_picks_with_their_reason(site: Path) -> None:
+    like(site, "like", "grace@example.org", "2511.10002")
+    assert digest(site, "run", "--date", "2026-11-17").exit_code == 0
+    grace = _feed_entries(site, "grace@example.org")
+    picked = {title: html for title, html in grace.items() if "Picked for you" in html}
+    assert set(picked) >= GRAPH_PAPERS  # the papers like hers, of both days
+    assert not any("Protein" in title for title in grace)  # only those, not every paper
+    assert LIKED not in grace  # never the liked paper itself
+    for html in picked.values():  # the liked title is escaped in the entry's HTML
+        assert re.search(r"like “Graphs &lt; Trees &amp; (&#34;|&quot;)Co", html), html
+        assert re.search(r"\d+% similar", html) and "<script" not in html
+    hal = _feed_entries(site, "hal@example.org")  # no likes: his queries' feed, as before
+    assert set(hal) == {
+        "Dense Retrieval with Query Encoders",
+        "Passage Ranking at Scale",
+        "Graph-Based Dense Retrieval of Passages",
+        "Query Encoders for Passage Retrieval",
+    }
+    assert all("it matched retrieval" in html for html in hal.values())
+
+
+def _feed_entries(site: Path, email: str) -> dict[str, str]:
+    """The entries of ``email``'s private Atom feed: title -> content (HTML)."""
+    import xml.etree.ElementTree as ET
+
+    with sqlite3.connect(site / "digest.db") as conn:
+        (token,) = conn.execute(
+            "SELECT token FROM subscribers WHERE email = ?", (email,)
+        ).fetchone()
+    atom = "{http://www.w3.org/2005/Atom}"
+    root = ET.parse(site / "public" / "feeds" / f"{token}.atom").getroot()
+    return {
+        e.findtext(f"{atom}title") or "": e.findtext(f"{atom}content") or ""
+        for e in root.iter(f"{atom}entry")
+    }

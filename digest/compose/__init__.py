@@ -15,7 +15,7 @@ only: no database, network, clock or filesystem (except ``templates``, which rea
 template files).
 """
 
-from digest.compose.feed_entries import FeedEntryContext
+from digest.compose.feed_entries import FeedEntryContext, Picked
 from digest.compose.feeds import (
     FeedMeta,
     FeedSet,
@@ -64,6 +64,7 @@ __all__ = [
     "DigestContext",
     "EmailLinks",
     "FeedEntryContext",
+    "Picked",
     "FeedMeta",
     "FeedSet",
     "PaperView",

@@ -62,6 +62,20 @@ class FeedEntryContext:
     #: it: see :mod:`digest.compose.feedback`); None in the public feed
     more_url: str | None = None
     less_url: str | None = None
+    #: in a private feed, a similarity pick's reason (no ``queries`` then): the title of the
+    #: liked paper it is nearest to (one line, at most 300 characters) and how similar, in
+    #: percent (0-100); None otherwise
+    like: str | None = None
+    similarity: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Picked:
+    """Why a private feed holds a similarity pick: the title of the liked paper it is
+    nearest to, and how similar (percent, 0-100)."""
+
+    like: str
+    similarity: int
 
 
 #: Renders a context into an entry's HTML content.

@@ -27,6 +27,7 @@ from feedgen.feed import FeedGenerator
 from digest.compose.feed_entries import (
     EntryContent,
     FeedEntryContext,
+    Picked,
     categories,
     category_elements,
     primary_category,
@@ -137,15 +138,23 @@ _SAMPLE = Paper(
     categories=("cs.LG", "stat.ML"),
     sources=("sample", "other"),
 )
-#: Queries by paper key: why each paper of a private feed was picked.
-Reasons = Mapping[str, tuple[str, ...]]
+#: Why each paper of a private feed was picked, by paper key: the queries it matched, or
+#: the liked paper it is like (a similarity pick).
+Reasons = Mapping[str, tuple[str, ...] | Picked]
 
 
 def entry_context(
-    day: date, paper: Paper, link: str, queries: Sequence[str] = (), private: bool = False
+    day: date,
+    paper: Paper,
+    link: str,
+    queries: Sequence[str] | Picked = (),
+    private: bool = False,
 ) -> FeedEntryContext:
     """The context of ``feed/entry.html`` for ``paper`` listed on ``day``, in a feed of the
-    site ``link``; ``queries`` the private feed's reason (see :class:`FeedEntryContext`)."""
+    site ``link``; ``queries`` the private feed's reason, the queries it matched or a
+    :class:`Picked` (see :class:`FeedEntryContext`)."""
+    picked = queries if isinstance(queries, Picked) else None
+    queries = () if isinstance(queries, Picked) else queries
     return FeedEntryContext(
         title=xml_text(paper.title) or xml_text(paper.key),
         url=paper_link(paper, link),
@@ -166,6 +175,8 @@ def entry_context(
         private=private,
         queries=tuple(dict.fromkeys(query for query in map(xml_text, queries) if query)),
         **_feedback(paper, link, private),
+        like=None if picked is None else (xml_text(picked.like)[:300] or None),
+        similarity=None if picked is None else max(0, min(100, picked.similarity)),
     )
 
 
@@ -220,11 +231,11 @@ class FeedSet:
         self._shells: dict[tuple[FeedMeta, datetime], tuple[bytes, bytes, bytes, bytes]] = {}
         self._link, self._content = link, content
         # (entry, queries, private) -> (RSS item, Atom entry)
-        self._made: dict[tuple[int, tuple[str, ...], bool], tuple[bytes, bytes]] = {}
+        self._made: dict[tuple[int, tuple[str, ...] | Picked, bool], tuple[bytes, bytes]] = {}
         self._digests: list[bytes] | None = None
         self._mark: bytes | None = None
 
-    def _entry(self, i: int, terms: tuple[str, ...], private: bool) -> tuple[bytes, bytes]:
+    def _entry(self, i: int, terms: tuple[str, ...] | Picked, private: bool) -> tuple[bytes, bytes]:
         """Entry ``i``'s RSS item and Atom entry, with their content for this reason."""
         made = self._made.get((i, terms, private))
         if made is None:

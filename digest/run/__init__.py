@@ -51,6 +51,7 @@ from digest.run.progress import Progress
 from digest.run.publish import (
     INDEX,
     SHARED,
+    follows,
     private_target,
     publish_feeds,
     publish_private,
@@ -113,6 +114,7 @@ __all__ = [
     "counters",
     "describe",
     "env_secret",
+    "follows",
     "known_papers",
     "make_context",
     "make_sender",

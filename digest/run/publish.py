@@ -18,16 +18,17 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from digest.compose import FeedMeta, FeedSet, load_feed_entry, load_feed_stylesheet
+from digest.compose import FeedMeta, FeedSet, Picked, load_feed_entry, load_feed_stylesheet
 from digest.config import Config
 from digest.errors import FeedError
 from digest.files import link_atomic, write_atomic
 from digest.models import Paper, Subscriber
+from digest.run.feed_likes import FeedLikes
 from digest.select import DayMatcher
 from digest.store import Store
 
@@ -116,7 +117,7 @@ def publish_private(config: Config, store: Store, sub: Subscriber, now: datetime
         shared.mkdir(parents=True, exist_ok=True)
         name = signature(sub.keywords, sub.exclude)
         host = urlsplit(config.base_url).hostname or "localhost"
-        _write_shared(feeds, config, sub, name, Matching(matcher), shared, host, None, set())
+        _write_shared(feeds, config, sub, name, Matching(matcher), shared, host, {}, set())
         for suffix in (".xml", ".atom"):
             link_atomic(private / (sub.token + suffix), f"{SHARED}/{name}{suffix}")
     except OSError as exc:
@@ -128,6 +129,15 @@ def private_target(sub: Subscriber, suffix: str) -> str:
     """Where ``sub``'s private feed link (``.xml`` or ``.atom``) points when it follows
     their queries, relative to the links' folder."""
     return f"{SHARED}/{signature(sub.keywords, sub.exclude)}{suffix}"
+
+
+def follows(target: str, sub: Subscriber, suffix: str) -> bool:
+    """Whether a private feed link to ``target`` follows ``sub``'s present queries: their
+    queries' feed, or one of their queries and likes (:func:`~digest.run.feed_likes.feed_name`)."""
+    own = private_target(sub, suffix)
+    return target == own or (
+        target.startswith(own[: -len(suffix)] + "-") and target.endswith(suffix)
+    )
 
 
 def feed_error(folder: Path, exc: OSError) -> FeedError:
@@ -229,12 +239,14 @@ def _publish(
     tokens: set[str] = set()
     linked = set(os.listdir(private))  # a first run makes every link without a look first
     folder = os.fspath(private)
+    liking = FeedLikes(config, store, matching.matcher, now)
     for subs in store.members.active_batches(batch):
+        ranked = liking.batch(subs)  # those who like papers: a feed of their own likes too
         for sub in subs:
-            name = signature(sub.keywords, sub.exclude)
+            name, picked = liking.feed_of(sub, ranked, signature(sub.keywords, sub.exclude))
             if name not in index:
                 index[name] = _write_shared(
-                    feeds, config, sub, name, matching, shared, host, before.get(name), present
+                    feeds, config, sub, name, matching, shared, host, before, present, picked
                 )
             for suffix in (".xml", ".atom"):
                 link = sub.token + suffix
@@ -273,10 +285,14 @@ def _write_shared(
     matching: Matching,
     shared: Path,
     host: str,
-    before: str | None,
+    before: Mapping[str, str],
     present: set[str],
+    picked: Mapping[str, Picked] | None = None,
 ) -> str:
-    """Write the shared feed pair ``name`` (unless unchanged); return its fingerprint."""
+    """Write the shared feed pair ``name`` (unless unchanged since ``before``, the
+    fingerprints of the last pass, by name); return its fingerprint.
+    ``picked``: the similarity picks of a subscriber who likes papers (by key), after
+    their keyword matches (without keywords: the picks only)."""
     title = config.feeds.title
     keywords, exclude = sorted(set(sub.keywords)), sorted(set(sub.exclude))
     about = "; ".join(keywords) or "every paper"
@@ -291,18 +307,22 @@ def _write_shared(
         feed_id=f"tag:{host},2026:feed/{name}",
         stylesheet=stylesheet_path(config),
     )
-    chosen = feeds.choose(
-        matching.matcher.keys(keywords, exclude), config.feeds.private_max_entries
-    )
+    wanted = matching.matcher.keys(keywords, exclude)
+    if picked is not None:
+        wanted = (wanted if keywords else set()) | set(picked)
+    chosen = feeds.choose(wanted, config.feeds.private_max_entries)
     # Why each paper was picked, said in its entry: which of the queries it matched (none
-    # without keywords: every paper is).
+    # without keywords: every paper is), or which liked paper it is like.
     matched = [(query, matching.keys_of(query)) for query in keywords]
-    reasons = {
+    reasons: dict[str, tuple[str, ...] | Picked] = {
         key: tuple(query for query, keys in matched if key in keys)
         for key in (feeds.keys[i] for i in chosen)
     }
+    for key, why in (picked or {}).items():
+        if key in reasons and not reasons[key]:
+            reasons[key] = why
     fingerprint = feeds.fingerprint(meta, chosen, reasons)
-    if fingerprint != before or not {f"{name}.xml", f"{name}.atom"} <= present:
+    if fingerprint != before.get(name) or not {f"{name}.xml", f"{name}.atom"} <= present:
         rss, atom = feeds.build(meta, chosen=chosen, reasons=reasons)
         write_atomic(shared / f"{name}.xml", rss, durable=False)
         write_atomic(shared / f"{name}.atom", atom, durable=False)

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from digest.errors import StateError
 from digest.models import Match, Paper, Subscriber
 from digest.select import DayMatcher
-from digest.select.blend import blend, similarities
+from digest.select.blend import blend, select_similar, similarities
 from digest.select.similar import Day, Profile, Ranker, TfidfRanker, build_profile, text_of
 from digest.store import Store
 
@@ -131,6 +131,17 @@ class Ranked:
         assert sub.id is not None
         profile, scores = self.profiles[sub.id], self._scores[self._row[sub.id]]
         return choose(self.matcher, self.day, sub, profile, seen, cap, threshold, scores)
+
+    def picks(
+        self, sub: Subscriber, skip: set[str] | frozenset[str], cap: int, threshold: float
+    ) -> list[Match]:
+        """``sub``'s similarity picks only (above ``threshold``, best first, at most
+        ``cap``, none of ``skip``, nor liked, nor matching their exclude queries)."""
+        assert sub.id is not None
+        profile, scores = self.profiles[sub.id], self._scores[self._row[sub.id]]
+        if sub.exclude:
+            skip = set(skip) | self.matcher.keys(sub.exclude)
+        return select_similar(profile, self.day, skip, threshold, cap, scores)
 
 
 def ranked(ranking: Ranking, matcher: DayMatcher, subscriber_ids: Sequence[int]) -> Ranked | None:

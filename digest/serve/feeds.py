@@ -20,7 +20,7 @@ from digest.compose import load_feed_stylesheet
 from digest.compose.feedback import personalise
 from digest.errors import DigestError
 from digest.models import Subscriber
-from digest.run import private_target, publish_private
+from digest.run import follows, publish_private
 from digest.serve.pages import SECURITY_HEADERS, TOKEN_SHAPE, Handlers, Site
 
 log = logging.getLogger("digest.web")
@@ -133,7 +133,7 @@ def follows_queries(path: Path, sub: Subscriber) -> bool:
     """Whether the private feed link ``path`` is there and points at the feed of ``sub``'s
     present queries (not the old ones, changed since by the manage page or the CLI)."""
     try:
-        return os.readlink(path) == private_target(sub, path.suffix) and path.exists()
+        return follows(os.readlink(path), sub, path.suffix) and path.exists()
     except OSError:
         return False
 
