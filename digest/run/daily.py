@@ -184,7 +184,7 @@ async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
     # listed on before (a paper listed again, from another source or as a new version).
     dates = {listing.date, *listing.also, *ctx.store.papers.recent_dates(DRY_RUN_DATES)}
     delivered = ctx.store.outbox.delivered_keys(ids, sorted(dates))
-    liked = ctx.store.likes.liked_among(p.key for p in listing.papers)
+    liked = ctx.store.likes.liked_among(p.key for p in papers)  # their stored keys
     for sid, keys in liked.items():  # never a paper they liked or disliked
         delivered.setdefault(sid, set()).update(keys)
     ranking = ranked(Ranking(ctx.store, ctx.now, write=False), matcher, ids)
