@@ -159,6 +159,25 @@ def exposition(found: Counters) -> str:
             "Runs that failed fetching the listing.",
             [("", t.fetch_failures)],
         ),
+        *_source_families(found),
+        ("digest_queue_depth", "gauge", "Deliveries pending or being sent.", [("", found.queue)]),
+        (
+            "digest_subscribers",
+            "gauge",
+            "Subscribers by state.",
+            [(_labels(state=s), n) for s, n in sorted(found.states.items())],
+        ),
+    ]
+    lines = []
+    for name, kind, text, samples in families:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        lines += [f"{name}{labels} {value}" for labels, value in samples]
+    return "\n".join(lines) + "\n"
+
+
+def _source_families(found: Counters) -> list[tuple[str, str, str, list[tuple[str, int]]]]:
+    """Each enabled source's failed runs in a row and last success, labelled by its name."""
+    return [
         (
             "digest_source_failures_in_a_row",
             "gauge",
@@ -176,19 +195,7 @@ def exposition(found: Counters) -> str:
                 if h.last_ok_at is not None
             ],
         ),
-        ("digest_queue_depth", "gauge", "Deliveries pending or being sent.", [("", found.queue)]),
-        (
-            "digest_subscribers",
-            "gauge",
-            "Subscribers by state.",
-            [(_labels(state=s), n) for s, n in sorted(found.states.items())],
-        ),
     ]
-    lines = []
-    for name, kind, text, samples in families:
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-        lines += [f"{name}{labels} {value}" for labels, value in samples]
-    return "\n".join(lines) + "\n"
 
 
 def _labels(**labels: str) -> str:
