@@ -129,6 +129,11 @@ class Fragments:
         self._slot_less = f"pdslot{nonce}lessz"
         self._links = re.compile(f"({self._slot_more}|{self._slot_less})")
         self._terms_slottable = {"paper": True, "compact": True}
+        # A similarity pick's reason in slots too: picks differ per subscriber (the liked
+        # title, the percentage), and inlining CSS per pick cost ~2 ms each.
+        self._slot_like = f"pdslot{nonce}likez"
+        self._slot_similarity = f"pdslot{nonce}simz"
+        self._reason_slottable = {"paper": True, "compact": True}
         self._parts: dict[str, Cache[Hashable, tuple[str, str]]] = {
             kind: Cache(min(cache_size, 5_000)) for kind in ("paper", "compact")
         }
@@ -173,7 +178,9 @@ class Fragments:
         # Terms go in a slot too, when the templates only ever print them joined by ", ".
         slot_terms = self._terms_slottable[kind] and bool(view.terms)
         terms_key = bool(view.terms) if slot_terms else view.terms
-        key = (match.paper, terms_key, abstract, feedback, view.like, view.similarity)
+        slot_reason = self._reason_slottable[kind] and view.like is not None
+        reason = (True,) if slot_reason else (view.like, view.similarity)
+        key = (match.paper, terms_key, abstract, feedback, *reason)
         hit = parts.get(key)
         if hit is None:
             pair = (f"{self._slot_terms}1z", f"{self._slot_terms}2z")
@@ -187,6 +194,7 @@ class Fragments:
                 terms=pair if slot_terms else view.terms,
                 more_url=self._slot_more if feedback else None,
                 less_url=self._slot_less if feedback else None,
+                **(self._reason_slots() if slot_reason else {}),
             )
             try:
                 inlined = self._inliner.inline_fragment(
@@ -204,12 +212,20 @@ class Fragments:
                 else:  # a template that lists terms its own way: render per set of terms
                     self._terms_slottable[kind] = False
                     return self._make(match, kind, abstract, feedback)
+            if slot_reason and not any(self._slot_like in t for t in (shell, text)):
+                self._reason_slottable[kind] = False  # a template with its own way: per pick
+                return self._make(match, kind, abstract, feedback)
             hit = parts.put(key, (shell, text))
         shell, text = hit
         html = shell.replace(self._slot_title, self._marked(view.title_html))
         html = html.replace(self._slot_abstract, self._marked(view.abstract_html))
         for i, author in enumerate(view.authors_html):
             html = html.replace(f"{self._slot_author}{i}z", self._marked(author))
+        if slot_reason:
+            like, similarity = view.like or "", str(view.similarity)
+            html = html.replace(self._slot_like, str(escape(like)))
+            html = html.replace(self._slot_similarity, similarity)
+            text = text.replace(self._slot_like, like).replace(self._slot_similarity, similarity)
         if slot_terms:
             terms = ", ".join(view.terms)
             html = html.replace(self._slot_terms, str(escape(terms)))
@@ -236,6 +252,10 @@ class Fragments:
             else (quoted_printable(part) if i == last else open_ended(part))
             for i, part in enumerate(parts)
         ]
+
+    def _reason_slots(self) -> dict[str, Any]:
+        """A pick's reason as placeholders (the percentage too: a string where an int goes)."""
+        return {"like": self._slot_like, "similarity": self._slot_similarity}
 
     def _marked(self, html: Markup) -> str:
         """Highlighted HTML with the highlight's inlined style (``.hl`` in the stylesheet)."""
