@@ -7,13 +7,14 @@ in one transaction, and waits for them: each worker takes a batch, resumes its s
 pending digests, plans, records, composes and sends theirs (the functions of
 :mod:`digest.run.share`) and marks each sent. Then the run writes the feeds and its record.
 
-A batch's digests are recorded pending and each is claimed (for the run) right before it is
-handed to the sender, so a worker killed mid-batch (SIGKILL, power cut) leaves its unsent
-digests pending, and only the few in flight claimed. Procrastinate notices the worker's
-heartbeat stopped (``run.heartbeat_timeout``); the run or any worker then gives its batch
-back to the queue, and another worker resumes what was pending and plans the rest. When
-every batch is done the run takes back the claims left by dead workers (their messages in
-flight: at most those may go twice) and sends them in a last batch. A worker that loses
+A batch's digests are recorded already claimed by the run (as a single-process run does),
+each marked sent as the server accepts it. A worker killed mid-batch (SIGKILL, power cut)
+leaves its unsent digests claimed: procrastinate notices its heartbeat stopped
+(``run.heartbeat_timeout``), the run or any worker gives its batch back to the queue, and
+another worker plans the rest (the claimed digests count as reserved: never planned twice).
+When every batch is done the run takes back the claims dead workers left and sends them in a
+last batch: only the messages a dead worker had in flight (accepted, not yet marked) may go
+twice. A worker that loses
 its database stops taking work (procrastinate stops it when its heartbeat fails) and
 reconnects (:func:`work`).
 
@@ -24,11 +25,13 @@ into its report.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -336,6 +339,15 @@ class WorkerState:
         self.config = config
         self.store = Store(config.database)
         self._pools: dict[int, Pool] = {}
+        self._contexts: dict[int, Context] = {}
+
+    def context(self, batch: Batch) -> Context:
+        """The run's context: one per run and worker, so that its renderer renders each
+        paper once for all the batches (the fragments' cache)."""
+        if batch.run not in self._contexts:
+            now = datetime.fromisoformat(batch.now)
+            self._contexts = {batch.run: make_context(self.config, self.store, now=now)}
+        return self._contexts[batch.run]
 
     def pool(self, batch: Batch) -> Pool:
         """The run's papers (read once per run and worker)."""
@@ -360,14 +372,14 @@ async def _batch_task(context: JobContext, /, **args: Any) -> None:
 
 
 async def deliver_batch(state: WorkerState, batch: Batch) -> RunReport:
-    """Resume the pending digests of the batch's subscribers, then (``batch.plan``) plan,
-    record, compose and send theirs; each claimed for the run before it goes. Adds the
-    report to the run's tally; raises what stopped it (the batch then fails)."""
-    now = datetime.fromisoformat(batch.now)
-    ctx = make_context(state.config, state.store, now=now)
+    """Resume the pending digests of the batch's subscribers (each claimed before it goes),
+    then (``batch.plan``) plan and record theirs, claimed for the run, compose and send them,
+    each marked sent as it is accepted. Adds the report to the run's tally; raises what
+    stopped it (the batch then fails; a :class:`StateError` is retried)."""
+    ctx, pool = state.context(batch), state.pool(batch)
     report = RunReport(day=date.fromisoformat(batch.day))
-    pool = state.pool(batch)
-    recorder = Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces)
+    marker = ThreadPoolExecutor(1, thread_name_prefix="digest-mark")
+    recorder = Recorder(ctx.store, report, ctx.config.mail.max_hard_bounces, marker)
     claim = claimer(ctx, batch.run, lambda: datetime.now(UTC))
     pending = [
         p
@@ -375,17 +387,14 @@ async def deliver_batch(state: WorkerState, batch: Batch) -> RunReport:
         if p.subscriber.id is not None and batch.low <= p.subscriber.id <= batch.high
     ]
 
-    def items() -> Iterator[Outgoing]:
-        yield from resume_items(ctx, pending, report, claim)
-        if not batch.plan:
-            return
+    def plan() -> Iterator[Outgoing]:  # in a thread: the worker's heartbeat goes on
         subs = active_between(ctx.store.engine, batch.low, batch.high)
-        for item in plan_batch(ctx, subs, lambda _: pool, report, recorder):
-            if claim(str(item.key), item.recipients[0], item.message_id):
-                yield item
+        return plan_batch(ctx, subs, lambda _: pool, report, recorder, batch.run)
 
     try:
-        await ctx.sender.deliver(items(), recorder)
+        resumed = resume_items(ctx, pending, report, claim)
+        planned = await asyncio.to_thread(plan) if batch.plan else iter(())
+        await ctx.sender.deliver(itertools.chain(resumed, planned), recorder)
     except StateError:
         raise  # the database: the batch is retried, and tallied then
     except DigestError as exc:
@@ -393,6 +402,7 @@ async def deliver_batch(state: WorkerState, batch: Batch) -> RunReport:
         raise
     finally:
         await recorder.close()
+        marker.shutdown(wait=True)
     add_tally(ctx.store, batch.run, report, None)
     return report
 
