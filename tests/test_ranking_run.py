@@ -170,6 +170,7 @@ def test_likes_without_keywords_bring_a_ranked_digest_of_similar_papers(site: Pa
     assert re.search(r"\d+% similar", html)
     assert f"Like “{LIKED}”" not in html  # only ever escaped
     assert "grace@example.org: " + str(len(found)) + " matched, sent" in run.stdout
+    assert "no keywords, so the papers most like those you like" in " ".join(text.split())
 
 
 def test_a_like_recorded_shows_in_the_next_digest_after_the_keyword_matches(

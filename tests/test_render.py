@@ -128,7 +128,7 @@ def test_context_fields_are_pinned() -> None:
         "subscriber_email", "subscriber_name", "keywords", "exclude", "total_in_listing",
         "matched_count", "shown_count", "compact_count", "more_count", "max_papers",
         "papers", "compact", "stylesheet", "unsubscribe_url", "manage_url", "feed_url",
-        "more_url", "browser_url", "since", "one_off",
+        "more_url", "browser_url", "since", "one_off", "picked",
     ]  # fmt: skip
     assert [f.name for f in fields(PaperView)] == [
         "key", "arxiv_id", "title", "title_html", "short_title", "url", "hf_url", "abs_url",

@@ -294,6 +294,7 @@ class Renderer:
             browser_url=browser_url(links.archive_url, subscriber),
             since=since if since is not None and since < day else None,
             one_off=one_off,
+            picked=any(m.like is not None for m in chosen),
         )
 
     def _bodies(

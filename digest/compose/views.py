@@ -155,6 +155,9 @@ class DigestContext:
     #: ``unsubscribe_url`` and ``manage_url`` are then set only when the address also
     #: subscribes (active or paused), and ``feed_url`` is their feed, else the public one
     one_off: bool = False
+    #: some papers are similarity picks (the subscriber likes papers): without keywords,
+    #: the digest holds the papers most like those they like, not every paper
+    picked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
