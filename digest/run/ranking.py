@@ -174,7 +174,9 @@ def choose(
     """``sub``'s papers of the day for their ``profile`` (:func:`blend`), split at ``cap``
     as :meth:`DayMatcher.choose` splits: keyword matches first, by similarity, then picks
     above ``threshold``; without keywords the picks only. ``seen``: never chosen."""
-    keyword = matcher.select(sub.keywords, sub.exclude)
+    # Without keywords, likes bring picks only: every paper need not be listed first.
+    picks_only = not sub.keywords and profile.has_likes
+    keyword = [] if picks_only else matcher.select(sub.keywords, sub.exclude)
     skip = set(seen)
     if sub.exclude:  # the picks honour exclude queries too
         skip |= matcher.keys(sub.exclude)
