@@ -127,13 +127,20 @@ class Fragments:
         self._slot_terms = f"pdslot{nonce}terms"
         self._slot_more = f"pdslot{nonce}morez"
         self._slot_less = f"pdslot{nonce}lessz"
-        self._links = re.compile(f"({self._slot_more}|{self._slot_less})")
         self._terms_slottable = {"paper": True, "compact": True}
         # A similarity pick's reason in slots too: picks differ per subscriber (the liked
         # title, the percentage), and inlining CSS per pick cost ~2 ms each.
         self._slot_like = f"pdslot{nonce}likez"
         self._slot_similarity = f"pdslot{nonce}simz"
         self._reason_slottable = {"paper": True, "compact": True}
+        # Where an entry is cut: each email fills its own links and reasons in.
+        self._slots = {
+            self._slot_more: b"more",
+            self._slot_less: b"less",
+            self._slot_like: b"like",
+            self._slot_similarity: b"sim",
+        }
+        self._links = re.compile("(" + "|".join(self._slots) + ")")
         self._parts: dict[str, Cache[Hashable, tuple[str, str]]] = {
             kind: Cache(min(cache_size, 5_000)) for kind in ("paper", "compact")
         }
@@ -161,11 +168,18 @@ class Fragments:
         seen = by_id.get((id(match), abstract, feedback))
         if seen is not None and seen[0] is match:
             return seen[1]
-        key = (match.paper, match.spans, match.terms, abstract, feedback, *_reason(match))
+        # A pick's reason is cut out like the links (each email fills its own in): one
+        # fragment per paper for every pick of it, unless the template prints it its own way.
+        slotted = self._reason_slottable[kind] and match.like is not None
+        reason = (True, None) if slotted else _reason(match)
+        key = (match.paper, match.spans, match.terms, abstract, feedback, *reason)
         cache = self._fragments[kind]
         hit = cache.get(key)
         if hit is None:
-            hit = cache.put(key, self._make(match, kind, abstract, feedback))
+            made = self._make(match, kind, abstract, feedback)
+            if slotted and not self._reason_slottable[kind]:  # found out while making it
+                key = (match.paper, match.spans, match.terms, abstract, feedback, *_reason(match))
+            hit = cache.put(key, made)
         by_id.put((id(match), abstract, feedback), (match, hit))
         return hit
 
@@ -221,11 +235,6 @@ class Fragments:
         html = html.replace(self._slot_abstract, self._marked(view.abstract_html))
         for i, author in enumerate(view.authors_html):
             html = html.replace(f"{self._slot_author}{i}z", self._marked(author))
-        if slot_reason:
-            like, similarity = view.like or "", str(view.similarity)
-            html = html.replace(self._slot_like, str(escape(like)))
-            html = html.replace(self._slot_similarity, similarity)
-            text = text.replace(self._slot_like, like).replace(self._slot_similarity, similarity)
         if slot_terms:
             terms = ", ".join(view.terms)
             html = html.replace(self._slot_terms, str(escape(terms)))
@@ -247,7 +256,7 @@ class Fragments:
         as it is: it ends with a newline), each link's place as ``b"more"``/``b"less"``."""
         last = len(parts) - 1
         return [
-            (b"more" if part == self._slot_more else b"less")
+            self._slots[part]
             if i % 2
             else (quoted_printable(part) if i == last else open_ended(part))
             for i, part in enumerate(parts)
@@ -262,7 +271,7 @@ class Fragments:
         return str(html).replace(MARK, self._mark_open)
 
 
-def _reason(match: Match) -> tuple[str | None, int | None]:
+def _reason(match: Match) -> tuple[object, object]:
     """What a similarity pick's entry shows of its reason (None, None: a keyword match)."""
     if match.like is None:
         return None, None

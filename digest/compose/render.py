@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 
 from digest.compose.cache import Cache
 from digest.compose.feedback import FeedbackLinks
-from digest.compose.fragments import Fragment, Fragments, link_piece
+from digest.compose.fragments import Fragment, Fragments, link_piece, open_ended
 from digest.compose.message import Body
 from digest.compose.shells import SHELL_LISTS, SHELL_TEXT, Shell, Shells, prints_only
 from digest.compose.templates import TEMPLATES, load_templates, template_source
@@ -34,6 +34,7 @@ from digest.compose.views import (
     EmailLinks,
     SubjectContext,
     as_dict,
+    reason_of,
 )
 from digest.errors import RenderError
 from digest.models import Match, Subscriber
@@ -237,12 +238,13 @@ class Renderer:
             )
             context = replace(context, shown_count=in_full, compact_count=len(chosen) - in_full)
             shell = self._shell_maker.html(context)
-        shown, brief = (full_html[:in_full], full_text[:in_full]), compact[in_full:]
+        shown = (full_html[:in_full], full_text[:in_full])
+        brief = _with_links(compact[in_full:], chosen[in_full:], None)  # picks' reasons
         html_body, text_body = self._bodies(shell, context, shown, brief)
         return RenderedEmail(
             subject=subject,
             shown=in_full,
-            compact=len(brief),
+            compact=len(brief[0]),
             more=context.more_count,
             html_body=html_body,
             text_body=text_body,
@@ -302,7 +304,7 @@ class Renderer:
         shell: Shell,
         context: DigestContext,
         shown: tuple[Sequence[bytes], Sequence[bytes]],
-        brief: Sequence[Fragment],
+        brief: tuple[Sequence[bytes], Sequence[bytes]],
     ) -> tuple[Body, Body]:
         """The HTML and text bodies: the shells with ``shown`` (the encoded HTML and text
         entries) in full, ``brief`` compact."""
@@ -310,14 +312,14 @@ class Renderer:
         html_body = self._shell_maker.assemble(
             shell,
             TEMPLATES["digest_html"],
-            {papers: list(shown[0]), compact: [c.html_qp for c in brief]},
+            {papers: list(shown[0]), compact: list(brief[0])},
         )
         # Full text entries are separated by a blank line.
         papers_qp = [piece for t in shown[1] for piece in (b"\r\n", t)][1:]
         text_body = self._shell_maker.assemble(
             self._shell_maker.cut(self._render("digest_text", context)),
             TEMPLATES["digest_text"],
-            {papers: papers_qp, compact: [c.text_qp for c in brief]},
+            {papers: papers_qp, compact: list(brief[1])},
         )
         return html_body, text_body
 
@@ -326,26 +328,38 @@ def _with_links(
     fragments: Sequence[Fragment], matches: Sequence[Match], feedback: FeedbackLinks | None
 ) -> tuple[list[bytes], list[bytes]]:
     """The encoded HTML and text entries of ``fragments`` (of ``matches``), each with this
-    subscriber's feedback links in it (signed per paper, see :class:`FeedbackLinks`).
+    subscriber's feedback links in it (signed per paper, see :class:`FeedbackLinks`) and,
+    for a similarity pick, its reason (the liked title and the percentage).
 
     A link is its prefix (the site's address, ``/more?token=``), encoded once per email,
     then the paper's token on a line of its own (soft line breaks around it)."""
-    if feedback is None:
+    if not any(f.html_cut or f.text_cut for f in fragments):
         return [f.html_qp for f in fragments], [f.text_qp for f in fragments]
     kinds = (b"more", b"less")
-    text_prefix = {k: link_piece(feedback.prefix(k.decode())) for k in kinds}
-    html_prefix = {k: link_piece(escape(feedback.prefix(k.decode()))) for k in kinds}
+    if feedback is not None:
+        text_prefix = {k: link_piece(feedback.prefix(k.decode())) for k in kinds}
+        html_prefix = {k: link_piece(escape(feedback.prefix(k.decode()))) for k in kinds}
     html: list[bytes] = []
     text: list[bytes] = []
     for fragment, match in zip(fragments, matches, strict=True):
-        if not (fragment.html_cut or fragment.text_cut):  # a template without the links
+        if not (fragment.html_cut or fragment.text_cut):  # a template without the slots
             html.append(fragment.html_qp)
             text.append(fragment.text_qp)
             continue
-        token = feedback.token(match.paper.key)  # URL-safe base64 and "."
-        tail = token.encode("ascii") + b"=\r\n" if len(token) < 76 else link_piece(token)
-        html.append(fragment.html_with({k: html_prefix[k] + tail for k in kinds}))
-        text.append(fragment.text_with({k: text_prefix[k] + tail for k in kinds}))
+        html_links: dict[bytes, bytes] = {}
+        text_links: dict[bytes, bytes] = {}
+        if feedback is not None:
+            token = feedback.token(match.paper.key)  # URL-safe base64 and "."
+            tail = token.encode("ascii") + b"=\r\n" if len(token) < 76 else link_piece(token)
+            html_links = {k: html_prefix[k] + tail for k in kinds}
+            text_links = {k: text_prefix[k] + tail for k in kinds}
+        if match.like is not None:
+            reason = reason_of(match)
+            like, similarity = reason["like"] or "", open_ended(str(reason["similarity"]))
+            html_links |= {b"like": open_ended(str(escape(like))), b"sim": similarity}
+            text_links |= {b"like": open_ended(like), b"sim": similarity}
+        html.append(fragment.html_with(html_links))
+        text.append(fragment.text_with(text_links))
     return html, text
 
 
