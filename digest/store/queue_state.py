@@ -60,40 +60,36 @@ class Pace:
         with begin(self.engine) as conn:
             now, greatest = self._now(conn), self._greatest(conn)
             slot = f"{greatest}(CAST(value AS FLOAT), {now})"
-            row = conn.execute(
-                sa.text(
-                    f"UPDATE meta SET value = CAST({slot} + :interval AS TEXT)"
-                    f" WHERE key = :key RETURNING CAST(value AS FLOAT) - :interval - {now}"
-                ),
-                {"interval": interval, "key": self.key},
-            ).first()
-            if row is not None:
-                return max(0.0, float(row[0]))
-            self._create(conn, interval)
-            return 0.0
+            update = sa.text(
+                f"UPDATE meta SET value = CAST({slot} + :interval AS TEXT)"
+                f" WHERE key = :key RETURNING CAST(value AS FLOAT) - :interval - {now}"
+            )
+            while True:
+                row = conn.execute(update, {"interval": interval, "key": self.key}).first()
+                if row is not None:
+                    return max(0.0, float(row[0]))
+                if self._create(conn, interval):  # else another taker made it: take after it
+                    return 0.0
 
-    def _create(self, conn: Connection, after: float) -> None:
-        """The row, the schedule starting ``after`` seconds from now (a concurrent taker
-        may have made it first: then its slot stands and this one follows at once)."""
+    def _create(self, conn: Connection, after: float) -> bool:
+        """Make the row, the schedule starting ``after`` seconds from now; False when a
+        concurrent taker made it first (then its schedule stands)."""
         value: Any = sa.text(f"CAST({self._now(conn)} + {float(after)!r} AS TEXT)")
         if conn.dialect.name == "postgresql":
-            conn.execute(
-                postgresql.insert(meta).values(key=self.key, value=value).on_conflict_do_nothing()
-            )
+            insert: Any = postgresql.insert(meta).on_conflict_do_nothing()
         else:
-            conn.execute(sa.insert(meta).prefix_with("OR IGNORE").values(key=self.key, value=value))
+            insert = sa.insert(meta).prefix_with("OR IGNORE")
+        return bool(conn.execute(insert.values(key=self.key, value=value)).rowcount == 1)
 
     def hold(self, seconds: float) -> None:
         """Nobody sends for ``seconds`` from now (a relay asked to slow down): the schedule
         moves to now + ``seconds`` unless it is later already."""
         with begin(self.engine) as conn:
             now, greatest = self._now(conn), self._greatest(conn)
-            changed = conn.execute(
-                sa.text(
-                    f"UPDATE meta SET value = CAST({greatest}(CAST(value AS FLOAT),"
-                    f" {now} + :seconds) AS TEXT) WHERE key = :key"
-                ),
-                {"seconds": seconds, "key": self.key},
-            ).rowcount
-            if not changed:
-                self._create(conn, seconds)
+            hold = sa.text(
+                f"UPDATE meta SET value = CAST({greatest}(CAST(value AS FLOAT),"
+                f" {now} + :seconds) AS TEXT) WHERE key = :key"
+            )
+            while not conn.execute(hold, {"seconds": seconds, "key": self.key}).rowcount:
+                if self._create(conn, seconds):
+                    return
