@@ -5,6 +5,8 @@
 (one subscriber's digest as an email), ``outcomes`` (each delivery's fate recorded as it is
 known), ``claims`` (claiming pending digests, re-queueing those of dead runs), ``report``
 (what a run did; its record in the ``runs`` table), ``workers`` (worker processes of a run),
+``queue`` (a run's batches for ``digest worker`` processes on several machines: procrastinate),
+``pace`` (``smtp.rate``: one sending pace for the whole run),
 ``fetch`` (every source at once: :class:`SourceSet`), ``sources`` (the sources made from
 the config), ``send`` (one-off sends), ``publish`` (feed files), ``status`` (``digest status``),
 ``source_health`` (each source's state: ``digest sources``, status, alerts), ``alerts`` (admin

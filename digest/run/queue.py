@@ -64,6 +64,8 @@ TASK = "digest.batch"
 QUEUE = "digest"
 #: Seconds between two looks at a run's batches (and at stalled workers).
 POLL = 0.5
+#: Hours a finished batch job is kept in procrastinate's table.
+KEEP_JOBS_HOURS = 7 * 24
 #: The fewest subscribers a batch holds (a job costs a few database round trips).
 MIN_BATCH = 10
 #: Seconds before a worker that lost its database tries again.
@@ -189,6 +191,8 @@ async def deliver_queued(
             more = await defer(app, [sweep])
             failed += await wait_for(app, more, ctx.config.run.heartbeat_timeout)
             ids += more
+        # Finished batches are kept a week (digest status reads the latest run's), no more.
+        await app.job_manager.delete_old_jobs(KEEP_JOBS_HOURS, queue=QUEUE, include_failed=True)
     tally = read_tally(ctx.store, run_id)
     report.sent += tally.sent
     report.failed += tally.failed
