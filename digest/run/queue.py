@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -181,7 +181,11 @@ async def deliver_queued(
         log.info("run %s: %d batch(es) queued for the workers", run_id, len(ids))
         if not wait or not jobs:
             return ids
-        failed = await wait_for(app, ids, ctx.config.run.heartbeat_timeout)
+
+        def counted() -> None:  # the run's progress, batch by batch
+            _add_up(report, read_tally(ctx.store, run_id))
+
+        failed = await wait_for(app, ids, ctx.config.run.heartbeat_timeout, counted)
         released = ctx.store.outbox.release_claims(run_id)  # in flight when a worker died
         if released:
             log.warning("run %s: %d digest(s) a dead worker held, sent again", run_id, released)
@@ -189,20 +193,22 @@ async def deliver_queued(
             sweep = Batch(**{**asdict(jobs[0]), "low": ends[0][0], "high": ends[-1][1]})
             sweep = Batch(**{**asdict(sweep), "plan": False})
             more = await defer(app, [sweep])
-            failed += await wait_for(app, more, ctx.config.run.heartbeat_timeout)
+            failed += await wait_for(app, more, ctx.config.run.heartbeat_timeout, counted)
             ids += more
         # Finished batches are kept a week (digest status reads the latest run's), no more.
         await app.job_manager.delete_old_jobs(KEEP_JOBS_HOURS, queue=QUEUE, include_failed=True)
-    tally = read_tally(ctx.store, run_id)
-    report.sent += tally.sent
-    report.failed += tally.failed
-    report.deferred += tally.deferred
-    report.resumed += tally.resumed
-    report.suspended += tally.suspended
+    tally = _add_up(report, read_tally(ctx.store, run_id))
     if tally.errors or failed:
         error = tally.errors[0] if tally.errors else f"{failed} batch(es) failed"
         raise WorkerError(error, hint="see the workers' logs for the batches")
     return ids
+
+
+def _add_up(report: RunReport, tally: Tally) -> Tally:
+    """The run's report holds what its batches did so far (``report`` counts nothing else)."""
+    report.sent, report.failed, report.deferred = tally.sent, tally.failed, tally.deferred
+    report.resumed, report.suspended = tally.resumed, list(tally.suspended)
+    return tally
 
 
 async def defer(app: procrastinate.App, jobs: Iterable[Batch]) -> list[int]:
@@ -211,10 +217,17 @@ async def defer(app: procrastinate.App, jobs: Iterable[Batch]) -> list[int]:
     return await task.batch_defer_async(*(asdict(j) for j in jobs))
 
 
-async def wait_for(app: procrastinate.App, ids: list[int], heartbeat_timeout: float) -> int:
+async def wait_for(
+    app: procrastinate.App,
+    ids: list[int],
+    heartbeat_timeout: float,
+    tick: Callable[[], None] = lambda: None,
+) -> int:
     """Until every job of ``ids`` ended (succeeded or failed), giving back to the queue the
-    jobs of workers silent for ``heartbeat_timeout`` seconds meanwhile; how many failed."""
+    jobs of workers silent for ``heartbeat_timeout`` seconds meanwhile, calling ``tick()``
+    at each look; how many failed."""
     while True:
+        tick()
         counts = await job_counts(app, ids)
         if counts.get("todo", 0) + counts.get("doing", 0) == 0:
             return counts.get("failed", 0)
