@@ -126,7 +126,11 @@ def test_two_workers_share_a_run_and_each_reader_gets_one_digest(
     server = smtp_server()
     readers = 45
     config = _site(tmp_path, server, pg_url, readers)
-    workers = [_digest(config, "-v", "worker") for _ in range(2)]
+    # One takes a batch at a time, the other two at once.
+    workers = [
+        _digest(config, "-v", "worker"),
+        _digest(config, "-v", "worker", "--concurrency", "2"),
+    ]
     try:
         run = _digest(config, "-v", "run", "--date", DAY.isoformat())
         out, err = run.communicate(timeout=180)
