@@ -81,6 +81,10 @@ class Paper:
         return self.link or self.abs_url or self.project_page or self.github_repo
 
 
+#: A calendar date (inside :class:`Listing`, whose ``date`` field hides the type's name).
+Day = date
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """The papers of one listing date, in the source's order, without duplicates."""
@@ -92,7 +96,7 @@ class Listing:
     #: The sources that failed for this date (the listing holds what the others gave).
     failures: tuple[SourceFailure, ...] = ()
     #: Earlier dates whose late papers (a source that had failed) this listing carries.
-    also: tuple[date, ...] = ()
+    also: tuple[Day, ...] = ()
     #: Each source's own listing, as fetched, until the run stores them.
     parts: tuple[Listing, ...] = ()
 
