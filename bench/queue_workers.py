@@ -1,8 +1,8 @@
 """Workers on several machines, measured on one: `digest run` with ``run.queue`` and one
 `digest worker` process, then two, over the same subscribers and papers.
 
-    python bench/queue.py                          # 2,000 subscribers, 300 papers
-    python bench/queue.py --subscribers 10000 --url postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/queue_workers.py                          # 2,000 subscribers, 300 papers
+    python bench/queue_workers.py --subscribers 10000 --url postgresql+psycopg://postgres@127.0.0.1/test
 
 Needs PostgreSQL (each measure gets a fresh schema, dropped after). Mail goes to a real
 aiosmtpd on loopback (tests/support/smtpd.py) that keeps every message. Prints, per number

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Not bench/ itself first: its modules' names (queue.py) would shadow the standard library's.
+# Not bench/ itself first: a module of it named like one of the standard library would shadow it.
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 
 from bench.run import DAY, load_subscribers, make_listing, make_subscribers  # noqa: E402
