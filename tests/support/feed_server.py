@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-HOST = "127.0.0.1"
+from tests.support.served import HOST, serve_in_thread, shut
 
 
 @dataclass
@@ -38,9 +38,6 @@ class Route:
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     block_on_close = False
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -59,7 +56,7 @@ class FeedServer:
         self.conditions: list[str] = []
         self.times: list[float] = []
         self._lock = threading.Lock()
-        self._httpd: _Server | None = None
+        self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -144,24 +141,12 @@ class FeedServer:
             def do_GET(self) -> None:
                 server._handle(self)
 
-        self._httpd = _Server((HOST, 0), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="test-feed-server",
-            daemon=True,
-        )
-        self._thread.start()
+        self._httpd, self._thread = serve_in_thread(Handler, "test-feed-server")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        shut(self._httpd, self._thread)
+        self._httpd, self._thread = None, None
 
     def __enter__(self) -> FeedServer:
         return self.start()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-HOST = "127.0.0.1"
+from tests.support.served import HOST, serve_in_thread, shut
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,6 @@ class Queued:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b"queued answer"
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     block_on_close = False
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -78,7 +75,7 @@ class PoliteServer:
         self.max_in_flight = 0
         self._queue: list[Queued] = []
         self._lock = threading.Lock()
-        self._httpd: _Server | None = None
+        self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -162,24 +159,12 @@ class PoliteServer:
             def do_GET(self) -> None:
                 server._handle(self)
 
-        self._httpd = _Server((HOST, 0), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="test-polite-server",
-            daemon=True,
-        )
-        self._thread.start()
+        self._httpd, self._thread = serve_in_thread(Handler, "test-polite-server")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        shut(self._httpd, self._thread)
+        self._httpd, self._thread = None, None
 
     def __enter__(self) -> PoliteServer:
         return self.start()
