@@ -32,11 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
-from tests.support.served import HOST, serve_in_thread, shut
+from tests.support.served import HOST, get_handler, serve_in_thread, shut
 
 ERROR_PAGE = b"<!DOCTYPE html><html><body><h1>Service Unavailable</h1></body></html>"
 
@@ -231,18 +230,7 @@ class ArxivServer:
         handler.wfile.write(body)
 
     def start(self) -> ArxivServer:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        self._httpd, self._thread = serve_in_thread(Handler, "test-arxiv-server")
+        self._httpd, self._thread = serve_in_thread(get_handler(self._handle), "test-arxiv-server")
         return self
 
     def stop(self) -> None:

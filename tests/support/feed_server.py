@@ -18,7 +18,6 @@ a background thread.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support.served import HOST, serve_in_thread, shut
+from tests.support.served import HOST, get_handler, serve_in_thread, shut
 
 
 @dataclass
@@ -126,22 +125,7 @@ class FeedServer:
         handler.wfile.write(route.body)
 
     def start(self) -> FeedServer:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        self._httpd, self._thread = serve_in_thread(Handler, "test-feed-server")
+        self._httpd, self._thread = serve_in_thread(get_handler(self._handle), "test-feed-server")
         return self
 
     def stop(self) -> None:

@@ -19,7 +19,6 @@ time too) just before its answer is sent, so it is in ``seen`` when the client h
 from __future__ import annotations
 
 import itertools
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support.served import HOST, serve_in_thread, shut
+from tests.support.served import HOST, GetHandler, get_handler, serve_in_thread, shut
 
 
 @dataclass(frozen=True)
@@ -139,12 +138,9 @@ class PoliteServer:
     def start(self) -> PoliteServer:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Counted(GetHandler):  # counts open connections
             def setup(self) -> None:
                 super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 server._count("connections", 1)
 
             def finish(self) -> None:
@@ -153,13 +149,9 @@ class PoliteServer:
                 finally:
                     server._count("connections", -1)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        self._httpd, self._thread = serve_in_thread(Handler, "test-polite-server")
+        self._httpd, self._thread = serve_in_thread(
+            get_handler(self._handle, Counted), "test-polite-server"
+        )
         return self
 
     def stop(self) -> None:

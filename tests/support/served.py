@@ -3,10 +3,38 @@ loopback in a daemon thread, and its orderly stop."""
 
 from __future__ import annotations
 
+import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 HOST = "127.0.0.1"
+
+
+class GetHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, no Nagle delay, no log lines; each GET goes to
+    :attr:`answer` (set by :func:`get_handler`)."""
+
+    protocol_version = "HTTP/1.1"
+    answer: Callable[[BaseHTTPRequestHandler], None]
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        type(self).answer(self)
+
+
+def get_handler(
+    answer: Callable[[BaseHTTPRequestHandler], None], base: type[GetHandler] = GetHandler
+) -> type[GetHandler]:
+    """A :class:`GetHandler` (or subclass ``base``) class whose GETs ``answer`` handles."""
+    return type("Handler", (base,), {"answer": staticmethod(answer)})
 
 
 def serve_in_thread(
