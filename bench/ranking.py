@@ -20,6 +20,7 @@ papers in memory).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import resource
@@ -35,7 +36,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.relevance import TOPICS, make_paper
-from digest.models import Paper, Subscriber
+from digest.models import Match, Paper, Subscriber
 from digest.select import DayMatcher
 from digest.select.blend import blend, similarities
 from digest.select.similar import DIMENSIONS, Liked, TfidfRanker, profile_of, text_of
@@ -172,6 +173,8 @@ def child(work: Path) -> None:
 
     read = rank = read_cpu = rank_cpu = 0.0
     chosen = 0
+    digest = hashlib.sha256()  # of every liker's papers, to compare runs: not timed
+    hashing = 0.0
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         t, c = time.perf_counter(), time.process_time()
@@ -181,6 +184,7 @@ def child(work: Path) -> None:
         t, c = time.perf_counter(), time.process_time()
         having = [sid for sid in batch if sid in profiles]
         scores = similarities([profiles[sid] for sid in having], day)
+        outs: list[list[Match]] = []
         for row, sid in enumerate(having):
             kw = keyword[sid % len(QUERIES)] if sid % 2 else []
             out = blend(
@@ -193,14 +197,19 @@ def child(work: Path) -> None:
                 scores=scores[row],
             )
             chosen += len(out)
+            outs.append(out)
         for sid in batch:
             if sid not in profiles:
                 blend(keyword[0], None, day, has_keywords=True)
         rank += time.perf_counter() - t
         rank_cpu += time.process_time() - c
+        c = time.process_time()
+        for sid, out in zip(having, outs, strict=True):
+            digest.update(_picks_digest(sid, out))
+        hashing += time.process_time() - c
     times["profiles (markers, stored)"] = read
     times["similarities, picks, reasons"] = rank
-    cpu = time.process_time() - cpu
+    cpu = time.process_time() - cpu - hashing
     peak = peak_mb()
     result = {
         "times": times,
@@ -214,8 +223,15 @@ def child(work: Path) -> None:
     result["matched"] = matched
     result["rebuilt"] = len(rebuilt)
     result["dimensions"] = ranker.dimensions
+    result["digest"] = digest.hexdigest()
     print(json.dumps(result))
     store.close()
+
+
+def _picks_digest(sid: int, out: Sequence[Match]) -> bytes:
+    """What a liker got, in order: each paper's key, score, reason (liked title, similarity)."""
+    rows = [f"{m.paper.key} {m.score!r} {m.terms} {m.like} {m.similarity!r}" for m in out]
+    return (f"{sid}\n" + "\n".join(rows) + "\n\n").encode()
 
 
 def main() -> None:
@@ -255,6 +271,7 @@ def main() -> None:
     )
     print(f"profiles rebuilt: {result['rebuilt']:,} (likes unchanged since they were made)")
     print(f"papers chosen: {result['chosen']:,} (a keyword query matches {result['matched']:.0f})")
+    print(f"digest of every liker's papers: {result['digest']}")
     met = total <= 10 and added <= 300
     print(f"target: <= 10 s and <= 300 MB added: {'met' if met else 'MISSED'}")
 

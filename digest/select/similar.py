@@ -28,7 +28,6 @@ import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
 
@@ -290,7 +289,6 @@ class Day:
         self.number = {p.key: n for n, p in enumerate(self.papers)}
 
 
-@dataclass(frozen=True, eq=False)
 class Profile:
     """What one subscriber likes, for one ranker version.
 
@@ -299,26 +297,80 @@ class Profile:
     papers' own vectors (stored as float16), ``titles`` their titles, for the reason of a pick;
     ``keys`` every liked and disliked key (never picked); ``likes_hash`` tells whether the
     likes changed since it was built (:func:`hash_of_likes`).
+
+    Read back with :meth:`from_bytes`, only the header and ``centre`` are decoded at once:
+    ``liked``, ``titles`` and ``keys`` when first asked for (a run reads a hundred thousand
+    profiles; ``liked`` is wanted only by those who get similarity picks).
     """
 
-    version: int
-    likes_hash: str
-    centre: Vectors
-    liked: Vectors
-    titles: tuple[str, ...]
-    keys: frozenset[str]
-    missing: int = 0  # likes it was made without: no text for them yet
+    __slots__ = (
+        "_at",
+        "_data",
+        "_keys",
+        "_liked",
+        "_titles",
+        "centre",
+        "count",
+        "likes_hash",
+        "missing",
+        "version",
+    )
+
+    def __init__(
+        self,
+        version: int,
+        likes_hash: str,
+        centre: Vectors,
+        liked: Vectors,
+        titles: tuple[str, ...],
+        keys: frozenset[str],
+        missing: int = 0,  # likes it was made without: no text for them yet
+    ) -> None:
+        self.version = version
+        self.likes_hash = likes_hash
+        self.centre = centre
+        self.missing = missing
+        self.count = len(titles)  # of liked papers
+        self._liked: Vectors | None = liked
+        self._titles: tuple[str, ...] | None = titles
+        self._keys: frozenset[str] | None = keys
+        self._data = b""
+        self._at = (0, 0, 0, 0)  # where liked, keys, titles start and end in _data
 
     @property
     def has_likes(self) -> bool:
-        return bool(self.titles)
+        return self.count > 0
+
+    @property
+    def liked(self) -> Vectors:
+        if self._liked is None:
+            dims, (at, _, _, _) = len(self.centre), self._at
+            half = np.frombuffer(self._data, "<u2", dims * self.count, at)
+            self._liked = _HALF.take(half).reshape(self.count, dims)  # float16 to float32
+        return self._liked
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        if self._titles is None:
+            _, _, at, end = self._at
+            text = self._data[at:end].decode()
+            self._titles = tuple(text.split("\n")) if self.count else ()
+        return self._titles
+
+    @property
+    def keys(self) -> frozenset[str]:
+        if self._keys is None:
+            _, at, end, _ = self._at
+            text = self._data[at:end].decode()
+            self._keys = frozenset(text.split("\n")) if text else frozenset()
+        return self._keys
 
     def to_bytes(self) -> bytes:
         """A fixed header, the hash, the two arrays, then the keys and the titles (UTF-8,
         one a line): read back in microseconds, for a hundred thousand subscribers a run."""
         keys = "\n".join(sorted(self.keys)).encode()
         titles = "\n".join(self.titles).encode()
-        dims, count = int(self.centre.shape[0]), len(self.titles)
+        dims, count = int(self.centre.shape[0]), self.count
         head = _HEAD.pack(FORMAT, self.version, dims, count, self.missing, len(keys), len(titles))
         return b"".join(
             (
@@ -333,34 +385,40 @@ class Profile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:
-        """The profile :meth:`to_bytes` made; raises :class:`StateError` for other bytes."""
+        """The profile :meth:`to_bytes` made; raises :class:`StateError` for other bytes
+        (of a wrong size, or whose keys or titles are not UTF-8)."""
         try:
             form, version, dims, count, missing, keys_size, titles_size = _HEAD.unpack_from(data)
             if form != FORMAT:
                 raise ValueError(f"format {form}")
             at = _HEAD.size + _HASH
-            centre = np.frombuffer(data, "<f4", dims, at).astype(np.float32)
-            at += 4 * dims
-            liked = np.frombuffer(data, "<f2", dims * count, at).reshape(count, dims)
-            liked = liked.astype(np.float32)
-            at += 2 * dims * count
-            keys = data[at : at + keys_size].decode()
-            titles = data[at + keys_size : at + keys_size + titles_size].decode()
-            if at + keys_size + titles_size != len(data):
-                raise ValueError(f"{len(data)} bytes, not {at + keys_size + titles_size}")
-            return cls(
+            centre = np.frombuffer(data, "<f4", dims, at)  # read-only, like the bytes
+            liked_at = at + 4 * dims
+            keys_at = liked_at + 2 * dims * count
+            titles_at = keys_at + keys_size
+            end = titles_at + titles_size
+            if end != len(data):
+                raise ValueError(f"{len(data)} bytes, not {end}")
+            data[keys_at:end].decode()  # fails here, not when a pick wants its reason
+            profile = cls(
                 version,
-                data[_HEAD.size : _HEAD.size + _HASH].decode("ascii").rstrip(),
+                data[_HEAD.size : at].decode("ascii").rstrip(),
                 centre,
-                liked,
-                tuple(titles.split("\n")) if count else (),
-                frozenset(keys.split("\n")) if keys else frozenset(),
+                centre[:0],
+                (),
+                frozenset(),
                 missing,
             )
         except (struct.error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
             raise StateError(f"a stored similarity profile is unreadable: {exc}") from exc
+        profile.count = count
+        profile._liked = profile._titles = profile._keys = None
+        profile._data, profile._at = data, (liked_at, keys_at, titles_at, end)
+        return profile
 
 
+#: Every float16 as float32 (by its bits): ``take`` converts faster than ``astype``.
+_HALF = np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float32)
 _HEAD = struct.Struct("<HIHHHII")  # format, version, dimensions, likes, missing, sizes
 _HASH = 32
 

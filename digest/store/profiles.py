@@ -156,7 +156,7 @@ class Profiles:
 
     def get_many(self, subscriber_ids: Sequence[int]) -> dict[int, Profile]:
         """The stored profiles of these subscribers (an unreadable one is left out)."""
-        return {sid: p for sid, (p, _) in self._stored(subscriber_ids).items()}
+        return self._stored(subscriber_ids)
 
     def put_many(self, made: Mapping[int, Profile], now: datetime | None = None) -> None:
         """Store these subscribers' profiles (replacing theirs)."""
@@ -209,14 +209,17 @@ class Profiles:
         if gone:
             self.forget(gone)
         arrived = self._last_listing()
+        # When a profile was made matters only if it lacked some liked paper's text.
+        waiting = [sid for sid, p in stored.items() if p.missing] if arrived is not None else []
+        made_at = self._made_at(waiting) if waiting else {}
 
         def fresh(sid: int) -> bool:
-            profile, updated_at = stored[sid]
+            profile = stored[sid]
             if profile.version != ranker.version or profile.likes_hash != markers[sid][0]:
                 return False
-            return not profile.missing or arrived is None or arrived <= updated_at
+            return not profile.missing or arrived is None or arrived <= made_at.get(sid, arrived)
 
-        up_to_date = {sid: stored[sid][0] for sid in markers if sid in stored and fresh(sid)}
+        up_to_date = {sid: stored[sid] for sid in markers if sid in stored and fresh(sid)}
         stale = [sid for sid in markers if sid not in up_to_date]
         if not stale:
             return up_to_date
@@ -248,26 +251,35 @@ class Profiles:
                     found[sid] = (hash_of_likes([("keys", "\n".join(ordered))]), len(ordered))
         return found
 
-    def _stored(self, subscriber_ids: Sequence[int]) -> dict[int, tuple[Profile, datetime]]:
-        """The readable stored profiles of these subscribers, with when each was made."""
-        found: dict[int, tuple[Profile, datetime]] = {}
+    def _stored(self, subscriber_ids: Sequence[int]) -> dict[int, Profile]:
+        """The readable stored profiles of these subscribers."""
+        found: dict[int, Profile] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(list(subscriber_ids), 900):
                 rows = conn.execute(
-                    sa.select(
-                        profiles.c.subscriber_id, profiles.c.data, profiles.c.updated_at
-                    ).where(
+                    sa.select(profiles.c.subscriber_id, profiles.c.data).where(
                         profiles.c.subscriber_id.in_(chunk), profiles.c.name == TfidfRanker.name
                     )
                 )
-                for sid, data, updated_at in rows:
+                for sid, data in rows:
                     try:
-                        found[sid] = (
-                            Profile.from_bytes(bytes(data)),
-                            aware(updated_at) or utc_now(),
-                        )
+                        found[sid] = Profile.from_bytes(bytes(data))
                     except StateError:
                         continue
+        return found
+
+    def _made_at(self, subscriber_ids: Sequence[int]) -> dict[int, datetime]:
+        """When the stored profiles of these subscribers were made."""
+        found: dict[int, datetime] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(subscriber_ids), 900):
+                rows = conn.execute(
+                    sa.select(profiles.c.subscriber_id, profiles.c.updated_at).where(
+                        profiles.c.subscriber_id.in_(chunk), profiles.c.name == TfidfRanker.name
+                    )
+                )
+                for sid, updated_at in rows:
+                    found[sid] = aware(updated_at) or utc_now()
         return found
 
     def _last_listing(self) -> datetime | None:
