@@ -25,6 +25,7 @@ import pytest
 from digest.config import parse
 from digest.errors import ConfigError
 from digest.models import Subscriber
+from digest.run.queue_schema import upgrade_schema
 from digest.store import Store
 from tests.conftest import PG_HOST, PG_PORT, _pg_problem
 from tests.support.listings import item, write_days, write_site_config
@@ -95,6 +96,7 @@ def _site(folder: Path, server: SmtpServer, db_url: str, readers: int, smtp: str
             store.members.add_subscriber(
                 Subscriber(email=f"reader{i:03d}@example.org", keywords=keywords)
             )
+    upgrade_schema(db_url)  # `digest db upgrade`: the queue's tables (workers never make them)
     return config
 
 

@@ -20,10 +20,19 @@ def db() -> None:
 @db.command()
 @click.pass_obj
 def upgrade(state: State) -> None:
-    """Bring the database to the newest schema revision; print where it is."""
+    """Bring the database to the newest schema revision; print where it is.
+
+    With run.queue (PostgreSQL), procrastinate's tables of the task queue too: made, or
+    brought to the installed procrastinate's migrations (procrastinate's own command line
+    is never needed)."""
     with _database(state) as engine:
         revision = guard(lambda: migrate.upgrade(engine))
     click.echo(_describe(revision))
+    cfg = state.config()
+    if cfg.run.queue and not cfg.database.startswith("sqlite"):
+        from digest.run.queue_schema import upgrade_schema  # procrastinate: optional extra
+
+        click.echo(guard(lambda: upgrade_schema(cfg.database)).line())
 
 
 @db.command()

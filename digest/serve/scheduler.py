@@ -194,7 +194,9 @@ async def send_due(
         report.dates = sorted(needed, reverse=True)
         listings = await fetch_dates(ctx, needed, today, report) if needed else {}
         record.stage = "deliver"
-        await _deliver_due(
+        # with run.queue: batches for `digest worker` processes, on any machine
+        deliver = _deliver_queued if ctx.config.run.queue else _deliver_due
+        await deliver(
             ctx, listings, windows, today, report, record.run_id, record.clock, should_stop
         )
         keep = ctx.config.history  # the sent-state kept bounded, once an hour at most
@@ -268,6 +270,41 @@ async def _deliver_due(
         report.outbox = ctx.config.mail.outbox_dir
     await ctx.sender.deliver(items(), recorder)
     if report.new or report.placed or report.suspended:
+        report.feeds = write_feeds(ctx)
+
+
+async def _deliver_queued(
+    ctx: Context,
+    listings: dict[date, Listing],
+    windows: dict[int, tuple[date, ...]],
+    today: date,
+    report: PassReport,
+    run_id: int,
+    _clock: Callable[[], datetime],
+    should_stop: Callable[[], bool],
+) -> None:
+    """The pass's digests as batches for the workers (``run.queue``): the due subscribers
+    grouped by their window of dates, and the pending digests; this process sends nothing.
+    Waits for the workers, then writes the feeds (not when it stopped waiting)."""
+    from digest.run.queue import Window, deliver_due_queued  # procrastinate: optional extra
+
+    report.requeued = requeue_stale(ctx)
+    pending = ctx.store.outbox.pending()
+
+    groups: dict[tuple[date, ...], list[int]] = {}
+    for sid, dates in windows.items():
+        groups.setdefault(dates, []).append(sid)
+    regular = 1 + ctx.config.schedule.lookback_days  # as the pools of _deliver_due
+    due = [
+        Window(dates, [p.key for p in merged(listings, dates)], since, ids)
+        for dates, ids in groups.items()
+        for since in [dates[-1] if len(dates) > regular else None]
+    ]
+    await deliver_due_queued(
+        ctx, due, today, report, run_id, resume=bool(pending), should_stop=should_stop
+    )
+    report.stopped = report.workers_hold
+    if not report.stopped and (report.new or report.placed or report.suspended):
         report.feeds = write_feeds(ctx)
 
 

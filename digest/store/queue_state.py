@@ -1,6 +1,8 @@
 """What a queued run (``run.queue``) keeps in the store besides procrastinate's own tables:
-the active subscribers of one batch (an id range), and the sending pace shared by every
-worker of every machine (``smtp.rate``: one row of ``meta`` per key).
+the active subscribers of one batch (an id range), the run's tally and the digests each of
+its batches took (rows of ``meta`` named ``queue.run.<run id>...``, pruned with the run's
+history), and the sending pace shared by every worker of every machine (``smtp.rate``: one
+row of ``meta`` per key).
 
 The pace is a virtual schedule (GCRA): the row holds the time the next message may leave;
 each message takes the slot ``max(next, now)`` and moves it on by ``1 / rate``, in one
@@ -11,6 +13,9 @@ schedule. A relay's throttling answer pushes the schedule back for everyone (:me
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,27 +23,141 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Subscriber
-from digest.store.schema import begin, meta, subscribers
+from digest.store.schema import begin, deliveries, meta, runs, subscribers
 from digest.store.subscriber_rows import to_subscriber
 
 _PG_NOW = "extract(epoch from clock_timestamp())"
 _SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
 
-def active_between(engine: Engine, low: int, high: int) -> list[Subscriber]:
-    """The active subscribers whose id is in ``low..high`` (both included), in id order:
-    one batch of a queued run (the batch is an id range, read when a worker takes it)."""
+#: The rows of ``meta`` a queued run keeps: ``queue.run.<id>`` (its tally) and
+#: ``queue.run.<id>.job.<job id>`` (the digests one batch took).
+RUN_PREFIX = "queue.run."
+
+
+def active_between(
+    engine: Engine, low: int, high: int, ids: Collection[int] | None = None
+) -> list[Subscriber]:
+    """The active subscribers whose id is in ``low..high`` (both included; with ``ids``:
+    only those of them), in id order: one batch of a queued run (read when a worker takes
+    it)."""
+    cond = [subscribers.c.status == "active", subscribers.c.id >= low, subscribers.c.id <= high]
+    if ids is not None:
+        cond.append(subscribers.c.id.in_(sorted(ids)))
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(subscribers)
-            .where(
-                subscribers.c.status == "active",
-                subscribers.c.id >= low,
-                subscribers.c.id <= high,
-            )
-            .order_by(subscribers.c.id)
-        ).all()
+        rows = conn.execute(sa.select(subscribers).where(*cond).order_by(subscribers.c.id)).all()
     return [to_subscriber(r) for r in rows]
+
+
+def claimed_by_run(
+    engine: Engine, run_id: int, low: int, high: int, ids: Collection[int] | None = None
+) -> list[str]:
+    """The digests run ``run_id`` holds (status sending) for the subscribers of a batch."""
+    c = deliveries.c
+    cond = [c.status == "sending", c.claimed_by == run_id]
+    cond += [c.subscriber_id >= low, c.subscriber_id <= high]
+    if ids is not None:
+        cond.append(c.subscriber_id.in_(sorted(ids)))
+    with engine.connect() as conn:
+        return [str(r) for r in conn.execute(sa.select(c.id).where(*cond)).scalars()]
+
+
+def note_taken(engine: Engine, run_id: int, job_id: int, delivery_ids: Sequence[str]) -> None:
+    """Add ``delivery_ids`` to what batch job ``job_id`` of run ``run_id`` took (each
+    attempt of a job adds to the same row: a killed attempt's digests stay counted)."""
+    if not delivery_ids:
+        return
+    key = f"{RUN_PREFIX}{run_id}.job.{job_id}"
+    with begin(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(meta.c.key).where(meta.c.key == key).with_for_update()).all()
+        old = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+        taken = sorted(set(json.loads(old) if old else ()) | set(delivery_ids))
+        if old is None:
+            conn.execute(sa.insert(meta).values(key=key, value=json.dumps(taken)))
+        else:
+            conn.execute(sa.update(meta).where(meta.c.key == key).values(value=json.dumps(taken)))
+
+
+def taken_counts(engine: Engine, run_id: int) -> dict[str, int]:
+    """How many of the digests run ``run_id``'s batches took are in each status (sent,
+    failed, pending: deferred, sending: still held)."""
+    taken: set[str] = set()
+    with engine.connect() as conn:
+        for text in conn.execute(
+            sa.select(meta.c.value).where(meta.c.key.like(f"{RUN_PREFIX}{run_id}.job.%"))
+        ).scalars():
+            taken.update(json.loads(text))
+        counts: dict[str, int] = {}
+        ordered = sorted(taken)
+        for start in range(0, len(ordered), 5_000):
+            part = ordered[start : start + 5_000]
+            rows = conn.execute(
+                sa.select(deliveries.c.status, sa.func.count())
+                .where(deliveries.c.id.in_(part))
+                .group_by(deliveries.c.status)
+            ).all()
+            for status, n in rows:
+                counts[str(status)] = counts.get(str(status), 0) + int(n)
+    return counts
+
+
+def drop_run_rows(engine: Engine, run_ids: Iterable[int]) -> int:
+    """Remove the tally and batch rows of runs ``run_ids``; how many rows went."""
+    gone = 0
+    with begin(engine) as conn:
+        for run_id in run_ids:
+            gone += conn.execute(
+                sa.delete(meta).where(
+                    sa.or_(
+                        meta.c.key == f"{RUN_PREFIX}{run_id}",
+                        meta.c.key.like(f"{RUN_PREFIX}{run_id}.%"),
+                    )
+                )
+            ).rowcount
+    return gone
+
+
+def prune_run_rows(engine: Engine, started_before: datetime) -> int:
+    """Remove the tally and batch rows of queued runs started before ``started_before`` (or
+    no longer recorded), as the history of what was sent is pruned; how many rows went."""
+    with engine.connect() as conn:
+        keys = conn.execute(
+            sa.select(meta.c.key).where(meta.c.key.like(f"{RUN_PREFIX}%"))
+        ).scalars()
+        named = {_run_of(k) for k in keys} - {None}
+        if not named:
+            return 0
+        kept = conn.execute(
+            sa.select(runs.c.id).where(
+                runs.c.id.in_(sorted(i for i in named if i is not None)),
+                runs.c.started_at >= started_before,
+            )
+        ).scalars()
+        old = named - set(kept)
+    return drop_run_rows(engine, sorted(i for i in old if i is not None))
+
+
+def _run_of(key: str) -> int | None:
+    head = key[len(RUN_PREFIX) :].partition(".")[0]
+    return int(head) if head.isdigit() else None
+
+
+def queued_runs(engine: Engine) -> set[int]:
+    """The runs whose batches are still in procrastinate's queue (waiting for a worker or
+    being worked on): the digests they hold are the workers', not to be taken back."""
+    if engine.dialect.name != "postgresql":
+        return set()
+    with engine.connect() as conn:
+        if not conn.execute(sa.text("SELECT to_regclass('procrastinate_jobs')")).scalar():
+            return set()
+        found = conn.execute(
+            sa.text(
+                "SELECT DISTINCT (args->>'run')::int FROM procrastinate_jobs"
+                " WHERE task_name = 'digest.batch' AND status IN ('todo', 'doing')"
+            )
+        ).scalars()
+        return {int(r) for r in found}
 
 
 class Pace:
