@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from digest.run.context import Context
 from digest.store import Claim
+from digest.store.queue_state import queued_runs
 
 log = logging.getLogger("digest.pipeline")
 
@@ -85,9 +86,13 @@ def pid_alive(pid: int) -> bool:
 
 
 def requeue_stale(ctx: Context, *, host: str = HOST) -> int:
-    """Put back to pending the deliveries claimed by runs that died; returns how many."""
+    """Put back to pending the deliveries claimed by runs that died; returns how many. The
+    claims of a queued run whose batches are still in the queue are the workers': kept."""
     count = 0
+    held = queued_runs(ctx.store.engine)
     for claim in ctx.store.outbox.claims():
+        if claim.run_id in held:
+            continue
         if stale_claim(claim, ctx.now, host, pid_alive) and ctx.store.outbox.requeue(claim):
             log.warning(
                 "requeued delivery=%s claimed by run %s, which is gone",

@@ -53,6 +53,9 @@ class RunReport:
     #: The sources that could not give the run's date (the others' papers went out; the
     #: next run fetches that date of theirs again).
     source_failures: list[SourceFailure] = field(default_factory=list)
+    #: A queued run (``run.queue``) whose batches are still with the workers: the digests
+    #: it claimed are theirs, not given back when it ends (see :mod:`digest.run.queue`).
+    workers_hold: bool = False
 
 
 def run_outcome(report: RunReport) -> str:
@@ -81,7 +84,7 @@ async def end_run(
         stage = "deliver"
         error = f"{report.deferred} digest(s) left pending"
     try:
-        released = ctx.store.outbox.release_claims(run_id)
+        released = 0 if report.workers_hold else ctx.store.outbox.release_claims(run_id)
         if released:
             log.info("released %s unsent digest(s) for the next run", released)
         ctx.store.run_log.finish_run(
