@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from digest.errors import StateError
 from digest.store.outbox_rows import unpack_ids
+from digest.store.queue_state import prune_run_rows
 from digest.store.schema import (
     begin,
     deliveries,
@@ -265,7 +266,9 @@ def prune_after_run(
         return None
     _last_prune[where] = time.monotonic()
     try:
-        pruned = History(engine).prune(Cutoffs.at(now, keep_days, archive_days))
+        cutoffs = Cutoffs.at(now, keep_days, archive_days)
+        pruned = History(engine).prune(cutoffs)
+        prune_run_rows(engine, cutoffs.sent_before)  # queued runs' tallies (run.queue)
     except (StateError, SQLAlchemyError) as exc:
         log.warning("pruning the history failed (digest prune does it by hand): %s", exc)
         return None
