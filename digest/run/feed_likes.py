@@ -1,65 +1,144 @@
-"""Private feeds of subscribers with likes (issue 17): their similarity picks among the
-feed's papers, each with its reason (:class:`~digest.compose.Picked`).
+"""Private feeds of subscribers who like or dislike papers (issue 17): what their feed
+holds when it is not the feed of their queries as it is (:meth:`FeedLikes.own`).
 
 A private feed file is shared by every subscriber of the same queries
-(:mod:`digest.run.publish`); a subscriber who likes papers gets one of their own queries
-and likes (:func:`feed_name`): their keyword matches as before, and the papers most like
-what they like, above their threshold, at most ``feeds.private_max_entries``. Reads only:
-the model and profiles as the run left them (a stale profile is built in memory).
+(:mod:`digest.run.publish`). A subscriber who likes or dislikes papers reads that file as
+long as it suits them: no paper they liked or disliked among its papers, and no similarity
+pick to add (a broad query leaves no room for picks, see below). Otherwise they get
+:class:`Own` content: their keyword matches less every paper they liked or disliked (by any
+of its identities), and their picks, each with its reason (:class:`~digest.compose.Picked`).
+Its file is named by its content, so readers of the same content share one file.
+
+What a feed adds by similarity is bounded as the digests are: on each listing date of the
+feed, picks fill up to ``max_papers`` (the subscriber's, else ``mail.max_papers``) after
+that date's keyword matches; without keywords, at most ``max_papers`` picks a date; at most
+``feeds.private_max_entries`` in all. Reads only: the model and profiles as the run left
+them (a stale profile is built in memory).
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from digest.compose import Picked
 from digest.compose.views import percent
 from digest.config import Config
-from digest.models import Subscriber
+from digest.models import Paper, Subscriber
 from digest.run.ranking import Ranked, Ranking, ranked, threshold_of
 from digest.select import DayMatcher
 from digest.store import Store
 
 
-class FeedLikes:
-    """The picks of each batch of subscribers over the feeds' papers (``matcher``)."""
+class Matching:
+    """The papers' matcher, and the keys of the papers each query (and each pair of query
+    lists) matches, looked up once for all the feeds of a pass."""
 
-    def __init__(self, config: Config, store: Store, matcher: DayMatcher, now: datetime) -> None:
-        self.config = config
+    def __init__(self, matcher: DayMatcher) -> None:
         self.matcher = matcher
+        self._keys: dict[str, frozenset[str]] = {}
+        self._wanted: dict[tuple[tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
+
+    def keys_of(self, query: str) -> frozenset[str]:
+        found = self._keys.get(query)
+        if found is None:
+            found = self._keys[query] = frozenset(self.matcher.keys([query]))
+        return found
+
+    def wanted(self, keywords: Sequence[str], exclude: Sequence[str]) -> frozenset[str]:
+        """The keys of the papers matching ``keywords`` (every paper when empty) and none
+        of ``exclude``: the feed of these queries."""
+        pair = (tuple(keywords), tuple(exclude))
+        found = self._wanted.get(pair)
+        if found is None:
+            found = self._wanted[pair] = frozenset(self.matcher.keys(keywords, exclude))
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Own:
+    """A private feed that differs from the feed of its subscriber's queries: the keys of
+    its papers, and among them the similarity picks with their reasons."""
+
+    wanted: frozenset[str]
+    picked: dict[str, Picked]
+
+
+class FeedLikes:
+    """The feed content of each subscriber who likes or dislikes papers, over the feed's
+    papers (``entries``, newest first, as :func:`~digest.run.publish.recent_entries`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        matching: Matching,
+        entries: Sequence[tuple[date, Paper]],
+        now: datetime,
+        reader: int | None = None,
+    ) -> None:
+        self.config = config
+        self.matching = matching
         self.ranking = Ranking(store, now, write=False)
+        self.day_of: dict[str, date] = {}
+        for day, paper in entries:  # newest first: a paper at its newest date
+            self.day_of.setdefault(paper.key, day)
+        # Who liked or disliked which of the feed's papers, by any of their identities: one
+        # read from the papers' side, or (``reader``: one reader's feed) of theirs.
+        hidden: dict[int, set[str]] = {}
+        if not self.ranking.active:
+            pass
+        elif reader is None:
+            hidden = store.likes.liked_among(self.day_of)
+        else:
+            hidden = {
+                s: keys & self.day_of.keys() for s, keys in store.likes.keys_of([reader]).items()
+            }
+        self.hidden = hidden
 
     def batch(self, subs: Sequence[Subscriber]) -> Ranked | None:
         """The ranking of those of ``subs`` with likes (None: none has any)."""
+        if not self.ranking.active:
+            return None
         ids = [s.id for s in subs if s.id is not None]
-        return ranked(self.ranking, self.matcher, ids) if self.ranking.active else None
+        return ranked(self.ranking, self.matching.matcher, ids)
 
-    def feed_of(
-        self, sub: Subscriber, found: Ranked | None, signature: str
-    ) -> tuple[str, dict[str, Picked] | None]:
-        """The name of ``sub``'s shared feed file (``signature``: their queries'), and
-        their picks (None: they like nothing, the feed of their queries is theirs)."""
-        if found is None or sub.id not in found:
-            return signature, None
-        limit = threshold_of(sub, self.config.mail.like_threshold)
-        return feed_name(signature, found, sub, limit), self.picks(found, sub)
+    def own(self, sub: Subscriber, found: Ranked | None) -> Own | None:
+        """``sub``'s feed content when it is not their queries' feed as it is (None)."""
+        if sub.id is None:
+            return None
+        hidden = self.hidden.get(sub.id, set())
+        likes = found is not None and sub.id in found and found.profiles[sub.id].has_likes
+        if not hidden and not likes:
+            return None
+        keywords, exclude = sorted(set(sub.keywords)), sorted(set(sub.exclude))
+        # Likes without keywords bring their picks only, not every paper.
+        matched = self.matching.wanted(keywords, exclude) if keywords or not likes else None
+        kept = frozenset() if matched is None else matched - hidden
+        picked = self._picks(found, sub, kept, hidden) if likes and found is not None else {}
+        if not picked and matched is not None and len(kept) == len(matched):
+            return None  # nothing of theirs among the file's papers, nothing to add
+        return Own(kept | frozenset(picked), picked)
 
-    def picks(self, found: Ranked, sub: Subscriber) -> dict[str, Picked]:
-        """``sub``'s picks by paper key (their profile must be in ``found``)."""
+    def _picks(
+        self, found: Ranked, sub: Subscriber, kept: frozenset[str], hidden: set[str]
+    ) -> dict[str, Picked]:
+        """``sub``'s picks by paper key, best first, bounded per listing date (see the
+        module's docstring); none of ``kept`` (matched already) nor ``hidden``."""
+        per_day = sub.max_papers or self.config.mail.max_papers
+        taken = Counter(self.day_of.get(key) for key in kept) if sub.keywords else Counter()
+        days = set(self.day_of.values())
+        if sub.keywords and all(taken[day] >= per_day for day in days):
+            return {}  # the keyword matches fill every date: no room for picks
         limit = threshold_of(sub, self.config.mail.like_threshold)
         cap = self.config.feeds.private_max_entries
-        return {
-            m.paper.key: Picked(m.like or "", percent(m.similarity))
-            for m in found.picks(sub, frozenset(), cap, limit)
-        }
-
-
-def feed_name(signature: str, found: Ranked, sub: Subscriber, threshold: float) -> str:
-    """The shared file's name for ``sub``'s queries (``signature``) and likes: the
-    queries' name, a dash, a hash of the likes (see :func:`digest.run.publish.follows`)."""
-    assert sub.id is not None
-    profile = found.profiles[sub.id]
-    text = f"{profile.likes_hash}|{profile.version}|{threshold}"
-    return f"{signature}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        skip = kept | hidden if hidden else kept
+        picked: dict[str, Picked] = {}
+        for m in found.picks(sub, skip, cap, limit):
+            day = self.day_of.get(m.paper.key)
+            if taken[day] < per_day:
+                taken[day] += 1
+                picked[m.paper.key] = Picked(m.like or "", percent(m.similarity))
+        return picked

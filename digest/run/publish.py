@@ -24,11 +24,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from digest.compose import FeedMeta, FeedSet, Picked, load_feed_entry, load_feed_stylesheet
+from digest.compose.feeds import Reasons
 from digest.config import Config
 from digest.errors import FeedError
 from digest.files import link_atomic, write_atomic
 from digest.models import Paper, Subscriber
-from digest.run.feed_likes import FeedLikes
+from digest.run.feed_likes import FeedLikes, Matching, Own
 from digest.select import DayMatcher
 from digest.store import Store
 
@@ -102,10 +103,14 @@ def publish_private(config: Config, store: Store, sub: Subscriber, now: datetime
     """
     try:
         entries = recent_entries(store, config.feeds.days)
-        matcher = DayMatcher([paper for _, paper in entries])
-        keys = matcher.keys(sub.keywords, sub.exclude)
-        # Only the matching papers are rendered: their entries are the same bytes as in a
-        # FeedSet of every paper (each entry is rendered on its own).
+        matching = Matching(DayMatcher([paper for _, paper in entries]))
+        own = None
+        if sub.id is not None:  # their likes and dislikes count at once, not at the next pass
+            liking = FeedLikes(config, store, matching, entries, now, reader=sub.id)
+            own = liking.own(sub, liking.batch([sub]))
+        keys = _wanted(sub, matching, own)
+        # Only their papers are rendered: their entries are the same bytes as in a FeedSet
+        # of every paper (each entry is rendered on its own).
         feeds = FeedSet(
             [(day, paper) for day, paper in entries if paper.key in keys],
             link=config.base_url + "/",
@@ -115,9 +120,9 @@ def publish_private(config: Config, store: Store, sub: Subscriber, now: datetime
         private = config.feeds.dir / "feeds"
         shared = private / SHARED
         shared.mkdir(parents=True, exist_ok=True)
-        name = signature(sub.keywords, sub.exclude)
         host = urlsplit(config.base_url).hostname or "localhost"
-        _write_shared(feeds, config, sub, name, Matching(matcher), shared, host, {}, set())
+        name, made = _content(feeds, config, sub, matching, host, own)
+        _write_pair(feeds, shared, name, made, {}, set())
         for suffix in (".xml", ".atom"):
             link_atomic(private / (sub.token + suffix), f"{SHARED}/{name}{suffix}")
     except OSError as exc:
@@ -133,7 +138,8 @@ def private_target(sub: Subscriber, suffix: str) -> str:
 
 def follows(target: str, sub: Subscriber, suffix: str) -> bool:
     """Whether a private feed link to ``target`` follows ``sub``'s present queries: their
-    queries' feed, or one of their queries and likes (:func:`~digest.run.feed_likes.feed_name`)."""
+    queries' feed, or one of its variants for readers with likes or dislikes (named
+    ``<queries>-<content hash>``, see :func:`_content`)."""
     own = private_target(sub, suffix)
     return target == own or (
         target.startswith(own[: -len(suffix)] + "-") and target.endswith(suffix)
@@ -239,15 +245,20 @@ def _publish(
     tokens: set[str] = set()
     linked = set(os.listdir(private))  # a first run makes every link without a look first
     folder = os.fspath(private)
-    liking = FeedLikes(config, store, matching.matcher, now)
+    liking = FeedLikes(config, store, matching, entries, now)
     for subs in store.members.active_batches(batch):
-        ranked = liking.batch(subs)  # those who like papers: a feed of their own likes too
+        ranked = liking.batch(subs)  # those who like papers: their picks too
         for sub in subs:
-            name, picked = liking.feed_of(sub, ranked, signature(sub.keywords, sub.exclude))
-            if name not in index:
-                index[name] = _write_shared(
-                    feeds, config, sub, name, matching, shared, host, before, present, picked
-                )
+            own = liking.own(sub, ranked)  # None: the feed of their queries suits them
+            if own is None:
+                name = signature(sub.keywords, sub.exclude)
+                if name not in index:
+                    made = _content(feeds, config, sub, matching, host, None)[1]
+                    index[name] = _write_pair(feeds, shared, name, made, before, present)
+            else:  # named by its content: readers of the same content share it
+                name, made = _content(feeds, config, sub, matching, host, own)
+                if name not in index:
+                    index[name] = _write_pair(feeds, shared, name, made, before, present)
             for suffix in (".xml", ".atom"):
                 link = sub.token + suffix
                 link_atomic(
@@ -262,55 +273,45 @@ def _publish(
     return public
 
 
-class Matching:
-    """The papers' matcher, and the keys of the papers each query matches, looked up once
-    per query for all the feeds of a pass."""
-
-    def __init__(self, matcher: DayMatcher) -> None:
-        self.matcher = matcher
-        self._keys: dict[str, frozenset[str]] = {}
-
-    def keys_of(self, query: str) -> frozenset[str]:
-        found = self._keys.get(query)
-        if found is None:
-            found = self._keys[query] = frozenset(self.matcher.keys([query]))
-        return found
+def _wanted(sub: Subscriber, matching: Matching, own: Own | None) -> frozenset[str]:
+    """The keys of the papers of ``sub``'s private feed."""
+    if own is not None:
+        return own.wanted
+    return matching.wanted(sorted(set(sub.keywords)), sorted(set(sub.exclude)))
 
 
-def _write_shared(
+#: A private feed as it would be written: its description, its entries (chosen by
+#: :meth:`FeedSet.choose`), why each is there, and its fingerprint.
+Made = tuple[FeedMeta, Sequence[int], Reasons, str]
+
+
+def _content(
     feeds: FeedSet,
     config: Config,
     sub: Subscriber,
-    name: str,
     matching: Matching,
-    shared: Path,
     host: str,
-    before: Mapping[str, str],
-    present: set[str],
-    picked: Mapping[str, Picked] | None = None,
-) -> str:
-    """Write the shared feed pair ``name`` (unless unchanged since ``before``, the
-    fingerprints of the last pass, by name); return its fingerprint.
-    ``picked``: the similarity picks of a subscriber who likes papers (by key), after
-    their keyword matches (without keywords: the picks only)."""
-    title = config.feeds.title
+    own: Own | None,
+) -> tuple[str, Made]:
+    """``sub``'s private feed (``own``: its content when not their queries' feed as it
+    is) and its file's name: their queries' signature, or (``own``) that and a dash and
+    a hash of the content, so readers of the same content share one file."""
+    name = signature(sub.keywords, sub.exclude)
     keywords, exclude = sorted(set(sub.keywords)), sorted(set(sub.exclude))
     about = "; ".join(keywords) or "every paper"
     if exclude:
         about += " (excluding " + "; ".join(exclude) + ")"
     meta = FeedMeta(
-        title=f"{title}: your papers",
+        title=f"{config.feeds.title}: your papers",
         link=config.base_url + "/",
         rss_url=None,
         atom_url=None,
         description=f"Papers matching {about}"[:500],
+        # One id for every variant of the queries' feed: it stays as the content changes.
         feed_id=f"tag:{host},2026:feed/{name}",
         stylesheet=stylesheet_path(config),
     )
-    wanted = matching.matcher.keys(keywords, exclude)
-    if picked is not None:
-        wanted = (wanted if keywords else set()) | set(picked)
-    chosen = feeds.choose(wanted, config.feeds.private_max_entries)
+    chosen = feeds.choose(_wanted(sub, matching, own), config.feeds.private_max_entries)
     # Why each paper was picked, said in its entry: which of the queries it matched (none
     # without keywords: every paper is), or which liked paper it is like.
     matched = [(query, matching.keys_of(query)) for query in keywords]
@@ -318,10 +319,26 @@ def _write_shared(
         key: tuple(query for query, keys in matched if key in keys)
         for key in (feeds.keys[i] for i in chosen)
     }
-    for key, why in (picked or {}).items():
+    for key, why in (own.picked if own is not None else {}).items():
         if key in reasons and not reasons[key]:
             reasons[key] = why
     fingerprint = feeds.fingerprint(meta, chosen, reasons)
+    if own is not None:
+        name += "-" + fingerprint[:20]
+    return name, (meta, chosen, reasons, fingerprint)
+
+
+def _write_pair(
+    feeds: FeedSet,
+    shared: Path,
+    name: str,
+    made: Made,
+    before: Mapping[str, str],
+    present: set[str],
+) -> str:
+    """Write the shared feed pair ``name`` (unless unchanged since ``before``, the
+    fingerprints of the last pass, by name); return its fingerprint."""
+    meta, chosen, reasons, fingerprint = made
     if fingerprint != before.get(name) or not {f"{name}.xml", f"{name}.atom"} <= present:
         rss, atom = feeds.build(meta, chosen=chosen, reasons=reasons)
         write_atomic(shared / f"{name}.xml", rss, durable=False)
