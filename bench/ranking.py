@@ -10,11 +10,12 @@ generator) and stored, the profiles of the subscribers with likes stored (SQLite
 by batch of 1,000 subscribers as the run plans them: load the model from the store, the
 day's vectors, each batch's profiles from the store (``store.profiles.current``: the
 likes' markers in one aggregate query, then the stored profiles, none rebuilt),
-their similarities in one product, and each subscriber's papers with reasons
-(``blend``: half of them with keyword matches too, a cap of 10). Subscribers without likes
-cost nothing (``blend`` returns their keyword matches as they are). It prints each step's
-seconds and the peak RSS the ranking added to the child (over what it had with the day's
-papers in memory).
+their similarities in one product (``run.ranking.Ranked``), and each subscriber's
+papers with reasons (``Ranked.blend``: half of them with keyword matches too, a cap of 10).
+Subscribers without likes cost nothing (``blend`` returns their keyword matches as they
+are). It prints each step's seconds and the peak RSS the ranking added to the child (over
+what it had with the day's papers in memory), and a digest of every liker's papers (to
+compare two versions of the code: the same picks, reasons and similarities).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.relevance import TOPICS, make_paper
 from digest.models import Match, Paper, Subscriber
+from digest.run.ranking import Ranked
 from digest.select import DayMatcher
-from digest.select.blend import blend, similarities
+from digest.select.blend import blend
 from digest.select.similar import DIMENSIONS, Liked, TfidfRanker, profile_of, text_of
 from digest.store import Store
 from digest.store.schema import likes, subscribers
@@ -183,19 +185,11 @@ def child(work: Path) -> None:
         read_cpu += time.process_time() - c
         t, c = time.perf_counter(), time.process_time()
         having = [sid for sid in batch if sid in profiles]
-        scores = similarities([profiles[sid] for sid in having], day)
+        ranked = Ranked(matcher, day, profiles)  # the run's: one product for the batch
         outs: list[list[Match]] = []
-        for row, sid in enumerate(having):
+        for sid in having:
             kw = keyword[sid % len(QUERIES)] if sid % 2 else []
-            out = blend(
-                kw,
-                profiles[sid],
-                day,
-                has_keywords=bool(kw),
-                threshold=0.35,
-                cap=CAP,
-                scores=scores[row],
-            )
+            out = ranked.blend(sid, kw, has_keywords=bool(kw), threshold=0.35, cap=CAP)
             chosen += len(out)
             outs.append(out)
         for sid in batch:

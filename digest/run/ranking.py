@@ -15,12 +15,15 @@ missing model is fitted in memory on the papers at hand, a stale profile is buil
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence, Set
+from contextlib import contextmanager
 from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from digest.errors import StateError
 from digest.models import Match, Paper, Subscriber
@@ -113,13 +116,52 @@ class Ranking:
         return made
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread inside: a batch's product (1,000 profiles x 128 x 2,000 papers)
+    is too small for a second thread to gain much, and on a busy machine OpenBLAS's waiting
+    thread spins: with two, the product took 3-4x the CPU seconds (bench/ranking.py)."""
+    with _blas().limit(limits=1, user_api="blas"):
+        yield
+
+
 class Ranked:
     """A batch's profiles and their similarities to one pool's papers (one product)."""
 
     def __init__(self, matcher: DayMatcher, day: Day, profiles: dict[int, Profile]) -> None:
         self.matcher, self.day, self.profiles = matcher, day, profiles
         self._row = {sid: n for n, sid in enumerate(profiles)}
-        self._scores = similarities(list(profiles.values()), day)
+        with one_blas_thread():
+            self._scores = similarities(list(profiles.values()), day)
+
+    def blend(
+        self,
+        subscriber_id: int,
+        keyword: Sequence[Match],
+        *,
+        has_keywords: bool,
+        threshold: float,
+        cap: int,
+        exclude_keys: Set[str] = frozenset(),
+    ) -> list[Match]:
+        """:func:`blend` for this subscriber (who must have a profile here) with their row
+        of the batch's similarities."""
+        profile, scores = self.profiles[subscriber_id], self._scores[self._row[subscriber_id]]
+        return blend(
+            keyword,
+            profile,
+            self.day,
+            has_keywords=has_keywords,
+            threshold=threshold,
+            cap=cap,
+            exclude_keys=exclude_keys,
+            scores=scores,
+        )
 
     def __contains__(self, subscriber_id: object) -> bool:
         return subscriber_id in self._row

@@ -103,16 +103,15 @@ def _reorder(
 ) -> list[Match]:
     """``matches`` without those in ``skip``, by similarity, highest first; ties (and
     papers not of ``day``) keep their order. Dislikes make the papers like them sink."""
+    keys = [m.paper.key for m in matches]
+    if skip.isdisjoint(keys):
+        kept = list(matches)
+    else:
+        kept = [m for m, key in zip(matches, keys, strict=True) if key not in skip]
+        keys = [m.paper.key for m in kept]
     number = day.number
-    kept: list[Match] = []
-    at: list[int] = []
-    for m in matches:
-        key = m.paper.key
-        if key not in skip:
-            kept.append(m)
-            at.append(number.get(key, -1))
-    where = np.asarray(at, dtype=np.intp)
-    sims = np.where(where >= 0, row[where], 0.0) if kept else row[:0]
+    where = np.fromiter([number.get(key, -1) for key in keys], np.intp, len(keys))
+    sims = np.where(where >= 0, row[where], 0.0)
     return [kept[i] for i in np.argsort(-sims, kind="stable").tolist()]
 
 
@@ -128,13 +127,17 @@ def _picks(
         return []
     papers = day.papers
     # The best few first (the skipped ones among them are few: a day's liked or delivered
-    # papers); the full order only if they do not fill the cap.
+    # papers): those at or above both the threshold and the few-th best score (found by a
+    # partition of the scores, cheaper than one of their numbers); the full order only if
+    # they do not fill the cap.
     size = len(row)
     few = min(size, cap + 16)
-    top = np.argpartition(row, size - few)[size - few :] if few < size else np.arange(size)
-    best = _ranked(row, top, threshold)
+    floor = threshold
+    if few < size:
+        floor = max(floor, float(np.partition(row, size - few)[size - few]))
+    best = _ranked(row, np.flatnonzero(row >= floor), threshold)
     chosen = _first(best, papers, skip, cap)
-    if len(chosen) < cap and len(best) == few < size:  # skipped papers left room: go on
+    if len(chosen) < cap and len(best) >= few and few < size:  # skips left room: go on
         chosen = _first(_ranked(row, np.arange(size), threshold), papers, skip, cap)
     if not chosen:
         return []
