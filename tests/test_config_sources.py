@@ -63,7 +63,7 @@ path = "listings"
 enabled = false
 
 [mail]
-like_threshold = 0.35
+like_threshold = 0.3
 
 [[subscribers]]
 email = "ada@example.org"
@@ -102,7 +102,7 @@ def test_four_sources_of_every_kind_load(tmp_path: Path) -> None:
     )
     assert [s.name for s in cfg.enabled_sources] == ["hf", "arxiv-ml", "neuro"]
     assert cfg.user_agent == "paper-digest (https://digest.example.org; ops@example.org)"
-    assert cfg.mail.like_threshold == 0.35
+    assert cfg.mail.like_threshold == 0.3
     ada, bob = cfg.subscribers
     assert ada.sources == ("arxiv-ml", "neuro")
     assert ada.like == (
@@ -126,7 +126,7 @@ def test_arxiv_defaults(tmp_path: Path) -> None:
         ("cs",), ("new", "cross"), ARXIV_RSS, ARXIV_API, None
     )  # fmt: skip
     assert cfg.source.url == ARXIV_RSS and cfg.user_agent is None
-    assert cfg.mail.like_threshold == 0.2
+    assert cfg.mail.like_threshold == 0.35
 
 
 @pytest.mark.parametrize(

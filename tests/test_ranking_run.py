@@ -16,6 +16,18 @@ from tests.support.listings import item, write_days
 from tests.support.mime import body_of
 from tests.support.site import config_text, digest, outbox
 
+#: What the graph papers say besides their own point: the field's shared words, as a real
+#: day's papers of one topic share them. On these 13 papers, without it the titles' own
+#: words kept the graph papers 24-41% similar to each other, under the default
+#: ``like_threshold`` (0.35); with it 46-62%. The graph-based retrieval paper says little
+#: of graphs (10% like them; 21% for the dry run, whose model knows only the 7 stored papers
+#: of the first day): well apart from the threshold either way.
+GRAPH_FIELD = (
+    " Neighbourhood aggregation, readout layers, oversmoothing and heterophily on graphs;"
+    " spectral graph convolutions, graph attention and graph isomorphism tests bound what"
+    " message passing can tell apart."
+)
+
 #: Three topics with their own words (graph networks, passage retrieval, proteins), one
 #: diffusion paper for ada (of the config), a title with markup characters and one in
 #: another script.
@@ -25,13 +37,13 @@ DAYS = {
             "2511.10001",
             "Message Passing Graph Neural Networks for Molecules",
             "We train graph neural networks with message passing over molecular graphs; node"
-            " embeddings predict properties.",
+            " embeddings predict properties." + GRAPH_FIELD,
         ),
         item(
             "2511.10002",
             'Graphs < Trees & "Co": Expressive Graph Neural Networks',
             "Graph neural networks beyond trees: expressive message passing on node"
-            " neighbourhoods.",
+            " neighbourhoods." + GRAPH_FIELD,
         ),
         item(
             "2511.10003",
@@ -60,18 +72,19 @@ DAYS = {
             "2511.20001",
             "Scalable Message Passing on Large Graphs",
             "Message passing graph neural networks scale to large graphs with sampled node"
-            " neighbourhoods.",
+            " neighbourhoods." + GRAPH_FIELD,
         ),
         item(
             "2511.20002",
             "Node Embeddings by Graph Neural Networks",
-            "Graph neural networks learn node embeddings; message passing aggregates neighbours.",
+            "Graph neural networks learn node embeddings; message passing aggregates neighbours."
+            + GRAPH_FIELD,
         ),
         item(
             "2511.20003",
             "Graph-Based Dense Retrieval of Passages",
-            "Dense retrieval over a passage graph: graph neural networks with message passing"
-            " rerank each passage for the query.",
+            "Dense retrieval over a passage graph: message passing between passages reranks"
+            " each passage for the query.",
         ),
         item(
             "2511.20004",
@@ -86,7 +99,8 @@ DAYS = {
         item(
             "2511.20006",
             "Graph Neural Networks für Knoten: Message Passing über Graphen",
-            "Graph neural networks with message passing learn node embeddings (Knoten).",
+            "Graph neural networks with message passing learn node embeddings (Knoten)."
+            + GRAPH_FIELD,
         ),
     ],
 }

@@ -104,7 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "mail.like_threshold",
         number(0, 1),
-        0.2,
+        0.35,
         "default for subscribers with likes: how similar (0-1) to a paper they like a paper"
         " must be to be picked for its likeness",
     ),
@@ -323,7 +323,7 @@ class MailConfig:
     abstract: str = "short"
     alert_after: int = 3
     bounce_address: str | None = None
-    like_threshold: float = 0.2
+    like_threshold: float = 0.35
 
 
 @dataclass(frozen=True)
