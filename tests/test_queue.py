@@ -191,8 +191,14 @@ def test_a_worker_killed_mid_batch_loses_nothing(
     assert set(received) == {f"reader{i:03d}@example.org" for i in range(readers)}, "lost"
     # Twice only what the dead worker had in flight: one per SMTP connection (2).
     assert sum(received.values()) - readers <= 2, received
+    # The run's counts hold the dead worker's messages too (read from the digests its
+    # batches took, not only from the batches that ended).
+    assert f"sent {readers}, failed 0, deferred 0" in out, out
     with Store(pg_url) as store:
         assert store.outbox.delivery_counts() == {"sent": readers}
+        last = store.run_log.runs(limit=1)[0]
+        assert last.outcome == "ok" and last.sent == readers
+        assert not store.run_log.get_meta(f"queue.run.{last.id}"), "the tally outlived its run"
 
 
 @pytest.mark.postgres
