@@ -232,3 +232,44 @@ def test_the_upgrade_from_0007_sends_nothing_twice(db_url: str) -> None:
         ("b" * 32, "2611.00002", 1, False),
         (new.id, "2611.00009", 0, True),
     }
+
+
+# -- revision 0009: paper ids never reused, recording reads a bounded history ----------------
+
+
+def paper_ids(store: Store) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return dict(conn.execute(sa.select(schema.papers.c.key, schema.papers.c.id)).all())
+
+
+def test_pruning_the_newest_paper_does_not_let_a_new_one_take_its_id(store: Store) -> None:
+    """With keep_days past archive_days, a digest kept may name a pruned paper's id: a new
+    paper given that id would count as sent (on SQLite ids were max + 1 before 0009)."""
+    today = listed(store, NOW, "2612.00001")
+    listed(store, OLD, "2312.00002")  # the newest id, on a date past archive_days
+    ada = subscriber(store, "ada@example.org")
+    digest(store, ada, today, ("2312.00002",), RECENT, "sent")
+    newest = paper_ids(store)["2312.00002"]
+    assert newest == max(paper_ids(store).values())
+
+    History(store.engine).prune(Cutoffs.at(NOW, 500, 365))  # the paper goes, the digest stays
+    assert "2312.00002" not in paper_keys(store) and len(statuses(store)) == 1
+    listed(store, NOW, "2612.00003")
+    assert paper_ids(store)["2612.00003"] > newest
+    plan = PlannedDelivery(ada, today, ("2612.00003",), 1, new_delivery_id(), "<new@x>")
+    assert store.outbox.record_pending([plan], NOW) == [plan]  # not taken as sent
+
+
+def test_recording_still_finds_a_paper_sent_long_before_it_was_listed_again(store: Store) -> None:
+    """Recording reads only the digests recorded since its papers were first seen (less a
+    slack): a paper first seen long ago and listed again is found in an old digest."""
+    first = listed(store, SENT_LONG_AGO, "2606.00020", "2606.00021")
+    ada = subscriber(store, "ada@example.org")
+    digest(store, ada, first, ("2606.00020",), SENT_LONG_AGO, "sent")
+    again = listed(store, NOW, "2606.00020", "2612.00022")
+    old = PlannedDelivery(ada, again, ("2612.00022", "2606.00020"), 2, new_delivery_id(), "<a@x>")
+    new = PlannedDelivery(ada, again, ("2612.00022",), 1, new_delivery_id(), "<b@x>")
+    assert store.outbox.record_pending([old], NOW) == []
+    assert store.outbox.record_pending([new], NOW) == [new]
+    dup = PlannedDelivery(ada, again, ("2612.00022",), 1, new_delivery_id(), "<c@x>")
+    assert store.outbox.record_pending([dup], NOW + timedelta(hours=1)) == []

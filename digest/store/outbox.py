@@ -21,6 +21,7 @@ from digest.store.outbox_rows import (
     DriverWrites,
     PlannedDelivery,
     held_ids,
+    held_since,
     ids_of_keys,
     keys_of_ids,
     number_papers,
@@ -192,11 +193,13 @@ class Outbox:
                 ids = number_papers(conn, sorted(keys - set(ids)), created_at) | ids
         rows = self._driver.rows(plans, created_at, claimed_by, ids)
         owners = sorted({p.subscriber_id for p in plans})
+        with self.engine.connect() as conn:
+            since = held_since(conn, ids.values())
         with begin(self.engine) as conn:
             _lock_subscribers(conn, owners)
             held: dict[int, set[int]] = {}
             for chunk in chunks(owners, 900):
-                held.update(held_ids(conn, chunk))
+                held.update(held_ids(conn, chunk, since))
             kept: list[int] = []
             for n, plan in enumerate(plans):
                 wanted = {ids[k] for k in plan.paper_keys}

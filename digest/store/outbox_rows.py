@@ -12,7 +12,7 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -203,18 +203,49 @@ def keys_of_ids(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     return found
 
 
-def held_ids(conn: Connection, subscriber_ids: Sequence[int]) -> dict[int, set[int]]:
+#: How much earlier than a paper's ``first_seen`` a digest carrying it may say it was
+#: recorded: a run's ``created_at`` is its start, and another run (or machine's clock) may
+#: have stored the paper meanwhile.
+SEEN_SLACK = timedelta(days=2)
+
+
+def held_ids(
+    conn: Connection, subscriber_ids: Sequence[int], since: datetime | None = None
+) -> dict[int, set[int]]:
     """For each of ``subscriber_ids`` (at most 900), the ids of every paper their digests
-    kept so far hold (pending, being sent or sent)."""
+    kept so far hold (pending, being sent or sent); with ``since``, only of digests recorded
+    at or after it (by ``ix_deliveries_subscriber``)."""
     held: dict[int, set[int]] = {i: set() for i in subscriber_ids}
-    rows = conn.execute(
-        sa.select(deliveries.c.subscriber_id, deliveries.c.papers).where(
-            deliveries.c.subscriber_id.in_(subscriber_ids), deliveries.c.status.in_(HOLDING)
-        )
+    c = deliveries.c
+    query = sa.select(c.subscriber_id, c.papers).where(
+        c.subscriber_id.in_(subscriber_ids), c.status.in_(HOLDING)
     )
+    if since is not None:
+        query = query.where(c.created_at >= since)
+    rows = conn.execute(query)
     for sid, blob in rows:
         held[sid].update(unpack_ids(blob))
     return held
+
+
+def held_since(conn: Connection, ids: Iterable[int]) -> datetime | None:
+    """Since when digests may hold any of papers ``ids``: a digest holds only papers that
+    existed when it was recorded, so none recorded before the earliest ``first_seen`` of
+    them (less :data:`SEEN_SLACK`) does. None: no bound (no such paper)."""
+    earliest: datetime | None = None
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 900):
+        part = wanted[start : start + 900]
+        first = conn.execute(
+            sa.select(sa.func.min(papers.c.first_seen)).where(papers.c.id.in_(part))
+        ).scalar()
+        if first is not None and (earliest is None or _utc(first) < earliest):
+            earliest = _utc(first)
+    return None if earliest is None else earliest - SEEN_SLACK
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def number_papers(conn: Connection, keys: Sequence[str], when: datetime) -> dict[str, int]:

@@ -43,14 +43,20 @@ papers = sa.Table(
     sa.Index("ix_papers_id", "id", unique=True),
 )
 
-#: What numbers new papers, by dialect. SQLite: the next number after the largest in use
-#: (which is the newest paper's, never pruned first), set just after the insert. PostgreSQL:
-#: a sequence, read before the insert.
+#: The ``meta`` row holding the largest paper id ever given on SQLite (revision 0009).
+PAPERS_ID_HIGH = "papers_id_high"
+#: What numbers new papers, by dialect, never giving a number twice (old sent-state may name
+#: a pruned paper's id). SQLite: one more than the largest ever given (the ``meta`` row
+#: :data:`PAPERS_ID_HIGH`, or the largest in use if greater), set just after the insert.
+#: PostgreSQL: a sequence, read before the insert.
 PAPERS_ID_DDL = {
     "sqlite": (
         "CREATE TRIGGER papers_id AFTER INSERT ON papers WHEN NEW.id IS NULL BEGIN"
-        " UPDATE papers SET id = (SELECT coalesce(max(id), 0) + 1 FROM papers)"
-        " WHERE rowid = NEW.rowid; END",
+        f" INSERT INTO meta (key, value) SELECT '{PAPERS_ID_HIGH}', coalesce(max(id), 0) + 1"
+        " FROM papers WHERE true ON CONFLICT (key) DO UPDATE"
+        " SET value = max(CAST(value AS INTEGER) + 1, CAST(excluded.value AS INTEGER));"
+        " UPDATE papers SET id = (SELECT CAST(value AS INTEGER) FROM meta"
+        f" WHERE key = '{PAPERS_ID_HIGH}') WHERE rowid = NEW.rowid; END",
     ),
     "postgresql": (
         "CREATE SEQUENCE IF NOT EXISTS papers_id_seq OWNED BY papers.id",
@@ -163,14 +169,16 @@ subscribers = sa.Table(
 #: of its papers in display order as unsigned 32-bit integers (``digest.store.outbox_rows``
 #: packs them), ``shown`` how many of them the email shows (the rest are "N more"). A failed
 #: digest's papers are cleared (released for a later one). Only digests still to send are
-#: indexed by status: the sent ones, nearly all, cost no index entry there.
+#: indexed by status: the sent ones, nearly all, cost no index entry there. Revision 0009: the
+#: Message-ID is found by a hash index (on PostgreSQL a hash of 4 bytes an entry instead of a
+#: B-tree of the whole text; its ids are random, so unique without a constraint).
 deliveries = sa.Table(
     "deliveries",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
     sa.Column("listing_date", sa.Date, nullable=False),
-    sa.Column("message_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("message_id", sa.String(255), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text),
@@ -195,6 +203,7 @@ deliveries = sa.Table(
         postgresql_where=sa.text("status = 'sending'"),
     ),
     sa.Index("ix_deliveries_subscriber", "subscriber_id"),
+    sa.Index("ix_deliveries_message_id", "message_id", postgresql_using="hash"),
 )
 
 runs = sa.Table(

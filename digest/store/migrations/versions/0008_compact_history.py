@@ -21,8 +21,6 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from digest.store.schema import PAPERS_ID_DDL
-
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -30,6 +28,23 @@ depends_on = None
 
 #: Digests updated per statement batch while packing.
 _BATCH = 5_000
+#: What numbered new papers at this revision, by dialect (frozen here: revision 0009 changed
+#: SQLite's).
+PAPERS_ID_DDL = {
+    "sqlite": (
+        "CREATE TRIGGER papers_id AFTER INSERT ON papers WHEN NEW.id IS NULL BEGIN"
+        " UPDATE papers SET id = (SELECT coalesce(max(id), 0) + 1 FROM papers)"
+        " WHERE rowid = NEW.rowid; END",
+    ),
+    "postgresql": (
+        "CREATE SEQUENCE IF NOT EXISTS papers_id_seq OWNED BY papers.id",
+        "CREATE OR REPLACE FUNCTION papers_id() RETURNS trigger AS $$ BEGIN"
+        " IF NEW.id IS NULL THEN NEW.id := nextval('papers_id_seq'); END IF;"
+        " RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER papers_id BEFORE INSERT ON papers FOR EACH ROW"
+        " EXECUTE FUNCTION papers_id()",
+    ),
+}
 #: The statuses of digests still to send, each with a partial index of its own.
 _OPEN = ("pending", "sending")
 
