@@ -1,0 +1,100 @@
+"""procrastinate's tables (``run.queue``) are made and kept up to date by ``digest db
+upgrade``, idempotently; ``digest worker`` refuses a database without them, or with older
+ones, naming the command to run. Real PostgreSQL (a schema of the test's own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.run.queue_jobs import conninfo
+from digest.run.queue_schema import VERSION_KEY, newest, upgrade_schema
+from digest.store import Store
+from tests.test_queue import pg_url  # noqa: F401  (the fixture)
+
+
+def _config(tmp_path: Path, database: str, queue: bool = True) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'database = "{database}"\n[source]\nkind = "file"\npath = "listings"\n'
+        f"[run]\nqueue = {'true' if queue else 'false'}\n",
+        "utf-8",
+    )
+    return path
+
+
+def _digest(config: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--config", str(config), *args])
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def _tables(database: str) -> bool:
+    with psycopg.connect(conninfo(database)) as conn:
+        row = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.postgres
+def test_db_upgrade_makes_the_queue_tables_once_and_the_worker_refuses_without_them(
+    tmp_path: Path,
+    pg_url: str,  # noqa: F811
+) -> None:
+    config = _config(tmp_path, pg_url)
+    code, out = _digest(config, "worker", "--once")
+    assert code != 0 and "digest db upgrade" in out and "queue" in out, out
+    assert not _tables(pg_url)  # a worker never changes the schema
+
+    code, out = _digest(config, "db", "upgrade")
+    assert code == 0, out
+    assert f"queue: procrastinate's tables made ({newest()})" in out, out
+    assert _tables(pg_url)
+    code, out = _digest(config, "db", "upgrade")  # again: nothing to do
+    assert code == 0 and f"queue: procrastinate's tables up to date ({newest()})" in out, out
+    with Store(pg_url) as store:
+        assert store.run_log.get_meta(VERSION_KEY) == newest()
+
+    code, out = _digest(config, "worker", "--once")  # an empty queue: it ends at once
+    assert code == 0, out
+
+
+@pytest.mark.postgres
+def test_tables_older_than_the_installed_procrastinate_are_refused_by_the_worker(
+    tmp_path: Path,
+    pg_url: str,  # noqa: F811
+) -> None:
+    Store(pg_url).close()
+    upgrade_schema(pg_url)
+    with Store(pg_url) as store:
+        store.run_log.swap_meta(VERSION_KEY, newest(), "03.00.00_01_pre_cancel_notification")
+    code, out = _digest(_config(tmp_path, pg_url), "worker", "--once")
+    assert code != 0, out
+    assert "older than" in out and "digest db upgrade" in out, out
+
+
+@pytest.mark.postgres
+def test_tables_made_before_the_version_was_kept_are_taken_as_current(pg_url: str) -> None:  # noqa: F811
+    Store(pg_url).close()
+    with psycopg.connect(conninfo(pg_url)) as conn:  # as procrastinate's own CLI makes them
+        from procrastinate.schema import SchemaManager
+
+        conn.execute(SchemaManager.get_schema())
+    state = upgrade_schema(pg_url)
+    assert not state.made and not state.applied and state.version == newest()
+    with Store(pg_url) as store:
+        assert store.run_log.get_meta(VERSION_KEY) == newest()
+
+
+@pytest.mark.postgres
+def test_db_upgrade_leaves_the_queue_alone_when_it_is_off(
+    tmp_path: Path,
+    pg_url: str,  # noqa: F811
+) -> None:
+    code, out = _digest(_config(tmp_path, pg_url, queue=False), "db", "upgrade")
+    assert code == 0 and "queue:" not in out, out
+    assert not _tables(pg_url)
