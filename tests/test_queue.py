@@ -263,6 +263,13 @@ def test_no_wait_queues_the_batches_and_a_worker_sends_them_later(
     assert received == Counter(f"reader{i:03d}@example.org" for i in range(readers))
     with Store(pg_url) as store:
         assert store.outbox.delivery_counts() == {"sent": readers}
+    # The run did not wait: digest status counts what its batches sent since.
+    status = _digest(config, "status")
+    out, _ = status.communicate(timeout=60)
+    assert (
+        f"batches:    pending 0, running 0, done 3, failed 0 (run 1; digests sent {readers},"
+        " failed 0, to send 0)"
+    ) in out, out
 
 
 @pytest.mark.postgres

@@ -89,6 +89,9 @@ class QueueState:
     heartbeats: list[float]
     run: int | None
     batches: dict[str, int]
+    #: The latest queued run's digests by status, as long as its batches' rows are kept
+    #: (a run that did not wait for them; a waiting run's record holds its counts).
+    digests: dict[str, int] = field(default_factory=dict)
 
     def lines(self, timeout: float) -> list[str]:
         """``workers:`` and ``batches:`` lines of ``digest status``."""
@@ -102,11 +105,18 @@ class QueueState:
         batches = (
             f"pending {counts.get('todo', 0)}, running {counts.get('doing', 0)},"
             f" done {counts.get('succeeded', 0)}, failed {counts.get('failed', 0)}"
-            f" (run {self.run})"
+            f" (run {self.run}{self._digests()})"
             if self.run is not None
             else "none queued yet"
         )
         return [f"workers:    {text}", f"batches:    {batches}"]
+
+    def _digests(self) -> str:
+        if not self.digests:
+            return ""
+        d = self.digests
+        to_send = d.get("pending", 0) + d.get("sending", 0)
+        return f"; digests sent {d.get('sent', 0)}, failed {d.get('failed', 0)}, to send {to_send}"
 
 
 def queue_state(database: str) -> QueueState:
@@ -136,4 +146,15 @@ def _queue_state(database: str) -> QueueState:
             " WHERE task_name = %s AND (args->>'run')::int = %s GROUP BY status",
             (TASK, run),
         ).fetchall()
-    return QueueState([float(b[0]) for b in beats], run, {st: int(n) for st, n in rows})
+        taken = conn.execute(  # the digests its batches took, by status
+            "SELECT status, count(*) FROM deliveries WHERE id IN (SELECT"
+            " jsonb_array_elements_text(value::jsonb) FROM meta WHERE key LIKE %s)"
+            " GROUP BY status",
+            (f"{RUN_PREFIX}{run}.job.%",),
+        ).fetchall()
+    return QueueState(
+        [float(b[0]) for b in beats],
+        run,
+        {st: int(n) for st, n in rows},
+        {str(st): int(n) for st, n in taken},
+    )
