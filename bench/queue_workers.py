@@ -90,7 +90,8 @@ queue = true
             "utf-8",
         )
         digest = [sys.executable, "-m", "digest", "--config", str(config)]
-        try:
+        try:  # the queue's tables first: a worker refuses a database without them
+            subprocess.run([*digest, "db", "upgrade"], check=True, stdout=subprocess.DEVNULL)
             procs = [subprocess.Popen([*digest, "worker"]) for _ in range(workers)]
             deadline = time.monotonic() + 120
             while registered(db_url) < workers:
