@@ -122,6 +122,7 @@ def _stop(*procs: subprocess.Popen[str]) -> list[str]:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_two_workers_share_a_run_and_each_reader_gets_one_digest(
     tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
 ) -> None:
@@ -164,6 +165,7 @@ def test_two_workers_share_a_run_and_each_reader_gets_one_digest(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_nothing(
     tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
 ) -> None:
@@ -202,6 +204,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_the_rate_holds_for_two_workers_together(
     tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
 ) -> None:
@@ -241,6 +244,7 @@ def test_the_rate_holds_for_two_workers_together(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_no_wait_queues_the_batches_and_a_worker_sends_them_later(
     tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
 ) -> None:
@@ -273,6 +277,7 @@ def test_no_wait_queues_the_batches_and_a_worker_sends_them_later(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_a_worker_that_loses_the_database_reconnects_and_goes_on(
     tmp_path: Path, smtp_server: Callable[..., SmtpServer], pg_url: str
 ) -> None:

@@ -41,6 +41,7 @@ def _tables(database: str) -> bool:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_db_upgrade_makes_the_queue_tables_once_and_the_worker_refuses_without_them(
     tmp_path: Path,
     pg_url: str,  # noqa: F811

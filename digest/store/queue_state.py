@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from digest.models import Subscriber
 from digest.store.schema import begin, deliveries, meta, runs, subscribers
@@ -68,15 +69,25 @@ def note_taken(engine: Engine, run_id: int, job_id: int, delivery_ids: Sequence[
     if not delivery_ids:
         return
     key = f"{RUN_PREFIX}{run_id}.job.{job_id}"
-    with begin(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(meta.c.key).where(meta.c.key == key).with_for_update()).all()
-        old = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
-        taken = sorted(set(json.loads(old) if old else ()) | set(delivery_ids))
-        if old is None:
-            conn.execute(sa.insert(meta).values(key=key, value=json.dumps(taken)))
-        else:
-            conn.execute(sa.update(meta).where(meta.c.key == key).values(value=json.dumps(taken)))
+    for attempt in range(3):  # two attempts of one job both making the row: the loser again
+        try:
+            with begin(engine) as conn:
+                _add_taken(conn, key, delivery_ids)
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
+
+
+def _add_taken(conn: Connection, key: str, delivery_ids: Sequence[str]) -> None:
+    if conn.dialect.name == "postgresql":  # the row locked: concurrent adds wait their turn
+        conn.execute(sa.select(meta.c.key).where(meta.c.key == key).with_for_update()).all()
+    old = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+    taken = json.dumps(sorted(set(json.loads(old) if old else ()) | set(delivery_ids)))
+    if old is None:
+        conn.execute(sa.insert(meta).values(key=key, value=taken))
+    else:
+        conn.execute(sa.update(meta).where(meta.c.key == key).values(value=taken))
 
 
 def taken_counts(engine: Engine, run_id: int) -> dict[str, int]:
