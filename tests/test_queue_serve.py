@@ -5,7 +5,9 @@ pass runs in this process at chosen instants, as ``digest serve`` runs it every 
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterable, Callable
 from dataclasses import replace
@@ -19,7 +21,7 @@ from digest.deliver import Outgoing
 from digest.models import Subscriber
 from digest.run import make_context
 from digest.run.queue_schema import upgrade_schema
-from digest.serve import send_due
+from digest.serve import Service, send_due
 from digest.store import Store
 from tests.support.listings import item, write_days, write_site_config
 from tests.support.smtpd import SmtpServer
@@ -104,3 +106,53 @@ async def test_a_serve_pass_defers_to_the_workers_and_sends_nothing_itself(
     # The workers moved each subscriber on to their next send.
     assert {e: nexts[e] for e in early} == {e: datetime(2026, 11, 21, 7, tzinfo=UTC) for e in early}
     assert {e: nexts[e] for e in late} == {e: datetime(2026, 11, 21, 8, tzinfo=UTC) for e in late}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_serve_stopping_while_it_waits_leaves_the_batches_to_the_workers(
+    tmp_path: Path,
+    smtp_server: Callable[..., SmtpServer],
+    pg_url: str,  # noqa: F811
+) -> None:
+    server = smtp_server()
+    write_days(tmp_path / "listings", {DAY.isoformat(): _papers(DAY)})
+    config_path = write_site_config(
+        tmp_path,
+        server,
+        top=f'database = "{pg_url}"\ntimezone = "UTC"',
+        more="[run]\nqueue = true\nheartbeat_timeout = 5",
+    )
+    readers = [f"reader{i:02d}@example.org" for i in range(15)]
+    with Store(pg_url) as store:
+        for email in readers:
+            store.members.add_subscriber(Subscriber(email=email, send_at="07:00", timezone="UTC"))
+    upgrade_schema(pg_url)
+    start = datetime.combine(DAY, datetime.min.time(), UTC)
+    with Store(pg_url) as store:
+        ctx = replace(make_context(load(config_path), store), sender=Refusing())  # type: ignore[arg-type]
+        service = Service(lambda now: replace(ctx, now=now))
+        await service.tick(start)  # placed
+        waiting = asyncio.create_task(service.tick(start + timedelta(hours=8)))
+        deadline = time.monotonic() + 60
+        while not _queued(store):  # no worker yet: the pass waits for its batches
+            assert time.monotonic() < deadline and not waiting.done()
+            await asyncio.sleep(0.1)
+        await service.stop(timeout=30)
+        report = await waiting
+        assert report is not None and report.stopped and report.sent == 0
+        assert not server.messages
+    worker = _digest(config_path, "-v", "worker", "--once")
+    out, err = await asyncio.to_thread(worker.communicate, timeout=120)
+    assert worker.returncode == 0, out + err
+    assert Counter(m.rcpt_tos[0] for m in server.messages) == Counter(readers)
+    with Store(pg_url) as store:
+        assert store.outbox.delivery_counts() == {"sent": len(readers)}
+        nexts = {s.next_send_at for s in store.members.subscribers("active")}
+    assert nexts == {datetime(2026, 11, 19, 7, tzinfo=UTC)}
+
+
+def _queued(store: Store) -> bool:
+    from digest.store.queue_state import queued_runs
+
+    return bool(queued_runs(store.engine))
