@@ -22,6 +22,7 @@ from digest.compose import tokens
 from digest.compose.feedback import FEED_MARK, KINDS, read_feedback_token
 from digest.compose.text import clean
 from digest.models import Subscriber
+from digest.serve.feeds import refresh_private
 from digest.serve.pages import Handlers
 from digest.store.like_rows import LikeEntry
 
@@ -88,6 +89,7 @@ class Feedback(Handlers):
             return self.site.with_csrf(request, "feedback", 400, state="ask", error=error, **page)
         if data.get("action") == "undo":
             removed = self.store.likes.remove(sid, [key])
+            refresh_private(self.site, sub)  # the paper is back in their feed now
             log.info("feedback undone subscriber=%s kind=%s removed=%d", sid, kind, removed)
             return self.site.with_csrf(request, "feedback", state="undone", **page)
         return self.record(request, sub, kind, key, page)
@@ -109,6 +111,7 @@ class Feedback(Handlers):
                 action_text="Manage your subscription",
             )
         outcome = counts.results[0].outcome if counts.results else "unchanged"
+        refresh_private(self.site, sub)  # never in their feed again, from now on
         log.info("feedback subscriber=%s kind=%s outcome=%s", sub.id, kind, outcome)
         return self.site.with_csrf(
             request,

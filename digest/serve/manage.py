@@ -91,6 +91,8 @@ class Managing(Handlers):
         log.info("manage subscriber=%s action=%s", sub.email, action)
         if action in LIKE_ACTIONS:  # theirs, also when the operator manages the rest
             note, shown.errors, report = await like_action(self.store, sub.id, str(action), data)
+            if not shown.errors:  # their feed drops (or gets back) those papers now
+                refresh_private(self.site, sub)
             return self.manage_page(
                 request, sub, shown, 400 if shown.errors else 200, note, report=report
             )
