@@ -19,6 +19,8 @@ import pytest
 from digest.store.like_rows import LikeEntry
 from tests.support.listings import write_days
 from tests.support.site import config_text, digest
+from tests.test_feedback import csrf_of
+from tests.test_feedback_feed import entry_links
 from tests.test_ranking_run import DAYS, GRAPH_PAPERS, LIKED
 from tests.test_web import App, active, app
 
@@ -159,3 +161,27 @@ async def test_a_query_change_on_the_web_keeps_likes_out_of_the_feed_at_once(app
     assert [e.findtext(f"{ATOM}title") for e in on_disk.iter(f"{ATOM}entry")] == titles
     bo_feed = await app.client.get(f"/feeds/{bo.token}.atom")
     assert "Diffusion models for proteins" in bo_feed.text  # his queries' feed, as before
+
+
+async def test_less_like_this_from_the_feed_takes_the_paper_out_of_it_at_once(app: App) -> None:
+    ada = await active(app, "ada@example.org")
+    served = await app.client.get(f"/feeds/{ada.token}.atom")
+    assert "Diffusion models for proteins" in titles_of(served.content)
+    less = [
+        token
+        for links, title in zip(entry_links(served.content), titles_of(served.content), strict=True)
+        for kind, token in links
+        if kind == "less" and title == "Diffusion models for proteins"
+    ]
+    page = await app.client.get(f"/less?token={less[0]}")
+    await app.client.post(f"/less?token={less[0]}", data={"csrf": csrf_of(page)})
+    after = await app.client.get(f"/feeds/{ada.token}.atom")
+    assert "Diffusion models for proteins" not in titles_of(after.content)
+    undo = await app.client.get(f"/less?token={less[0]}")
+    await app.client.post(f"/less?token={less[0]}", data={"csrf": csrf_of(undo), "action": "undo"})
+    again = await app.client.get(f"/feeds/{ada.token}.atom")
+    assert "Diffusion models for proteins" in titles_of(again.content)
+
+
+def titles_of(feed: bytes) -> list[str]:
+    return [e.findtext(f"{ATOM}title") or "" for e in ET.fromstring(feed).iter(f"{ATOM}entry")]

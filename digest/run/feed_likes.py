@@ -87,20 +87,18 @@ class FeedLikes:
             self.day_of.setdefault(paper.key, day)
         # Who liked or disliked which of the feed's papers, by any of their identities: one
         # read from the papers' side, or (``reader``: one reader's feed) of theirs.
-        hidden: dict[int, set[str]] = {}
-        if not self.ranking.active:
-            pass
-        elif reader is None:
-            hidden = store.likes.liked_among(self.day_of)
-        else:
-            hidden = {
-                s: keys & self.day_of.keys() for s, keys in store.likes.keys_of([reader]).items()
-            }
-        self.hidden = hidden
+        self.active = self.ranking.active  # anyone (the reader) likes or dislikes anything
+        self.hidden: dict[int, set[str]] = {}
+        if self.active and reader is None:
+            self.hidden = store.likes.liked_among(self.day_of)
+        elif self.active and reader is not None:
+            theirs = store.likes.keys_of([reader]).get(reader, set())
+            self.active = bool(theirs)  # else no model is loaded for them
+            self.hidden = {reader: theirs & self.day_of.keys()}
 
     def batch(self, subs: Sequence[Subscriber]) -> Ranked | None:
         """The ranking of those of ``subs`` with likes (None: none has any)."""
-        if not self.ranking.active:
+        if not self.active:
             return None
         ids = [s.id for s in subs if s.id is not None]
         return ranked(self.ranking, self.matching.matcher, ids)
