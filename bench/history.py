@@ -2,7 +2,7 @@
 
     python bench/history.py                            # SQLite in /tmp/digest-bench-history/
     python bench/history.py --url postgresql+psycopg://postgres@127.0.0.1/test
-    python bench/history.py --upgrade 1000000          # revision 0008 on 1M sent pairs
+    python bench/history.py --upgrade 1000000          # revisions 0008, 0009 on 1M sent pairs
 
 Each simulated day stores a listing of ``--papers`` papers and records a digest for every one
 of ``--subscribers`` subscribers through the real outbox (``record_pending``, then
@@ -15,7 +15,7 @@ pg_total_relation_size, with a plain VACUUM after each day's prune as autovacuum
 do: each digest's row is written twice, recorded then marked sent) and the whole
 database's size. ``--upgrade N`` instead builds a revision-0007 database of N
 ``delivery_papers`` rows (``--per`` a digest, ``--subscribers`` subscribers) and times the
-upgrade to 0008, and ``delivered_keys`` of every subscriber before and after it.
+upgrades to 0008 and to 0009, and ``delivered_keys`` of every subscriber before and after.
 """
 
 from __future__ import annotations
@@ -81,6 +81,23 @@ def sizes(store: Store) -> tuple[int, int, int]:
         return int(table), int(total), held
 
 
+def parts(store: Store) -> list[tuple[str, int]]:
+    """Bytes of ``deliveries``' table and of each of its indexes, by name."""
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql(
+                "SELECT name, sum(pgsize) FROM dbstat WHERE name IN (SELECT name FROM"
+                " sqlite_master WHERE tbl_name = 'deliveries') GROUP BY name"
+            ).all()
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT 'deliveries', pg_relation_size('deliveries') UNION ALL"
+                " SELECT indexrelid::regclass::text, pg_relation_size(indexrelid)"
+                " FROM pg_index WHERE indrelid = 'deliveries'::regclass"
+            ).all()
+    return [(str(name), int(size)) for name, size in rows]
+
+
 def simulate(url: str, subscribers: int, papers: int, days: int, keep: int) -> None:
     rng = random.Random(18)
     with Store(url) as store:
@@ -111,30 +128,33 @@ def simulate(url: str, subscribers: int, papers: int, days: int, keep: int) -> N
                     )
                 )
             recorded = store.outbox.record_pending(plans, now)
-            store.outbox.mark_sent_many([p.id for p in recorded], now)
             recording = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            store.outbox.mark_sent_many([p.id for p in recorded], now)
+            marking = time.perf_counter() - t0
             t0 = time.perf_counter()
             pruned = History(store.engine).prune(Cutoffs.at(now, keep, 365))
             pruning = time.perf_counter() - t0
             if store.engine.dialect.name == "postgresql":  # as autovacuum would, daily
                 with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    conn.exec_driver_sql("VACUUM deliveries")
+                    conn.exec_driver_sql("VACUUM (ANALYZE) deliveries")
             if n in (1, 15, 30, 45, 60) or n == days:
                 table, total, held = sizes(store)
                 print(
                     f"day {n:3d}: {held:,} pairs held, deliveries {table / held:.1f} bytes a"
                     f" pair ({table / 2**20:.1f} MiB), database {total / 2**20:.1f} MiB;"
-                    f" recorded+sent {recording:.1f} s, pruned {pruned.deliveries:,}"
-                    f" digests in {pruning:.2f} s",
+                    f" recorded {recording:.1f} s, marked sent {marking:.1f} s, pruned"
+                    f" {pruned.deliveries:,} digests in {pruning:.2f} s",
                     flush=True,
                 )
+                print("   ", ", ".join(f"{k} {v / held:.1f}" for k, v in parts(store)), flush=True)
 
 
 def upgrade(url: str, pairs: int, subscribers: int, per: int) -> None:
     """A revision-0007 database of ``pairs`` sent pairs (digests of ``per`` papers, all of
-    one listing date, shared by ``subscribers``), timed up to 0008; each side's
+    one listing date, shared by ``subscribers``), timed up to 0008 and 0009; each side's
     ``delivered_keys`` of that date for every subscriber timed too (revision 0007's query is
-    the old code's, copied here)."""
+    the old code's, copied here); then 0009 timed on its own."""
     engine = open_engine(url)
     migrate.upgrade(engine, "0007")
     digests = pairs // per
@@ -144,18 +164,20 @@ def upgrade(url: str, pairs: int, subscribers: int, per: int) -> None:
     before = old_delivered_keys(engine, every, date(2026, 11, 20))
     looked = time.perf_counter() - t0
     print(f"revision 0007: delivered_keys of {subscribers:,} subscribers: {looked:.1f} s")
-    t0 = time.perf_counter()
-    migrate.upgrade(engine)
-    print(
-        f"revision 0008 on {pairs:,} sent pairs ({digests:,} digests): "
-        f"{time.perf_counter() - t0:.1f} s",
-        flush=True,
-    )
+    for revision in ("0008", "0009"):
+        t0 = time.perf_counter()
+        migrate.upgrade(engine, revision)
+        print(
+            f"revision {revision} on {pairs:,} sent pairs ({digests:,} digests): "
+            f"{time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
+    assert migrate.current(engine) == migrate.HEAD
     with Store(url) as store:
         t0 = time.perf_counter()
         after = store.outbox.delivered_keys(every, date(2026, 11, 20))
         looked = time.perf_counter() - t0
-    print(f"revision 0008: delivered_keys of {subscribers:,} subscribers: {looked:.1f} s")
+    print(f"revision {migrate.HEAD}: delivered_keys of {subscribers:,} subscribers: {looked:.1f} s")
     assert after == before, "the upgrade changed what was delivered"
 
 

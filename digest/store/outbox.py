@@ -17,7 +17,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Subscriber
 from digest.store.outbox_rows import (
-    HOLDING,
     DriverWrites,
     PlannedDelivery,
     held_ids,
@@ -117,7 +116,9 @@ class Outbox:
     ) -> dict[int, set[str]]:
         """For each subscriber, the papers of ``day``'s listing (or of any of several
         days') already sent or reserved: the papers of their digests kept (pending, being
-        sent, or sent less than ``[history] keep_days`` ago) that the listing has."""
+        sent, or sent less than ``[history] keep_days`` ago) that the listing has. Only
+        digests recorded since the listing's papers were first seen are read (see
+        :func:`held_since`)."""
         found: dict[int, set[str]] = {i: set() for i in subscriber_ids}
         if not subscriber_ids:
             return found
@@ -132,15 +133,11 @@ class Outbox:
             )
             if not pool:
                 return found
+            since = held_since(conn, pool)
             for chunk in chunks(list(subscriber_ids), 900):
-                rows = conn.execute(
-                    sa.select(deliveries.c.subscriber_id, deliveries.c.papers).where(
-                        deliveries.c.subscriber_id.in_(chunk), deliveries.c.status.in_(HOLDING)
-                    )
-                )
-                for sid, blob in rows:
+                for sid, ids in held_ids(conn, chunk, since).items():
                     had = found[sid]
-                    for paper_id in unpack_ids(blob):
+                    for paper_id in ids:
                         key = pool.get(paper_id)
                         if key is not None:
                             had.add(key)
