@@ -14,12 +14,14 @@ from datetime import date, datetime
 from digest.compose import make_message_id
 from digest.deliver import Outgoing
 from digest.errors import PermanentDeliveryError
-from digest.models import Listing, Match, Subscriber
+from digest.models import Listing, Subscriber
 from digest.run.claims import Claimer, claimer
 from digest.run.context import Context
 from digest.run.messages import compose, outgoing
 from digest.run.outcomes import Recorder
 from digest.run.ranking import Ranked, Ranking, ranked, threshold_of
+from digest.run.reasons import BATCH as REASONS_BATCH
+from digest.run.reasons import Reasons
 from digest.run.report import RunReport, SubscriberReport
 from digest.run.sources import outside
 from digest.select import DayMatcher, Selection
@@ -87,16 +89,22 @@ class Pool:
 def resume_items(
     ctx: Context, pending: Sequence[PendingDelivery], report: RunReport, claim: Claimer
 ) -> Iterable[Outgoing]:
-    """Rebuild the messages of digests recorded earlier but not yet accepted.
+    """Rebuild the messages of digests recorded earlier but not yet accepted, similarity
+    picks with their reasons (:mod:`digest.run.reasons`).
 
     Each is claimed first; one another run claimed meanwhile is skipped.
     """
+    if not pending:
+        return
     keys = {k for p in pending for k in p.paper_keys}
     papers = ctx.store.papers.papers_by_key(keys)
     # One matcher and one listing per date, shared by every digest of that date: a restart
     # after a crash may have to resume most of a day's digests.
     by_date: dict[date, tuple[DayMatcher, int]] = {}
-    for p in pending:
+    reasons = Reasons(Ranking(ctx.store, ctx.now))  # the picks' reasons, worked out again
+    for n, p in enumerate(pending):
+        if n % REASONS_BATCH == 0:
+            reasons.prefetch([q.subscriber for q in pending[n : n + REASONS_BATCH]])
         if not claim(p.id, p.subscriber.email, p.message_id):
             continue
         found = [papers[k] for k in p.paper_keys if k in papers]
@@ -108,7 +116,7 @@ def resume_items(
         ranked = {
             m.paper.key: m for m in matcher.select(p.subscriber.keywords, p.subscriber.exclude)
         }
-        matches = [ranked.get(paper.key) or Match(paper=paper, score=0.0) for paper in found]
+        matches = reasons.matches(p.subscriber, found, ranked)
         selection = Selection(shown=tuple(matches[: p.shown]), more=tuple(matches[p.shown :]))
         report.resumed += 1
         try:
