@@ -11,7 +11,10 @@ profile built once (timed apart: what the first run after the likes arrive pays 
 the database is copied twice: "no likes" (likes and profiles deleted) and "likes". Each copy
 gets ``digest run --date DAY`` in a fresh process, mail to the outbox (one process: no
 worker processes, so the ranking's cost is not spread over cores); we print its wall and
-CPU seconds and the peak RSS of that process.
+CPU seconds and the peak RSS of that process. Then each copy's feeds are removed and
+``digest feed`` writes them all again in a fresh process (what a day's run pays for the
+feeds when every one gained papers): its CPU seconds, and the private feed files written
+(count and MB).
 """
 
 from __future__ import annotations
@@ -122,7 +125,25 @@ workers = 1
 """,
         "utf-8",
     )
-    command = [sys.executable, "-m", "digest", "--config", str(config), "run", "--date", str(DAY)]
+    wall, cpu, rss, stdout = measured(config, "run", "--date", str(DAY))
+    summary = next(line for line in stdout.splitlines() if line.startswith("sent "))
+    return wall, cpu, rss, summary
+
+
+def feed_pass(work: Path, name: str) -> tuple[float, int, float]:
+    """``digest feed`` after the run of ``name``, its feeds removed first: CPU s, and the
+    private feed files it wrote (count, MB)."""
+    folder = work / (name + "-feeds")
+    shutil.rmtree(folder, ignore_errors=True)
+    _, cpu, _, _ = measured(work / f"{name}.toml", "feed")
+    files = [p for p in (folder / "feeds" / "shared").iterdir() if p.suffix in (".xml", ".atom")]
+    return cpu, len(files), sum(p.stat().st_size for p in files) / 2**20
+
+
+def measured(config: Path, *args: str) -> tuple[float, float, float, str]:
+    """``digest --config CONFIG ARGS`` in a fresh process: wall s, CPU s, peak RSS MB,
+    its output."""
+    command = [sys.executable, "-m", "digest", "--config", str(config), *args]
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _MEASURED, *command],
@@ -135,8 +156,7 @@ workers = 1
     if done.returncode != 0:
         raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])
     cpu, rss = map(float, done.stderr.strip().splitlines()[-1].split())
-    summary = next(line for line in done.stdout.splitlines() if line.startswith("sent "))
-    return wall, cpu, rss / 1024, summary
+    return wall, cpu, rss / 1024, done.stdout
 
 
 #: Runs its arguments and says their CPU seconds and peak RSS (kB) on stderr's last line.
@@ -158,9 +178,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     listings, plain, liking = setup(args.work, args.subscribers, args.papers)
-    results = {}
+    results, feeds = {}, {}
     for name, db in (("likes", liking), ("no likes", plain)):
         results[name] = run(args.work, listings, db, name.replace(" ", "-"))
+    for name in results:
+        feeds[name] = feed_pass(args.work, name.replace(" ", "-"))
     print(f"{args.subscribers:,} subscribers (half with likes) x {args.papers:,} papers")
     print(f"{'':10} {'wall s':>8} {'CPU s':>8} {'peak MB':>8}  digests")
     for name in ("no likes", "likes"):
@@ -168,6 +190,12 @@ def main() -> None:
         print(f"{name:10} {wall:8.1f} {cpu:8.1f} {rss:8.0f}  {summary}")
     a, b = results["no likes"], results["likes"]
     print(f"{'added':10} {b[0] - a[0]:8.1f} {b[1] - a[1]:8.1f} {b[2] - a[2]:8.0f}")
+    print(f"digest feed, every feed written: {'CPU s':>8} {'files':>8} {'MB':>8}")
+    for name in ("no likes", "likes"):
+        cpu, count, size = feeds[name]
+        print(f"{name:32} {cpu:8.1f} {count:8,} {size:8.0f}")
+    (a_cpu, a_count, a_size), (b_cpu, b_count, b_size) = feeds["no likes"], feeds["likes"]
+    print(f"{'added':32} {b_cpu - a_cpu:8.1f} {b_count - a_count:8,} {b_size - a_size:8.0f}")
 
 
 if __name__ == "__main__":

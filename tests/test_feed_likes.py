@@ -114,7 +114,9 @@ def test_readers_of_the_same_picks_share_one_file_named_by_its_content(site: Pat
     gus_file, gus = feed_of(site, "gus")
     assert gus_file == grace_file and gus == grace
     assert set(grace) >= GRAPH_PAPERS and not any("Protein" in t for t in grace)
-    assert all(re.search(r"\d+% similar", html) for html in grace.values())
+    for html in grace.values():  # each pick says why, with its feedback links
+        assert re.search(r"like “Graphs &lt; Trees.*\d+% similar", html), html
+        assert "/more?token=" in html and "/less?token=" in html
     shared = site / "public" / "feeds" / "shared"
     named = {p.name for p in shared.iterdir() if p.suffix == ".atom" and "-" in p.name}
     own = {os.path.basename(feed_of(site, n)[0]) for n in ("ivy", "kim", "grace", "pia")}
