@@ -1,11 +1,15 @@
 """Writing the feed files: the public pair, and each subscriber's private pair.
 
 ``feeds.dir/feed.xml`` and ``feed.atom`` hold every paper of the last ``feeds.days`` listing
-dates. A private feed depends only on its subscriber's queries, so each distinct pair of
+dates. A private feed depends on its subscriber's queries, so each distinct pair of
 ``keywords`` and ``exclude`` is written once, as ``feeds/shared/<hash>.xml|.atom``, and
 ``feeds/<token>.xml|.atom`` is a symbolic link to it, changed only when the queries change.
 A private feed holds the newest ``feeds.private_max_entries`` of its matching papers.
 A hundred thousand subscribers then cost one file per distinct query set, not two each.
+A subscriber who likes or dislikes papers reads the same file unless a paper of theirs is
+among its papers or they have similarity picks to add (:mod:`digest.run.feed_likes`); then
+theirs is ``<hash>-<content hash>``, named by what it holds, shared by whoever reads the
+same, and written (like any shared file) only when its content changed.
 
 With several sources, ``feeds/<source>.xml`` and ``.atom`` hold one source's papers each (the
 public pair holds them all), by the same rules: the same listing dates, updated at their
