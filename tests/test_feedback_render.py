@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import quopri
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -113,8 +114,49 @@ def test_many_papers_with_links_stay_under_the_html_budget(renderer: Renderer) -
     assert out.shown > 0 and out.compact > 0 and out.shown + out.compact == 200
     assert out.html_size <= render.HTML_BUDGET
     full = read_links(out.html)
-    assert len(full) == 2 * out.shown  # compact entries have none
+    # Two hundred compact entries with their links would not fit: listed without them.
+    assert len(full) == 2 * out.shown
     assert full[0] == ("more", 11, "2511.00000")
+
+
+def test_compact_entries_carry_the_links_and_stay_compact(renderer: Renderer) -> None:
+    """Papers listed briefly (past what fits in full) have their reader's links in both
+    parts, on the entry's one line in the HTML (one text line each); a pick's reason stays."""
+    matches = [
+        make_match(make_paper(i, abstract=LONG, authors=tuple(f"A{j}" for j in range(12))))
+        for i in range(60)
+    ]
+    matches[-1] = replace(
+        matches[-1], terms=(), spans=(), like='Graphs < Trees & "Co"', similarity=0.42
+    )
+    out = digest_of(renderer, matches, links=links_for(4))
+    assert out.compact > 0 and out.shown + out.compact == 60
+    expected = [(kind, 4, f"2511.{i:05d}") for i in range(60) for kind in ("more", "less")]
+    assert read_links(out.html) == expected
+    assert read_links(out.text) == expected
+    brief = out.html.split('class="brief"')[1]
+    items = re.findall(r"<li>.*?</li>", brief, re.DOTALL)
+    assert len(items) == out.compact
+    for i, item in enumerate(items, start=out.shown):
+        assert "\n" not in item and "class=" not in item  # one line, no styling added
+        token = LINK.findall(item)[0][1]
+        more = f'[<a href="https://digest.example.org/more?token={token}">more like this</a>'
+        assert more in item
+        assert read_feedback_token(SECRET, token) == (4, f"2511.{i:05d}")
+    assert "like “Graphs &lt; Trees &amp; " in items[-1] and ", 42% [<a " in items[-1]
+    text = out.text.split("Also matching")[1]
+    assert text.count("\n  More like this: https://") == out.compact
+    assert text.count("\n  Less like this: https://") == out.compact
+    assert 'Like "Graphs < Trees & "Co"" (42% similar)\n  More like this: ' in text
+    for body in (out.html_body, out.text_body):
+        check_body(body.data)
+    # Another reader: the same entries but for the links.
+    other = digest_of(renderer, matches, links=links_for(5))
+    assert LINK.sub("", other.html) == LINK.sub("", out.html)
+    assert {reader for _, reader, _ in read_links(other.text)} == {5}
+    # No feedback (not a subscriber): compact entries without links, as before.
+    stranger = digest_of(renderer, matches)
+    assert stranger.compact > 0 and "like this" not in stranger.html + stranger.text
 
 
 def test_an_operator_template_without_the_links_still_renders(tmp_path: Path) -> None:

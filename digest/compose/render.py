@@ -229,17 +229,15 @@ class Renderer:
         )
         shell = self._shell_maker.html(context)
         in_full = len(full)
-        compact: list[Fragment] = []
+        brief: tuple[list[bytes], list[bytes]] = ([], [])
         if shell.size + sum(map(len, full_html)) > self.html_budget:
-            compact = [self._fragments.get(m, "compact", abstract) for m in chosen]
             room = self.html_budget - shell.size - _COMPACT_RESERVE
-            in_full = _how_many_in_full(
-                list(map(len, full_html)), [len(c.html_qp) for c in compact], room
-            )
+            brief = self._compact(chosen, abstract, links.feedback, room)
+            in_full = _how_many_in_full(list(map(len, full_html)), list(map(len, brief[0])), room)
             context = replace(context, shown_count=in_full, compact_count=len(chosen) - in_full)
             shell = self._shell_maker.html(context)
+            brief = (brief[0][in_full:], brief[1][in_full:])
         shown = (full_html[:in_full], full_text[:in_full])
-        brief = _with_links(compact[in_full:], chosen[in_full:], None)  # picks' reasons
         html_body, text_body = self._bodies(shell, context, shown, brief)
         return RenderedEmail(
             subject=subject,
@@ -249,6 +247,25 @@ class Renderer:
             html_body=html_body,
             text_body=text_body,
         )
+
+    def _compact(
+        self,
+        chosen: Sequence[Match],
+        abstract: str,
+        feedback: FeedbackLinks | None,
+        room: int,
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Every ``chosen`` paper's compact entry, encoded (HTML, text): with the reader's
+        feedback links and a pick's reason, each email's own; without the links when even
+        every paper listed compactly with them would not fit in ``room`` bytes (a digest of
+        a couple of hundred papers: the links cost ~200 bytes an entry)."""
+        get = self._fragments.get
+        if feedback is not None:
+            compact = [get(m, "compact", abstract, True) for m in chosen]
+            brief = _with_links(compact, chosen, feedback)
+            if sum(map(len, brief[0])) <= room:
+                return brief
+        return _with_links([get(m, "compact", abstract) for m in chosen], chosen, None)
 
     def _context(
         self,
