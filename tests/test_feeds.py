@@ -12,6 +12,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import feedparser
+import jinja2
 import jinja2.meta
 import lxml.html  # type: ignore[import-untyped]
 import pytest
@@ -32,6 +33,7 @@ from digest.compose import (
     paper_link,
     xml_text,
 )
+from digest.compose.feed_entries import entry_content
 from digest.compose.templates import FEED_ENTRY
 from digest.models import Paper, paper_key
 
@@ -634,6 +636,36 @@ def test_a_private_feed_says_why_each_paper_was_picked() -> None:
     assert feed_set.fingerprint(meta, chosen, reasons) != feed_set.fingerprint(meta, chosen)
     same = {RICH.key: ("Diffusion", "agents"), other.key: ("<script>",)}
     assert feed_set.fingerprint(meta, chosen, reasons) == feed_set.fingerprint(meta, chosen, same)
+
+
+@pytest.mark.parametrize(
+    ("source", "first", "second"),
+    [
+        ("{{ queries | join(', ') }}", "a&lt;b &amp; c, LLM", "x"),  # as the bundled one
+        ("{{ queries | join(' / ') }}", "a&lt;b &amp; c / LLM", "x"),
+        ("{{ queries | length }}: {{ queries | join(', ') }}", "2: a&lt;b &amp; c, LLM", "1: x"),
+        ("{{ queries[0] }}{% if queries | length > 1 %}+{% endif %}", "a&lt;b &amp; c+", "x"),
+    ],
+)
+def test_a_private_feeds_queries_are_as_each_template_prints_them(
+    source: str, first: str, second: str
+) -> None:
+    """Entries are made once per paper with the queries filled in when the template prints
+    them joined by ", " (as the bundled one does); any other template gets each reason
+    rendered, so the feed is the same either way."""
+    template = jinja2.Environment(autoescape=True).from_string(source)
+    other = paper("2511.00002", "Robots")
+    feed_set = FeedSet(
+        [(D2, RICH), (D1, other)], link=SITE, updated=UPDATED, content=entry_content(template)
+    )
+    meta = FeedMeta("Yours", SITE, None, None, "Mine")
+    reasons = {RICH.key: ("a<b & c", "LLM", "a<b & c"), other.key: ("x",)}
+    rss, atom = feed_set.build(meta, reasons=reasons)
+    for parsed in (parse(rss), parse(atom)):
+        assert [e.content[0].value for e in parsed.entries] == [first, second]
+    again = {RICH.key: ("x",), other.key: ("a<b & c", "LLM")}
+    for parsed in map(parse, feed_set.build(meta, reasons=again)):
+        assert [e.content[0].value for e in parsed.entries] == [second, first]
 
 
 def test_entry_context_cleans_text_and_drops_unsafe_links() -> None:
