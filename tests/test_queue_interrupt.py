@@ -84,5 +84,10 @@ def test_a_run_stopped_while_waiting_leaves_the_workers_claims_and_nothing_goes_
     assert all("Traceback" not in e for e in errs), errs
     received = Counter(m.rcpt_tos[0] for m in server.messages)
     assert received == Counter(f"reader{i:03d}@example.org" for i in range(readers))
+    assert "sent 0, failed 0, deferred 0" in out, out  # the first run's batches sent them all
     with Store(pg_url) as store:
         assert store.outbox.delivery_counts() == {"sent": readers}
+        first_run = next(r for r in store.run_log.runs() if r.id == run.id)
+        if how == signal.SIGINT:  # it ended: the next run counted what its batches sent
+            assert first_run.sent == readers, first_run
+            assert store.run_log.get_meta(f"queue.run.{run.id}") is None

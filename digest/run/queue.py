@@ -56,7 +56,7 @@ from digest.run.queue_worker import work
 from digest.run.report import RunReport
 from digest.run.share import BATCH, Pool
 from digest.run.workers import WorkerError
-from digest.store.queue_state import drop_run_rows, queued_runs
+from digest.store.queue_state import drop_run_rows, queued_runs, settle_runs
 from digest.store.schema import chunks
 
 log = logging.getLogger("digest.queue")
@@ -199,7 +199,12 @@ async def queue_and_wait(
     if report.workers_hold:  # stopped waiting: the workers go on
         return ids
     tally = final_counts(ctx.store, report, run_id)
-    drop_run_rows(ctx.store.engine, [run_id])  # counted: the run's record keeps the figures
+    engine = ctx.store.engine
+    drop_run_rows(engine, [run_id])  # counted: the run's record keeps the figures
+    # Earlier runs that did not wait, their batches ended: their records get their counts.
+    settled = settle_runs(engine, await asyncio.to_thread(queued_runs, engine))
+    if settled:
+        log.info("counted the digests of earlier run(s) %s", settled)
     if tally.errors or failed:
         error = tally.errors[0] if tally.errors else f"{failed} batch(es) failed"
         raise WorkerError(error, hint="see the workers' logs for the batches")

@@ -149,6 +149,36 @@ def prune_run_rows(engine: Engine, started_before: datetime) -> int:
     return drop_run_rows(engine, sorted(i for i in old if i is not None))
 
 
+def settle_runs(engine: Engine, keep: Collection[int]) -> list[int]:
+    """Runs that ended without waiting for their batches (``--no-wait``, interrupted), all
+    of whose batches have ended since (none in ``keep``, the runs still queued or waiting):
+    their record gets the counts of the digests their batches took, and their rows go.
+    Returns the runs settled."""
+    with engine.connect() as conn:
+        keys = conn.execute(
+            sa.select(meta.c.key).where(meta.c.key.like(f"{RUN_PREFIX}%"))
+        ).scalars()
+        named = sorted({r for r in map(_run_of, keys) if r is not None} - set(keep))
+        ended = conn.execute(
+            sa.select(runs.c.id).where(runs.c.id.in_(named), runs.c.finished_at.is_not(None))
+        ).scalars()
+        done = sorted(int(r) for r in ended)
+    for run_id in done:
+        counts = taken_counts(engine, run_id)
+        with begin(engine) as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    sent=counts.get("sent", 0),
+                    failed=counts.get("failed", 0),
+                    deferred=counts.get("pending", 0),
+                )
+            )
+        drop_run_rows(engine, [run_id])
+    return done
+
+
 def _run_of(key: str) -> int | None:
     head = key[len(RUN_PREFIX) :].partition(".")[0]
     return int(head) if head.isdigit() else None
