@@ -236,16 +236,12 @@ def _publish(
     # One source: its feed would be the public one again.
     per_source = sources if len(sources) > 1 else []
     public += _publish_sources(config, store, now, per_source)
-    host = urlsplit(base).hostname or "localhost"
     matching = Matching(DayMatcher([paper for _, paper in entries]))
     # What each shared file held when it was written: an unchanged feed is not written again
     # (its bytes, ETag and date stay; readers polling it get 304s), so a day's run rewrites
     # only the feeds that gained or lost papers.
     index_path = shared / INDEX
-    before = _read_index(index_path)
-    with os.scandir(shared) as found:
-        present = {entry.name for entry in found}
-    index: dict[str, str] = {}
+    files = SharedFiles(feeds, config, matching, shared, _read_index(index_path))
     tokens: set[str] = set()
     linked = set(os.listdir(private))  # a first run makes every link without a look first
     folder = os.fspath(private)
@@ -253,16 +249,7 @@ def _publish(
     for subs in store.members.active_batches(batch):
         ranked = liking.batch(subs)  # those who like papers: their picks too
         for sub in subs:
-            own = liking.own(sub, ranked)  # None: the feed of their queries suits them
-            if own is None:
-                name = signature(sub.keywords, sub.exclude)
-                if name not in index:
-                    made = _content(feeds, config, sub, matching, host, None)[1]
-                    index[name] = _write_pair(feeds, shared, name, made, before, present)
-            else:  # named by its content: readers of the same content share it
-                name, made = _content(feeds, config, sub, matching, host, own)
-                if name not in index:
-                    index[name] = _write_pair(feeds, shared, name, made, before, present)
+            name = files.name_for(sub, liking.own(sub, ranked))
             for suffix in (".xml", ".atom"):
                 link = sub.token + suffix
                 link_atomic(
@@ -271,10 +258,47 @@ def _publish(
                     absent=link not in linked,
                 )
             tokens.add(sub.token)
-    write_atomic(index_path, json.dumps(index, sort_keys=True).encode(), durable=False)
+    write_atomic(index_path, json.dumps(files.index, sort_keys=True).encode(), durable=False)
     _remove_stale(private, tokens | set(per_source))
-    _remove_stale(shared, set(index))
+    _remove_stale(shared, set(files.index))
     return public
+
+
+class SharedFiles:
+    """The shared private feed files of a pass: each written once, and only when its
+    content changed since the last pass (``before``: the fingerprints then, by name)."""
+
+    def __init__(
+        self,
+        feeds: FeedSet,
+        config: Config,
+        matching: Matching,
+        shared: Path,
+        before: Mapping[str, str],
+    ) -> None:
+        self.feeds, self.config, self.matching = feeds, config, matching
+        self.shared, self.before = shared, before
+        self.host = urlsplit(config.base_url).hostname or "localhost"
+        with os.scandir(shared) as found:
+            self.present = {entry.name for entry in found}
+        self.index: dict[str, str] = {}  # name -> fingerprint, of the files of this pass
+
+    def name_for(self, sub: Subscriber, own: Own | None) -> str:
+        """The name of ``sub``'s shared file (written now if it is the first reader's):
+        their queries' (``own`` None), or one named by its content."""
+        if own is None:
+            name = signature(sub.keywords, sub.exclude)
+            if name in self.index:
+                return name
+            made = _content(self.feeds, self.config, sub, self.matching, self.host, None)[1]
+        else:  # named by its content: readers of the same content share it
+            name, made = _content(self.feeds, self.config, sub, self.matching, self.host, own)
+            if name in self.index:
+                return name
+        self.index[name] = _write_pair(
+            self.feeds, self.shared, name, made, self.before, self.present
+        )
+        return name
 
 
 def _wanted(sub: Subscriber, matching: Matching, own: Own | None) -> frozenset[str]:
