@@ -145,6 +145,8 @@ _SLOT_SIMILARITY = b"pdfeedslot9similarity9z"
 _SLOTS = Picked("pdfeedslot9like9z", -1)
 #: A private entry's queries as a placeholder (see :meth:`FeedSet._private`).
 _QUERY_SLOT = ("pdfeedslot9queries9z",)
+#: At most this many reasons' texts are kept (then the cache starts again).
+_QUERY_VALUES = 50_000
 #: Why each paper of a private feed was picked, by paper key: the queries it matched, or
 #: the liked paper it is like (a similarity pick).
 Reasons = Mapping[str, tuple[str, ...] | Picked]
@@ -251,6 +253,8 @@ class FeedSet:
         self._digests: list[bytes] | None = None
         self._mark: bytes | None = None
         self._slot_ok: bool | None = None
+        self._query_values: dict[tuple[str, ...], bytes] = {}
+        self._cut: dict[int, tuple[list[bytes], list[bytes]]] = {}
 
     def _entry(self, i: int, terms: tuple[str, ...] | Picked, private: bool) -> tuple[bytes, bytes]:
         """Entry ``i``'s RSS item and Atom entry, with their content for this reason."""
@@ -286,7 +290,7 @@ class FeedSet:
         if not isinstance(why, Picked):
             if not why or self._content is None or not self._queries_slot():
                 return self._entry(i, why, True)
-            return self._fill_queries(self._entry(i, _QUERY_SLOT, True), why)
+            return self._fill_queries(i, why)
         if self._content is None:
             return self._entry(i, (), True)
         rss, atom = self._entry(i, _SLOTS, True)
@@ -299,15 +303,23 @@ class FeedSet:
             rss, atom = rss.replace(slot, value), atom.replace(slot, value)
         return rss, atom
 
-    @staticmethod
-    def _fill_queries(made: tuple[bytes, bytes], why: tuple[str, ...]) -> tuple[bytes, bytes]:
-        """An entry made with :data:`_QUERY_SLOT` with ``why``'s queries in its place: as the
-        template prints them (escaped, joined by ", "), XML-escaped once more like its HTML."""
-        shown = dict.fromkeys(q for q in map(xml_text, why) if q)
-        value = xml_escape(", ".join(map(escape, shown))).encode("utf-8")
-        return made[0].replace(_QUERY_SLOT[0].encode(), value), made[1].replace(
-            _QUERY_SLOT[0].encode(), value
-        )
+    def _fill_queries(self, i: int, why: tuple[str, ...]) -> tuple[bytes, bytes]:
+        """Entry ``i`` made with :data:`_QUERY_SLOT`, ``why``'s queries in its place: as the
+        template prints them (escaped, joined by ", "), XML-escaped once more like its HTML.
+        Each entry is cut at its slots once, and each reason's text made once."""
+        value = self._query_values.get(why)
+        if value is None:
+            if len(self._query_values) >= _QUERY_VALUES:
+                self._query_values.clear()
+            shown = dict.fromkeys(q for q in map(xml_text, why) if q)
+            value = xml_escape(", ".join(map(escape, shown))).encode("utf-8")
+            self._query_values[why] = value
+        cut = self._cut.get(i)
+        if cut is None:
+            slot = _QUERY_SLOT[0].encode()
+            rss, atom = self._entry(i, _QUERY_SLOT, True)
+            cut = self._cut[i] = (rss.split(slot), atom.split(slot))
+        return value.join(cut[0]), value.join(cut[1])
 
     def _queries_slot(self) -> bool:
         """Whether filling :data:`_QUERY_SLOT` makes the same entries as rendering each reason
@@ -320,8 +332,9 @@ class FeedSet:
                 if not self._slot_ok:
                     break
                 direct = self._entry(0, why, True)
-                self._slot_ok = self._fill_queries(self._entry(0, _QUERY_SLOT, True), why) == direct
+                self._slot_ok = self._fill_queries(0, why) == direct
                 del self._made[0, why, True]
+            self._query_values.clear()
         return self._slot_ok
 
     def _entry_digests(self) -> list[bytes]:
