@@ -7,12 +7,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from digest.errors import StateError
 from digest.models import Paper
 from digest.select import DayMatcher, select
 from digest.select.blend import blend, select_similar, similarities
-from digest.select.similar import Profile, TfidfRanker, build_profile, load, text_of
+from digest.select.similar import (
+    Day,
+    Profile,
+    TfidfRanker,
+    build_profile,
+    load,
+    profile_of,
+    text_of,
+    unit_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -314,3 +324,61 @@ def test_a_title_on_two_lines_is_kept_on_one() -> None:
     profile = build_profile(RANKER, [liked("like", wrapped)])
     again = Profile.from_bytes(profile.to_bytes())
     assert again.titles == ("Graph neural networks, wrapped",)
+
+
+def reference_picks(
+    profile: Profile, day: Day, row: NDArray[np.float32], skip: set[str], threshold: float, cap: int
+) -> list[tuple[str, float, str]]:
+    """The rule, the slow way: every paper in order of similarity (ties: the earlier
+    first), those at or above the threshold, not skipped, nor liked, the first ``cap``;
+    each with the nearest liked paper's title and its similarity as a pick shows it."""
+    order = sorted(range(len(row)), key=lambda n: (-row[n], n))
+    kept = [
+        n
+        for n in order
+        if row[n] >= np.float32(threshold)
+        and day.papers[n].key not in skip
+        and day.papers[n].key not in profile.keys
+    ][:cap]
+    nearest = [int(np.argmax(profile.liked @ day.vectors[n])) for n in kept]
+    sims = [float(np.round(row[n], 4)) for n in kept]
+    return [
+        (day.papers[n].key, s, profile.titles[i])
+        for n, s, i in zip(kept, sims, nearest, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_picks_are_the_full_orders_first_whatever_is_skipped(seed: int) -> None:
+    """The quick path (a partition for the best few, the full order only when skipped
+    papers leave room) picks what the full order does, ties and a profile read back from
+    bytes included."""
+    rng = np.random.default_rng(seed)
+    size, dims = 400, 16
+    raw = rng.standard_normal((size, dims)).astype(np.float32)
+    raw[size // 2 :: 7] = raw[size // 2 - 7 :: 7][: len(raw[size // 2 :: 7])]  # equal scores
+    day = Day([paper(f"2603.{n:05d}", f"Paper {n}") for n in range(size)], unit_rows(raw))
+    likes = rng.choice(size, 6, replace=False)
+    made = profile_of(
+        1,
+        "h",
+        day.vectors[likes[:4]],
+        day.vectors[likes[4:]],
+        tuple(f"Liked {n}" for n in likes[:4]),
+        frozenset(day.papers[n].key for n in likes),
+    )
+    profile = Profile.from_bytes(made.to_bytes()) if seed % 2 else made
+    row = similarities([profile], day)[0]
+    best = [day.papers[n].key for n in np.argsort(-row, kind="stable")]
+    for skipped, threshold, cap in [
+        (0, 0.0, 10),
+        (5, 0.2, 10),
+        (40, 0.0, 10),  # more skipped than the few looked at first
+        (0, 0.3, 3),
+        (200, -1.0, 25),
+    ]:
+        skip = set(best[:skipped])
+        got = select_similar(profile, day, skip, threshold, cap, scores=row)
+        want = reference_picks(profile, day, row, skip, threshold, cap)
+        assert [(m.paper.key, m.score, m.like) for m in got] == want
+        assert [m.similarity for m in got] == [min(1.0, max(0.0, s)) for _, s, _ in want]

@@ -128,20 +128,21 @@ def _picks(
     papers = day.papers
     # The best few first (the skipped ones among them are few: a day's liked or delivered
     # papers): those at or above both the threshold and the few-th best score (found by a
-    # partition of the scores, cheaper than one of their numbers); the full order only if
-    # they do not fill the cap.
+    # partition of the scores, cheaper than one of their numbers); the full order of those
+    # above the threshold only if they do not fill the cap.
     size = len(row)
     few = min(size, cap + 16)
     floor = threshold
     if few < size:
         floor = max(floor, float(np.partition(row, size - few)[size - few]))
-    best = _ranked(row, np.flatnonzero(row >= floor), threshold)
+    best = _ranked(row, np.flatnonzero(row >= floor))
     chosen = _first(best, papers, skip, cap)
     if len(chosen) < cap and len(best) >= few and few < size:  # skips left room: go on
-        chosen = _first(_ranked(row, np.arange(size), threshold), papers, skip, cap)
+        chosen = _first(_ranked(row, np.flatnonzero(row >= threshold)), papers, skip, cap)
     if not chosen:
         return []
-    nearest = _nearest(profile, day.vectors[chosen]).tolist()
+    # The reason of each pick: the liked paper nearest to it (liked x picks).
+    nearest = np.argmax(profile.liked @ day.vectors[chosen].T, axis=0).tolist()
     sims = np.round(row[chosen], 4).tolist()
     titles = profile.titles
     return [
@@ -161,16 +162,7 @@ def _first(numbers: list[int], papers: Sequence[Paper], skip: Set[str], cap: int
     return chosen
 
 
-def _ranked(row: NDArray[np.float32], numbers: NDArray[np.intp], threshold: float) -> list[int]:
-    """``numbers`` at or above ``threshold`` in ``row``, highest first (ties: lower first)."""
-    kept = numbers[row[numbers] >= threshold]
-    order = np.lexsort((kept, -row[kept]))
-    ranked: list[int] = kept[order].tolist()
+def _ranked(row: NDArray[np.float32], numbers: NDArray[np.intp]) -> list[int]:
+    """``numbers`` (ascending), highest in ``row`` first (ties: lower first)."""
+    ranked: list[int] = numbers[np.argsort(-row[numbers], kind="stable")].tolist()
     return ranked
-
-
-def _nearest(profile: Profile, vectors: NDArray[np.float32]) -> NDArray[np.intp]:
-    """For each vector, the number of the liked paper it is most similar to."""
-    sims = profile.liked @ vectors.T  # liked x picks
-    nearest: NDArray[np.intp] = np.argmax(sims, axis=0)
-    return nearest
