@@ -2,6 +2,7 @@
 
 python bench/relevance.py                 # the table of bench/README.md (about a minute)
 python bench/relevance.py --readers 100   # quicker
+python bench/relevance.py --embedders none   # without the embedding rankers (bench/embedders.py)
 
 The fixture generator below writes papers from eight topics whose vocabularies overlap
 (each topic shares words with a neighbour, every paper uses the common words of the field,
@@ -10,7 +11,8 @@ network"). Thirty stored days fit the ranker; five held-out days are ranked for 
 readers whose likes (and a few dislikes) come from one or two topics. A paper is relevant
 to a reader when its topic is one of theirs. Rows: keywords only (a reasonable query per
 topic, through digest.select's real matcher), TF-IDF likes (the ranker, and variants),
-keywords + likes (digest.select.blend).
+keywords + likes (digest.select.blend); and, when their packages are installed, the same rows
+for the sentence-embedding rankers of bench/embedders.py, alone and joined with TF-IDF.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.embedders import DayRanker, Joined, available
 from digest.models import Match, Paper
 from digest.select import DayMatcher
 from digest.select.blend import blend, similarities
@@ -284,6 +287,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=200)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument(
+        "--embedders",
+        default="all",
+        help="embedding rankers to measure, comma-separated (wordllama,minilm), or none",
+    )
     args = parser.parse_args()
     corpus = make_corpus(args.seed)
     readers = make_readers(corpus, args.readers, args.seed + 1)
@@ -313,16 +321,50 @@ def main() -> None:
         for name, value in results:
             rows.append((f"{name} (LSA {dims})", value, f"fit {fitted:.1f} s"))
     rows.append(("TF-IDF likes (no LSA)", _unreduced(texts, readers, corpus, days), "reference"))
-    print(f"{'ranking':40} {'P@10':>6} {'R@30':>6} {'nDCG@10':>8}  note")
+    rows += _embedding_rows(args.embedders, texts, rankers[DIMENSIONS], readers, corpus, matchers)
+    print(f"{'ranking':48} {'P@10':>6} {'R@30':>6} {'nDCG@10':>8}  note")
     for name, (p, rc, nd), note in rows:
-        print(f"{name:40} {p:6.3f} {rc:6.3f} {nd:8.3f}  {note}")
+        print(f"{name:48} {p:6.3f} {rc:6.3f} {nd:8.3f}  {note}")
     ranked = next(v for n, v, _ in rows if n == f"TF-IDF likes, ranked (LSA {DIMENSIONS})")
     ratio = ranked[0] / base
     print(f"\nlikes alone (LSA {DIMENSIONS}): P@10 {ranked[0]:.3f} = {ratio:.1f}x the base rate")
     _thresholds(rankers[DIMENSIONS], readers, corpus, days)
 
 
-def _profiles(ranker: TfidfRanker, readers: Sequence[Reader]) -> list[Profile]:
+def _embedding_rows(
+    wanted: str,
+    texts: list[str],
+    tfidf: TfidfRanker,
+    readers: Sequence[Reader],
+    corpus: Corpus,
+    matchers: Sequence[DayMatcher],
+) -> list[tuple[str, tuple[float, float, float], str]]:
+    """The likes rows of each embedding ranker asked for and installed, then of it joined
+    with TF-IDF (the default ranker): :data:`JOINED_SHARE` of the similarity from TF-IDF."""
+    makers, missing = available()
+    names = list(makers) + list(missing) if wanted == "all" else wanted.split(",")
+    days = [[p for p, _ in day] for day in corpus.days]
+    rows: list[tuple[str, tuple[float, float, float], str]] = []
+    for name in [n.strip() for n in names if n.strip() and n.strip() != "none"]:
+        if name not in makers:
+            print(f"embedding ranker {name}: {missing.get(name, 'unknown')}", file=sys.stderr)
+            continue
+        started = time.perf_counter()
+        ranker = makers[name](texts)
+        for row, value in _likes_rows(ranker, readers, corpus, days, matchers, name):
+            rows.append((row, value, f"{time.perf_counter() - started:.0f} s"))
+        joined = Joined(tfidf, ranker, JOINED_SHARE)
+        label = f"TF-IDF {JOINED_SHARE} + {name}"
+        for row, value in _likes_rows(joined, readers, corpus, days, matchers, label):
+            rows.append((row, value, "joined"))
+    return rows
+
+
+#: In the joined rows, the share of the similarity taken from TF-IDF (0.5 ranked worse).
+JOINED_SHARE = 0.7
+
+
+def _profiles(ranker: DayRanker, readers: Sequence[Reader]) -> list[Profile]:
     return [
         build_profile(ranker, [Like(k, p.key, p.title, p.abstract) for k, p in r.liked])
         for r in readers
@@ -330,11 +372,12 @@ def _profiles(ranker: TfidfRanker, readers: Sequence[Reader]) -> list[Profile]:
 
 
 def _likes_rows(
-    ranker: TfidfRanker,
+    ranker: DayRanker,
     readers: Sequence[Reader],
     corpus: Corpus,
     days: Sequence[list[Paper]],
     matchers: Sequence[DayMatcher],
+    label: str = "TF-IDF",
 ) -> list[tuple[str, tuple[float, float, float]]]:
     profiles = _profiles(ranker, readers)
     index = {id(r): i for i, r in enumerate(readers)}
@@ -360,10 +403,12 @@ def _likes_rows(
     def product(row: NDArray[np.float32]) -> dict[str, Any]:
         return {"threshold": THRESHOLD, "cap": 30, "scores": row}
 
+    both_label = "likes" if label == "TF-IDF" else f"{label} likes"
+
     return [
-        ("TF-IDF likes, ranked", evaluate(readers, corpus.days, likes)),
-        (f"TF-IDF likes, >= {THRESHOLD}", evaluate(readers, corpus.days, picks)),
-        (f"keywords + likes, >= {THRESHOLD}", evaluate(readers, corpus.days, both)),
+        (f"{label} likes, ranked", evaluate(readers, corpus.days, likes)),
+        (f"{label} likes, >= {THRESHOLD}", evaluate(readers, corpus.days, picks)),
+        (f"keywords + {both_label}, >= {THRESHOLD}", evaluate(readers, corpus.days, both)),
     ]
 
 
