@@ -1,7 +1,8 @@
 """The 100k-subscriber benchmark: our `digest run` beside smtp-source and a naive baseline.
 
-    python bench/run.py                       # 10,000 and 100,000 subscribers, 500 papers
+    python bench/run.py                       # 5,000, 10,000 and 100,000 subscribers, 500 papers
     python bench/run.py --subscribers 2000    # a quick look
+    python bench/run.py --subscribers 5000 --only-run --repeat 3   # the run and smtp-source only
 
 Needs Postfix's smtp-sink and smtp-source (Debian package ``postfix``; only those two
 binaries are started, no mail system). Prints one table per subscriber count. See README.md.
@@ -10,6 +11,7 @@ binaries are started, no mail system). Prints one table per subscriber count. Se
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
@@ -189,32 +191,47 @@ class Sink:
         self.proc.wait()
 
 
-def _tree_rss_mb(root: int) -> float:
-    """Resident memory of ``root`` and all its descendants (worker processes), in MB."""
+#: CPU seconds (user, system) last seen per process of a measured tree, by pid.
+CpuSeen = dict[int, tuple[str, float, float]]
+
+
+def _tree_rss_mb(root: int, cpu: CpuSeen | None = None) -> float:
+    """Resident memory of ``root`` and all its descendants (worker processes), in MB;
+    each one's name and CPU seconds so far go into ``cpu``."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
+    times: dict[int, tuple[str, float, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
+                head, tail = fh.read().rsplit(b")", 1)
         except OSError:
             continue
+        fields = tail.split()
         pid = int(entry)
         parents[pid] = int(fields[1])
         rss[pid] = int(fields[21])  # pages
+        name = head.split(b"(", 1)[1].decode(errors="replace")
+        times[pid] = (name, int(fields[11]) / tick, int(fields[12]) / tick)
     tree, todo = set(), [root]
     while todo:
         pid = todo.pop()
         tree.add(pid)
         todo.extend(p for p, parent in parents.items() if parent == pid and p not in tree)
+    if cpu is not None:
+        cpu.update((p, times[p]) for p in tree if p in times)
     return sum(rss.get(p, 0) for p in tree) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, str]:
+def run_child(
+    argv: list[str], env: dict[str, str] | None = None, cpu: CpuSeen | None = None
+) -> tuple[float, int, str, str]:
     """Run ``argv``; wall seconds, peak RSS (MB) of it and its descendants together
-    (sampled every 0.2 s, and the kernel's own peak of the largest one), stdout, stderr."""
+    (sampled every 0.2 s, and the kernel's own peak of the largest one), stdout, stderr.
+    ``cpu`` gets each process's CPU seconds as last sampled (the root's from the kernel)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
@@ -223,7 +240,7 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float
 
         def sample() -> None:
             while not done.wait(0.2):
-                peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
+                peak[0] = max(peak[0], _tree_rss_mb(proc.pid, cpu))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -232,6 +249,8 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float
         done.set()
         sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
+        if cpu is not None:  # the whole tree's CPU (waited-for children included)
+            cpu[0] = ("tree (kernel)", usage.ru_utime, usage.ru_stime)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -256,22 +275,24 @@ class Row:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
-def measure(n: int, papers: int, work: Path, naive_sample: int, workers: str) -> list[Row]:
+def prepare(n: int, papers: int, work: Path) -> tuple[Path, Path, Path]:
+    """A fresh folder for ``n`` subscribers: the listing, the subscribers (as JSON too) in a
+    database kept as ``fresh.db`` so that every run starts from the same state."""
     folder = work / f"n{n}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     listing = make_listing(folder / "listings", papers)
     subs = make_subscribers(n, listing)
-    db = folder / "digest.db"
-    db_url = f"sqlite:///{db}"
-    load_subscribers(db_url, subs)
+    fresh = folder / "fresh.db"
+    load_subscribers(f"sqlite:///{fresh}", subs)
     (folder / "subs.json").write_text(json.dumps(subs), "utf-8")
+    return folder, listing, fresh
 
-    sink = Sink()
-    try:
-        config = folder / "config.toml"
-        config.write_text(
-            f"""database = "{db_url}"
+
+def write_config(folder: Path, listing: Path, port: int, workers: str) -> Path:
+    config = folder / "config.toml"
+    config.write_text(
+        f"""database = "sqlite:///{folder / "digest.db"}"
 base_url = "https://digest.example.org"
 [source]
 kind = "file"
@@ -280,7 +301,7 @@ path = "{listing.parent}"
 from = "Paper Digest <digest@bench.example.org>"
 [smtp]
 host = "127.0.0.1"
-port = {sink.port}
+port = {port}
 security = "none"
 concurrency = {CONCURRENCY}
 [feeds]
@@ -288,72 +309,115 @@ dir = "{folder / "public"}"
 [run]
 workers = {workers if workers == "auto" else int(workers)!r}
 """,
-            "utf-8",
-        )
+        "utf-8",
+    )
+    return config
+
+
+def cpu_note(cpu: CpuSeen) -> str:
+    """CPU seconds per process of a run (user+system, system in brackets) and the tree's."""
+    parts = []
+    for pid, (name, user, system) in sorted(cpu.items()):
+        label = "all" if pid == 0 else name
+        parts.append(f"{label} {user + system:.1f} ({system:.1f})")
+    return "CPU s: " + ", ".join(parts)
+
+
+def digest_run(py: str, folder: Path, fresh: Path, config: Path) -> tuple[Row, str]:
+    """One `digest run` from the fresh database, as an operator starts it; its row and the
+    CPU seconds of each process."""
+    shutil.copyfile(fresh, folder / "digest.db")
+    cpu: CpuSeen = {}
+    wall, rss, out, _err = run_child(
+        [py, "-m", "digest", "--config", str(config), "run", "--date", DAY.isoformat()],
+        cpu=cpu,
+    )
+    sent = int(out.rsplit("sent ", 1)[1].split(",", 1)[0])
+    # The run's feed files (~1 GB at 10,000, ~8 GB at 100,000) go now, not when the next
+    # run starts: on this VM's ext4 (no journal) creating files in the 30 s after a large
+    # delete is slow, and smtp-source and the naive baseline take longer than that.
+    shutil.rmtree(folder / "public", ignore_errors=True)
+    (folder / "digest.db").unlink()
+    return Row("digest run (all, SMTP)", wall, sent, rss), cpu_note(cpu)
+
+
+def smtp_source(port: int, sent: int, size: float) -> Row:
+    """(a) the physical limit: smtp-source, same count and size, same sink."""
+    src = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    swall, _, _, _ = run_child(
+        [
+            src,
+            "-s",
+            str(CONCURRENCY),
+            "-m",
+            str(sent),
+            "-l",
+            str(int(size)),
+            "-f",
+            "digest@bench.example.org",
+            "-t",
+            "reader@bench.example.org",
+            f"127.0.0.1:{port}",
+        ]
+    )
+    return Row("(a) smtp-source", swall, sent, None, "physical limit")
+
+
+#: the average message size when the stages are not measured (--only-run)
+AVERAGE_SIZE = 87.7 * 1024
+
+
+def measure(
+    n: int, papers: int, work: Path, naive_sample: int, workers: str, only_run: bool = False
+) -> tuple[list[Row], list[str]]:
+    """The table's rows for ``n`` subscribers, and each digest run's CPU seconds."""
+    folder, listing, fresh = prepare(n, papers, work)
+    sink = Sink()
+    try:
+        config = write_config(folder, listing, sink.port, workers)
         py = sys.executable
         from digest.run import cores, worker_count
 
         processes = worker_count(workers if workers == "auto" else int(workers), n, cores())
-        # Stages in isolation, in a child of their own (its peak memory is its own).
-        _, stage_rss, out, _ = run_child(
-            [py, str(Path(__file__).parent / "stages.py"), str(listing), str(folder / "subs.json")]
-        )
-        stages = json.loads(out)
-        # The whole run, as an operator starts it.
-        wall, rss, out, _err = run_child(
-            [py, "-m", "digest", "--config", str(config), "run", "--date", DAY.isoformat()]
-        )
-        sent = int(out.rsplit("sent ", 1)[1].split(",", 1)[0])
-        # The run's feed files (~1 GB at 10,000, ~8 GB at 100,000) go now, not when the next
-        # run starts: on this VM's ext4 (no journal) creating files in the 30 s after a large
-        # delete is slow, and smtp-source and the naive baseline take longer than that.
-        shutil.rmtree(folder / "public", ignore_errors=True)
-        size = stages["avg_size"]
-        rows = [
-            Row(
-                "query compilation",
-                stages["compile"],
-                stages["queries"],
-                None,
-                f"{stages['queries']:,} distinct queries",
-            ),
-            Row("matching", stages["match"], n, None, f"{n:,} subscribers x {papers} papers"),
-            Row("rendering", stages["render"], stages["digests"], None),
-            Row(
-                "message bytes",
-                stages["build"],
-                stages["digests"],
-                None,
-                f"avg {size / 1024:.1f} KB",
-            ),
-            Row("stages together", stages["total"], stages["digests"], stage_rss),
-            Row(
-                "digest run (all, SMTP)",
-                wall,
-                sent,
-                rss,
-                f"fetch+match+render+send+record+feeds, {processes} process(es)",
-            ),
-        ]
-        # (a) the physical limit: smtp-source, same count and size, same sink.
-        src = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-        swall, _, _, _ = run_child(
-            [
-                src,
-                "-s",
-                str(CONCURRENCY),
-                "-m",
-                str(sent),
-                "-l",
-                str(int(size)),
-                "-f",
-                "digest@bench.example.org",
-                "-t",
-                "reader@bench.example.org",
-                f"127.0.0.1:{sink.port}",
+        rows: list[Row] = []
+        size = AVERAGE_SIZE
+        if not only_run:
+            # Stages in isolation, in a child of their own (its peak memory is its own).
+            _, stage_rss, out, _ = run_child(
+                [
+                    py,
+                    str(Path(__file__).parent / "stages.py"),
+                    str(listing),
+                    str(folder / "subs.json"),
+                ]
+            )
+            stages = json.loads(out)
+            size = stages["avg_size"]
+            rows += [
+                Row(
+                    "query compilation",
+                    stages["compile"],
+                    stages["queries"],
+                    None,
+                    f"{stages['queries']:,} distinct queries",
+                ),
+                Row("matching", stages["match"], n, None, f"{n:,} subscribers x {papers} papers"),
+                Row("rendering", stages["render"], stages["digests"], None),
+                Row(
+                    "message bytes",
+                    stages["build"],
+                    stages["digests"],
+                    None,
+                    f"avg {size / 1024:.1f} KB",
+                ),
+                Row("stages together", stages["total"], stages["digests"], stage_rss),
             ]
-        )
-        rows.append(Row("(a) smtp-source", swall, sent, None, "physical limit"))
+        ours, cpu = digest_run(py, folder, fresh, config)
+        ours.note = f"fetch+match+render+send+record+feeds, {processes} process(es)"
+        rows.append(ours)
+        rows.append(smtp_source(sink.port, ours.messages, size))
+        if only_run:
+            return rows, [cpu]
         # (b) the naive baseline on a sample, extrapolated.
         k = min(naive_sample, n)
         _nwall, nrss, out, _ = run_child(
@@ -376,7 +440,7 @@ workers = {workers if workers == "auto" else int(workers)!r}
                 f"first {k:,} subscribers; full run ~{n / max(naive['rate'], 1e-9):,.0f} s",
             )
         )
-        return rows
+        return rows, [cpu]
     finally:
         sink.stop()
 
@@ -384,7 +448,7 @@ workers = {workers if workers == "auto" else int(workers)!r}
 def table(n: int, rows: list[Row]) -> str:
     ours = next(r for r in rows if r.name.startswith("digest run"))
     limit = next(r for r in rows if r.name.startswith("(a)"))
-    naive = next(r for r in rows if r.name.startswith("(b)"))
+    naive = next((r for r in rows if r.name.startswith("(b)")), None)
     lines = [
         f"\n{n:,} subscribers",
         f"{'stage':<26}{'seconds':>10}{'items':>10}{'per s':>10}{'peak RSS':>10}  note",
@@ -394,29 +458,64 @@ def table(n: int, rows: list[Row]) -> str:
         lines.append(
             f"{r.name:<26}{r.seconds:>10.2f}{r.messages:>10,}{r.rate:>10,.0f}{rss:>10}  {r.note}"
         )
-    lines.append(
-        f"ours / (a) smtp-source: {ours.rate / limit.rate:.0%}   "
-        f"ours / (b) naive: {ours.rate / naive.rate:.1f}x"
-    )
+    ratio = f"ours / (a) smtp-source: {ours.rate / limit.rate:.0%}"
+    if naive is not None:
+        ratio += f"   ours / (b) naive: {ours.rate / naive.rate:.1f}x"
+    lines.append(ratio)
+    return "\n".join(lines)
+
+
+def repeat_run(n: int, papers: int, work: Path, workers: str, times: int) -> str:
+    """``times`` more runs and smtp-source measurements of the same case (noise)."""
+    folder = work / f"n{n}"
+    listing = folder / "listings" / f"{DAY.isoformat()}.json"
+    sink = Sink()
+    lines = []
+    try:
+        config = write_config(folder, listing, sink.port, workers)
+        for _ in range(times):
+            ours, cpu = digest_run(sys.executable, folder, folder / "fresh.db", config)
+            limit = smtp_source(sink.port, ours.messages, AVERAGE_SIZE)
+            lines.append(
+                f"again: {ours.seconds:.2f} s ({ours.rate:,.0f}/s, {ours.rss_mb} MB), smtp-source "
+                f"{limit.seconds:.2f} s ({limit.rate:,.0f}/s): {ours.rate / limit.rate:.0%}; {cpu}"
+            )
+    finally:
+        sink.stop()
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subscribers", default="10000,100000")
+    parser.add_argument("--subscribers", default="5000,10000,100000")
     parser.add_argument("--papers", type=int, default=500)
     parser.add_argument("--naive-sample", type=int, default=1000)
     parser.add_argument("--workers", default="auto", help='run.workers: "auto" or a count')
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "digest-bench")
+    parser.add_argument(
+        "--only-run", action="store_true", help="only the digest run and smtp-source rows"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run and smtp-source this many times per count"
+    )
     args = parser.parse_args()
+    # As installed (pip compiles every module): with PYTHONDONTWRITEBYTECODE set (as on the
+    # machines these figures come from), each process compiled digest's ~150 modules again
+    # (~0.25 CPU-s a process: the run's and each worker's).
+    compileall.compile_dir(ROOT / "digest", quiet=1)
     results = {}
     for n in (int(x) for x in args.subscribers.split(",")):
-        rows = measure(n, args.papers, args.work, args.naive_sample, args.workers)
+        rows, cpus = measure(
+            n, args.papers, args.work, args.naive_sample, args.workers, args.only_run
+        )
         results[n] = rows
         print(table(n, rows), flush=True)
+        print(cpus[0], flush=True)
+        if args.repeat > 1:
+            print(repeat_run(n, args.papers, args.work, args.workers, args.repeat - 1), flush=True)
     counts = sorted(results)
     if len(counts) > 1:
-        a, b = counts[0], counts[-1]
+        a, b = counts[-2], counts[-1]
         ta = next(r for r in results[a] if r.name.startswith("digest run")).seconds
         tb = next(r for r in results[b] if r.name.startswith("digest run")).seconds
         print(f"\n{a:,} -> {b:,} subscribers: time x{tb / ta:.1f} (x{b / a:.0f} subscribers)")
