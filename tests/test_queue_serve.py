@@ -156,3 +156,43 @@ def _queued(store: Store) -> bool:
     from digest.store.queue_state import queued_runs
 
     return bool(queued_runs(store.engine))
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_a_digest_deferred_in_a_queued_pass_goes_in_the_next_pass(
+    tmp_path: Path,
+    smtp_server: Callable[..., SmtpServer],
+    pg_url: str,  # noqa: F811
+) -> None:
+    readers = [f"reader{i:02d}@example.org" for i in range(12)]
+    server = smtp_server(rcpt_replies={readers[3]: "450 4.2.0 mailbox busy, try later"})
+    write_days(tmp_path / "listings", {DAY.isoformat(): _papers(DAY)})
+    config_path = write_site_config(
+        tmp_path,
+        server,
+        top=f'database = "{pg_url}"\ntimezone = "UTC"',
+        more="[run]\nqueue = true\nheartbeat_timeout = 5",
+    )
+    with Store(pg_url) as store:
+        for email in readers:
+            store.members.add_subscriber(Subscriber(email=email, send_at="07:00", timezone="UTC"))
+    upgrade_schema(pg_url)
+    start = datetime.combine(DAY, datetime.min.time(), UTC)
+    worker = _digest(config_path, "-v", "worker")
+    try:
+        with Store(pg_url) as store:
+            ctx = replace(make_context(load(config_path), store), sender=Refusing())  # type: ignore[arg-type]
+            await send_due(replace(ctx, now=start))  # placed
+            first = await send_due(replace(ctx, now=start + timedelta(hours=7, minutes=5)))
+            assert (first.sent, first.deferred) == (len(readers) - 1, 1)
+            assert store.outbox.delivery_counts() == {"sent": len(readers) - 1, "pending": 1}
+            server.set_faults()
+            # Nobody is due: the pass resumes the pending digest through the workers.
+            second = await send_due(replace(ctx, now=start + timedelta(hours=7, minutes=35)))
+            assert (second.sent, second.deferred, second.due) == (1, 0, 0)
+            assert store.outbox.delivery_counts() == {"sent": len(readers)}
+    finally:
+        (err,) = _stop(worker)
+    assert "Traceback" not in err, err
+    assert Counter(m.rcpt_tos[0] for m in server.messages) == Counter(readers)
