@@ -6,7 +6,9 @@ listings the due subscribers need once (today's and ``lookback_days`` before it;
 downtime, every date since their last digest, at most ``catch_up_days``), and sends each of
 them one digest of what is new and matching, through the same crash-safe outbox as
 ``digest run``. A subscriber who missed several sends gets one catch-up digest; the
-history of sent papers (kept ``[history] keep_days``) makes a second send impossible.
+history of sent papers (kept ``[history] keep_days``) makes a second send impossible. With
+``run.queue`` (PostgreSQL) a pass sends nothing itself: its due subscribers go as batches to
+``digest worker`` processes (:func:`digest.run.queue.deliver_due_queued`), and it waits.
 
 :class:`Service` runs passes every minute with APScheduler's ``AsyncIOScheduler`` in the web
 app's event loop, rebuilds feeds when something changed, and stops cleanly.
