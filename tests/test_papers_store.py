@@ -4,7 +4,6 @@ is one row however many sources, days and versions list it, and every identity f
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -292,7 +291,9 @@ def test_two_writers_saving_overlapping_listings_at_once_both_succeed(db_url: st
         )
 
 
-def test_a_2000_paper_listing_is_stored_in_well_under_a_second(tmp_path: Path) -> None:
+def test_a_2000_paper_listing_is_stored_in_a_few_statements(tmp_path: Path) -> None:
+    """Storing a day is a handful of bulk statements whatever its size, never one or more
+    per paper (its speed is measured by bench/upgrade_0006.py, not here)."""
     with Store(f"sqlite:///{tmp_path / 'big.db'}") as store:
         day = tuple(
             arxiv(
@@ -302,15 +303,20 @@ def test_a_2000_paper_listing_is_stored_in_well_under_a_second(tmp_path: Path) -
             )
             for i in range(2000)
         )
-        start = time.perf_counter()
+        statements: list[str] = []
+
+        def count(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        sa.event.listen(store.engine, "before_cursor_execute", count)
         saved = store.papers.save_listing(Listing(D1, day, "arxiv-cs"), NOW)
-        first = time.perf_counter() - start
-        start = time.perf_counter()
+        first = len(statements)
         store.papers.save_listing(Listing(D2, day, "arxiv-cs"), NOW)
-        again = time.perf_counter() - start
+        again = len(statements) - first
+        sa.event.remove(store.engine, "before_cursor_execute", count)
         assert len(saved.papers) == 2000 and len(rows(store, papers)) == 2000
-        # ~0.33 s and ~0.56 s of CPU on this machine (bench/upgrade_0006.py); room for load
-        assert first < 5.0 and again < 5.0, (first, again)
+        # chunks of rows a statement, not a statement a paper
+        assert first < 200 and again < 200, (first, again, statements[:20])
 
 
 def test_papers_sharing_a_title_and_a_surname_stay_apart_across_days(store: Store) -> None:

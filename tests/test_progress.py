@@ -61,18 +61,19 @@ def test_a_line_says_count_rate_and_time_left() -> None:
     assert line(Progress("rows"), "prune", 0.0) == "prune: 0 rows, 0/s"
 
 
-def test_the_counter_costs_the_work_next_to_nothing() -> None:
-    """A million steps counted while the reporter reads: well under a second (the hot path
-    is one addition; the reporter's thread reads the count at most 4 times a second)."""
+def test_the_counter_is_read_a_few_times_a_second_whatever_the_work() -> None:
+    """A million steps counted while the reporter reads: the hot path is one addition, and
+    the reporter's thread reads the count at most 4 times a second (so it costs the work
+    next to nothing; measured by the benches, not here)."""
     progress = Progress("digests", 1_000_000)
     out = Terminal()
-    start = time.perf_counter()
+    start = time.monotonic()
     with reporting(progress, "run", stream=out):
         for _ in range(1_000_000):
             progress.advance()
-    took = time.perf_counter() - start
+    took = time.monotonic() - start
     assert progress.value() == 1_000_000
-    assert took < 1.5, took
+    assert out.getvalue().count("run ") <= 4 * took + 5, out.getvalue()  # frames drawn
     assert threading.active_count() >= 1
 
 
