@@ -668,6 +668,14 @@ def test_a_private_feeds_queries_are_as_each_template_prints_them(
         assert [e.content[0].value for e in parsed.entries] == [second, first]
 
 
+def test_a_reason_of_queries_that_clean_to_nothing_is_no_reason() -> None:
+    feed_set = FeedSet([(D1, RICH)], link=SITE, updated=UPDATED, content=ENTRY)
+    meta = FeedMeta("Yours", SITE, None, None, "Mine")
+    plain = feed_set.build(meta, reasons={RICH.key: ()})
+    assert feed_set.build(meta, reasons={RICH.key: ("\x01", " ")}) == plain
+    assert all("Picked" not in "".join(c.paragraphs) for c in contents(*plain))
+
+
 def test_entry_context_cleans_text_and_drops_unsafe_links() -> None:
     p = paper(None, "T\x00itle", "A\u202ebstract", project_page="javascript:x", upvotes=1)
     context = entry_context(D1, p, SITE, ("a\x1bb", "", "a\x1bb"), private=True)

@@ -314,6 +314,8 @@ class FeedSet:
             shown = dict.fromkeys(q for q in map(xml_text, why) if q)
             value = xml_escape(", ".join(map(escape, shown))).encode("utf-8")
             self._query_values[why] = value
+        if not value:  # no query left once cleaned: the entry says no reason
+            return self._entry(i, (), True)
         cut = self._cut.get(i)
         if cut is None:
             slot = _QUERY_SLOT[0].encode()
