@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from digest.models import Listing, Paper, Subscriber
+from digest.run.ranking import Ranking
 from digest.select.blend import select_similar
 from digest.select.similar import Liked, Profile
 from digest.store import Store
@@ -200,3 +201,21 @@ def test_a_like_turned_dislike_rebuilds_the_profile(store: Store) -> None:
     day = ranker.day(DAY)
     diffusion = [day.number[DIFFUSION[0].key]]
     assert (day.vectors[diffusion] @ after.centre)[0] < (day.vectors[diffusion] @ before.centre)[0]
+
+
+def test_a_dry_run_fits_the_model_the_run_will_fit_once_it_stores_the_day(db_url: str) -> None:
+    """A young site (no model stored): the dry run fits on the stored papers and the day's
+    new ones, as the real run does after storing them, so both rank alike."""
+    new = list(reversed(STORED[4:]))  # in the listing's order, not the store's
+    with Store(db_url) as s:
+        s.papers.save_listing(Listing(date(2026, 3, 1), tuple(STORED[:4]), "file"), NOW)
+        dry = Ranking(s, NOW + timedelta(hours=1), write=False, unstored=new).ranker()
+        with s.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(ranker_models)).scalar() == 0
+        s.papers.save_listing(
+            Listing(date(2026, 3, 2), tuple(new), "file"), NOW + timedelta(hours=1)
+        )
+        real = Ranking(s, NOW + timedelta(hours=1)).ranker()
+    assert dry is not None and real is not None
+    assert dry.papers == real.papers == len(STORED)
+    assert dry.to_bytes() == real.to_bytes()

@@ -187,7 +187,8 @@ async def _dry_run(ctx: Context, listing: Listing, report: RunReport) -> None:
     liked = ctx.store.likes.liked_among(p.key for p in papers)  # their stored keys
     for sid, keys in liked.items():  # never a paper they liked or disliked
         delivered.setdefault(sid, set()).update(keys)
-    ranking = ranked(Ranking(ctx.store, ctx.now, write=False), matcher, ids)
+    unstored = [p for p in listing.papers if p.key not in known]
+    ranking = ranked(Ranking(ctx.store, ctx.now, write=False, unstored=unstored), matcher, ids)
     for sub in stored.values():
         seen = delivered.get(sub.id, set()) if sub.id is not None else set()
         seen = seen | outside(papers, sub.sources)  # only the sources they chose

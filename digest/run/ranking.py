@@ -45,13 +45,22 @@ def prepare(store: Store, now: datetime) -> None:
             log.warning("similarity model not fitted: %s", exc)
 
 
+def _key(paper: Paper) -> str:
+    return paper.key
+
+
 class Ranking:
     """One run's similarity ranking over ``store`` (see the module docstring)."""
 
-    def __init__(self, store: Store, now: datetime, *, write: bool = True) -> None:
+    def __init__(
+        self, store: Store, now: datetime, *, write: bool = True, unstored: Sequence[Paper] = ()
+    ) -> None:
         self.store = store
         self.now = now
         self.write = write
+        # a dry run's papers not stored yet: fitted on as the real run would after storing
+        # them (first_seen now, then by key), so both runs rank alike
+        self._unstored = [text_of(p.title, p.abstract) for p in sorted(unstored, key=_key)]
         self.active = bool(store.likes.counts())
         self._ranker: Ranker | None = None
         self._loaded = False
@@ -63,7 +72,9 @@ class Ranking:
         if not self._loaded:
             self._loaded = True
             try:
-                self._ranker = self.store.profiles.ranker(self.now, save=self.write)
+                self._ranker = self.store.profiles.ranker(
+                    self.now, save=self.write, unstored=self._unstored
+                )
             except StateError as exc:
                 log.warning("no similarity ranking: %s", exc)
         if self._ranker is None and papers:  # none stored (a preview's own papers)

@@ -81,12 +81,15 @@ class Profiles:
             return None
         return self._ranker
 
-    def ranker(self, now: datetime | None = None, save: bool = True) -> TfidfRanker | None:
+    def ranker(
+        self, now: datetime | None = None, save: bool = True, unstored: Sequence[str] = ()
+    ) -> TfidfRanker | None:
         """The model to rank with: the stored one, refitted first when the rule of this
         module says so (``save=False``: refitted in memory only, nothing written); None
-        when no paper is stored yet."""
+        when no paper is stored yet. ``unstored``: the texts of papers a run would store
+        first (a dry run's new papers, newest first), counted and fitted on as if stored."""
         now = now or utc_now()
-        count = self.paper_count()
+        count = self.paper_count() + len(unstored)
         if not count:
             return None
         head = self._model_head()
@@ -96,14 +99,19 @@ class Profiles:
             fresh = fitted_at is not None and now - fitted_at < timedelta(days=REFIT_DAYS)
             if fresh and count < fitted_on * (1 + REFIT_GROWTH):
                 return current
-        return self.refit(now, version=(head[0] + 1) if head else 1, save=save)
+        version = (head[0] + 1) if head else 1
+        return self.refit(now, version=version, save=save, unstored=unstored)
 
     def refit(
-        self, now: datetime | None = None, version: int | None = None, save: bool = True
+        self,
+        now: datetime | None = None,
+        version: int | None = None,
+        save: bool = True,
+        unstored: Sequence[str] = (),
     ) -> TfidfRanker:
-        """Fit a new model on the most recent :data:`FIT_PAPERS` stored papers and store it
-        (``version``: the stored one's plus one; ``save=False``: do not store it). Raises
-        StateError when no paper has words."""
+        """Fit a new model on the most recent :data:`FIT_PAPERS` stored papers (after the
+        ``unstored`` texts, the newest) and store it (``version``: the stored one's plus one;
+        ``save=False``: do not store it). Raises StateError when no paper has words."""
         now = now or utc_now()
         if version is None:
             head = self._model_head()
@@ -112,9 +120,10 @@ class Profiles:
             rows = conn.execute(
                 sa.select(papers.c.title, papers.c.abstract)
                 .order_by(papers.c.first_seen.desc(), papers.c.key)
-                .limit(FIT_PAPERS)
+                .limit(max(0, FIT_PAPERS - len(unstored)))
             ).all()
-        ranker = TfidfRanker.fit([text_of(t, a or "") for t, a in rows], version=version)
+        texts = [*unstored[:FIT_PAPERS], *(text_of(t, a or "") for t, a in rows)]
+        ranker = TfidfRanker.fit(texts, version=version)
         if save:
             self.save_ranker(ranker, now)
         return ranker
