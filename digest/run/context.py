@@ -12,15 +12,17 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from digest.compose import Renderer
 from digest.config import Config
 from digest.deliver import FileOutboxSender, Sender, SmtpSender
 from digest.errors import ConfigError, ConfigProblem
 from digest.run.pace import SharedPace
-from digest.run.sources import make_sources
-from digest.sources import ListingSource
 from digest.store import Store
+
+if TYPE_CHECKING:  # the sources (httpx, feedparser, lxml) only where a run fetches
+    from digest.sources import ListingSource
 
 SECRET_ENV = "DIGEST_SECRET"
 #: Shortest ``DIGEST_SECRET`` accepted: ``secrets.token_urlsafe(32)`` gives 43 characters.
@@ -105,7 +107,12 @@ def signing_secret(environ: Mapping[str, str], stored: Callable[[], bytes]) -> b
 
 
 def make_context(
-    config: Config, store: Store, *, now: datetime | None = None, sender: Sender | None = None
+    config: Config,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    sender: Sender | None = None,
+    source: ListingSource | None = None,
 ) -> Context:
     """What a run needs, made from ``config``; the signing secret per :func:`signing_secret`.
 
@@ -120,7 +127,7 @@ def make_context(
         store=store,
         # ``now`` given (tests, the demo, a worker): the sources' clock too; else the real
         # time of each fetch (``digest serve`` keeps this context's sources for every pass)
-        source=make_sources(config, store, now=now),
+        source=source if source is not None else _sources(config, store, now),
         sender=sender,
         renderer=Renderer(
             config.templates_dir,
@@ -131,3 +138,11 @@ def make_context(
         secret=secret,
         now=now or datetime.now(UTC),
     )
+
+
+def _sources(config: Config, store: Store, now: datetime | None) -> ListingSource:
+    """The configured sources (imported here: a run's worker, given a ``source``, never
+    imports httpx, feedparser and lxml)."""
+    from digest.run.sources import make_sources
+
+    return make_sources(config, store, now=now)

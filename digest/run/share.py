@@ -23,7 +23,6 @@ from digest.run.ranking import Ranked, Ranking, ranked, threshold_of
 from digest.run.reasons import BATCH as REASONS_BATCH
 from digest.run.reasons import Reasons
 from digest.run.report import RunReport, SubscriberReport
-from digest.run.sources import outside
 from digest.select import DayMatcher, Selection
 from digest.store import PendingDelivery, PlannedDelivery, new_delivery_id
 from digest.store.likes import Likes
@@ -62,6 +61,8 @@ class Pool:
             return frozenset()
         wanted = frozenset(sources)
         if wanted not in self._outside:
+            from digest.run.sources import outside  # here: the sources' modules are dear
+
             self._outside[wanted] = outside([p.paper for p in self.matcher.papers], wanted)
         return self._outside[wanted]
 
