@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape as xml_escape
 from feedgen.feed import FeedGenerator
 from markupsafe import escape
 
+from digest.compose.cache import Cache
 from digest.compose.feed_entries import (
     EntryContent,
     FeedEntryContext,
@@ -246,7 +247,11 @@ class FeedSet:
         self._rss = _RSS_ITEM.findall(rss_fg.rss_str(pretty=True)) if self.entries else []
         if len(self._atom) != len(self.entries) or len(self._rss) != len(self.entries):
             raise RuntimeError("feedgen output did not split into one fragment per paper")
-        self._shells: dict[tuple[FeedMeta, datetime], tuple[bytes, bytes, bytes, bytes]] = {}
+        # A few shells: each private feed has a description of its own, so a pass kept one
+        # per shared file (~1.4 KB each, ~37 MB at 100,000 subscribers) for one use each.
+        self._shells: Cache[tuple[FeedMeta, datetime], tuple[bytes, bytes, bytes, bytes]] = Cache(
+            64
+        )
         self._link, self._content = link, content
         # (entry, queries, private) -> (RSS item, Atom entry)
         self._made: dict[tuple[int, tuple[str, ...] | Picked, bool], tuple[bytes, bytes]] = {}
@@ -409,7 +414,7 @@ class FeedSet:
                 )
                 rss_at, atom_at = rss.rindex(b"  </channel>"), atom.rindex(b"</feed>")
             shell = (rss[:rss_at], rss[rss_at:], atom[:atom_at], atom[atom_at:])
-            self._shells[meta, updated] = shell
+            self._shells.put((meta, updated), shell)
         return shell
 
     def choose(
