@@ -13,8 +13,9 @@ made while some liked paper had no text, when a listing was stored since: see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -263,33 +264,29 @@ class Profiles:
     def _stored(self, subscriber_ids: Sequence[int]) -> dict[int, Profile]:
         """The readable stored profiles of these subscribers."""
         found: dict[int, Profile] = {}
-        with self.engine.connect() as conn:
-            for chunk in chunks(list(subscriber_ids), 900):
-                rows = conn.execute(
-                    sa.select(profiles.c.subscriber_id, profiles.c.data).where(
-                        profiles.c.subscriber_id.in_(chunk), profiles.c.name == TfidfRanker.name
-                    )
-                )
-                for sid, data in rows:
-                    try:
-                        found[sid] = Profile.from_bytes(bytes(data))
-                    except StateError:
-                        continue
+        for sid, data in self._column(profiles.c.data, subscriber_ids):
+            try:
+                found[sid] = Profile.from_bytes(bytes(data))
+            except StateError:
+                continue
         return found
 
     def _made_at(self, subscriber_ids: Sequence[int]) -> dict[int, datetime]:
         """When the stored profiles of these subscribers were made."""
-        found: dict[int, datetime] = {}
+        column = profiles.c.updated_at
+        return {sid: aware(at) or utc_now() for sid, at in self._column(column, subscriber_ids)}
+
+    def _column(
+        self, column: sa.Column[Any], subscriber_ids: Sequence[int]
+    ) -> Iterator[tuple[int, Any]]:
+        """(subscriber id, ``column``) of these subscribers' stored profiles, read by chunks."""
         with self.engine.connect() as conn:
             for chunk in chunks(list(subscriber_ids), 900):
-                rows = conn.execute(
-                    sa.select(profiles.c.subscriber_id, profiles.c.updated_at).where(
+                yield from conn.execute(
+                    sa.select(profiles.c.subscriber_id, column).where(
                         profiles.c.subscriber_id.in_(chunk), profiles.c.name == TfidfRanker.name
                     )
                 )
-                for sid, updated_at in rows:
-                    found[sid] = aware(updated_at) or utc_now()
-        return found
 
     def _last_listing(self) -> datetime | None:
         """When a listing was last stored (papers arrive with listings)."""
