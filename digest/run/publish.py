@@ -22,7 +22,7 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,7 +31,7 @@ from digest.compose import FeedMeta, FeedSet, Picked, load_feed_entry, load_feed
 from digest.compose.feeds import Reasons
 from digest.config import Config
 from digest.errors import FeedError
-from digest.files import link_atomic, write_atomic
+from digest.files import Rewriter, link_atomic, sweep, write_atomic
 from digest.models import Paper, Subscriber
 from digest.run.feed_likes import FeedLikes, Matching, Own
 from digest.select import DayMatcher
@@ -126,7 +126,7 @@ def publish_private(config: Config, store: Store, sub: Subscriber, now: datetime
         shared.mkdir(parents=True, exist_ok=True)
         host = urlsplit(config.base_url).hostname or "localhost"
         name, made = _content(feeds, config, sub, matching, host, own)
-        _write_pair(feeds, shared, name, made, {}, set())
+        _write_pair(feeds, shared, name, made, {}, set(), _write)
         for suffix in (".xml", ".atom"):
             link_atomic(private / (sub.token + suffix), f"{SHARED}/{name}{suffix}")
     except OSError as exc:
@@ -241,24 +241,26 @@ def _publish(
     # (its bytes, ETag and date stay; readers polling it get 304s), so a day's run rewrites
     # only the feeds that gained or lost papers.
     index_path = shared / INDEX
-    files = SharedFiles(feeds, config, matching, shared, _read_index(index_path))
-    tokens: set[str] = set()
-    linked = set(os.listdir(private))  # a first run makes every link without a look first
-    folder = os.fspath(private)
-    liking = FeedLikes(config, store, matching, entries, now)
-    for subs in store.members.active_batches(batch):
-        ranked = liking.batch(subs)  # those who like papers: their picks too
-        for sub in subs:
-            name = files.name_for(sub, liking.own(sub, ranked))
-            for suffix in (".xml", ".atom"):
-                link = sub.token + suffix
-                link_atomic(
-                    os.path.join(folder, link),
-                    f"{SHARED}/{name}{suffix}",
-                    absent=link not in linked,
-                )
-            tokens.add(sub.token)
-    write_atomic(index_path, json.dumps(files.index, sort_keys=True).encode(), durable=False)
+    with Rewriter() as rewriter:
+        files = SharedFiles(feeds, config, matching, shared, _read_index(index_path), rewriter)
+        tokens: set[str] = set()
+        linked = set(os.listdir(private))  # a first run makes every link without a look first
+        sweep(private, linked)
+        folder = os.fspath(private)
+        liking = FeedLikes(config, store, matching, entries, now)
+        for subs in store.members.active_batches(batch):
+            ranked = liking.batch(subs)  # those who like papers: their picks too
+            for sub in subs:
+                name = files.name_for(sub, liking.own(sub, ranked))
+                for suffix in (".xml", ".atom"):
+                    link = sub.token + suffix
+                    link_atomic(
+                        os.path.join(folder, link),
+                        f"{SHARED}/{name}{suffix}",
+                        absent=link not in linked,
+                    )
+                tokens.add(sub.token)
+        rewriter.write(index_path, json.dumps(files.index, sort_keys=True).encode())
     _remove_stale(private, tokens | set(per_source))
     _remove_stale(shared, set(files.index))
     return public
@@ -275,12 +277,14 @@ class SharedFiles:
         matching: Matching,
         shared: Path,
         before: Mapping[str, str],
+        rewriter: Rewriter,
     ) -> None:
         self.feeds, self.config, self.matching = feeds, config, matching
-        self.shared, self.before = shared, before
+        self.shared, self.before, self.rewriter = shared, before, rewriter
         self.host = urlsplit(config.base_url).hostname or "localhost"
         with os.scandir(shared) as found:
             self.present = {entry.name for entry in found}
+        sweep(shared, self.present)
         self.index: dict[str, str] = {}  # name -> fingerprint, of the files of this pass
 
     def name_for(self, sub: Subscriber, own: Own | None) -> str:
@@ -296,7 +300,7 @@ class SharedFiles:
             if name in self.index:
                 return name
         self.index[name] = _write_pair(
-            self.feeds, self.shared, name, made, self.before, self.present
+            self.feeds, self.shared, name, made, self.before, self.present, self.rewriter.write
         )
         return name
 
@@ -366,15 +370,21 @@ def _write_pair(
     made: Made,
     before: Mapping[str, str],
     present: set[str],
+    write: Callable[[Path, bytes], None],
 ) -> str:
-    """Write the shared feed pair ``name`` (unless unchanged since ``before``, the
-    fingerprints of the last pass, by name); return its fingerprint."""
+    """Write the shared feed pair ``name`` with ``write`` (unless unchanged since
+    ``before``, the fingerprints of the last pass, by name); return its fingerprint."""
     meta, chosen, reasons, fingerprint = made
     if fingerprint != before.get(name) or not {f"{name}.xml", f"{name}.atom"} <= present:
         rss, atom = feeds.build(meta, chosen=chosen, reasons=reasons)
-        write_atomic(shared / f"{name}.xml", rss, durable=False)
-        write_atomic(shared / f"{name}.atom", atom, durable=False)
+        write(shared / f"{name}.xml", rss)
+        write(shared / f"{name}.atom", atom)
     return fingerprint
+
+
+def _write(path: Path, data: bytes) -> None:
+    """One feed file, atomically (not fsynced: feeds are rebuilt anyway)."""
+    write_atomic(path, data, durable=False)
 
 
 def _write_changed(path: Path, data: bytes, *, durable: bool = True) -> None:
