@@ -604,8 +604,10 @@ def test_shared_shells_give_the_shell_of_each_subscriber(
     [
         "<p>{{ subject|upper }}</p>{{ papers }}{{ compact }}",
         "{% set s = subject %}<p>{{ s }}</p>{{ papers }}{{ compact }}",
-        "<p>{{ keywords|join(', ') }}</p>{{ papers }}{{ compact }}",
-        "{% if not keywords %}none{% endif %}{{ papers }}{{ compact }}",
+        "<p>{{ keywords|join(', ')|upper }}</p>{{ papers }}{{ compact }}",
+        "<p>{{ keywords|join(subject) }}</p>{{ papers }}{{ compact }}",
+        "<p>{{ (subject or 'none')|upper }}</p>{{ papers }}{{ compact }}",
+        "{% if keywords|length > 1 %}many{% endif %}{{ papers }}{{ compact }}",
         "{% include 'email/part.html' %}{{ papers }}{{ compact }}",
         "{% autoescape false %}{{ subject }}{% endautoescape %}{{ papers }}{{ compact }}",
         "{% for a, b in keywords %}{{ a }}{% endfor %}{{ papers }}{{ compact }}",

@@ -25,8 +25,8 @@ from digest.compose.cache import Cache
 from digest.compose.feedback import FeedbackLinks
 from digest.compose.fragments import Fragment, Fragments, link_piece, open_ended
 from digest.compose.message import Body
-from digest.compose.shells import SHELL_LISTS, SHELL_TEXT, Shell, Shells, prints_only
-from digest.compose.templates import TEMPLATES, load_templates, template_source
+from digest.compose.shells import Shell, Shells
+from digest.compose.templates import TEMPLATES, load_templates
 from digest.compose.text import clean, period_label
 from digest.compose.views import (
     KEYWORD_LIMIT,
@@ -129,12 +129,8 @@ class Renderer:
             cache_size=cache_size,
             show_sources=show_sources,
         )
-        name = TEMPLATES["digest_html"]
-        shared = prints_only(
-            self.env, name, template_source(self.env, name), SHELL_TEXT, SHELL_LISTS
-        )
         self._shell_maker = Shells(
-            self._render, inliner, nonce=nonce, shared=shared, cache_size=cache_size
+            self._render, inliner, self.env, nonce=nonce, cache_size=cache_size
         )
         self._subjects: Cache[tuple[date, int, int, int, date | None], str] = Cache(1_000)
 
@@ -334,7 +330,7 @@ class Renderer:
         # Full text entries are separated by a blank line.
         papers_qp = [piece for t in shown[1] for piece in (b"\r\n", t)][1:]
         text_body = self._shell_maker.assemble(
-            self._shell_maker.cut(self._render("digest_text", context)),
+            self._shell_maker.text(context),
             TEMPLATES["digest_text"],
             {papers: papers_qp, compact: list(brief[1])},
         )
