@@ -122,6 +122,8 @@ def one_line(error: str | None) -> str:
 
 def status_lines(st: Status) -> list[str]:
     """``digest status`` as lines of ``label: text``; see the README for the format."""
+    from digest.run.claims import gone
+
     lines = []
     last = st.last
     if last is None:
@@ -133,10 +135,17 @@ def status_lines(st: Status) -> list[str]:
             f" deferred {last.deferred})"
         )
     for r in st.running:
-        lines.append(f"running:    since {at(r.started_at)} for {r.day} (run {r.id})")
+        if gone(r):
+            lines.append(
+                f"gone:       run {r.id} for {r.day}, started {at(r.started_at)}: its process"
+                f" ({r.pid} on {r.host}) ended without recording its end; the next run records"
+                " it as failed"
+            )
+        else:
+            lines.append(f"running:    since {at(r.started_at)} for {r.day} (run {r.id})")
     if st.failing:
         first, latest = st.failing[-1], st.failing[0]
-        what = FAILING.get(latest.stage or "", "delivery failing")
+        what = FAILING.get(latest.stage or "", "runs failing")
         lines.append(
             f"listing:    {what} since {at(first.started_at)}"
             f" ({len(st.failing)} failed run(s) in a row): {shown(latest.error or 'unknown error')}"

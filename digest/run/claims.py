@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from digest.run.context import Context
-from digest.store import Claim
+from digest.store import Claim, RunRecord, Store
 from digest.store.queue_state import queued_runs
 
 log = logging.getLogger("digest.pipeline")
@@ -85,11 +85,46 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def gone(run: RunRecord, host: str = HOST) -> bool:
+    """Whether ``run`` is recorded as going but ran on ``host`` in a process that is gone
+    (SIGKILL, out of memory, a reboot): it can never record its end itself."""
+    return (
+        run.finished_at is None
+        and run.host == host
+        and run.pid is not None
+        and run.pid != os.getpid()
+        and not pid_alive(run.pid)
+    )
+
+
+def end_gone_runs(
+    store: Store, now: datetime, held: Collection[int], *, host: str = HOST
+) -> list[int]:
+    """Record the end of the runs of ``host`` whose process died before recording it
+    (outcome ``failed``, the error saying so), but for those ``held`` (queued runs whose
+    batches the workers still hold: theirs is recorded when those end). Runs of other
+    hosts are left: their processes cannot be looked at from here. Returns the runs ended."""
+    ended = []
+    for run_id, pid in store.run_log.unfinished(host):
+        if run_id in held or pid == os.getpid() or pid_alive(pid):
+            continue
+        error = (
+            f"the run's process ({pid} on {host}) ended before recording its end: killed,"
+            " out of memory, or the machine stopped; its unsent digests went to the next run"
+        )
+        if store.run_log.end_gone(run_id, now, error):
+            log.warning("run %s ended without a record (process %s is gone)", run_id, pid)
+            ended.append(run_id)
+    return ended
+
+
 def requeue_stale(ctx: Context, *, host: str = HOST) -> int:
-    """Put back to pending the deliveries claimed by runs that died; returns how many. The
-    claims of a queued run whose batches are still in the queue are the workers': kept."""
+    """Put back to pending the deliveries claimed by runs that died (and record those
+    runs' end, see :func:`end_gone_runs`); returns how many. The claims of a queued run
+    whose batches are still in the queue are the workers': kept."""
     count = 0
     held = queued_runs(ctx.store.engine)
+    end_gone_runs(ctx.store, ctx.now, held, host=host)
     for claim in ctx.store.outbox.claims():
         if claim.run_id in held:
             continue

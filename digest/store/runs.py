@@ -29,6 +29,8 @@ class RunRecord:
     sent: int
     failed: int
     deferred: int
+    host: str | None = None  #: the machine the run's process ran on
+    pid: int | None = None  #: that process's id there
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,33 @@ class RunLog:
                 sent=r.sent,
                 failed=r.failed,
                 deferred=r.deferred,
+                host=r.host,
+                pid=r.pid,
             )
             for r in rows
         ]
+
+    def unfinished(self, host: str) -> list[tuple[int, int]]:
+        """The runs started on ``host`` whose end is not recorded: (run id, pid), oldest
+        first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.id, runs.c.pid)
+                .where(runs.c.host == host, runs.c.finished_at.is_(None))
+                .order_by(runs.c.id)
+            ).all()
+        return [(int(r.id), int(r.pid)) for r in rows]
+
+    def end_gone(self, run_id: int, finished_at: datetime, error: str) -> bool:
+        """Record that run ``run_id`` ended without recording it (its process died):
+        outcome ``failed`` with ``error``; True unless its end was recorded meanwhile."""
+        with begin(self.engine) as conn:
+            done = conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id, runs.c.finished_at.is_(None))
+                .values(finished_at=finished_at, outcome="failed", error=error)
+            )
+        return bool(done.rowcount)
 
     def since(self, when: datetime) -> list[RunRecord]:
         """The runs started at ``when`` or later, newest first."""

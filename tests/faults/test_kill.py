@@ -173,6 +173,11 @@ def test_a_killed_run_started_again_loses_nothing(
     assert all(len(versions) == 1 for versions in copies.values())
     assert world.statuses() == {"sent": N}
     assert world.marked_sent() == set(tally.per_id)  # so a rerun has nothing left to send
+    # each killed run's record was ended by the next run: none is left "running" for ever
+    outcomes = world.query("SELECT outcome, error FROM runs ORDER BY id")
+    assert all(outcome != "running" for outcome, _ in outcomes), outcomes
+    gone = [e for o, e in outcomes if o == "failed" and "ended before recording its end" in e]
+    assert len(gone) == len(kills), outcomes
 
 
 @pytest.mark.slow  # two real runs, one killed, then a third: ~7 s
