@@ -9,6 +9,8 @@ more into its XML (Atom ``<content type="html">``, RSS ``<content:encoded>``).
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +20,25 @@ from jinja2 import Template
 from digest.compose.origin import ARXIV_SCHEME, arxiv_category, is_arxiv_category
 from digest.compose.views import as_dict
 from digest.models import Paper
+
+# XML 1.0 §2.2 Char, less the C1 controls and bidi overrides: whatever remains is dropped.
+NOT_XML = re.compile(
+    "[^\t\n\r\x20-\x7e\x85\xa0-\u2029\u202f-\u2065\u206a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+_SPACES = re.compile(r"\s+")
+
+
+def xml_text(text: str) -> str:
+    """``text`` on one line with every character XML 1.0 forbids (controls, lone
+    surrogates, U+FFFE/U+FFFF) and every bidi override removed."""
+    return _SPACES.sub(" ", NOT_XML.sub(" ", text)).strip()
+
+
+def html_text(text: str) -> str:
+    """:func:`xml_text` of ``text``, HTML-escaped, for an RSS element that readers show as HTML
+    (``<title>``, ``<description>``): what they show is then ``xml_text(text)``, as text."""
+    return html.escape(xml_text(text), quote=False)
+
 
 #: At most this many of a paper's categories (arXiv's or a feed's tags), and as many of its
 #: listing keywords, become categories.

@@ -9,15 +9,15 @@ Paper fields are third-party text and stay text in both formats. Atom says so it
 ``<title>`` and ``<description>`` as HTML, so there the text is HTML-escaped first (then
 XML-escaped by the serialiser): ``a<b`` is written ``a&amp;lt;b``, which an HTML reader shows
 as ``a<b``, never as a tag.
+
+A feed's shell (all but its entries) is :mod:`digest.compose.feed_shell`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
@@ -25,40 +25,26 @@ from xml.sax.saxutils import escape as xml_escape
 from feedgen.feed import FeedGenerator
 from markupsafe import escape
 
-from digest.compose.cache import Cache
 from digest.compose.feed_entries import (
+    NOT_XML,
     EntryContent,
     FeedEntryContext,
     Picked,
     categories,
     category_elements,
+    html_text,
     primary_category,
     sources,
+    xml_text,
 )
+from digest.compose.feed_shell import FeedMeta, Shells, generator
 from digest.compose.feedback import feed_links
 from digest.compose.origin import hf_url, page_url
 from digest.models import Paper, arxiv_base_id
 
-GENERATOR = "paper-digest"
+__all__ = ["FeedMeta", "FeedSet", "build_feeds", "entry_context", "html_text", "xml_text"]
 
-# XML 1.0 §2.2 Char, less the C1 controls and bidi overrides: whatever remains is dropped.
-_NOT_XML = re.compile(
-    "[^\t\n\r\x20-\x7e\x85\xa0-\u2029\u202f-\u2065\u206a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
-_SPACES = re.compile(r"\s+")
 _SAFE_URL = re.compile(r"https?://[!#-;=?-~]+", re.IGNORECASE)
-
-
-def xml_text(text: str) -> str:
-    """``text`` on one line with every character XML 1.0 forbids (controls, lone
-    surrogates, U+FFFE/U+FFFF) and every bidi override removed."""
-    return _SPACES.sub(" ", _NOT_XML.sub(" ", text)).strip()
-
-
-def html_text(text: str) -> str:
-    """:func:`xml_text` of ``text``, HTML-escaped, for an RSS element that readers show as HTML
-    (``<title>``, ``<description>``): what they show is then ``xml_text(text)``, as text."""
-    return html.escape(xml_text(text), quote=False)
 
 
 def _url(url: str | None) -> str | None:
@@ -106,21 +92,6 @@ def newest_first(entries: Iterable[tuple[date, Paper]], link: str) -> list[tuple
     return unique
 
 
-@dataclass(frozen=True, slots=True)
-class FeedMeta:
-    """What differs between two feeds of the same papers: their own title, links and id."""
-
-    title: str
-    link: str  #: the site
-    rss_url: str | None  #: where the RSS file is served (None: no self link)
-    atom_url: str | None  #: where the Atom file is served (None: no self link)
-    description: str
-    feed_id: str | None = None  #: the Atom id; default ``atom_url``, else ``link``
-    #: the same-origin path of the XSLT stylesheet that makes the feed a readable page in a
-    #: browser (an ``<?xml-stylesheet?>`` instruction; feed readers ignore it); None: none
-    stylesheet: str | None = None
-
-
 _ATOM_ENTRY = re.compile(rb"^  <entry>.*?^  </entry>\n", re.S | re.M)
 _RSS_ITEM = re.compile(rb"^    <item>.*?^    </item>\n", re.S | re.M)
 _ATOM_CLOSE, _RSS_CLOSE = b"  </entry>\n", b"    </item>\n"
@@ -146,7 +117,8 @@ _SLOT_SIMILARITY = b"pdfeedslot9similarity9z"
 _SLOTS = Picked("pdfeedslot9like9z", -1)
 #: A private entry's queries as a placeholder (see :meth:`FeedSet._private`).
 _QUERY_SLOT = ("pdfeedslot9queries9z",)
-#: At most this many reasons' texts are kept (then the cache starts again).
+#: At most this many reasons' texts (and their fingerprints' words) are kept (then the
+#: cache starts again).
 _QUERY_VALUES = 50_000
 #: Why each paper of a private feed was picked, by paper key: the queries it matched, or
 #: the liked paper it is like (a similarity pick).
@@ -238,8 +210,8 @@ class FeedSet:
         self.keys = [paper.key for _, paper in self.entries]
         self._when = [datetime.combine(day, time(0), tzinfo=tz) for day, _ in self.entries]
         everything = FeedMeta("all", link, None, None, "all")
-        atom_fg = self._generator(everything, updated)
-        rss_fg = self._generator(everything, updated, rss=True)
+        atom_fg = generator(everything, updated)
+        rss_fg = generator(everything, updated, rss=True)
         for day, paper in self.entries:
             _add_entry(atom_fg, day, paper, link, tz, xml_text)
             _add_entry(rss_fg, day, paper, link, tz, html_text)
@@ -247,12 +219,12 @@ class FeedSet:
         self._rss = _RSS_ITEM.findall(rss_fg.rss_str(pretty=True)) if self.entries else []
         if len(self._atom) != len(self.entries) or len(self._rss) != len(self.entries):
             raise RuntimeError("feedgen output did not split into one fragment per paper")
-        # A few shells: each private feed has a description of its own, so a pass kept one
-        # per shared file (~1.4 KB each, ~37 MB at 100,000 subscribers) for one use each.
-        self._shells: Cache[tuple[FeedMeta, datetime], tuple[bytes, bytes, bytes, bytes]] = Cache(
-            64
-        )
+        # Each private feed has a description and id of its own: its shell is filled in.
+        self._shells = Shells()
         self._link, self._content = link, content
+        self._at: dict[str, list[int]] = {}  # key -> its entries (one, unless keys repeat)
+        for i, key in enumerate(self.keys):
+            self._at.setdefault(key, []).append(i)
         # (entry, queries, private) -> (RSS item, Atom entry)
         self._made: dict[tuple[int, tuple[str, ...] | Picked, bool], tuple[bytes, bytes]] = {}
         self._digests: list[bytes] | None = None
@@ -260,6 +232,7 @@ class FeedSet:
         self._slot_ok: bool | None = None
         self._query_values: dict[tuple[str, ...], bytes] = {}
         self._cut: dict[int, tuple[list[bytes], list[bytes]]] = {}
+        self._words: dict[tuple[str, ...] | Picked, bytes] = {}  # a reason in a fingerprint
 
     def _entry(self, i: int, terms: tuple[str, ...] | Picked, private: bool) -> tuple[bytes, bytes]:
         """Entry ``i``'s RSS item and Atom entry, with their content for this reason."""
@@ -271,7 +244,7 @@ class FeedSet:
                 html = self._content(entry_context(day, paper, self._link, terms, private))
                 # XML-escaped once: a reader unescapes it back to our HTML, whose text the
                 # template escaped (third-party text stays text).
-                body = xml_escape(_NOT_XML.sub(" ", html).strip()).encode("utf-8")
+                body = xml_escape(NOT_XML.sub(" ", html).strip()).encode("utf-8")
                 rss = b"".join([rss[: -len(_RSS_CLOSE)], b"      <content:encoded>", body,
                                 b"</content:encoded>\n", _RSS_CLOSE])  # fmt: skip
                 atom = b"".join([atom[: -len(_ATOM_CLOSE)], b'    <content type="html">', body,
@@ -279,11 +252,31 @@ class FeedSet:
             made = self._made[i, terms, private] = (rss, atom)
         return made
 
-    def _entries(self, chosen: Sequence[int], reasons: Reasons | None) -> list[tuple[bytes, ...]]:
-        if reasons is None:
-            return [self._entry(i, (), False) for i in chosen]
-        keys = self.keys
-        return [self._private(i, reasons.get(keys[i], ())) for i in chosen]
+    def _add_private(
+        self, chosen: Sequence[int], reasons: Reasons, rss: list[bytes], atom: list[bytes]
+    ) -> None:
+        """Add the private entries ``chosen`` to the pieces ``rss`` and ``atom`` of a feed
+        (:meth:`_private`; an entry filled with its queries as the pieces around them, so
+        the feed's bytes are copied once, when joined)."""
+        keys, fill = self.keys, None
+        for i in chosen:
+            why = reasons.get(keys[i], ())
+            if why and isinstance(why, tuple) and self._content is not None:
+                if fill is None:
+                    fill = self._queries_slot()
+                value = self._query_value(why) if fill else b""
+                if value:  # else not filled in: made by _private
+                    rss_cut, atom_cut = self._cut_at_slot(i)
+                    if len(rss_cut) == 2 and len(atom_cut) == 2:
+                        rss += (rss_cut[0], value, rss_cut[1])
+                        atom += (atom_cut[0], value, atom_cut[1])
+                    else:
+                        rss.append(value.join(rss_cut))
+                        atom.append(value.join(atom_cut))
+                    continue
+            made = self._private(i, why)
+            rss.append(made[0])
+            atom.append(made[1])
 
     def _private(self, i: int, why: tuple[str, ...] | Picked) -> tuple[bytes, bytes]:
         """Entry ``i`` of a private feed. A pick's entry is made once per paper with the
@@ -301,17 +294,30 @@ class FeedSet:
         rss, atom = self._entry(i, _SLOTS, True)
         if _SLOTS.like.encode() not in rss:  # a template that does not print it as it is
             return self._entry(i, why, True)
-        like = xml_escape(html.escape(xml_text(why.like)[:300], quote=True)).encode("utf-8")
+        shown = xml_text(why.like)[:300]
+        if not shown:  # no title to say: the entry says no reason, as rendering it does
+            return self._entry(i, why, True)
+        # Escaped as the template's autoescaping does (markupsafe: ``"`` is ``&#34;``).
+        like = xml_escape(str(escape(shown))).encode("utf-8")
         percent = str(max(0, min(100, why.similarity))).encode()
-        pairs = ((_SLOTS.like.encode(), like), (_SLOT_SIMILARITY, percent))
+        # The title last: its text is never searched for a slot.
+        pairs = ((_SLOT_SIMILARITY, percent), (_SLOTS.like.encode(), like))
         for slot, value in pairs:
             rss, atom = rss.replace(slot, value), atom.replace(slot, value)
         return rss, atom
 
     def _fill_queries(self, i: int, why: tuple[str, ...]) -> tuple[bytes, bytes]:
-        """Entry ``i`` made with :data:`_QUERY_SLOT`, ``why``'s queries in its place: as the
-        template prints them (escaped, joined by ", "), XML-escaped once more like its HTML.
-        Each entry is cut at its slots once, and each reason's text made once."""
+        """Entry ``i`` made with :data:`_QUERY_SLOT`, ``why``'s queries in its place (see
+        :meth:`_query_value`)."""
+        value = self._query_value(why)
+        if not value:  # no query left once cleaned: the entry says no reason
+            return self._entry(i, (), True)
+        rss_cut, atom_cut = self._cut_at_slot(i)
+        return value.join(rss_cut), value.join(atom_cut)
+
+    def _query_value(self, why: tuple[str, ...]) -> bytes:
+        """``why``'s queries as the template prints them (escaped, joined by ", "),
+        XML-escaped once more like its HTML; made once per reason."""
         value = self._query_values.get(why)
         if value is None:
             if len(self._query_values) >= _QUERY_VALUES:
@@ -319,14 +325,16 @@ class FeedSet:
             shown = dict.fromkeys(q for q in map(xml_text, why) if q)
             value = xml_escape(", ".join(map(escape, shown))).encode("utf-8")
             self._query_values[why] = value
-        if not value:  # no query left once cleaned: the entry says no reason
-            return self._entry(i, (), True)
+        return value
+
+    def _cut_at_slot(self, i: int) -> tuple[list[bytes], list[bytes]]:
+        """Entry ``i`` made with :data:`_QUERY_SLOT`, cut at the slot (once per entry)."""
         cut = self._cut.get(i)
         if cut is None:
             slot = _QUERY_SLOT[0].encode()
             rss, atom = self._entry(i, _QUERY_SLOT, True)
             cut = self._cut[i] = (rss.split(slot), atom.split(slot))
-        return value.join(cut[0]), value.join(cut[1])
+        return cut
 
     def _queries_slot(self) -> bool:
         """Whether filling :data:`_QUERY_SLOT` makes the same entries as rendering each reason
@@ -370,53 +378,6 @@ class FeedSet:
             self._mark = hashlib.blake2b(made.encode("utf-8", "surrogatepass")).digest()
         return self._mark
 
-    def _generator(self, meta: FeedMeta, updated: datetime, *, rss: bool = False) -> FeedGenerator:
-        """A generator for the Atom output, or (``rss``) for the RSS output: text is then
-        HTML-escaped (:func:`html_text`), as RSS readers take it as HTML."""
-        text = html_text if rss else xml_text
-        fg = FeedGenerator()
-        fg.load_extension("dc", atom=False, rss=True)
-        fg.id(meta.feed_id or meta.atom_url or meta.link)
-        fg.title(text(meta.title) or "Papers")
-        # RFC 4287 §4.1.1: a feed needs an author unless every entry has one; a paper
-        # listed without authors would otherwise make the Atom feed invalid.
-        fg.author({"name": xml_text(meta.title) or "Papers"})
-        fg.subtitle(text(meta.description) or text(meta.title) or "Papers")
-        # feedgen gives RSS the last link added: the site, not the feed itself.
-        if meta.atom_url:
-            fg.link(href=meta.atom_url, rel="self")
-        fg.link(href=meta.link, rel="alternate")
-        fg.language("en")
-        fg.generator(GENERATOR)
-        fg.updated(updated)
-        fg.lastBuildDate(updated)
-        return fg
-
-    def _shell(self, meta: FeedMeta, updated: datetime) -> tuple[bytes, bytes, bytes, bytes]:
-        """(rss head, rss tail, atom head, atom tail) of an empty feed described by ``meta``,
-        updated at ``updated``."""
-        shell = self._shells.get((meta, updated))
-        if shell is None:
-            fg = self._generator(meta, updated, rss=True)
-            plain = all(html_text(t) == xml_text(t) for t in (meta.title, meta.description))
-            # Most titles have nothing to escape: then one generator makes both shells.
-            atom = (fg if plain else self._generator(meta, updated)).atom_str(pretty=True)
-            if meta.rss_url:
-                fg.link(href=meta.rss_url, rel="self", replace=True)
-                fg.link(href=meta.link, rel="alternate")
-            rss = fg.rss_str(pretty=True)
-            rss_at = rss.rindex(b"  </channel>")
-            atom_at = atom.rindex(b"</feed>")
-            if meta.stylesheet:
-                rss, atom = (
-                    _with_stylesheet(rss, meta.stylesheet),
-                    _with_stylesheet(atom, meta.stylesheet),
-                )
-                rss_at, atom_at = rss.rindex(b"  </channel>"), atom.rindex(b"</feed>")
-            shell = (rss[:rss_at], rss[rss_at:], atom[:atom_at], atom[atom_at:])
-            self._shells.put((meta, updated), shell)
-        return shell
-
     def choose(
         self, keys: Collection[str] | None = None, limit: int | None = None
     ) -> Sequence[int]:
@@ -424,6 +385,9 @@ class FeedSet:
         chosen: Sequence[int]
         if keys is None:
             chosen = range(len(self.keys))
+        elif len(keys) * 8 < len(self.keys):  # a few: looked up, not every key tried
+            at = self._at
+            chosen = sorted({i for key in keys if key in at for i in at[key]})
         else:
             chosen = [i for i, key in enumerate(self.keys) if key in keys]
         return chosen if limit is None else chosen[:limit]
@@ -439,9 +403,15 @@ class FeedSet:
         if reasons is None:
             parts = [digests[i] for i in chosen]
         else:  # a private feed: its content differs by the reasons, which are words
-            keys = self.keys
-            why = [repr(reasons.get(keys[i], ())).encode("utf-8", "surrogatepass") for i in chosen]
-            parts = [b"private", *(digests[i] + w for i, w in zip(chosen, why, strict=True))]
+            keys, words, parts = self.keys, self._words, [b"private"]
+            if len(words) >= _QUERY_VALUES:
+                words.clear()
+            for i in chosen:
+                why = reasons.get(keys[i], ())
+                said = words.get(why)
+                if said is None:
+                    said = words[why] = repr(why).encode("utf-8", "surrogatepass")
+                parts += (digests[i], said)
         return hashlib.blake2b(b"".join([head, self._template_mark(), *parts])).hexdigest()
 
     def build(
@@ -459,20 +429,18 @@ class FeedSet:
         if chosen is None:
             chosen = self.choose(keys, limit)
         newest = self._when[chosen[0]] if chosen else self.updated  # entries: newest first
-        rss_head, rss_tail, atom_head, atom_tail = self._shell(meta, newest)
-        made = self._entries(chosen, reasons)
-        rss = b"".join([rss_head, *(m[0] for m in made), rss_tail])
-        atom = b"".join([atom_head, *(m[1] for m in made), atom_tail])
-        return rss, atom
-
-
-def _with_stylesheet(document: bytes, href: str) -> bytes:
-    """``document`` with an ``<?xml-stylesheet?>`` instruction for the XSLT at ``href``
-    after its XML declaration (``href`` is quoted for a pseudo-attribute)."""
-    declaration, newline, rest = document.partition(b"\n")
-    quoted = html.escape(_NOT_XML.sub("", href), quote=True).encode("utf-8")
-    instruction = b'<?xml-stylesheet type="text/xsl" href="' + quoted + b'"?>'
-    return b"".join([declaration, newline, instruction, newline, rest])
+        rss_head, rss_tail, atom_head, atom_tail = self._shells.get(meta, newest)
+        rss, atom = [rss_head], [atom_head]
+        if reasons is None:
+            for i in chosen:
+                made = self._entry(i, (), False)
+                rss.append(made[0])
+                atom.append(made[1])
+        else:
+            self._add_private(chosen, reasons, rss, atom)
+        rss.append(rss_tail)
+        atom.append(atom_tail)
+        return b"".join(rss), b"".join(atom)
 
 
 def _add_entry(
