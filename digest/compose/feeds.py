@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
+from itertools import chain, compress, islice, repeat
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
@@ -258,15 +259,16 @@ class FeedSet:
         """Add the private entries ``chosen`` to the pieces ``rss`` and ``atom`` of a feed
         (:meth:`_private`; an entry filled with its queries as the pieces around them, so
         the feed's bytes are copied once, when joined)."""
-        keys, fill = self.keys, None
+        keys, values, cuts = self.keys, self._query_values, self._cut
+        fill = None if self._content is not None else False
         for i in chosen:
             why = reasons.get(keys[i], ())
-            if why and isinstance(why, tuple) and self._content is not None:
+            if why and fill is not False and isinstance(why, tuple):
                 if fill is None:
                     fill = self._queries_slot()
-                value = self._query_value(why) if fill else b""
+                value = (values.get(why) or self._query_value(why)) if fill else b""
                 if value:  # else not filled in: made by _private
-                    rss_cut, atom_cut = self._cut_at_slot(i)
+                    rss_cut, atom_cut = cuts.get(i) or self._cut_at_slot(i)
                     if len(rss_cut) == 2 and len(atom_cut) == 2:
                         rss += (rss_cut[0], value, rss_cut[1])
                         atom += (atom_cut[0], value, atom_cut[1])
@@ -388,8 +390,9 @@ class FeedSet:
         elif len(keys) * 8 < len(self.keys):  # a few: looked up, not every key tried
             at = self._at
             chosen = sorted({i for key in keys if key in at for i in at[key]})
-        else:
-            chosen = [i for i, key in enumerate(self.keys) if key in keys]
+        else:  # tried in order, until ``limit`` are found
+            found = compress(range(len(self.keys)), map(keys.__contains__, self.keys))
+            return list(islice(found, limit))
         return chosen if limit is None else chosen[:limit]
 
     def fingerprint(
@@ -403,15 +406,15 @@ class FeedSet:
         if reasons is None:
             parts = [digests[i] for i in chosen]
         else:  # a private feed: its content differs by the reasons, which are words
-            keys, words, parts = self.keys, self._words, [b"private"]
+            words = self._words
             if len(words) >= _QUERY_VALUES:
                 words.clear()
-            for i in chosen:
-                why = reasons.get(keys[i], ())
-                said = words.get(why)
-                if said is None:
-                    said = words[why] = repr(why).encode("utf-8", "surrogatepass")
-                parts += (digests[i], said)
+            whys = list(map(reasons.get, map(self.keys.__getitem__, chosen), repeat(())))
+            for why in whys:
+                if why not in words:
+                    words[why] = repr(why).encode("utf-8", "surrogatepass")
+            said = zip(map(digests.__getitem__, chosen), map(words.__getitem__, whys), strict=True)
+            parts = [b"private", *chain.from_iterable(said)]
         return hashlib.blake2b(b"".join([head, self._template_mark(), *parts])).hexdigest()
 
     def build(
