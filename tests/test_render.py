@@ -388,6 +388,27 @@ def test_tidy_text_is_cut_into_the_same_segments_without_cleaning(
     )
 
 
+@settings(max_examples=300)
+@given(
+    st.text(alphabet=st.sampled_from("ab .-\n\t\x00\u202e\u2028é"), max_size=60),
+    st.integers(0, 62),
+    st.booleans(),
+)
+def test_text_without_highlights_is_cut_as_with_highlights_outside_it(
+    text: str, end: int, tidy: bool
+) -> None:
+    end = min(end, len(text))
+    tidy = tidy and texts.tidy(text)
+    assert texts.segments(text, (), end, tidy=tidy) == texts.segments(
+        text, [(end, end + 5)], end, tidy=tidy
+    )
+
+
+@given(st.text(alphabet=st.sampled_from("ab&<>'\" é;#\x00"), max_size=40))
+def test_text_is_escaped_as_markupsafe_escapes_it(text: str) -> None:
+    assert texts.escape_text(text) == str(escape(text))
+
+
 def test_highlight_marks_spans_escaped_and_merged() -> None:
     text = "a <b>, large-language model & more"
     pieces = segments(text, [(2, 5), (7, 12), (13, 21), (15, 17), (40, 50)], len(text))
@@ -596,7 +617,7 @@ def test_shared_shells_give_the_shell_of_each_subscriber(
         assert f"r{n}@example.org" in outs[0].html
         for query in keywords:
             assert str(escape(query)) in outs[0].html
-    assert len(shared._shells) == 3  # one inlining for each count of papers
+    assert len(shared._shells) == 1  # one inlining for every count of papers (see Count)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from digest.compose import EmailLinks, Renderer
-from digest.compose.shells import SHELL_LISTS, SHELL_TEXT, prints_only, pure
+from digest.compose.shells import SHELL_COUNTS, SHELL_LISTS, SHELL_TEXT, prints_only, pure
 from digest.compose.templates import environment
 from digest.models import Subscriber
 from tests.test_render import DAY, make_match, make_paper
@@ -37,7 +37,7 @@ def _emails(renderer: Renderer, one_off: bool = False) -> list[tuple[str, bytes]
         email = renderer.render_digest(
             day=DAY,
             subscriber=sub,
-            matches=[make_match(p) for p in papers[n % 3 :]],
+            matches=[make_match(p) for p in papers[n % 5 :]],
             links=links,
             total_in_listing=9,
             max_papers=2 + n % 3,
@@ -94,6 +94,7 @@ def test_a_shell_is_rendered_once_per_context_with_placeholders() -> None:
     "source, printed, kept",
     [
         ("{{ subject }}{% if a and not feed_url %}x{% endif %}{{ loop }}", True, True),
+        ("{{ matched_count }}{% if more_count > 1 and not shown_count %}{% endif %}", True, True),
         ("{{ keywords|join(', ') }}{% for q in exclude %}{{ q }}{% endfor %}", True, True),
         ("{% for q in keywords %}{{ loop.cycle(1, 2) }}{{ loop.index }}{% endfor %}", True, True),
         ("{{ subject }} {{ range(3)|random }}", True, False),
@@ -113,6 +114,42 @@ def test_which_shells_may_be_shared_and_kept_by_their_context(
     env = environment()
     assert prints_only(env, "email/digest.html", source, SHELL_TEXT, SHELL_LISTS) is printed
     assert pure(env, source) is kept
+
+
+@pytest.mark.parametrize(
+    "source, counted",
+    [
+        ("{{ matched_count }} paper{{ '' if matched_count == 1 else 's' }}", True),
+        ("{% if 2 < more_count %}{{ max_papers }}{% endif %}{{ subject }}", True),
+        ("{{ matched_count + 1 }}", False),
+        ("{{ matched_count|string|length }}", False),
+        ("{{ '%d'|format(shown_count) }}", False),
+        ("{{ matched_count ~ 'x' }}", False),
+        ("{{ subject == 'x' }}", False),
+    ],
+)
+def test_which_shells_may_take_their_counts_as_placeholders(source: str, counted: bool) -> None:
+    env = environment()
+    numbers = SHELL_COUNTS
+    assert prints_only(env, "x.html", source, SHELL_TEXT, SHELL_LISTS, numbers) is counted
+
+
+def test_counts_compare_as_themselves_and_print_as_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.html").write_text(
+        "<p>{{ matched_count }} {% if matched_count > 2 %}many{% else %}few{% endif %}"
+        " {{ 'one' if more_count == 1 else 'not one' }}</p>{{ papers }}{{ compact }}"
+    )
+    renderer = Renderer(tmp_path)
+    assert renderer._shell_maker._counted
+    for n, max_papers, expected in ((1, 1, "1 few not one"), (3, 2, "3 many one")):
+        matches = [make_match(make_paper(i)) for i in range(n)]
+        email = renderer.render_digest(
+            day=DAY, subscriber=SUBSCRIBERS[0], matches=matches, links=EmailLinks(None),
+            total_in_listing=9, max_papers=max_papers,
+        )  # fmt: skip
+        assert f"<p>{expected}</p>" in email.html
+    assert len(renderer._shells) == 2  # inlined once for each outcome of the tests
 
 
 def test_an_impure_shell_is_shared_by_its_rendering(tmp_path: Path) -> None:

@@ -69,6 +69,21 @@ class Form:
         return Shell(self.slots, tuple(encoded), sum(map(len, encoded)))
 
 
+class Count(int):
+    """A count that prints as a placeholder (``str``) and is itself in every other use:
+    compared or tested, a template's output depends on its value as it would."""
+
+    token: str
+
+    def __new__(cls, value: int, token: str) -> Count:
+        count = super().__new__(cls, value)
+        count.token = token
+        return count
+
+    def __str__(self) -> str:
+        return self.token
+
+
 #: The shell's per-subscriber text (see :meth:`Shells.html`); tuples hold one each.
 SHELL_TEXT = (
     "subject",
@@ -82,6 +97,16 @@ SHELL_TEXT = (
     "browser_url",
 )
 SHELL_LISTS = ("keywords", "exclude")
+#: The shell's counts: printed, compared or tested, they may stand as placeholders while the
+#: shell is inlined (see :meth:`Shells.html`).
+SHELL_COUNTS = (
+    "total_in_listing",
+    "matched_count",
+    "shown_count",
+    "compact_count",
+    "more_count",
+    "max_papers",
+)
 #: Nodes that take a template's names where this module cannot follow them.
 _OPAQUE = (
     nodes.Extends,
@@ -93,13 +118,20 @@ _OPAQUE = (
 
 
 def prints_only(
-    env: Environment, name: str, source: str | None, texts: Iterable[str], lists: Iterable[str]
+    env: Environment,
+    name: str,
+    source: str | None,
+    texts: Iterable[str],
+    lists: Iterable[str],
+    numbers: Iterable[str] = (),
 ) -> bool:
     """Whether template ``name`` only prints the values ``texts`` and the items of ``lists``
     (``{{ v }}``, ``{% for q in l %}…{{ q }}``, ``{{ l|join(", ") }}``) or tests their truth
-    (``{% if v %}``, ``… if v else …``, ``{% if a and not v %}``): then its output for any such values is its output
-    for placeholders with the values (escaped, if it is autoescaped: see :func:`escapes`)
-    put in their place. ``source``: the template's text (None: it could not be read)."""
+    (``{% if v %}``, ``… if v else …``, ``{% if a and not v %}``), and only prints, tests or
+    compares ``numbers`` (``{% if n == 1 %}``): then its output for any such values is its
+    output for placeholders with the values (escaped, if it is autoescaped: see
+    :func:`escapes`) put in their place (numbers compare as themselves, see :class:`Count`).
+    ``source``: the template's text (None: it could not be read)."""
     tree = _parsed(env, source)
     if tree is None or any(True for _ in tree.find_all(_OPAQUE)):
         return False
@@ -114,7 +146,7 @@ def prints_only(
         if not isinstance(loop.target, nodes.Name):
             return False
         watched.add(loop.target.name)
-    return _only_printed(tree, None, watched, loops, lists)
+    return _only_printed(tree, None, _Watched(watched, lists, set(numbers), loops))
 
 
 def escapes(env: Environment, name: str) -> bool:
@@ -163,28 +195,32 @@ def _parsed(env: Environment, source: str | None) -> nodes.Template | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Watched:
+    names: set[str]  #: printed or tested only
+    lists: set[str]  #: may be joined too
+    numbers: set[str]  #: may be compared too
+    loops: list[nodes.For]  #: over a list: their targets are watched names
+
+
 def _only_printed(
-    node: nodes.Node,
-    parent: nodes.Node | None,
-    watched: set[str],
-    loops: list[nodes.For],
-    lists: set[str],
-    test: bool = False,
+    node: nodes.Node, parent: nodes.Node | None, watched: _Watched, test: bool = False
 ) -> bool:
     """``test``: ``node``'s truth is all that is used of it (an ``if``'s test, under
     ``not``, or an ``and``/``or`` that is itself a test)."""
     joined = isinstance(node, nodes.Filter) and isinstance(node.node, nodes.Name)
-    if joined and node.node.name in lists:  # type: ignore[attr-defined]
+    if joined and node.node.name in watched.lists:  # type: ignore[attr-defined]
         # A list joined: only printed, by a constant.
         return isinstance(parent, nodes.Output) and _constant_join(node)  # type: ignore[arg-type]
-    if isinstance(node, nodes.Name) and node.name in watched:
+    if isinstance(node, nodes.Name) and node.name in watched.names | watched.numbers:
         if node.ctx != "load":  # assigned: only as the target of a loop over a list
-            if not any(node is loop.target for loop in loops):
+            if not any(node is loop.target for loop in watched.loops):
                 return False
         elif not (
             test
             or isinstance(parent, nodes.Output)
-            or any(parent is loop and loop.iter is node for loop in loops)
+            or any(parent is loop and loop.iter is node for loop in watched.loops)
+            or (node.name in watched.numbers and isinstance(parent, nodes.Compare | nodes.Operand))
         ):
             return False
     for child in node.iter_child_nodes():
@@ -193,7 +229,7 @@ def _only_printed(
             or isinstance(node, nodes.Not)
             or (test and isinstance(node, nodes.And | nodes.Or))
         )
-        if not _only_printed(child, node, watched, loops, lists, tested):
+        if not _only_printed(child, node, watched, tested):
             return False
     return True
 
@@ -222,6 +258,7 @@ _FIELDS = tuple(f.name for f in fields(DigestContext))
 _ALL = attrgetter(*_FIELDS)
 _TEXT_AT = tuple(_FIELDS.index(name) for name in SHELL_TEXT)
 _LISTS_AT = tuple(_FIELDS.index(name) for name in SHELL_LISTS)
+_COUNTS_AT = tuple(_FIELDS.index(name) for name in SHELL_COUNTS)
 
 
 class Shells:
@@ -263,6 +300,10 @@ class Shells:
             shares[key] = prints_only(env, name, source, SHELL_TEXT, SHELL_LISTS)
         # Values filled in after inlining must be escaped: the inliner parses the HTML.
         self.shared = shares["digest_html"] and self._escaped["digest_html"]
+        html = TEMPLATES["digest_html"]
+        self._counted = self._pure["digest_html"] and prints_only(
+            env, html, template_source(env, html), SHELL_TEXT, SHELL_LISTS, SHELL_COUNTS
+        )
         self.text_shared = shares["digest_text"]
         self._last: tuple[DigestContext, tuple[Any, ...], list[str]] | None = None
 
@@ -321,22 +362,42 @@ class Shells:
         found = forms.get(found_by)
         if found is not None:
             return found
-        shared = self._render(key, self._context(slotted)) if rendered is None else rendered
         if key == "digest_html":
-            inlined = self.cache.get(shared)
-            if inlined is None:
-                inlined = self.cache.put(shared, self._inline_shared(shared, len(values)))
-            if not inlined:
-                return forms.put(found_by, Form((), (), True, fallback=shared))
-            shared = inlined
+            return forms.put(found_by, self._html_form(slotted, len(values), rendered))
+        shared = self._render(key, self._context(slotted)) if rendered is None else rendered
+        return forms.put(found_by, self._cut_form(shared, self._escaped[key]))
+
+    def _html_form(self, slotted: tuple[Any, ...], count: int, rendered: str | None) -> Form:
+        """The HTML shell with placeholders (``rendered``, or rendered now) inlined, cut.
+        Inlining is shared by the shells of any counts (see :class:`Count`) when the
+        template only prints, tests or compares them: its numbers go in afterwards."""
+        tokens = [f"{self._mask}{i}x" for i in range(count)]
+        numbers: list[tuple[str, str]] = []
+        if rendered is None:
+            context = self._context(slotted)
+            for at in _COUNTS_AT if self._counted else ():
+                value = slotted[at]
+                if type(value) is int:
+                    token = f"{self._mask}n{at}x"
+                    context[_FIELDS[at]] = Count(value, token)
+                    numbers.append((token, str(value)))
+            rendered = self._render("digest_html", context)
+        inlined = self.cache.get(rendered)
+        if inlined is None:
+            tokens += [token for token, _ in numbers]
+            inlined = self.cache.put(rendered, self._inline_shared(rendered, tokens))
+        if not inlined:  # placeholders did not survive inlining as they were
+            return Form((), (), True, fallback=_fill(rendered, numbers))
+        return self._cut_form(_fill(inlined, numbers), True)
+
+    def _cut_form(self, shared: str, escaped: bool) -> Form:
         parts = self._slots.split(shared)
         literals = []
         for index, part in enumerate(parts[::2]):
             if 2 * index + 1 < len(parts) and not part.endswith("\n"):
                 part += "\n"
             literals.append(self._pieces(part))
-        form = Form(tuple(parts[1::2]), tuple(literals), self._escaped[key])
-        return forms.put(found_by, form)
+        return Form(tuple(parts[1::2]), tuple(literals), escaped)
 
     @staticmethod
     def _context(slotted: tuple[Any, ...]) -> dict[str, Any]:
@@ -375,13 +436,11 @@ class Shells:
         except css_inline.InlineError as exc:
             raise RenderError(TEMPLATES["digest_html"], f"CSS inlining failed: {exc}") from exc
 
-    def _inline_shared(self, shared: str, count: int) -> str:
+    def _inline_shared(self, shared: str, tokens: Iterable[str]) -> str:
         """``shared`` inlined, or "" when a placeholder is not where it was (in CSS, say)."""
         inlined = self._inline(shared)
-        for i in range(count):
-            token = f"{self._mask}{i}x"
-            if shared.count(token) != inlined.count(token):
-                return ""
+        if any(shared.count(token) != inlined.count(token) for token in tokens):
+            return ""
         return inlined
 
     def _slotted(self, context: DigestContext) -> tuple[tuple[Any, ...], list[str]]:
