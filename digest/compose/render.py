@@ -208,7 +208,8 @@ class Renderer:
         chosen = matches if max_papers is None else matches[: max(0, max_papers)]
         feedback = links.feedback is not None
         full = [self._fragments.get(m, "paper", abstract, feedback) for m in chosen]
-        full_html, full_text = _with_links(full, chosen, links.feedback)
+        tails: dict[str, bytes] = {}  # each paper's signed token, encoded
+        full_html, full_text = _with_links(full, chosen, links.feedback, tails)
         # The subject counts what the email shows: "10 new papers (25 matched)".
         subject = self.subject(day, len(chosen), total_in_listing, since, len(matches))
         context = self._context(
@@ -228,7 +229,7 @@ class Renderer:
         brief: tuple[list[bytes], list[bytes]] = ([], [])
         if shell.size + sum(map(len, full_html)) > self.html_budget:
             room = self.html_budget - shell.size - _COMPACT_RESERVE
-            brief = self._compact(chosen, abstract, links.feedback, room)
+            brief = self._compact(chosen, abstract, links.feedback, room, tails)
             in_full = _how_many_in_full(list(map(len, full_html)), list(map(len, brief[0])), room)
             context = replace(context, shown_count=in_full, compact_count=len(chosen) - in_full)
             shell = self._shell_maker.html(context)
@@ -250,15 +251,17 @@ class Renderer:
         abstract: str,
         feedback: FeedbackLinks | None,
         room: int,
+        tails: dict[str, bytes],
     ) -> tuple[list[bytes], list[bytes]]:
         """Every ``chosen`` paper's compact entry, encoded (HTML, text): with the reader's
         feedback links and a pick's reason, each email's own; without the links when even
         every paper listed compactly with them would not fit in ``room`` bytes (a digest of
-        a couple of hundred papers: the links cost ~200 bytes an entry)."""
+        a couple of hundred papers: the links cost ~200 bytes an entry). ``tails``: the
+        papers' encoded tokens made so far for this email (see :func:`_with_links`)."""
         get = self._fragments.get
         if feedback is not None:
             compact = [get(m, "compact", abstract, True) for m in chosen]
-            brief = _with_links(compact, chosen, feedback)
+            brief = _with_links(compact, chosen, feedback, tails)
             if sum(map(len, brief[0])) <= room:
                 return brief
         return _with_links([get(m, "compact", abstract) for m in chosen], chosen, None)
@@ -338,20 +341,24 @@ class Renderer:
 
 
 def _with_links(
-    fragments: Sequence[Fragment], matches: Sequence[Match], feedback: FeedbackLinks | None
+    fragments: Sequence[Fragment],
+    matches: Sequence[Match],
+    feedback: FeedbackLinks | None,
+    tails: dict[str, bytes] | None = None,
 ) -> tuple[list[bytes], list[bytes]]:
     """The encoded HTML and text entries of ``fragments`` (of ``matches``), each with this
     subscriber's feedback links in it (signed per paper, see :class:`FeedbackLinks`) and,
     for a similarity pick, its reason (the liked title and the percentage).
 
     A link is its prefix (the site's address, ``/more?token=``), encoded once per email,
-    then the paper's token on a line of its own (soft line breaks around it)."""
+    then the paper's token on a line of its own (soft line breaks around it): ``tails``
+    keeps each paper's encoded token for the email (its compact entries sign no more)."""
     if not any(f.html_cut or f.text_cut for f in fragments):
         return [f.html_qp for f in fragments], [f.text_qp for f in fragments]
-    kinds = (b"more", b"less")
+    tails = {} if tails is None else tails
     if feedback is not None:
-        text_prefix = {k: link_piece(feedback.prefix(k.decode())) for k in kinds}
-        html_prefix = {k: link_piece(escape(feedback.prefix(k.decode()))) for k in kinds}
+        text_more, text_less = (link_piece(feedback.prefix(k)) for k in ("more", "less"))
+        html_more, html_less = (link_piece(escape(feedback.prefix(k))) for k in ("more", "less"))
     html: list[bytes] = []
     text: list[bytes] = []
     for fragment, match in zip(fragments, matches, strict=True):
@@ -362,10 +369,14 @@ def _with_links(
         html_links: dict[bytes, bytes] = {}
         text_links: dict[bytes, bytes] = {}
         if feedback is not None:
-            token = feedback.token(match.paper.key)  # URL-safe base64 and "."
-            tail = token.encode("ascii") + b"=\r\n" if len(token) < 76 else link_piece(token)
-            html_links = {k: html_prefix[k] + tail for k in kinds}
-            text_links = {k: text_prefix[k] + tail for k in kinds}
+            key = match.paper.key
+            tail = tails.get(key)
+            if tail is None:
+                token = feedback.token(key)  # URL-safe base64 and "."
+                tail = token.encode("ascii") + b"=\r\n" if len(token) < 76 else link_piece(token)
+                tails[key] = tail
+            html_links = {b"more": html_more + tail, b"less": html_less + tail}
+            text_links = {b"more": text_more + tail, b"less": text_less + tail}
         if match.like is not None:
             reason = reason_of(match)
             like, similarity = reason["like"] or "", open_ended(str(reason["similarity"]))

@@ -8,28 +8,39 @@ for another, and verification compares in constant time.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
 from digest.errors import DigestError
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 
 class BadToken(DigestError):
     """A token is malformed, forged, or made for another purpose."""
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-#: The HMAC keyed with a secret and fed its purpose, by (secret, purpose): each signature
-#: copies it (an email signs ~30 feedback tokens; keying HMAC-SHA256 was half the cost).
-_keyed: dict[tuple[bytes, str], hmac.HMAC] = {}
+#: HMAC-SHA256 (RFC 2104) of a secret and purpose, as its inner hash fed the padded key and
+#: the purpose and its outer hash fed the padded key, by (secret, purpose): each signature
+#: copies the two. An email signs ~30 feedback tokens; ``hmac``'s own copy took ~9 µs a
+#: signature (OpenSSL's HMAC context), two SHA-256 copies take ~3.
+_keyed: dict[tuple[bytes, str], tuple[_Hash, _Hash]] = {}
+_BLOCK = 64  # SHA-256's block size
 
 
 def _signature(secret: bytes, purpose: str, value: bytes) -> bytes:
@@ -37,10 +48,15 @@ def _signature(secret: bytes, purpose: str, value: bytes) -> bytes:
     if keyed is None:
         if len(_keyed) >= 64:
             _keyed.clear()
-        keyed = _keyed[secret, purpose] = hmac.new(secret, purpose.encode() + b"\0", hashlib.sha256)
-    mac = keyed.copy()
-    mac.update(value)
-    return mac.digest()[:18]
+        key = hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret
+        key = key.ljust(_BLOCK, b"\0")
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + purpose.encode() + b"\0")
+        outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        keyed = _keyed[secret, purpose] = (inner, outer)
+    inner, outer = keyed[0].copy(), keyed[1].copy()
+    inner.update(value)
+    outer.update(inner.digest())
+    return outer.digest()[:18]
 
 
 def sign(secret: bytes, purpose: str, value: str) -> str:
