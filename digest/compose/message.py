@@ -54,6 +54,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
 _URI = re.compile(r"[!#-;=?-~]+")  # printable ASCII without space, '"', '<' and '>'
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_MESSAGE_ID = re.compile(r"<[^<>@\s]+@[^<>@\s]+>")
+_OWN = frozenset(h.lower() for h in OWN_HEADERS)
 # RFC 2047 §5(3): characters that may stand for themselves in a "Q" word inside a phrase.
 _Q_LITERAL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
 _MAX_WORD = 75  # RFC 2047 §2: an encoded-word is at most 75 characters
@@ -124,6 +126,8 @@ def _encoded_words(text: str, first: int = _MAX_WORD) -> list[str]:
 def _fold(name: str, parts: Sequence[str]) -> str:
     """``name: parts…`` with the parts separated by single spaces, folded (CRLF SP) between
     parts so lines stay within 78 characters where a part allows it; never inside a part."""
+    if parts and len(name) + sum(map(len, parts)) + len(parts) + 1 <= MAX_LINE:
+        return f"{name}: {' '.join(parts)}"  # one line: what the loop below would make
     line = f"{name}:"
     lines: list[str] = []
     for index, part in enumerate(parts):
@@ -225,6 +229,12 @@ def _from_line(sender: str) -> str:
 @functools.lru_cache(maxsize=64)
 def _list_id_line(list_id: str) -> str:
     return _fold("List-Id", _list_id_parts(list_id))
+
+
+# Subjects repeat: one per count of papers and listing day.
+@functools.lru_cache(maxsize=256)
+def _subject_line(subject: str) -> str:
+    return _fold("Subject", _unstructured("Subject", subject))
 
 
 @functools.lru_cache(maxsize=16)
@@ -340,12 +350,14 @@ def encoded_size(text: str) -> int:
     return min(len(quoted_printable(text)), _base64_size(len(data)))
 
 
-def _part(content_type: str, body: str | Body) -> bytes:
+def _part(content_type: str, body: str | Body) -> tuple[bytes, bytes]:
+    """A part's headers and its encoded body (joined into the message with the rest: a
+    digest's body is ~100 KB, copied once)."""
     if isinstance(body, str):
         body = encode_body(body)
     head = f'Content-Type: {content_type}; charset="utf-8"{CRLF}'
     head += f"Content-Transfer-Encoding: {body.encoding}{CRLF}{CRLF}"
-    return head.encode("ascii") + body.data
+    return head.encode("ascii"), body.data
 
 
 def _unsubscribe_lines(url: str | None, mailto: str | None) -> list[str]:
@@ -401,12 +413,12 @@ def build_message(
         raise PermanentDeliveryError(to, str(exc)) from exc
     if date.tzinfo is None or date.utcoffset() is None:
         raise ValueError("date must be timezone-aware")
-    if not re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", message_id) or not message_id.isascii():
+    if not _MESSAGE_ID.fullmatch(message_id) or not message_id.isascii():
         raise ValueError(f"not a Message-ID: {message_id!r}")
     headers = [
         _from_line(sender),
         _fold("To", _mailbox_parts("To", to_name, to_address)),
-        _fold("Subject", _unstructured("Subject", subject)),
+        _subject_line(subject),
         _date_line(date, date.utcoffset()),
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
@@ -415,9 +427,8 @@ def build_message(
     ]
     # RFC 3834: no auto-replies (vacation notices) to an automatic message.
     headers += ["Auto-Submitted: auto-generated", "Precedence: bulk"]
-    own = {h.lower() for h in OWN_HEADERS}
     for name, value in extra_headers:
-        if not _HEADER_NAME.fullmatch(name) or name.lower() in own:
+        if not _HEADER_NAME.fullmatch(name) or name.lower() in _OWN:
             raise ValueError(f"unusable extra header name: {name!r}")
         headers.append(_fold(name, _unstructured(name, value)))
     # "=_" never occurs in quoted-printable or base64 output, so this boundary cannot
@@ -430,9 +441,9 @@ def build_message(
         [
             CRLF.join(headers).encode("ascii"),
             f"{CRLF}{CRLF}--{boundary}{CRLF}".encode("ascii"),
-            _part("text/plain", text),
+            *_part("text/plain", text),
             delimiter,
-            _part("text/html", html),
+            *_part("text/html", html),
             f"{CRLF}--{boundary}--{CRLF}".encode("ascii"),
         ]
     )
