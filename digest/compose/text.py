@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from urllib.parse import urlsplit
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 ABSTRACT_LIMIT = 600
 #: A short abstract (``abstract = "short"``) keeps its first sentences up to this length.
@@ -20,6 +20,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
 _SPACES = re.compile(r"\s+")
+_SPECIAL = re.compile("[&<>'\"]")
 _SAFE_URL = re.compile(r"https?://[!#-;=?-~]+", re.IGNORECASE)  # no space, quotes, < or >
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 # Words whose period does not end a sentence ("et al. show", "e.g. this").
@@ -150,6 +151,10 @@ def segments(
 ) -> list[tuple[str, bool]]:
     """``text[:end]`` as cleaned ``(piece, highlighted)`` pairs; ``spans`` index ``text``.
     ``tidy``: ``text`` is known to need no cleaning (see :func:`tidy`)."""
+    if not spans:  # one piece: what the loops below make of it
+        raw = text[:end]
+        piece = (raw if tidy else _one_line(raw)).strip(" ")
+        return [(piece, False)] if piece else []
     pieces: list[tuple[str, bool]] = []
     pos = 0
     for start, stop in _merge(text, spans, end):
@@ -171,10 +176,24 @@ def segments(
     return [(piece, marked) for piece, marked in out if piece]
 
 
+def escape_text(text: str) -> str:
+    """``text`` escaped for HTML as :func:`markupsafe.escape` escapes a plain string (``&``,
+    ``<``, ``>``, ``'`` and ``"``), as a plain string: without a Markup object per call."""
+    if not _SPECIAL.search(text):
+        return text
+    return (
+        text.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
 def to_html(pieces: Sequence[tuple[str, bool]], suffix: str = "") -> Markup:
     """Escaped HTML of ``pieces``, highlighted ones in ``<mark class="hl">``."""
     html = "".join(
-        f'<mark class="hl">{escape(piece)}</mark>' if marked else str(escape(piece))
+        f'<mark class="hl">{escape_text(piece)}</mark>' if marked else escape_text(piece)
         for piece, marked in pieces
     )
-    return Markup(html + str(escape(suffix)))
+    return Markup(html + escape_text(suffix))

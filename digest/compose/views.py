@@ -182,8 +182,26 @@ class _Layout:
     abstract_tidy: bool
 
 
-@lru_cache(maxsize=4_096)
+#: Layouts by the identity of the paper (a run hands the same Paper objects to every
+#: subscriber; hashing one hashes all its fields): (paper, abstract) -> (paper, layout).
+_by_id: dict[tuple[int, str], tuple[Paper, _Layout]] = {}
+
+
 def _layout(paper: Paper, abstract: str) -> _Layout:
+    """The layout of ``paper`` showing ``abstract`` (see :func:`_make_layout`), kept for the
+    object while it is held (the held paper keeps its id from being reused)."""
+    seen = _by_id.get((id(paper), abstract))
+    if seen is not None and seen[0] is paper:
+        return seen[1]
+    if len(_by_id) >= 4_096:
+        _by_id.clear()
+    layout = _make_layout(paper, abstract)
+    _by_id[id(paper), abstract] = (paper, layout)
+    return layout
+
+
+@lru_cache(maxsize=4_096)
+def _make_layout(paper: Paper, abstract: str) -> _Layout:
     title_end, title_cut = cut_at_word(paper.title, TITLE_LIMIT)
     if abstract == "none":
         abstract_end, ellipsis = 0, False
@@ -210,6 +228,12 @@ def _layout(paper: Paper, abstract: str) -> _Layout:
         tidy(paper.title),
         tidy(paper.abstract),
     )
+
+
+@lru_cache(maxsize=4_096)
+def _term(text: str) -> str:
+    """A query term as shown: cleaned, at most ``KEYWORD_LIMIT`` characters."""
+    return clean(text)[:KEYWORD_LIMIT]
 
 
 def _name(text: str) -> str | None:
@@ -249,7 +273,7 @@ def paper_view(match: Match, abstract: str = "full", show_sources: bool = False)
             authors.append("".join(p for p, _ in pieces) + ("…" if cut else ""))
             authors_html.append(to_html(pieces, "…" if cut else ""))
 
-    terms = (clean(t)[:KEYWORD_LIMIT] for t in match.terms)
+    terms = map(_term, match.terms)
     return PaperView(
         key=paper.key,
         arxiv_id=paper.arxiv_id,
