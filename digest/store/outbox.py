@@ -18,12 +18,14 @@ from sqlalchemy.engine import Connection, Engine
 from digest.models import Subscriber
 from digest.store.outbox_rows import (
     DriverWrites,
+    PaperRef,
     PlannedDelivery,
     held_ids,
     held_since,
-    ids_of_keys,
     keys_of_ids,
     number_papers,
+    refs_of_keys,
+    since_of,
     unpack_ids,
 )
 from digest.store.schema import (
@@ -160,38 +162,56 @@ class Outbox:
         Plans go in chunks of about :data:`RECORD_ROWS` papers, each chunk one transaction
         (a check of what the subscribers' digests hold, then multi-row inserts): a digest
         carries its papers in its own row, and no transaction holds SQLite's write lock long
-        enough to stall the ``mark_sent`` of messages being accepted meanwhile.
+        enough to stall the ``mark_sent`` of messages being accepted meanwhile. Each paper's
+        id and first sighting are read once per call, not once per chunk (a batch's digests
+        share the day's papers).
         """
         recorded: list[PlannedDelivery] = []
         chunk: list[PlannedDelivery] = []
         rows = 0
+        known: dict[str, PaperRef] = {}
         for plan in plans:
             chunk.append(plan)
             rows += len(plan.paper_keys)
             if rows >= RECORD_ROWS:
-                recorded += self._record_chunk(chunk, created_at, claimed_by)
+                recorded += self._record_chunk(chunk, created_at, claimed_by, known)
                 chunk, rows = [], 0
         if chunk:
-            recorded += self._record_chunk(chunk, created_at, claimed_by)
+            recorded += self._record_chunk(chunk, created_at, claimed_by, known)
         return recorded
 
+    def _paper_refs(
+        self, keys: set[str], created_at: datetime, known: dict[str, PaperRef]
+    ) -> dict[str, PaperRef]:
+        """The id and first sighting of each of the papers ``keys``, from ``known`` (then
+        remembered there) or the database; a paper never stored is numbered by a row of
+        its key only."""
+        missing = keys - known.keys()
+        if missing:
+            with self.engine.connect() as conn:
+                known.update(refs_of_keys(conn, missing))
+            if unstored := missing - known.keys():
+                with begin(self.engine) as conn:
+                    number_papers(conn, sorted(unstored), created_at)
+                    known.update(refs_of_keys(conn, unstored))
+        return {key: known[key] for key in keys}
+
     def _record_chunk(
-        self, plans: list[PlannedDelivery], created_at: datetime, claimed_by: int | None
+        self,
+        plans: list[PlannedDelivery],
+        created_at: datetime,
+        claimed_by: int | None,
+        known: dict[str, PaperRef],
     ) -> list[PlannedDelivery]:
         """Record ``plans`` in one transaction, less those holding a paper their subscriber's
         digests already hold (another run reserved it meanwhile): read and written under
         the subscribers' locks (SQLite's write lock, taken first; PostgreSQL's row locks on
         the subscribers, in id order), so two runs never both reserve one paper."""
-        keys = {k for p in plans for k in p.paper_keys}
-        with self.engine.connect() as conn:
-            ids = ids_of_keys(conn, keys)
-        if len(ids) < len(keys):  # a paper never stored: numbered by a row of its key only
-            with begin(self.engine) as conn:
-                ids = number_papers(conn, sorted(keys - set(ids)), created_at) | ids
+        refs = self._paper_refs({k for p in plans for k in p.paper_keys}, created_at, known)
+        ids = {key: ref[0] for key, ref in refs.items()}
         rows = self._driver.rows(plans, created_at, claimed_by, ids)
         owners = sorted({p.subscriber_id for p in plans})
-        with self.engine.connect() as conn:
-            since = held_since(conn, ids.values())
+        since = since_of(refs.values())
         with begin(self.engine) as conn:
             _lock_subscribers(conn, owners)
             held: dict[int, set[int]] = {}
