@@ -207,11 +207,13 @@ class Outbox:
         digests already hold (another run reserved it meanwhile): read and written under
         the subscribers' locks (SQLite's write lock, taken first; PostgreSQL's row locks on
         the subscribers, in id order), so two runs never both reserve one paper."""
-        refs = self._paper_refs({k for p in plans for k in p.paper_keys}, created_at, known)
+        refs = self._paper_refs(set().union(*(p.paper_keys for p in plans)), created_at, known)
         ids = {key: ref[0] for key, ref in refs.items()}
         rows = self._driver.rows(plans, created_at, claimed_by, ids)
         owners = sorted({p.subscriber_id for p in plans})
         since = since_of(refs.values())
+        # Made before the write lock is taken: each digest's papers, as ids.
+        wanted = [set(map(ids.__getitem__, p.paper_keys)) for p in plans]
         with begin(self.engine) as conn:
             _lock_subscribers(conn, owners)
             held: dict[int, set[int]] = {}
@@ -219,10 +221,9 @@ class Outbox:
                 held.update(held_ids(conn, chunk, since))
             kept: list[int] = []
             for n, plan in enumerate(plans):
-                wanted = {ids[k] for k in plan.paper_keys}
-                if wanted & held[plan.subscriber_id]:
+                if not held[plan.subscriber_id].isdisjoint(wanted[n]):
                     continue
-                held[plan.subscriber_id] |= wanted
+                held[plan.subscriber_id] |= wanted[n]
                 kept.append(n)
             self._driver.insert(conn, [rows[n] for n in kept])
         return [plans[n] for n in kept]

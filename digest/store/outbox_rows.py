@@ -191,7 +191,7 @@ def delivery_tuple(
         created_at,
         claimed_by,
         None if claimed_by is None else created_at,
-        pack_ids(ids[key] for key in plan.paper_keys),
+        pack_ids(map(ids.__getitem__, plan.paper_keys)),
         plan.shown,
     )
 
