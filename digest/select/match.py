@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from digest.models import Match, Paper
 from digest.select.highlight import Highlighter, PaperHit
-from digest.select.index import IndexedPaper, index_paper
+from digest.select.index import Common, IndexedPaper, index_paper
 from digest.select.query import And, Field, Leaf, Node, Not, Or, Phrase, Prefix, Term, parse
 from digest.select.rank import Pairs, Ranking
 
@@ -122,7 +122,8 @@ class DayMatcher:
     """
 
     def __init__(self, papers: Sequence[Paper]) -> None:
-        self.papers: tuple[IndexedPaper, ...] = tuple(index_paper(p) for p in papers)
+        common: Common = {}  # equal words and positions shared by the papers
+        self.papers: tuple[IndexedPaper, ...] = tuple(index_paper(p, common) for p in papers)
         self._with: dict[str, list[int]] = {}
         for number, indexed in enumerate(self.papers):
             for word in indexed.postings:
