@@ -14,6 +14,7 @@ from digest.cli.shared import State, at, guard, shown, status_text
 if TYPE_CHECKING:
     from digest.run import Status
     from digest.run.source_health import SourceHealth
+    from digest.store import RunRecord
 
 
 #: What ``digest status`` calls a run that failed at each stage (see RunRecord.stage).
@@ -120,10 +121,21 @@ def one_line(error: str | None) -> str:
     return " ".join((error or "unknown error").split())
 
 
-def status_lines(st: Status) -> list[str]:
-    """``digest status`` as lines of ``label: text``; see the README for the format."""
+def running_line(r: RunRecord) -> str:
+    """A run recorded as going: still running, or gone (its process died on this host)."""
     from digest.run.claims import gone
 
+    if gone(r):
+        return (
+            f"gone:       run {r.id} for {r.day}, started {at(r.started_at)}: its process"
+            f" ({r.pid} on {r.host}) ended without recording its end; the next run records"
+            " it as failed"
+        )
+    return f"running:    since {at(r.started_at)} for {r.day} (run {r.id})"
+
+
+def status_lines(st: Status) -> list[str]:
+    """``digest status`` as lines of ``label: text``; see the README for the format."""
     lines = []
     last = st.last
     if last is None:
@@ -134,15 +146,7 @@ def status_lines(st: Status) -> list[str]:
             f" (fetched {last.fetched}, sent {last.sent}, failed {last.failed},"
             f" deferred {last.deferred})"
         )
-    for r in st.running:
-        if gone(r):
-            lines.append(
-                f"gone:       run {r.id} for {r.day}, started {at(r.started_at)}: its process"
-                f" ({r.pid} on {r.host}) ended without recording its end; the next run records"
-                " it as failed"
-            )
-        else:
-            lines.append(f"running:    since {at(r.started_at)} for {r.day} (run {r.id})")
+    lines += [running_line(r) for r in st.running]
     if st.failing:
         first, latest = st.failing[-1], st.failing[0]
         what = FAILING.get(latest.stage or "", "runs failing")
