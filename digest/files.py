@@ -202,7 +202,9 @@ class Rewriter:
 def _lease(path: str) -> int | None:
     """``path`` open for writing under a write lease, or None when it cannot be reused:
     someone has it open (the kernel refuses the lease), another name links it, or the
-    file system has no leases."""
+    file system has no leases (nor the system: leases are Linux's)."""
+    if not (hasattr(fcntl, "F_SETLEASE") and hasattr(fcntl, "F_SETSIG")):
+        return None  # macOS, the BSDs: a new temp file each time, as write_atomic does
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError:

@@ -160,3 +160,18 @@ def test_a_pass_killed_midway_leaves_whole_files_and_its_spare_is_swept(tmp_path
     assert sweep(tmp_path, os.listdir(tmp_path), older=-1) == 1
     assert leftovers(tmp_path) == []
     assert [p.read_bytes()[:6] for p in paths][5:7] == [b"new 5 ", b"old 6 "]
+
+
+def test_without_leases_every_write_makes_its_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    monkeypatch.delattr(fcntl, "F_SETLEASE")  # as on macOS and the BSDs
+    with Rewriter() as rewriter:
+        for round_ in range(3):
+            for name in ("a.xml", "b.xml"):
+                rewriter.write(tmp_path / name, f"{name} {round_}".encode())
+        assert rewriter.reused == 0
+    assert (tmp_path / "a.xml").read_bytes() == b"a.xml 2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xml", "b.xml"]
