@@ -78,40 +78,40 @@ class Highlighter:
         self._bit = bit
         self._positions = positions
         self._marks: dict[tuple[int, int], list[tuple[str, Mark]]] = {}
-        self._hits: dict[tuple[int, Scored], tuple[PaperHit, Match]] = {}
-
-    def _match(self, number: int, hit: PaperHit) -> Match:
-        return Match(self.papers[number].paper, hit.score, hit.terms, hit.spans)
+        # Only the Match is kept, not the PaperHit it came from (its marks, its pairs).
+        self._hits: dict[tuple[int, Scored], Match] = {}
 
     def hit(self, number: int, results: Iterable[Pairs]) -> PaperHit:
         """How the pairs of ``results`` together matched paper ``number``: the pairs counting
-        there and the stretches of those leaves in those fields (built once per paper and set
-        of pairs, whatever queries they come from)."""
-        return self._built(number, self._scored(number, results))[0]
+        there and the stretches of those leaves in those fields (whatever queries they come
+        from)."""
+        return self._build(number, self._scored(number, results))
 
     def matched(self, number: int, results: Iterable[Pairs]) -> Match:
         """Paper ``number`` highlighted for the pairs of ``results`` together: one
         :class:`Match` object per paper and set of pairs (so the renderer sees the same
         object again)."""
-        return self._built(number, self._scored(number, results))[1]
+        scored = self._scored(number, results)
+        key = (number, scored)
+        match = self._hits.get(key)
+        if match is None:
+            hit = self._build(number, scored)
+            if len(self._hits) >= _HIT_CACHE:
+                self._hits.clear()
+            paper = self.papers[number].paper
+            match = self._hits[key] = Match(paper, hit.score, hit.terms, hit.spans)
+        return match
 
     def _scored(self, number: int, results: Iterable[Pairs]) -> Scored:
         """The (leaf, field) pairs of ``results`` that count for paper ``number``."""
         bit = self._bit[number]
         return frozenset(pair for pairs in results for pair, bits in pairs.items() if bits & bit)
 
-    def _built(self, number: int, scored: Scored) -> tuple[PaperHit, Match]:
-        key = (number, scored)
-        built = self._hits.get(key)
-        if built is None:
-            marks: list[Mark] = []
-            for lid, field in scored:
-                marks += [m for f, m in self._marks_of(lid, number) if f == field]
-            if len(self._hits) >= _HIT_CACHE:
-                self._hits.clear()
-            hit = PaperHit.build(scored, marks)
-            built = self._hits[key] = (hit, self._match(number, hit))
-        return built
+    def _build(self, number: int, scored: Scored) -> PaperHit:
+        marks: list[Mark] = []
+        for lid, field in scored:
+            marks += [m for f, m in self._marks_of(lid, number) if f == field]
+        return PaperHit.build(scored, marks)
 
     def _marks_of(self, lid: int, number: int) -> list[tuple[str, Mark]]:
         """Where leaf ``lid`` occurs in paper ``number``: (field, mark) pairs, made once."""

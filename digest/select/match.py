@@ -129,6 +129,7 @@ class DayMatcher:
             for word in indexed.postings:
                 self._with.setdefault(word, []).append(number)
         self._vocab = sorted(self._with)
+        self._keys = tuple(p.key for p in papers)
         self.ranking = Ranking(papers)
         self._bit = self.ranking.bit
         self._all = self.ranking.all
@@ -176,8 +177,8 @@ class DayMatcher:
         results, excluded = self._results_for(keywords, exclude)
         numbers: Sequence[int] = self._ordered(results, excluded)
         if skip:
-            papers = self.papers
-            numbers = [n for n in numbers if papers[n].paper.key not in skip]
+            keys = self._keys
+            numbers = [n for n in numbers if keys[n] not in skip]
         cut = len(numbers) if cap is None else max(0, cap)
         shown = [self._full(results, n) for n in numbers[:cut]]
         everything = self._everything  # past the cap only the paper counts, not its score
