@@ -6,8 +6,12 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 PG_HOST = os.environ.get("DIGEST_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("DIGEST_TEST_PG_PORT", "5432"))
@@ -83,6 +87,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"host={PG_HOST} port={PG_PORT} dbname=test user=postgres", autocommit=True
         ) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A :class:`~digest.store.Store` on :func:`db_url`'s fresh database, closed after."""
+    from digest.store import Store
+
+    s = Store(db_url)
+    yield s
+    s.close()
 
 
 # A real aiosmtpd server for any test that asks for ``smtp_server`` (see tests/support/smtpd.py);

@@ -3,7 +3,6 @@ the dry run, a paper sent again after keep_days, and revision 0008's upgrade of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -22,13 +21,6 @@ CUT = Cutoffs.at(NOW, 120, 365)
 
 def paper(key: str, title: str = "") -> Paper:
     return Paper(key=key, arxiv_id=key, title=title or f"Naïve <b>model</b> {key}")
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 def listed(store: Store, when: datetime, *keys: str) -> date:

@@ -4,10 +4,8 @@ and what one chunk reserved still stops a later chunk's digest that holds it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-import pytest
 import sqlalchemy as sa
 
 from digest.models import Listing, Paper, Subscriber
@@ -17,13 +15,6 @@ from digest.store.schema import papers
 
 D1 = date(2026, 3, 2)
 NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 def test_a_call_of_several_chunks_numbers_and_reserves_each_paper_once(store: Store) -> None:

@@ -4,12 +4,10 @@ is one row however many sources, days and versions list it, and every identity f
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from digest.identity import key_of
@@ -26,13 +24,6 @@ LONG = (
     "We study diffusion agents that plan with a learned world model. "
     "Our agents reach 91% of the oracle's return on long-horizon tasks with 10x fewer samples."
 )
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 def hf(arxiv_id: str, title: str, upvotes: int = 5, abstract: str = SHORT) -> Paper:

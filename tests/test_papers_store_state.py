@@ -4,23 +4,13 @@ failures, and the validators its conditional GETs send."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-
-import pytest
 
 from digest.store import Store
 from digest.store.source_state import MAX_ERROR, SourceState
 
 T0 = datetime(2026, 11, 16, 7, 0, tzinfo=UTC)
 DAY = date(2026, 11, 16)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 def test_failures_count_in_a_row_and_a_success_ends_the_run(store: Store) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,13 +22,6 @@ NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 
 def paper(key: str, title: str = "", **kw: object) -> Paper:
     return Paper(key=key, arxiv_id=key, title=title or f"Paper {key}", **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    yield s
-    s.close()
 
 
 def test_listing_round_trip_keeps_order_and_fields(store: Store) -> None:
