@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -261,3 +262,20 @@ async def test_authorised_gets_change_nothing(app: App) -> None:
                 response = await client.request(method, path, headers=ADMIN)
                 assert response.status_code in (200, 405), (method, path)
     assert snapshot(app) == before
+
+
+async def test_the_admin_page_tells_a_running_run_from_a_gone_one(app: App) -> None:
+    """A run whose process died on this host is "gone", not "running" for ever."""
+    from digest.run.claims import HOST
+    from tests.test_runs_gone import dead_pid
+
+    day = date(2026, 11, 16)
+    alive = app.store.run_log.start_run(day, NOW, HOST, os.getpid())
+    dead = app.store.run_log.start_run(day, NOW, HOST, pid := dead_pid())
+    running = {r["id"]: r for r in overview(app.store, app.ctx.config, NOW)["running"]}
+    assert (running[alive]["gone"], running[dead]["gone"]) == (False, True)
+    assert (running[dead]["host"], running[dead]["pid"]) == (HOST, pid)
+    async with site(app.ctx, PASSWORD) as client:
+        page = (await client.get("/admin", headers=ADMIN)).text
+    assert f"(run {alive})" in page and f"Running since {NOW.isoformat()}" in page
+    assert f"Gone: run {dead} for {day}" in page and f"({pid} on {HOST})" in page

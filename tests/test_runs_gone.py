@@ -4,6 +4,7 @@ showing it "running" for ever."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,10 @@ def test_status_names_a_dead_run_and_the_next_run_ends_it(tmp_path: Path) -> Non
     assert f"gone:       run {killed} for {DAY}" in shown.output
     assert f"its process ({pid} on {HOST}) ended without recording its end" in shown.output
     assert "running:" not in shown.output
+    as_json = json.loads(digest(site, "status", "--json").output)
+    assert as_json["running"] == [
+        {**as_json["running"][0], "id": killed, "host": HOST, "pid": pid, "gone": True}
+    ]
 
     ran = digest(site, "run", "--date", DAY.isoformat())
     assert ran.exit_code == 0, ran.output
@@ -65,3 +70,4 @@ def test_status_names_a_dead_run_and_the_next_run_ends_it(tmp_path: Path) -> Non
     assert all(r.outcome != "running" for r in runs.values())
     after = digest(site, "status")
     assert "gone:" not in after.output and "running:" not in after.output
+    assert json.loads(digest(site, "status", "--json").output)["running"] == []

@@ -14,6 +14,7 @@ from typing import Any
 from digest.config import Config
 from digest.models import Subscriber
 from digest.run.alerts import ALERT_KEY, failed_streak
+from digest.run.claims import gone
 from digest.run.source_health import SourceHealth, sources_health, to_json
 from digest.store import RunRecord, RunTotals, Store
 
@@ -89,7 +90,7 @@ def overview(store: Store, config: Config, now: datetime | None = None) -> dict[
         "schema": SCHEMA,
         "generated_at": when.isoformat(),
         "last_run": _run(st.last) if st.last else None,
-        "running": [_run(r) for r in st.running],
+        "running": [_running(r) for r in st.running],
         "alerting": st.alerting,
         "runs": _per_day(recent),
         "sources": [to_json(h) for h in st.sources],
@@ -123,6 +124,12 @@ def _run(r: RunRecord) -> dict[str, Any]:
         "failed": r.failed,
         "deferred": r.deferred,
     }
+
+
+def _running(r: RunRecord) -> dict[str, Any]:
+    """A run recorded as going, and whether it is ``gone``: its process died on this host
+    without recording its end (the next run records it as failed)."""
+    return {**_run(r), "host": r.host, "pid": r.pid, "gone": gone(r)}
 
 
 def _per_day(recent: list[RunRecord]) -> list[dict[str, Any]]:
