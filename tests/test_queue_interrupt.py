@@ -6,6 +6,7 @@ sends nothing again. Real PostgreSQL, real ``digest`` processes, a real aiosmtpd
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -84,10 +85,15 @@ def test_a_run_stopped_while_waiting_leaves_the_workers_claims_and_nothing_goes_
     assert all("Traceback" not in e for e in errs), errs
     received = Counter(m.rcpt_tos[0] for m in server.messages)
     assert received == Counter(f"reader{i:03d}@example.org" for i in range(readers))
-    assert "sent 0, failed 0, deferred 0" in out, out  # the first run's batches sent them all
+    # The first run's batches sent most; the next run's own batches may have planned (and
+    # sent) the readers of a first-run batch no worker had started yet: a worker takes
+    # either batch first, and a reader's digest is planned once, by whichever came first.
+    by_next = re.search(r"sent (\d+), failed 0, deferred 0", out)
+    assert by_next is not None, out
+    assert int(by_next[1]) < readers - 4, out  # 4 were received before the interruption
     with Store(pg_url) as store:
         assert store.outbox.delivery_counts() == {"sent": readers}
         first_run = next(r for r in store.run_log.runs() if r.id == run.id)
         if how == signal.SIGINT:  # it ended: the next run counted what its batches sent
-            assert first_run.sent == readers, first_run
+            assert first_run.sent + int(by_next[1]) == readers, (first_run, out)
             assert store.run_log.get_meta(f"queue.run.{run.id}") is None
