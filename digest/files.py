@@ -72,15 +72,20 @@ def open_atomic(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def link_atomic(path: str | Path, target: str, *, absent: bool = False) -> bool:
+def link_atomic(
+    path: str | Path, target: str, *, absent: bool = False, like: str | None = None
+) -> bool:
     """Make ``path`` a symbolic link to ``target`` (relative to its folder), replacing what
     was there in one step; returns False when it already pointed there. ``absent``: the
     caller saw nothing there (a folder listing), so the link is made without a look first.
+    ``like``: a link in the same folder that points at ``target`` (made or checked just
+    before): the new link is a hard link to that symbolic link, which makes no inode (a
+    new inode costs far more kernel time on some file systems, see :func:`_make_link`).
     """
     path = os.fspath(path)
     try:
         if absent:
-            os.symlink(target, path)
+            _make_link(target, path, like)
             return True
         if os.readlink(path) == target:
             return False
@@ -88,7 +93,7 @@ def link_atomic(path: str | Path, target: str, *, absent: bool = False) -> bool:
         pass
     except FileNotFoundError:  # nothing there yet: no need to replace anything
         try:
-            os.symlink(target, path)
+            _make_link(target, path, like)
             return True
         except FileExistsError:
             pass
@@ -98,9 +103,37 @@ def link_atomic(path: str | Path, target: str, *, absent: bool = False) -> bool:
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.lnk")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    os.symlink(target, tmp)
+    _make_link(target, tmp, like)
     os.replace(tmp, path)
     return True
+
+
+def _make_link(target: str, path: str, like: str | None) -> None:
+    """A symbolic link to ``target`` at ``path`` (which must not exist: FileExistsError).
+
+    With ``like`` (a symbolic link to ``target``), a hard link to that link: one inode
+    serves every name, and a relative target resolves from the folder of the name used,
+    so it reads as a link of its own. On ext4 without a journal a new inode costs a scan
+    of the recently deleted ones (``recently_deleted``: ~0.02 ms a link on a quiet disk,
+    ~0.4 ms in the minutes after a large delete). When ``like`` cannot be linked (gone,
+    the most links an inode may have, no hard links here) or no longer points at
+    ``target`` (replaced meanwhile), a symbolic link of its own is made.
+    """
+    if like is not None:
+        try:
+            os.link(like, path, follow_symlinks=False)
+        except FileExistsError:
+            raise
+        except (OSError, NotImplementedError):
+            pass
+        else:
+            try:
+                if os.readlink(path) == target:
+                    return
+            except OSError:  # ``like`` became a file
+                pass
+            os.unlink(path)
+    os.symlink(target, path)
 
 
 #: Names of the replaced files a :class:`Rewriter` keeps to write the next file into.
@@ -131,8 +164,9 @@ class Rewriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def write(self, path: Path, data: bytes) -> None:
-        """Write ``data`` to ``path`` atomically (see the class); raises OSError."""
+    def write(self, path: Path, data: bytes, absent: bool = False) -> None:
+        """Write ``data`` to ``path`` atomically (see the class); raises OSError.
+        ``absent``: the caller saw nothing there (a folder listing): no spare is linked."""
         fd, tmp, leased = self._take(path)
         try:
             try:
@@ -141,7 +175,7 @@ class Rewriter:
                     view = view[os.write(fd, view) :]
                 if leased:
                     os.ftruncate(fd, len(data))
-                spare = self._keep_old(path, tmp)
+                spare = None if absent else self._keep_old(path, tmp)
                 try:
                     os.replace(tmp, path)
                 except BaseException:

@@ -53,6 +53,18 @@ def test_a_new_file_is_made_from_the_spare_too(tmp_path: Path) -> None:
     assert old.read_bytes() == b"rewritten" and leftovers(tmp_path) == []
 
 
+def test_a_write_told_the_file_is_absent_links_no_spare(tmp_path: Path) -> None:
+    (old,) = files(tmp_path, 1)
+    with Rewriter() as rewriter:
+        rewriter.write(tmp_path / "new.xml", b"listed as absent", True)
+        assert rewriter.spare is None
+        # Listed as absent but there after all (made meanwhile): replaced, no spare kept.
+        rewriter.write(old, b"replaced", True)
+        assert rewriter.spare is None
+    assert (tmp_path / "new.xml").read_bytes() == b"listed as absent"
+    assert old.read_bytes() == b"replaced" and leftovers(tmp_path) == []
+
+
 def test_a_reader_of_the_old_file_keeps_its_bytes(tmp_path: Path) -> None:
     a, b = files(tmp_path, 2, size=20_000)
     old_a = a.read_bytes()

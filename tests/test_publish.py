@@ -206,3 +206,64 @@ def test_link_atomic_makes_keeps_and_replaces_links(tmp_path: Path) -> None:
     assert link_atomic(link, "shared/d.xml")  # listed as present but gone: made
     assert os.readlink(link) == "shared/d.xml"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok.xml"]  # no temp left
+
+
+def test_link_atomic_links_a_link_like_it_when_told_of_one(tmp_path: Path) -> None:
+    first, second, third = (tmp_path / f"{name}.xml" for name in ("t1", "t2", "t3"))
+    assert link_atomic(first, "shared/a.xml", absent=True)
+    # Another reader of the same file: the same link inode, no new one.
+    assert link_atomic(second, "shared/a.xml", absent=True, like=str(first))
+    assert os.readlink(second) == "shared/a.xml"
+    assert os.lstat(second).st_ino == os.lstat(first).st_ino
+    # Replacing a link that pointed elsewhere, with a like: linked, in one step.
+    assert link_atomic(third, "shared/b.xml", absent=True)
+    assert link_atomic(third, "shared/a.xml", like=str(first))
+    assert os.lstat(third).st_ino == os.lstat(first).st_ino
+    # A like that no longer points at the target, or is gone: a link of its own.
+    fourth, fifth = tmp_path / "t4.xml", tmp_path / "t5.xml"
+    assert link_atomic(fourth, "shared/c.xml", absent=True, like=str(first))
+    assert os.readlink(fourth) == "shared/c.xml"
+    assert os.lstat(fourth).st_ino != os.lstat(first).st_ino
+    assert link_atomic(fifth, "shared/a.xml", like=str(tmp_path / "gone.xml"))
+    assert os.readlink(fifth) == "shared/a.xml"
+    assert os.readlink(first) == "shared/a.xml"  # the like itself is never changed
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["t1.xml", "t2.xml", "t3.xml", "t4.xml", "t5.xml"]  # no temp left
+
+
+def test_readers_of_one_file_share_its_link_inodes_and_each_follows_their_queries(
+    tmp_path: Path,
+) -> None:
+    config, store, subs = setup(tmp_path)
+    folder = config.feeds.dir / "feeds"
+
+    def link(sub: Subscriber, suffix: str) -> Path:
+        return folder / f"{sub.token}{suffix}"
+
+    with store:
+        publish_feeds(config, store, NOW)
+        for suffix in (".xml", ".atom"):
+            ab, ba, protein = (link(subs[k], suffix) for k in ("ab", "ba", "protein"))
+            assert os.lstat(ab).st_ino == os.lstat(ba).st_ino != os.lstat(protein).st_ino
+            assert os.readlink(ab) == os.readlink(ba) != os.readlink(protein)
+        # ba's queries change: their links follow, ab's stay as they were.
+        before = os.readlink(link(subs["ab"], ".atom"))
+        store.members.update_preferences(
+            subs["ba"].id or 0, replace(subs["ba"], keywords=("protein",))
+        )
+        publish_feeds(config, store, NOW)
+        assert os.readlink(link(subs["ab"], ".atom")) == before
+        for suffix in (".xml", ".atom"):
+            assert os.readlink(link(subs["ba"], suffix)) == os.readlink(
+                link(subs["protein"], suffix)
+            )
+        assert shared_of(config, subs["ba"]) == shared_of(config, subs["protein"])
+        # Unsubscribed: their links go at the next pass, the others' stay.
+        store.members.set_status(
+            subs["protein"].id or 0, "unsubscribed", None, only_from=("active",)
+        )
+        publish_feeds(config, store, NOW)
+    names = sorted(p.name for p in folder.iterdir() if p.is_symlink())
+    tokens = (subs["ab"].token, subs["ba"].token)
+    assert names == sorted(f"{t}{s}" for t in tokens for s in (".atom", ".xml"))
+    assert shared_of(config, subs["ba"]).exists()

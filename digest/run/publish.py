@@ -18,6 +18,7 @@ newest entry, left as they are when unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -243,27 +244,52 @@ def _publish(
     index_path = shared / INDEX
     with Rewriter() as rewriter:
         files = SharedFiles(feeds, config, matching, shared, _read_index(index_path), rewriter)
-        tokens: set[str] = set()
-        linked = set(os.listdir(private))  # a first run makes every link without a look first
-        sweep(private, linked)
-        folder = os.fspath(private)
+        links = PrivateLinks(private)
         liking = FeedLikes(config, store, matching, entries, now)
         for subs in store.members.active_batches(batch):
             ranked = liking.batch(subs)  # those who like papers: their picks too
             for sub in subs:
-                name = files.name_for(sub, liking.own(sub, ranked))
-                for suffix in (".xml", ".atom"):
-                    link = sub.token + suffix
-                    link_atomic(
-                        os.path.join(folder, link),
-                        f"{SHARED}/{name}{suffix}",
-                        absent=link not in linked,
-                    )
-                tokens.add(sub.token)
+                links.point(sub.token, files.name_for(sub, liking.own(sub, ranked)))
         rewriter.write(index_path, json.dumps(files.index, sort_keys=True).encode())
-    _remove_stale(private, tokens | set(per_source))
+    links.remove_unread(keep=set(per_source))
     _remove_stale(shared, set(files.index))
     return public
+
+
+class PrivateLinks:
+    """The private links of a pass, ``feeds/<token>.xml`` and ``.atom``, each pointed at
+    its reader's shared file; the readers of one file share one inode per suffix (hard
+    links to its first reader's links, see :func:`link_atomic`): a first run at 100,000
+    subscribers makes ~70,000 symbolic links instead of 200,000."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = os.fspath(folder)
+        # What was there (a first run makes every link without a look first); a link is
+        # struck off when its reader is seen: what is left at the end has no reader.
+        self.left = set(os.listdir(folder))
+        sweep(folder, self.left)
+        self._first: dict[str, str] = {}  # shared file -> the token of its first reader
+
+    def point(self, token: str, name: str) -> None:
+        """Point ``token``'s two links at the shared pair ``name`` (unless they do)."""
+        first = self._first.setdefault(name, token)
+        for suffix in (".xml", ".atom"):
+            link = token + suffix
+            absent = link not in self.left
+            self.left.discard(link)
+            like = None if first is token else os.path.join(self.folder, first + suffix)
+            target = f"{SHARED}/{name}{suffix}"
+            link_atomic(os.path.join(self.folder, link), target, absent=absent, like=like)
+
+    def remove_unread(self, keep: Collection[str]) -> None:
+        """Remove the feed files and links listed at the start that no reader of the pass
+        pointed at, but those named in ``keep`` (stems: the sources' pairs). A link made
+        meanwhile (a subscriber just confirmed, :func:`publish_private`) stays."""
+        for entry in self.left:
+            stem, dot, suffix = entry.rpartition(".")
+            if dot and suffix in ("xml", "atom") and stem not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.folder, entry))
 
 
 class SharedFiles:
@@ -370,19 +396,21 @@ def _write_pair(
     made: Made,
     before: Mapping[str, str],
     present: set[str],
-    write: Callable[[Path, bytes], None],
+    write: Callable[[Path, bytes, bool], None],
 ) -> str:
     """Write the shared feed pair ``name`` with ``write`` (unless unchanged since
-    ``before``, the fingerprints of the last pass, by name); return its fingerprint."""
+    ``before``, the fingerprints of the last pass, by name); return its fingerprint.
+    ``present``: the folder's listing (``write`` is told which file was not there)."""
     meta, chosen, reasons, fingerprint = made
-    if fingerprint != before.get(name) or not {f"{name}.xml", f"{name}.atom"} <= present:
+    rss_name, atom_name = f"{name}.xml", f"{name}.atom"
+    if fingerprint != before.get(name) or rss_name not in present or atom_name not in present:
         rss, atom = feeds.build(meta, chosen=chosen, reasons=reasons)
-        write(shared / f"{name}.xml", rss)
-        write(shared / f"{name}.atom", atom)
+        write(shared / rss_name, rss, rss_name not in present)
+        write(shared / atom_name, atom, atom_name not in present)
     return fingerprint
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, absent: bool = False) -> None:
     """One feed file, atomically (not fsynced: feeds are rebuilt anyway)."""
     write_atomic(path, data, durable=False)
 
