@@ -13,18 +13,18 @@ category, source names), ``tokens``
 unsubscribes). Imports ``select`` and the bottom layer (``models``, ``errors``, ``words``)
 only: no database, network, clock or filesystem (except ``templates``, which reads the
 template files).
+
+``feeds``' names are imported on first use (``__getattr__``): it imports feedgen and lxml
+(~5.6 MB of memory, and their start-up), which a run's worker, sending email only, never
+uses.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from digest.compose.feed_entries import FeedEntryContext, Picked
-from digest.compose.feeds import (
-    FeedMeta,
-    FeedSet,
-    build_feeds,
-    entry_context,
-    paper_id,
-    paper_link,
-    xml_text,
-)
 from digest.compose.message import (
     Body,
     build_message,
@@ -58,6 +58,35 @@ from digest.compose.views import (
     SubjectContext,
     paper_view,
 )
+
+if TYPE_CHECKING:
+    from digest.compose.feeds import (
+        FeedMeta,
+        FeedSet,
+        build_feeds,
+        entry_context,
+        paper_id,
+        paper_link,
+        xml_text,
+    )
+
+_FEEDS = frozenset(
+    {"FeedMeta", "FeedSet", "build_feeds", "entry_context", "paper_id", "paper_link", "xml_text"}
+)
+
+
+def __getattr__(name: str) -> object:
+    """``from digest.compose import X`` for a name of ``feeds``: imported the first time."""
+    if name not in _FEEDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.feeds"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _FEEDS)
+
 
 __all__ = [
     "Body",
