@@ -375,11 +375,9 @@ def _content(
     chosen = feeds.choose(_wanted(sub, matching, own), config.feeds.private_max_entries)
     # Why each paper was picked, said in its entry: which of the queries it matched (none
     # without keywords: every paper is), or which liked paper it is like.
-    matched = [(query, matching.keys_of(query)) for query in keywords]
-    reasons: dict[str, tuple[str, ...] | Picked] = {
-        key: tuple(query for query, keys in matched if key in keys)
-        for key in (feeds.keys[i] for i in chosen)
-    }
+    reasons: dict[str, tuple[str, ...] | Picked] = dict(
+        matching.reasons(keywords, map(feeds.keys.__getitem__, chosen))
+    )
     for key, why in (own.picked if own is not None else {}).items():
         if key in reasons and not reasons[key]:
             reasons[key] = why
