@@ -12,10 +12,13 @@ from pathlib import Path
 
 import feedparser
 
+from digest.compose import FeedSet
 from digest.config import Config, parse
 from digest.files import link_atomic
 from digest.models import Listing, Paper, Subscriber
 from digest.run import INDEX, SHARED, publish_feeds
+from digest.run.feed_likes import Matching
+from digest.select import DayMatcher
 from digest.store import Store
 
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
@@ -267,3 +270,25 @@ def test_readers_of_one_file_share_its_link_inodes_and_each_follows_their_querie
     tokens = (subs["ab"].token, subs["ba"].token)
     assert names == sorted(f"{t}{s}" for t in tokens for s in (".atom", ".xml"))
     assert shared_of(config, subs["ba"]).exists()
+
+
+def test_matching_chooses_by_bitmask_what_choose_gives_for_the_keys() -> None:
+    titles = ["Diffusion models", "Speech agents", "Protein diffusion", "Agents for speech"]
+    papers = [paper(n, title) for n, title in enumerate(titles * 3)]
+    # A paper listed on two dates (the same key twice): the feed holds it once.
+    entries = [(date(2026, 11, 17 - n // 4), p) for n, p in enumerate(papers)]
+    entries.append((date(2026, 11, 10), papers[0]))
+    feeds = FeedSet(entries, link="https://example.org/", updated=NOW)
+    matching = Matching(DayMatcher([p for _, p in entries]))
+    for keywords, exclude in [
+        ([], []),
+        ([], ["speech"]),
+        (["diffusion"], []),
+        (["diffusion", "speech"], ["protein"]),
+        (["agent*"], ["title:speech"]),
+        (["nothing"], []),
+    ]:
+        wanted = matching.matcher.keys(keywords, exclude)
+        for limit in (None, 0, 2, 5):
+            chosen = matching.chosen(keywords, exclude, feeds.keys, limit)
+            assert chosen == list(feeds.choose(wanted, limit)), (keywords, exclude, limit)

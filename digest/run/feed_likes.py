@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import compress, islice
 
 from digest.compose import Picked
 from digest.compose.views import percent
@@ -47,18 +48,39 @@ class Matching:
             key = indexed.paper.key
             self._bits[key] = self._bits.get(key, 0) | bit[number]
         self._wanted: dict[tuple[tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
+        self._entries: list[str] | None = None  # the keys of the feed set :meth:`chosen` saw
+        self._entry_bits: list[int] = []
+
+    def mask_of(self, query: str) -> int:
+        """The papers ``query`` matches, as the matcher's bitmask; raises QueryError."""
+        mask = self._masks.get(query)
+        if mask is None:
+            mask = self._masks[query] = self.matcher.matches_query(query).mask
+        return mask
 
     def reasons(self, queries: Sequence[str], keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """For each of ``keys``, those of ``queries`` its paper matches (in their order)."""
-        masks = self._masks
-        found = []
-        for query in queries:
-            mask = masks.get(query)
-            if mask is None:
-                mask = masks[query] = self.matcher.matches_query(query).mask
-            found.append((query, mask))
+        found = [(query, self.mask_of(query)) for query in queries]
         bits = self._bits
         return {key: tuple(q for q, mask in found if mask & bits[key]) for key in keys}
+
+    def chosen(
+        self, keywords: Sequence[str], exclude: Sequence[str], keys: list[str], limit: int | None
+    ) -> list[int]:
+        """The first ``limit`` (None: all) of ``keys`` (a feed's entries, newest first) whose
+        papers match ``keywords`` (every paper when empty) and none of ``exclude``: what
+        ``FeedSet.choose`` gives for :meth:`wanted`'s keys, without making that set."""
+        if self._entries is not keys:  # each entry's bits, once per feed set
+            self._entries, self._entry_bits = keys, [self._bits.get(k, 0) for k in keys]
+        mask = self.matcher.ranking.all
+        if keywords:
+            mask = 0
+            for query in keywords:
+                mask |= self.mask_of(query)
+        for query in exclude:
+            mask &= ~self.mask_of(query)
+        found = compress(range(len(keys)), map(mask.__and__, self._entry_bits))
+        return list(islice(found, limit))
 
     def wanted(self, keywords: Sequence[str], exclude: Sequence[str]) -> frozenset[str]:
         """The keys of the papers matching ``keywords`` (every paper when empty) and none

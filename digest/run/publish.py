@@ -372,7 +372,12 @@ def _content(
         feed_id=f"tag:{host},2026:feed/{name}",
         stylesheet=stylesheet_path(config),
     )
-    chosen = feeds.choose(_wanted(sub, matching, own), config.feeds.private_max_entries)
+    limit = config.feeds.private_max_entries
+    chosen: Sequence[int]
+    if own is None:  # by the queries' bitmasks, not a set of their papers' keys
+        chosen = matching.chosen(keywords, exclude, feeds.keys, limit)
+    else:
+        chosen = feeds.choose(own.wanted, limit)
     # Why each paper was picked, said in its entry: which of the queries it matched (none
     # without keywords: every paper is), or which liked paper it is like.
     reasons: dict[str, tuple[str, ...] | Picked] = dict(
