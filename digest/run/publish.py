@@ -23,7 +23,7 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -264,32 +264,36 @@ class PrivateLinks:
 
     def __init__(self, folder: Path) -> None:
         self.folder = os.fspath(folder)
-        # What was there (a first run makes every link without a look first); a link is
-        # struck off when its reader is seen: what is left at the end has no reader.
-        self.left = set(os.listdir(folder))
-        sweep(folder, self.left)
+        listing = os.listdir(folder)
+        sweep(folder, listing)
+        # The stems of the pairs there (a first run makes every link without a look
+        # first; 100,000 stems, not 200,000 names); struck off when their reader is seen,
+        # so what is left at the end has none.
+        self.left = {
+            stem
+            for stem, dot, suffix in (name.rpartition(".") for name in listing)
+            if dot and suffix in ("xml", "atom")
+        }
         self._first: dict[str, str] = {}  # shared file -> the token of its first reader
 
     def point(self, token: str, name: str) -> None:
         """Point ``token``'s two links at the shared pair ``name`` (unless they do)."""
         first = self._first.setdefault(name, token)
+        absent = token not in self.left
+        self.left.discard(token)
         for suffix in (".xml", ".atom"):
-            link = token + suffix
-            absent = link not in self.left
-            self.left.discard(link)
             like = None if first is token else os.path.join(self.folder, first + suffix)
-            target = f"{SHARED}/{name}{suffix}"
-            link_atomic(os.path.join(self.folder, link), target, absent=absent, like=like)
+            link, target = os.path.join(self.folder, token + suffix), f"{SHARED}/{name}{suffix}"
+            link_atomic(link, target, absent=absent, like=like)
 
     def remove_unread(self, keep: Collection[str]) -> None:
-        """Remove the feed files and links listed at the start that no reader of the pass
+        """Remove the feed pairs and links listed at the start that no reader of the pass
         pointed at, but those named in ``keep`` (stems: the sources' pairs). A link made
         meanwhile (a subscriber just confirmed, :func:`publish_private`) stays."""
-        for entry in self.left:
-            stem, dot, suffix = entry.rpartition(".")
-            if dot and suffix in ("xml", "atom") and stem not in keep:
+        for stem in self.left - set(keep):
+            for suffix in (".xml", ".atom"):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.folder, entry))
+                    os.unlink(os.path.join(self.folder, stem + suffix))
 
 
 class SharedFiles:
@@ -302,7 +306,7 @@ class SharedFiles:
         config: Config,
         matching: Matching,
         shared: Path,
-        before: Mapping[str, str],
+        before: dict[str, str],
         rewriter: Rewriter,
     ) -> None:
         self.feeds, self.config, self.matching = feeds, config, matching
@@ -397,16 +401,17 @@ def _write_pair(
     shared: Path,
     name: str,
     made: Made,
-    before: Mapping[str, str],
+    before: dict[str, str],
     present: set[str],
     write: Callable[[Path, bytes, bool], None],
 ) -> str:
     """Write the shared feed pair ``name`` with ``write`` (unless unchanged since
-    ``before``, the fingerprints of the last pass, by name); return its fingerprint.
+    ``before``, the fingerprints of the last pass, by name: taken out of it, each read
+    once, ~7 MB at 100,000 subscribers freed as the pass goes); return its fingerprint.
     ``present``: the folder's listing (``write`` is told which file was not there)."""
     meta, chosen, reasons, fingerprint = made
     rss_name, atom_name = f"{name}.xml", f"{name}.atom"
-    if fingerprint != before.get(name) or rss_name not in present or atom_name not in present:
+    if fingerprint != before.pop(name, None) or rss_name not in present or atom_name not in present:
         rss, atom = feeds.build(meta, chosen=chosen, reasons=reasons)
         write(shared / rss_name, rss, rss_name not in present)
         write(shared / atom_name, atom, atom_name not in present)
