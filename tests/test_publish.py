@@ -287,8 +287,14 @@ def test_matching_chooses_by_bitmask_what_choose_gives_for_the_keys() -> None:
         (["diffusion", "speech"], ["protein"]),
         (["agent*"], ["title:speech"]),
         (["nothing"], []),
+        (["agent*", "diffusion", "speech"], []),
     ]:
         wanted = matching.matcher.keys(keywords, exclude)
         for limit in (None, 0, 2, 5):
             chosen = matching.chosen(keywords, exclude, feeds.keys, limit)
             assert chosen == list(feeds.choose(wanted, limit)), (keywords, exclude, limit)
+        # Each entry's reasons: the queries whose papers include it, in their order.
+        keys = [feeds.keys[i] for i in matching.chosen([], [], feeds.keys, None)]
+        sets = {q: matching.matcher.keys([q]) for q in keywords}
+        expected = {key: tuple(q for q in keywords if key in sets[q]) for key in keys}
+        assert matching.reasons(keywords, iter(keys)) == expected, keywords
