@@ -16,7 +16,6 @@ import click
 
 from digest.cli.shared import EXIT_FAILED, State, check_address, fail, guard, shown
 from digest.errors import RosterError
-from digest.select.library import read_library
 from digest.store import Store
 from digest.store.like_rows import LikeEntry
 from digest.store.likes import Like, LikeCounts, LikeResult
@@ -126,6 +125,8 @@ def library(state: State, email: str, file: str) -> None:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         fail(RosterError(source, f"cannot read it: {exc.strerror or exc}"))
+    from digest.select.library import read_library  # bibtexparser: for this command only
+
     read = guard(lambda: read_library(data, source))
     with state.store() as store:
         sid = _subscriber_id(store, email)

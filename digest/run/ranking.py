@@ -20,17 +20,20 @@ import logging
 from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
 from datetime import datetime
-
-import numpy as np
-from numpy.typing import NDArray
-from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING
 
 from digest.errors import StateError
 from digest.models import Match, Paper, Subscriber
 from digest.select import DayMatcher
-from digest.select.blend import blend, select_similar, similarities
-from digest.select.similar import Day, Profile, Ranker, TfidfRanker, build_profile, text_of
 from digest.store import Store
+
+if TYPE_CHECKING:  # imported on first use (numpy and threadpoolctl with them, ~17 MB a
+    # process): a run where nobody likes anything, and each of its workers, never loads them
+    import numpy as np
+    from numpy.typing import NDArray
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+    from digest.select.similar import Day, Profile, Ranker
 
 log = logging.getLogger("digest.pipeline")
 
@@ -49,6 +52,13 @@ def _key(paper: Paper) -> str:
     return paper.key
 
 
+def _texts(papers: Sequence[Paper]) -> list[str]:
+    """The ranker's text of each paper."""
+    from digest.select.similar import text_of
+
+    return [text_of(p.title, p.abstract) for p in papers]
+
+
 class Ranking:
     """One run's similarity ranking over ``store`` (see the module docstring)."""
 
@@ -60,7 +70,7 @@ class Ranking:
         self.write = write
         # a dry run's papers not stored yet: fitted on as the real run would after storing
         # them (first_seen now, then by key), so both runs rank alike
-        self._unstored = [text_of(p.title, p.abstract) for p in sorted(unstored, key=_key)]
+        self._unstored = _texts(sorted(unstored, key=_key)) if unstored else []
         self.active = bool(store.likes.counts())
         self._ranker: Ranker | None = None
         self._loaded = False
@@ -78,7 +88,9 @@ class Ranking:
             except StateError as exc:
                 log.warning("no similarity ranking: %s", exc)
         if self._ranker is None and papers:  # none stored (a preview's own papers)
-            texts = [text_of(p.title, p.abstract) for p in papers]
+            from digest.select.similar import TfidfRanker
+
+            texts = _texts(papers)
             try:
                 self._ranker = TfidfRanker.fit(texts, version=0)
             except StateError as exc:
@@ -94,7 +106,9 @@ class Ranking:
         ranker = self.ranker(papers)
         if ranker is None:
             return None
-        day = Day(papers, ranker.vectors([text_of(p.title, p.abstract) for p in papers]))
+        from digest.select.similar import Day
+
+        day = Day(papers, ranker.vectors(_texts(papers)))
         self._days[id(matcher)] = (matcher, day)
         return day
 
@@ -105,6 +119,8 @@ class Ranking:
         ranker = self.ranker()
         if ranker is None:
             return {}
+        from digest.select.similar import TfidfRanker, build_profile
+
         texts_for = self.store.likes.texts_for
         if self.write and isinstance(ranker, TfidfRanker):
             return self.store.profiles.current(subscriber_ids, ranker, texts_for, self.now)
@@ -129,6 +145,8 @@ class Ranking:
 
 @functools.cache
 def _blas() -> ThreadpoolController:
+    from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 
@@ -146,6 +164,8 @@ class Ranked:
 
     def __init__(self, matcher: DayMatcher, day: Day, profiles: dict[int, Profile]) -> None:
         self.matcher, self.day, self.profiles = matcher, day, profiles
+        from digest.select.blend import similarities
+
         self._row = {sid: n for n, sid in enumerate(profiles)}
         with one_blas_thread():
             self._scores = similarities(list(profiles.values()), day)
@@ -162,6 +182,8 @@ class Ranked:
     ) -> list[Match]:
         """:func:`blend` for this subscriber (who must have a profile here) with their row
         of the batch's similarities."""
+        from digest.select.blend import blend
+
         profile, scores = self.profiles[subscriber_id], self._scores[self._row[subscriber_id]]
         return blend(
             keyword,
@@ -194,6 +216,8 @@ class Ranked:
         profile, scores = self.profiles[sub.id], self._scores[self._row[sub.id]]
         if sub.exclude:
             skip = set(skip) | self.matcher.keys(sub.exclude)
+        from digest.select.blend import select_similar
+
         return select_similar(profile, self.day, skip, threshold, cap, scores)
 
 
@@ -227,6 +251,8 @@ def choose(
     """``sub``'s papers of the day for their ``profile`` (:func:`blend`), split at ``cap``
     as :meth:`DayMatcher.choose` splits: keyword matches first, by similarity, then picks
     above ``threshold``; without keywords the picks only. ``seen``: never chosen."""
+    from digest.select.blend import blend
+
     # Without keywords, likes bring picks only: every paper need not be listed first.
     picks_only = not sub.keywords and profile.has_likes
     keyword = [] if picks_only else matcher.select(sub.keywords, sub.exclude)

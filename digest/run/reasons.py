@@ -18,13 +18,16 @@ digests, and each paper's vector is computed once per run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING
 
 from digest.models import Match, Paper, Subscriber
 from digest.run.ranking import Ranking
-from digest.select.similar import Profile, text_of
+
+if TYPE_CHECKING:  # imported on first use, as in digest.run.ranking
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from digest.select.similar import Profile
 
 #: Pending digests whose profiles are read at once (the run's batch of subscribers).
 BATCH = 1000
@@ -64,6 +67,10 @@ class Reasons:
         :func:`digest.select.blend.select_similar` gives them."""
         if not papers:
             return {}
+        import numpy as np
+
+        from digest.select.similar import text_of
+
         ranker = self.ranking.ranker()
         if ranker is None:  # no model (nothing stored): no reason to give
             return {p.key: Match(paper=p, score=0.0) for p in papers}

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
 from digest.identity import arxiv_id_of, canonical_link, doi_of
-from digest.select.library import LibraryEntry
 from digest.store.paper_rows import known_keys
+
+if TYPE_CHECKING:  # bibtexparser comes with it (~11 MB a process): for reading a library only
+    from digest.select.library import LibraryEntry
 
 #: Where a like was recorded. A person's own choice of one paper (the CLI, the web, a link
 #: in an email) is ``PERSONAL``: the bulk origins (the config, an import, a library file)

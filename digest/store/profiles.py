@@ -15,21 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import StateError
-from digest.select.similar import (
-    Liked,
-    Profile,
-    TfidfRanker,
-    build_profile,
-    hash_of_likes,
-    load,
-    text_of,
-)
 from digest.store.schema import (
     aware,
     begin,
@@ -43,6 +34,13 @@ from digest.store.schema import (
     utc_now,
 )
 
+if TYPE_CHECKING:  # imported on first use: numpy comes with them (~16 MB a process), which
+    # a run where nobody likes anything, and each of its workers, never needs
+    from digest.select.similar import Liked, Profile, TfidfRanker
+
+#: The model's name in ``ranker_models`` and ``profiles`` (``TfidfRanker.name``, written here
+#: so that reading those tables does not import the ranker; tests/test_profiles checks both).
+MODEL_NAME = "tfidf"
 #: Refit when the stored papers are this much more than the model was fitted on.
 REFIT_GROWTH = 0.2
 #: Refit a model older than this many days (the words of a field drift).
@@ -50,7 +48,7 @@ REFIT_DAYS = 30
 #: The most recent papers a model is fitted on, at most.
 FIT_PAPERS = 50_000
 
-TextsFor = Callable[[Sequence[int]], Mapping[int, Sequence[Liked]]]
+TextsFor = Callable[[Sequence[int]], Mapping[int, Sequence["Liked"]]]
 
 
 class Profiles:
@@ -65,10 +63,12 @@ class Profiles:
 
     def stored_ranker(self) -> TfidfRanker | None:
         """The stored model, or None when there is none or it cannot be read."""
+        from digest.select.similar import load
+
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(ranker_models.c.version, ranker_models.c.data).where(
-                    ranker_models.c.name == TfidfRanker.name
+                    ranker_models.c.name == MODEL_NAME
                 )
             ).first()
         if row is None:
@@ -113,6 +113,8 @@ class Profiles:
         """Fit a new model on the most recent :data:`FIT_PAPERS` stored papers (after the
         ``unstored`` texts, the newest) and store it (``version``: the stored one's plus one;
         ``save=False``: do not store it). Raises StateError when no paper has words."""
+        from digest.select.similar import TfidfRanker, text_of
+
         now = now or utc_now()
         if version is None:
             head = self._model_head()
@@ -158,7 +160,7 @@ class Profiles:
             row = conn.execute(
                 sa.select(
                     ranker_models.c.version, ranker_models.c.papers, ranker_models.c.fitted_at
-                ).where(ranker_models.c.name == TfidfRanker.name)
+                ).where(ranker_models.c.name == MODEL_NAME)
             ).first()
         return None if row is None else (int(row[0]), int(row[1]), aware(row[2]))
 
@@ -176,7 +178,7 @@ class Profiles:
         rows = [
             {
                 "subscriber_id": sid,
-                "name": TfidfRanker.name,
+                "name": MODEL_NAME,
                 "version": p.version,
                 "data": p.to_bytes(),
                 "updated_at": now,
@@ -213,6 +215,8 @@ class Profiles:
         likes it has the hash of (:meth:`likes_markers`), and, if some of them had no
         text then, no listing was stored since (a liked paper may have arrived).
         """
+        from digest.select.similar import build_profile
+
         markers = self.likes_markers(subscriber_ids)
         stored = self._stored(subscriber_ids)
         gone = [sid for sid in stored if sid not in markers]
@@ -248,6 +252,8 @@ class Profiles:
         subscribers that reads the likes' primary key index only (a like's row can be
         long: a library's abstract). A like that changes kind or gains a title keeps its
         key: ``store.likes`` drops the profile then (:meth:`forget`)."""
+        from digest.select.similar import hash_of_likes
+
         found: dict[int, tuple[str, int]] = {}
         if self.engine.dialect.name == "postgresql":
             joined = sa.func.string_agg(likes.c.paper_key, sa.literal("\n"))
@@ -263,6 +269,8 @@ class Profiles:
 
     def _stored(self, subscriber_ids: Sequence[int]) -> dict[int, Profile]:
         """The readable stored profiles of these subscribers."""
+        from digest.select.similar import Profile
+
         found: dict[int, Profile] = {}
         for sid, data in self._column(profiles.c.data, subscriber_ids):
             try:
@@ -284,7 +292,7 @@ class Profiles:
             for chunk in chunks(list(subscriber_ids), 900):
                 yield from conn.execute(
                     sa.select(profiles.c.subscriber_id, column).where(
-                        profiles.c.subscriber_id.in_(chunk), profiles.c.name == TfidfRanker.name
+                        profiles.c.subscriber_id.in_(chunk), profiles.c.name == MODEL_NAME
                     )
                 )
 
@@ -298,6 +306,6 @@ def _delete(conn: Connection, subscriber_ids: Sequence[int]) -> None:
     for chunk in chunks(list(subscriber_ids), 900):
         conn.execute(
             sa.delete(profiles).where(
-                profiles.c.subscriber_id.in_(chunk), profiles.c.name == TfidfRanker.name
+                profiles.c.subscriber_id.in_(chunk), profiles.c.name == MODEL_NAME
             )
         )
