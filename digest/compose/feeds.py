@@ -336,7 +336,14 @@ class FeedSet:
             slot = _QUERY_SLOT[0].encode()
             rss, atom = self._entry(i, _QUERY_SLOT, True)
             cut = self._cut[i] = (rss.split(slot), atom.split(slot))
+            del self._made[i, _QUERY_SLOT, True]  # its pieces are all it is used for
         return cut
+
+    def forget_public(self) -> None:
+        """Drop the public entries made so far: a pass of private feeds does not use them
+        (875 papers: ~8 MB); a public feed built later makes them again."""
+        for made in [made for made in self._made if not made[2]]:
+            del self._made[made]
 
     def _queries_slot(self) -> bool:
         """Whether filling :data:`_QUERY_SLOT` makes the same entries as rendering each reason

@@ -237,6 +237,7 @@ def _publish(
     # One source: its feed would be the public one again.
     per_source = sources if len(sources) > 1 else []
     public += _publish_sources(config, store, now, per_source)
+    feeds.forget_public()  # the private feeds' entries are made for them
     matching = Matching(DayMatcher([paper for _, paper in entries]))
     # What each shared file held when it was written: an unchanged feed is not written again
     # (its bytes, ETag and date stay; readers polling it get 304s), so a day's run rewrites
