@@ -290,6 +290,7 @@ def test_matching_chooses_by_bitmask_what_choose_gives_for_the_keys() -> None:
         (["agent*", "diffusion", "speech"], []),
     ]:
         wanted = matching.matcher.keys(keywords, exclude)
+        assert matching.wanted(keywords, exclude) == matching.keys(keywords, exclude) == wanted
         for limit in (None, 0, 2, 5):
             chosen = matching.chosen(keywords, exclude, feeds.keys, limit)
             assert chosen == list(feeds.choose(wanted, limit)), (keywords, exclude, limit)

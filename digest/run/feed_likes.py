@@ -72,6 +72,13 @@ class Matching:
         ``FeedSet.choose`` gives for :meth:`wanted`'s keys, without making that set."""
         if self._entries is not keys:  # each entry's bits, once per feed set
             self._entries, self._entry_bits = keys, [self._bits.get(k, 0) for k in keys]
+        mask = self.mask(keywords, exclude)
+        found = compress(range(len(keys)), map(mask.__and__, self._entry_bits))
+        return list(islice(found, limit))
+
+    def mask(self, keywords: Sequence[str], exclude: Sequence[str]) -> int:
+        """The papers matching ``keywords`` (every paper when empty) and none of
+        ``exclude``, as the matcher's bitmask."""
         mask = self.matcher.ranking.all
         if keywords:
             mask = 0
@@ -79,17 +86,22 @@ class Matching:
                 mask |= self.mask_of(query)
         for query in exclude:
             mask &= ~self.mask_of(query)
-        found = compress(range(len(keys)), map(mask.__and__, self._entry_bits))
-        return list(islice(found, limit))
+        return mask
 
     def wanted(self, keywords: Sequence[str], exclude: Sequence[str]) -> frozenset[str]:
         """The keys of the papers matching ``keywords`` (every paper when empty) and none
-        of ``exclude``: the feed of these queries."""
+        of ``exclude``: the feed of these queries (by the queries' masks, as
+        :meth:`chosen`)."""
         pair = (tuple(keywords), tuple(exclude))
         found = self._wanted.get(pair)
         if found is None:
-            found = self._wanted[pair] = frozenset(self.matcher.keys(keywords, exclude))
+            found = self._wanted[pair] = self.keys(keywords, exclude)
         return found
+
+    def keys(self, keywords: Sequence[str], exclude: Sequence[str]) -> frozenset[str]:
+        """:meth:`wanted`, not kept."""
+        mask = self.mask(keywords, exclude)
+        return frozenset(key for key, bits in self._bits.items() if bits & mask)
 
 
 @dataclass(frozen=True, slots=True)

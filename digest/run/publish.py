@@ -343,7 +343,7 @@ def _wanted(sub: Subscriber, matching: Matching, own: Own | None) -> frozenset[s
     # Not kept in ``matching``: a pass makes each queries' file once (then its name is
     # found), and keeping every set cost ~95 MB at 100,000 subscribers (26,500 sets).
     keywords, exclude = sorted(set(sub.keywords)), sorted(set(sub.exclude))
-    return frozenset(matching.matcher.keys(keywords, exclude))
+    return matching.keys(keywords, exclude)
 
 
 #: A private feed as it would be written: its description, its entries (chosen by
